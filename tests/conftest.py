@@ -30,7 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> None:
+def wait_until(
+    predicate: object, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"
+) -> None:
     """Poll `predicate` until it is truthy; fail with `what` after `timeout` seconds."""
     assert callable(predicate)
     deadline = time.monotonic() + timeout
@@ -54,7 +56,19 @@ def redis_url() -> Iterator[str]:
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="callmatch-redis-")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

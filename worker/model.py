@@ -35,6 +35,11 @@ class CallKind(StrEnum):
     MEETING = "meeting"
 
 
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
 class ActivityType(StrEnum):
     TASK = "task"
     EVENT = "event"
@@ -127,6 +132,14 @@ class Call:
     ended_at: dt.datetime | None = None
     organizer: Person = field(default_factory=Person)
     participants: tuple[Person, ...] = ()
+    direction: Direction | None = None
+    title: str | None = None
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.ended_at is None:
+            return None
+        return max(0, int((self.ended_at - self.started_at).total_seconds()))
 
 
 @dataclass(frozen=True)

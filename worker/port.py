@@ -14,7 +14,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from worker.model import Account, Activity, CallKind, Contact, CrmSlice, Lead, Opportunity, User
+from worker.model import (
+    Account,
+    Activity,
+    Call,
+    CallKind,
+    Contact,
+    CrmSlice,
+    Decision,
+    Lead,
+    Opportunity,
+    User,
+)
 
 _R = TypeVar("_R", User, Account, Contact, Lead, Opportunity, Activity)
 
@@ -85,6 +96,15 @@ class Lookup:
         )
 
 
+@dataclass(frozen=True)
+class WrittenActivity:
+    """What a write-back left in the CRM (W1): one activity per call id."""
+
+    id: str
+    kind: str
+    created: bool
+
+
 @dataclass
 class PortStats:
     """What one association cost: rounds asked by the service, requests sent by the adapter."""
@@ -143,6 +163,13 @@ class CrmPort(ABC):
 
     @abstractmethod
     def activities_for_call(self, query: ActivityQuery) -> list[Activity]: ...
+
+    def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
+        """W1: create or update the one activity keyed by `call.id`, marked as ours.
+
+        Salesforce follows W2, HubSpot W3. A read-only CRM refuses.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not write activities")
 
     def lookup(self, keys: Lookup) -> CrmSlice:
         """One round of reads. Adapters that can batch across objects override this."""

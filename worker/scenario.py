@@ -24,9 +24,10 @@ from worker.model import (
     ActivityType,
     Call,
     CallKind,
+    Contact,
     ContactRole,
     CrmSlice,
-    Contact,
+    Direction,
     Lead,
     Opportunity,
     OwnerMode,
@@ -65,9 +66,14 @@ def _join(path: str, key: str | int) -> str:
 def _type_name(value: object) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 class _Obj:
@@ -135,7 +141,9 @@ class _Obj:
             return kind(value)
         except ValueError:
             allowed = ", ".join(member.value for member in kind)
-            raise ScenarioError(self.at(key), f"unknown value {value!r} (expected one of: {allowed})") from None
+            raise ScenarioError(
+                self.at(key), f"unknown value {value!r} (expected one of: {allowed})"
+            ) from None
 
     def datetime(self, key: str, required: bool = False) -> dt.datetime | None:
         value = self.str_(key, required=required)
@@ -203,10 +211,14 @@ def _policy(obj: _Obj | None) -> Policy:
         raise ScenarioError(obj.at("crm"), f"unknown value {crm!r} (expected one of: {', '.join(CRM_KINDS)})")
     region = (obj.str_("default_region") or base.default_region).strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ScenarioError(obj.at("default_region"), f"unknown region {region!r} (an ISO 3166 code such as US, FR)")
+        raise ScenarioError(
+            obj.at("default_region"), f"unknown region {region!r} (an ISO 3166 code such as US, FR)"
+        )
     timezone = obj.str_("timezone") or base.timezone
     if not _known_zone(timezone):
-        raise ScenarioError(obj.at("timezone"), f"unknown time zone {timezone!r} (an IANA name such as Europe/Paris)")
+        raise ScenarioError(
+            obj.at("timezone"), f"unknown time zone {timezone!r} (an IANA name such as Europe/Paris)"
+        )
     free_mail = (
         tuple(sorted({norm_domain(d) for d in obj.strs("free_mail_domains")}))
         if obj.data.get("free_mail_domains") is not None
@@ -255,6 +267,8 @@ def _call(obj: _Obj) -> Call:
         ended_at=obj.datetime("ended_at"),
         organizer=_person(organizer) if organizer else Person(),
         participants=obj.objs("participants", _person),
+        direction=obj.enum("direction", Direction, Direction.INBOUND) if obj.has("direction") else None,
+        title=obj.str_("title"),
     )
 
 
@@ -263,7 +277,9 @@ def _user(obj: _Obj) -> User:
 
 
 def _account(obj: _Obj) -> Account:
-    return Account(id=obj.id_(), name=obj.str_("name"), domains=tuple(norm_domain(d) for d in obj.strs("domains")))
+    return Account(
+        id=obj.id_(), name=obj.str_("name"), domains=tuple(norm_domain(d) for d in obj.strs("domains"))
+    )
 
 
 def _contact(obj: _Obj) -> Contact:
@@ -362,7 +378,9 @@ def parse_scenario(document: object) -> Scenario:
     root = _Obj(document, "")
     version = root.data.get("version")
     if version is not None and (isinstance(version, bool) or version != SUPPORTED_VERSION):
-        raise ScenarioError("version", f"unsupported version {version!r} (this is scenario v{SUPPORTED_VERSION})")
+        raise ScenarioError(
+            "version", f"unsupported version {version!r} (this is scenario v{SUPPORTED_VERSION})"
+        )
     call = root.obj("call", required=True)
     assert call is not None
     return Scenario(
@@ -379,7 +397,9 @@ def loads_scenario(text: str | bytes) -> Scenario:
     except UnicodeDecodeError:
         raise ScenarioError("(document)", "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise ScenarioError("(document)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise ScenarioError(
+            "(document)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     return parse_scenario(document)
 
 

@@ -43,10 +43,16 @@ class ScenarioCrm(CrmPort):
         self._contacts_by_email = _index(
             (norm_email(e), c) for c in crm.contacts for e in (c.email, *c.emails)
         )
-        self._contacts_by_phone = _index((to_e164(p, default_region), c) for c in crm.contacts for p in c.phones)
+        self._contacts_by_phone = _index(
+            (to_e164(p, default_region), c) for c in crm.contacts for p in c.phones
+        )
         self._contacts_by_id = _index((c.id, c) for c in crm.contacts)
-        self._leads_by_email = _index((norm_email(e), lead) for lead in crm.leads for e in (lead.email, *lead.emails))
-        self._leads_by_phone = _index((to_e164(p, default_region), lead) for lead in crm.leads for p in lead.phones)
+        self._leads_by_email = _index(
+            (norm_email(e), lead) for lead in crm.leads for e in (lead.email, *lead.emails)
+        )
+        self._leads_by_phone = _index(
+            (to_e164(p, default_region), lead) for lead in crm.leads for p in lead.phones
+        )
         self._accounts_by_domain = _index((norm_domain(d), a) for a in crm.accounts for d in a.domains)
         self._accounts_by_id = _index((a.id, a) for a in crm.accounts)
         self._opps_by_contact = _index((role.id, o) for o in crm.opportunities for role in o.contacts)
@@ -61,7 +67,9 @@ class ScenarioCrm(CrmPort):
         return self._read("users_by_emails", self._users, [e for e in map(norm_email, emails) if e])
 
     def contacts_by_emails(self, emails: Sequence[str]) -> list[Contact]:
-        return self._read("contacts_by_emails", self._contacts_by_email, [e for e in map(norm_email, emails) if e])
+        return self._read(
+            "contacts_by_emails", self._contacts_by_email, [e for e in map(norm_email, emails) if e]
+        )
 
     def contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
         return self._read("contacts_by_phones", self._contacts_by_phone, phones)
