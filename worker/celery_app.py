@@ -1,0 +1,62 @@
+"""The Celery application: Redis broker, JSON only, and settings that lose nothing.
+
+Tasks are named by strings so that the HTTP receiver can enqueue
+`callmatch.process_call` with `send_task` without importing the worker's code.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+
+PROCESS_CALL_TASK = "callmatch.process_call"
+QUEUE = "callmatch"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# The longest countdown a task may ask for on retry (a CRM's daily limit resets
+# within the hour we wait at most); the broker must not redeliver before it.
+MAX_RETRY_COUNTDOWN_SECONDS = 3600
+VISIBILITY_TIMEOUT_SECONDS = MAX_RETRY_COUNTDOWN_SECONDS * 2
+SOFT_TIME_LIMIT_SECONDS = 120
+HARD_TIME_LIMIT_SECONDS = 150
+
+
+def redis_url() -> str:
+    return os.environ.get("CALLMATCH_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def celery_config(url: str) -> dict[str, Any]:
+    """No loss by configuration: late acks, redelivery of a lost worker's task, prefetch 1."""
+    return {
+        "broker_url": url,
+        "result_backend": url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_default_queue": QUEUE,
+        "task_routes": {PROCESS_CALL_TASK: {"queue": QUEUE}},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": SOFT_TIME_LIMIT_SECONDS,
+        "task_time_limit": HARD_TIME_LIMIT_SECONDS,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        "result_expires": 24 * 3600,
+        "task_ignore_result": True,
+        "broker_connection_retry_on_startup": True,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def create_celery(url: str | None = None) -> Celery:
+    app = Celery("callmatch")
+    app.conf.update(celery_config(url or redis_url()))
+    return app
+
+
+app = create_celery()
