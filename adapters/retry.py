@@ -1,0 +1,192 @@
+"""The one retry policy of every API client, driven only by the class of adapters.errors.
+
+The adapter base classifies each response once; this module decides what that
+class means: back off (retry), wait what the API asked (rate-limited), refresh the
+session once (credentials), or stop (fatal, daily limit, our own budget reserve).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, stop_after_attempt
+
+from adapters.errors import (
+    BudgetExhaustedError,
+    CredentialsExpiredError,
+    ExternalError,
+    RateLimitedError,
+    ResponseAction,
+    RetryableError,
+)
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """One failed attempt, for metrics hooks (retries, 429s) and logs; carries no secret or PII."""
+
+    service: str
+    attempt: int
+    action: ResponseAction
+    error: BaseException
+    will_retry: bool
+    delay: float | None
+
+
+@dataclass
+class Attempts:
+    """What happened during one call: pass one in to assert on it or report it."""
+
+    count: int = 0
+    errors: list[str] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    refreshes: int = 0
+    rate_limited: int = 0
+
+    @property
+    def retries(self) -> int:
+        return len(self.delays)
+
+
+def backoff_delay(retry_number: int, base_delay: float, max_delay: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(max_delay, base_delay * 2**(n-1))]."""
+    exponent = min(max(retry_number - 1, 0), 62)
+    return rng.uniform(0.0, min(max_delay, base_delay * (2.0**exponent)))
+
+
+def _action_of(error: BaseException | None) -> ResponseAction | None:
+    if error is None:
+        return None
+    if isinstance(error, ExternalError):
+        return error.action
+    return ResponseAction.FATAL
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    service: str,
+    max_attempts: int = 5,
+    refresh: Callable[[], None] | None = None,
+    base_delay: float = 0.5,
+    max_delay: float = 30.0,
+    max_rate_limit_wait: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    attempts: Attempts | None = None,
+    on_failure: Callable[[RetryEvent], None] | None = None,
+    rng: random.Random | None = None,
+) -> T:
+    """Call `fn` until it succeeds or its classified error says to stop; re-raise that error.
+
+    - RetryableError: exponential backoff with full jitter.
+    - RateLimitedError: wait `retry_after` when given and at most `max_rate_limit_wait`;
+      re-raise at once when longer (the task reschedules itself with `retry_after`) or daily;
+      without `retry_after`, back off.
+    - BudgetExhaustedError (our reserve): re-raise at once.
+    - CredentialsExpiredError: call `refresh()` and retry at once; an expiry right after a
+      refresh, or without `refresh`, is re-raised.
+    - FatalError and anything unclassified: re-raise at once.
+    After `max_attempts` calls the last error is re-raised as is (never tenacity's RetryError).
+    """
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+    record = attempts if attempts is not None else Attempts()
+    jitter = rng if rng is not None else random.Random()
+    previous_action: list[ResponseAction | None] = [None]
+    planned: dict[int, float] = {}
+
+    def decide(error: BaseException, attempt: int) -> float | None:
+        """The delay before the next attempt, or None to give up now."""
+        if isinstance(error, BudgetExhaustedError):
+            return None
+        if isinstance(error, RateLimitedError):
+            if error.daily:
+                return None
+            if error.retry_after is not None:
+                wait = max(float(error.retry_after), 0.0)
+                return wait if wait <= max_rate_limit_wait else None
+            return backoff_delay(attempt, base_delay, max_delay, jitter)
+        if isinstance(error, CredentialsExpiredError):
+            if refresh is None or previous_action[0] is ResponseAction.REFRESH_CREDENTIALS:
+                return None
+            return 0.0
+        if isinstance(error, RetryableError):
+            return backoff_delay(attempt, base_delay, max_delay, jitter)
+        return None
+
+    def attempt_once() -> T:
+        record.count += 1
+        try:
+            return fn()
+        except BaseException as error:
+            record.errors.append(type(error).__name__)
+            if isinstance(error, RateLimitedError):
+                record.rate_limited += 1
+            raise
+
+    def should_retry(state: RetryCallState) -> bool:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        action = _action_of(error)
+        if error is None:
+            return False
+        delay = decide(error, state.attempt_number)
+        previous_action[0] = action
+        will_retry = delay is not None and state.attempt_number < max_attempts
+        if delay is not None:
+            planned[state.attempt_number] = delay
+        assert action is not None
+        event = RetryEvent(
+            service=service,
+            attempt=state.attempt_number,
+            action=action,
+            error=error,
+            will_retry=will_retry,
+            delay=delay if will_retry else None,
+        )
+        log.log(
+            logging.INFO if will_retry else logging.WARNING,
+            "%s attempt %d failed: %s status=%s code=%s, %s",
+            service,
+            state.attempt_number,
+            type(error).__name__,
+            getattr(error, "status", None),
+            getattr(error, "code", None),
+            f"retrying in {delay:.2f}s" if will_retry and delay is not None else "giving up",
+        )
+        if on_failure is not None:
+            on_failure(event)
+        return delay is not None
+
+    def wait(state: RetryCallState) -> float:
+        return planned.get(state.attempt_number, 0.0)
+
+    def before_sleep(state: RetryCallState) -> None:
+        delay = planned.get(state.attempt_number, 0.0)
+        record.delays.append(delay)
+        if previous_action[0] is ResponseAction.REFRESH_CREDENTIALS and refresh is not None:
+            record.refreshes += 1
+            refresh()
+
+    def pause(seconds: float) -> None:
+        if seconds > 0:
+            sleep(seconds)
+
+    retrying = Retrying(
+        sleep=pause,
+        stop=stop_after_attempt(max_attempts),
+        wait=wait,
+        retry=should_retry,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(attempt_once)
