@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -72,6 +73,23 @@ class NullLimiter:
 
     def acquire(self, timeout: float) -> None:
         return None
+
+
+class AllLimiters:
+    """Several limits on one request (e.g. HubSpot burst and search): acquire each within one timeout.
+
+    A slot taken from an earlier limiter is not given back when a later one times out;
+    it ages out of its window like any other grant.
+    """
+
+    def __init__(self, *limiters: Limiter, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.limiters = limiters
+        self._monotonic = monotonic
+
+    def acquire(self, timeout: float) -> None:
+        deadline = self._monotonic() + max(timeout, 0.0)
+        for limiter in self.limiters:
+            limiter.acquire(max(deadline - self._monotonic(), 0.0))
 
 
 @dataclass(frozen=True)
@@ -246,6 +264,28 @@ class ApiBudget:
                 f"budget {self.key} has {snap.remaining}/{snap.limit} left, reserve is {reserve}",
                 daily=True,
             )
+
+
+_SFORCE_API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+
+def parse_sforce_limit_info(value: str | None) -> tuple[int, int] | None:
+    """(used, limit) from ``Sforce-Limit-Info: api-usage=18/5000; per-app-api-usage=...``."""
+    if not value:
+        return None
+    match = _SFORCE_API_USAGE.search(value)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
+def parse_hubspot_daily(headers: Mapping[str, str]) -> tuple[int, int] | None:
+    """(used, limit) from ``X-HubSpot-RateLimit-Daily`` and ``-Daily-Remaining`` (absent for OAuth apps)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    try:
+        limit = int(lowered["x-hubspot-ratelimit-daily"])
+        remaining = int(lowered["x-hubspot-ratelimit-daily-remaining"])
+    except (KeyError, ValueError):
+        return None
+    return max(limit - remaining, 0), limit
 
 
 def all_budgets(redis_client: redis.Redis) -> list[BudgetSnapshot]:

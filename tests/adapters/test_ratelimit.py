@@ -12,11 +12,14 @@ from adapters.errors import BudgetExhaustedError, RateLimitedError
 from adapters.ratelimit import (
     BUDGET_PREFIX,
     RATELIMIT_PREFIX,
+    AllLimiters,
     ApiBudget,
     Limiter,
     NullLimiter,
     RedisRateLimiter,
     all_budgets,
+    parse_hubspot_daily,
+    parse_sforce_limit_info,
 )
 
 
@@ -293,3 +296,55 @@ def test_grants_are_stamped_with_the_redis_server_clock(redis_client: object) ->
     assert before <= grant.server_time_us <= after
     stored = cast(list[tuple[str, float]], client.zrange(limiter.redis_key, 0, -1, withscores=True))
     assert [score for _, score in stored] == [grant.server_time_us]
+
+
+def test_all_limiters_take_a_slot_from_each(redis_client: object) -> None:
+    client = client_of(redis_client)
+    burst = RedisRateLimiter(client, "hubspot:tenant-a:burst", limit=10, period_seconds=10)
+    search = RedisRateLimiter(client, "hubspot:tenant-a:search", limit=1, period_seconds=10)
+    both = AllLimiters(burst, search, NullLimiter())
+
+    both.acquire(timeout=0)
+    with pytest.raises(RateLimitedError):
+        both.acquire(timeout=0.5)
+
+    assert client.zcard(burst.redis_key) == 2
+    assert client.zcard(search.redis_key) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("api-usage=18/5000", (18, 5000)),
+        ("api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)", (25, 5000)),
+        ("api-usage=110018/100000; api-bursts=1/750", (110018, 100000)),
+        ("per-app-api-usage=17/250(appName=x)", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_sforce_limit_info(header: str | None, expected: tuple[int, int] | None) -> None:
+    assert parse_sforce_limit_info(header) == expected
+
+
+def test_parse_hubspot_daily_headers() -> None:
+    headers = {"X-HubSpot-RateLimit-Daily": "250000", "X-HubSpot-RateLimit-Daily-Remaining": "249990"}
+    assert parse_hubspot_daily(headers) == (10, 250000)
+    assert parse_hubspot_daily({k.lower(): v for k, v in headers.items()}) == (10, 250000)
+    assert parse_hubspot_daily({"X-HubSpot-RateLimit-Max": "100"}) is None
+    assert (
+        parse_hubspot_daily({"X-HubSpot-RateLimit-Daily": "n/a", "X-HubSpot-RateLimit-Daily-Remaining": "1"})
+        is None
+    )
+
+
+def test_reported_usage_beyond_the_limit_counts_as_nothing_left(redis_client: object) -> None:
+    budget = ApiBudget(client_of(redis_client), "salesforce:tenant-burst:daily")
+    figures = parse_sforce_limit_info("api-usage=110018/100000; api-bursts=1/750")
+    assert figures is not None
+
+    budget.record(*figures)
+
+    assert budget.remaining() == (0, 100000)
+    with pytest.raises(BudgetExhaustedError):
+        budget.check(0.0)
