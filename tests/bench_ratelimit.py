@@ -1,0 +1,182 @@
+"""Figures for the shared limiter and the retry policy: `python -m tests.bench_ratelimit`.
+
+Uses CALLMATCH_TEST_REDIS_URL when set, else starts a throwaway redis-server on loopback.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from adapters.ratelimit import RedisRateLimiter
+from adapters.retry import call_with_retries
+from tests.conftest import free_port, wait_until
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    preset = os.environ.get("CALLMATCH_TEST_REDIS_URL")
+    if preset:
+        yield preset
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="callmatch-bench-redis-")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        probe = redis.Redis.from_url(url)
+
+        def answers() -> bool:
+            try:
+                return bool(probe.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, timeout=15, what="redis-server")
+        probe.close()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+def bench_latency(url: str, n: int = 5000) -> None:
+    client = redis.Redis.from_url(url)
+    limiter = RedisRateLimiter(client, "bench:latency:requests", limit=n * 2, period_seconds=60)
+    limiter.reset()
+    timings: list[float] = []
+    started = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        limiter.try_acquire()
+        timings.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    limiter.reset()
+    full = RedisRateLimiter(client, "bench:latency:full", limit=1, period_seconds=60)
+    full.try_acquire()
+    refusals: list[float] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        full.try_acquire()
+        refusals.append(time.perf_counter() - t0)
+    full.reset()
+    client.close()
+    print(
+        f"try_acquire granted: {n / elapsed:,.0f}/s single process, "
+        f"p50 {percentile(timings, 0.5) * 1e6:.0f}us p99 {percentile(timings, 0.99) * 1e6:.0f}us"
+    )
+    print(
+        f"try_acquire refused (window of 1 entry): p50 {percentile(refusals, 0.5) * 1e6:.0f}us "
+        f"p99 {percentile(refusals, 0.99) * 1e6:.0f}us"
+    )
+
+
+def _contend(url: str, key: str, limit: int, period: float, seconds: float, start: Any, out: Any) -> None:
+    client = redis.Redis.from_url(url)
+    limiter = RedisRateLimiter(client, key, limit=limit, period_seconds=period)
+    start.wait(timeout=30)
+    stop_at = time.monotonic() + seconds
+    stamps: list[int] = []
+    attempts = 0
+    while time.monotonic() < stop_at:
+        attempts += 1
+        result = limiter.attempt()
+        if result.granted:
+            stamps.append(result.server_time_us)
+        else:
+            time.sleep(min(result.wait, max(stop_at - time.monotonic(), 0.0)))
+    out.put((stamps, attempts))
+    client.close()
+
+
+def bench_contention(
+    url: str, workers: int = 4, limit: int = 50, period: float = 1.0, seconds: float = 3.0
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Barrier(workers), ctx.Queue()
+    key = "bench:contention:requests"
+    procs = [
+        ctx.Process(target=_contend, args=(url, key, limit, period, seconds, start, out))
+        for _ in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    stamps: list[int] = []
+    attempts = 0
+    for _ in range(workers):
+        got, tried = out.get(timeout=60)
+        stamps.extend(got)
+        attempts += tried
+    for proc in procs:
+        proc.join(timeout=30)
+    stamps.sort()
+    period_us = round(period * 1e6)
+    worst = 0
+    j = 0
+    for i, stamp in enumerate(stamps):
+        while stamps[j] <= stamp - period_us:
+            j += 1
+        worst = max(worst, i - j + 1)
+    span = (stamps[-1] - stamps[0]) / 1e6 if len(stamps) > 1 else 0.0
+    ideal = limit * (span / period) + limit
+    print(
+        f"{workers} processes, {limit}/{period}s for {seconds}s: {len(stamps)} grants, "
+        f"max {worst} in any {period}s window (limit {limit}), "
+        f"{len(stamps) / ideal:.0%} of the ideal, {attempts / max(len(stamps), 1):.2f} Redis calls per grant"
+    )
+    client = redis.Redis.from_url(url)
+    client.delete("callmatch:ratelimit:" + key)
+    client.close()
+
+
+def bench_retry_overhead(n: int = 20000) -> None:
+    started = time.perf_counter()
+    for _ in range(n):
+        call_with_retries(lambda: 1, service="bench")
+    elapsed = time.perf_counter() - started
+    print(f"call_with_retries overhead on success: {elapsed / n * 1e6:.1f}us per call")
+
+
+def main() -> None:
+    with redis_server() as url:
+        bench_latency(url)
+        bench_contention(url)
+    bench_retry_overhead()
+
+
+if __name__ == "__main__":
+    main()
