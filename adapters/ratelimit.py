@@ -9,17 +9,17 @@ read the latest figure.
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
 
-from adapters.errors import BudgetExhaustedError, RateLimitedError
+from adapters.errors import BudgetExhaustedError, RateLimitedError, RetryableError
 
 RATELIMIT_PREFIX = "callmatch:ratelimit:"
 BUDGET_PREFIX = "callmatch:budget:"
@@ -109,7 +109,9 @@ class RedisRateLimiter:
     """At most `limit` acquisitions in any rolling `period_seconds`, across all processes and machines.
 
     `key` names the budget, e.g. ``salesforce:tenant-a:requests``; the Redis key is
-    ``callmatch:ratelimit:<key>`` and expires one period after its last grant.
+    ``callmatch:ratelimit:<key>`` and expires one period after its last grant. Each grant
+    in the window is one sorted-set entry, so this suits short windows (per second, per
+    10 s, per minute); daily quotas belong to ApiBudget.
     """
 
     def __init__(
@@ -142,11 +144,19 @@ class RedisRateLimiter:
         self._rng = random.Random()
 
     def attempt(self) -> Acquisition:
-        """Take a slot if one is free; otherwise consume nothing and say how long to wait."""
-        member = uuid.uuid4().hex
-        granted, now_us, wait_us = self._script(
-            keys=[self.redis_key], args=[self.limit, self._period_us, member]
-        )
+        """Take a slot if one is free; otherwise consume nothing and say how long to wait.
+
+        Redis being unreachable is a RetryableError, so the retry policy backs off as for the API.
+        """
+        member = os.urandom(8).hex()
+        try:
+            granted, now_us, wait_us = self._script(
+                keys=[self.redis_key], args=[self.limit, self._period_us, member]
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise RetryableError(
+                "redis", f"rate limiter {self.key} unavailable: {type(error).__name__}"
+            ) from error
         return Acquisition(
             granted=bool(int(granted)), wait=int(wait_us) / 1_000_000, server_time_us=int(now_us)
         )

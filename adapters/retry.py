@@ -20,6 +20,7 @@ from adapters.errors import (
     BudgetExhaustedError,
     CredentialsExpiredError,
     ExternalError,
+    FatalError,
     RateLimitedError,
     ResponseAction,
     RetryableError,
@@ -84,6 +85,7 @@ def call_with_retries(
     attempts: Attempts | None = None,
     on_failure: Callable[[RetryEvent], None] | None = None,
     rng: random.Random | None = None,
+    max_total_wait: float | None = None,
 ) -> T:
     """Call `fn` until it succeeds or its classified error says to stop; re-raise that error.
 
@@ -92,20 +94,28 @@ def call_with_retries(
       re-raise at once when longer (the task reschedules itself with `retry_after`) or daily;
       without `retry_after`, back off.
     - BudgetExhaustedError (our reserve): re-raise at once.
-    - CredentialsExpiredError: call `refresh()` and retry at once; an expiry right after a
-      refresh, or without `refresh`, is re-raised.
+    - CredentialsExpiredError: call `refresh()` and retry at once; without `refresh` it is
+      re-raised; an expiry right after a refresh raises FatalError (credentials revoked).
     - FatalError and anything unclassified: re-raise at once.
-    After `max_attempts` calls the last error is re-raised as is (never tenacity's RetryError).
+    After `max_attempts` calls, or when the next wait would take the total past
+    `max_total_wait`, the last error is re-raised as is (never tenacity's RetryError).
+    Pass `attempts` to read what happened; `on_failure` sees every failed attempt (metrics).
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
     record = attempts if attempts is not None else Attempts()
     jitter = rng if rng is not None else random.Random()
-    previous_action: list[ResponseAction | None] = [None]
+    refreshed_last = [False]
     planned: dict[int, float] = {}
 
     def decide(error: BaseException, attempt: int) -> float | None:
         """The delay before the next attempt, or None to give up now."""
+        delay = policy_delay(error, attempt)
+        if delay is not None and max_total_wait is not None and sum(record.delays) + delay > max_total_wait:
+            return None
+        return delay
+
+    def policy_delay(error: BaseException, attempt: int) -> float | None:
         if isinstance(error, BudgetExhaustedError):
             return None
         if isinstance(error, RateLimitedError):
@@ -116,9 +126,7 @@ def call_with_retries(
                 return wait if wait <= max_rate_limit_wait else None
             return backoff_delay(attempt, base_delay, max_delay, jitter)
         if isinstance(error, CredentialsExpiredError):
-            if refresh is None or previous_action[0] is ResponseAction.REFRESH_CREDENTIALS:
-                return None
-            return 0.0
+            return None if refresh is None else 0.0
         if isinstance(error, RetryableError):
             return backoff_delay(attempt, base_delay, max_delay, jitter)
         return None
@@ -131,7 +139,16 @@ def call_with_retries(
             record.errors.append(type(error).__name__)
             if isinstance(error, RateLimitedError):
                 record.rate_limited += 1
+            if isinstance(error, CredentialsExpiredError) and refreshed_last[0]:
+                raise FatalError(
+                    error.service,
+                    "credentials rejected again right after a refresh",
+                    status=error.status,
+                    code=error.code,
+                ) from error
             raise
+        finally:
+            refreshed_last[0] = False
 
     def should_retry(state: RetryCallState) -> bool:
         outcome = state.outcome
@@ -140,7 +157,6 @@ def call_with_retries(
         if error is None:
             return False
         delay = decide(error, state.attempt_number)
-        previous_action[0] = action
         will_retry = delay is not None and state.attempt_number < max_attempts
         if delay is not None:
             planned[state.attempt_number] = delay
@@ -173,9 +189,15 @@ def call_with_retries(
     def before_sleep(state: RetryCallState) -> None:
         delay = planned.get(state.attempt_number, 0.0)
         record.delays.append(delay)
-        if previous_action[0] is ResponseAction.REFRESH_CREDENTIALS and refresh is not None:
+        outcome = state.outcome
+        if (
+            refresh is not None
+            and outcome is not None
+            and isinstance(outcome.exception(), CredentialsExpiredError)
+        ):
             record.refreshes += 1
             refresh()
+            refreshed_last[0] = True
 
     def pause(seconds: float) -> None:
         if seconds > 0:

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 import redis
 
-from adapters.errors import BudgetExhaustedError, RateLimitedError
+from adapters.errors import BudgetExhaustedError, RateLimitedError, RetryableError
 from adapters.ratelimit import (
     BUDGET_PREFIX,
     RATELIMIT_PREFIX,
@@ -348,3 +348,19 @@ def test_reported_usage_beyond_the_limit_counts_as_nothing_left(redis_client: ob
     assert budget.remaining() == (0, 100000)
     with pytest.raises(BudgetExhaustedError):
         budget.check(0.0)
+
+
+def test_unreachable_redis_is_retryable() -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.conftest import free_port
+
+    client = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    limiter = RedisRateLimiter(client, "salesforce:tenant-a:requests", limit=1, period_seconds=1)
+
+    with pytest.raises(RetryableError) as raised:
+        limiter.acquire(timeout=0)
+
+    assert raised.value.service == "redis"
+    client.close()

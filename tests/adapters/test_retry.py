@@ -187,14 +187,22 @@ def test_expired_credentials_refresh_once_then_retry_at_once() -> None:
 
 def test_second_expiry_in_a_row_is_fatal() -> None:
     second = expired()
-    fn, refreshes = Script(expired(), second), []
+    fn, refreshes, attempts = Script(expired(), second), [], Attempts()
 
-    with pytest.raises(CredentialsExpiredError) as raised:
-        call_with_retries(fn, service="salesforce", refresh=lambda: refreshes.append(1), sleep=Clock().sleep)
+    with pytest.raises(FatalError) as raised:
+        call_with_retries(
+            fn,
+            service="salesforce",
+            refresh=lambda: refreshes.append(1),
+            sleep=Clock().sleep,
+            attempts=attempts,
+        )
 
-    assert raised.value is second
+    assert raised.value.__cause__ is second
+    assert raised.value.code == "INVALID_SESSION_ID"
     assert fn.calls == 2
     assert refreshes == [1]
+    assert attempts.errors == ["CredentialsExpiredError", "CredentialsExpiredError"]
 
 
 def test_expiry_after_an_unrelated_failure_may_refresh_again() -> None:
@@ -280,6 +288,17 @@ def test_failure_hook_sees_every_failed_attempt() -> None:
     assert events[1].delay == 0.25
     assert events[2].delay is None
     assert sum(e.action is ResponseAction.RATE_LIMITED for e in events) == 1
+
+
+def test_total_wait_is_bounded() -> None:
+    fn = Script(*[RateLimitedError("hubspot", "429", retry_after=10.0, status=429) for _ in range(4)])
+    clock = Clock()
+
+    with pytest.raises(RateLimitedError):
+        call_with_retries(fn, service="hubspot", sleep=clock.sleep, max_total_wait=25.0)
+
+    assert clock.sleeps == [10.0, 10.0]
+    assert fn.calls == 3
 
 
 def test_hook_marks_the_last_attempt_as_not_retried() -> None:
