@@ -257,21 +257,33 @@ class ApiBudget:
         snap = self.snapshot()
         return None if snap is None else (snap.remaining, snap.limit)
 
-    def check(self, reserve_fraction: float = 0.1) -> None:
+    def check(self, reserve_fraction: float = 0.1, *, max_age_seconds: float = 600.0) -> None:
         """Raise BudgetExhaustedError when what is left is below `reserve_fraction` of the limit.
 
-        Unknown budgets pass: the first response of the day reports the figure.
+        Unknown budgets pass: the first response reports the figure. So do figures older
+        than `max_age_seconds` (Redis time): a refused budget gets no new reports, and
+        Salesforce's 24-hour window rolls on and HubSpot's day resets without telling us,
+        so a stale refusal lets a probe through instead of blocking until the key expires.
+        The error's `retry_after` is when the refusal goes stale.
         """
         if not 0.0 <= reserve_fraction <= 1.0:
             raise ValueError(f"reserve_fraction must be within [0, 1], got {reserve_fraction}")
-        snap = self.snapshot()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(self.redis_key)
+        pipe.time()
+        raw, (seconds, micros) = pipe.execute()
+        snap = _snapshot(self.key, raw)
         if snap is None:
+            return
+        age = (int(seconds) * 1_000_000 + int(micros) - snap.recorded_at_us) / 1_000_000
+        if age > max_age_seconds:
             return
         reserve = math.ceil(snap.limit * reserve_fraction)
         if snap.remaining < reserve or snap.remaining == 0:
             raise BudgetExhaustedError(
                 self._service,
                 f"budget {self.key} has {snap.remaining}/{snap.limit} left, reserve is {reserve}",
+                retry_after=max(max_age_seconds - age, 0.0),
                 daily=True,
             )
 

@@ -242,6 +242,7 @@ def test_api_budget_check_keeps_the_reserve(redis_client: object) -> None:
     assert raised.value.daily
     assert raised.value.service == "salesforce"
     assert isinstance(raised.value, RateLimitedError)
+    assert raised.value.retry_after is not None and 0.0 < raised.value.retry_after <= 600.0
 
     budget.check(0.0)
     budget.record(15000, 15000)
@@ -364,3 +365,24 @@ def test_unreachable_redis_is_retryable() -> None:
 
     assert raised.value.service == "redis"
     client.close()
+
+
+def test_stale_refusal_lets_a_probe_through(redis_client: object) -> None:
+    from tests.conftest import wait_until
+
+    budget = ApiBudget(client_of(redis_client), "hubspot:tenant-stale:daily")
+    budget.record(250_000, 250_000)
+    with pytest.raises(BudgetExhaustedError):
+        budget.check(0.1, max_age_seconds=0.2)
+
+    def passes() -> bool:
+        try:
+            budget.check(0.1, max_age_seconds=0.2)
+        except BudgetExhaustedError:
+            return False
+        return True
+
+    wait_until(passes, timeout=5, what="the exhausted figure to go stale")
+    budget.record(249_000, 250_000)
+    with pytest.raises(BudgetExhaustedError):
+        budget.check(0.1, max_age_seconds=0.2)

@@ -338,7 +338,7 @@ class _Api(BaseHTTPRequestHandler):
 def api() -> Iterator[tuple[str, type[_Api]]]:
     handler = type("Api", (_Api,), {"answers": [], "seen": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", handler
