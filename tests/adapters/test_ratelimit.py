@@ -386,3 +386,20 @@ def test_stale_refusal_lets_a_probe_through(redis_client: object) -> None:
     budget.record(249_000, 250_000)
     with pytest.raises(BudgetExhaustedError):
         budget.check(0.1, max_age_seconds=0.2)
+
+
+def test_threads_sharing_one_limiter_never_exceed_the_limit(redis_client: object) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    limiter = RedisRateLimiter(
+        client_of(redis_client), "hubspot:tenant-threads:burst", limit=5, period_seconds=0.15
+    )
+
+    def grab(_: int) -> list[int]:
+        return [limiter.acquire_grant(timeout=30).server_time_us for _ in range(3)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        stamps = [stamp for batch in pool.map(grab, range(8)) for stamp in batch]
+
+    assert len(stamps) == 24
+    assert_rolling_window(stamps, 5, 150_000)

@@ -14,6 +14,8 @@ from typing import ClassVar
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.errors import (
     BudgetExhaustedError,
@@ -388,3 +390,87 @@ def test_over_http_retries_refreshes_and_honours_retry_after(api: tuple[str, typ
     assert handler.seen == ["Bearer t1", "Bearer t1", "Bearer t2", "Bearer t2"]
     assert clock.sleeps[-1] == 3.0
     assert attempts.refreshes == 1
+
+
+# Model-based: any sequence of classified failures against a plain statement of the policy.
+
+_KINDS = [
+    "retryable",
+    "rate_limited",
+    "rate_limited_after",
+    "rate_limited_long",
+    "daily",
+    "budget",
+    "expired",
+    "fatal",
+]
+
+
+def _make(kind: str, after: float) -> BaseException:
+    return {
+        "retryable": lambda: RetryableError("svc", "503", status=503),
+        "rate_limited": lambda: RateLimitedError("svc", "429", status=429),
+        "rate_limited_after": lambda: RateLimitedError("svc", "429", status=429, retry_after=after),
+        "rate_limited_long": lambda: RateLimitedError("svc", "429", status=429, retry_after=61.0),
+        "daily": lambda: RateLimitedError("svc", "429", status=429, daily=True),
+        "budget": lambda: BudgetExhaustedError("svc", "reserve", retry_after=5.0, daily=True),
+        "expired": lambda: CredentialsExpiredError("svc", "401", status=401),
+        "fatal": lambda: FatalError("svc", "400", status=400),
+    }[kind]()
+
+
+def _expected(kinds: list[str], max_attempts: int, with_refresh: bool) -> tuple[int, str, int]:
+    """(calls, outcome class name or "ok", refreshes) as the docstring of call_with_retries states it."""
+    refreshes, refreshed_last = 0, False
+    for calls, kind in enumerate([*kinds, "ok"], start=1):
+        if kind == "ok":
+            return calls, "ok", refreshes
+        if kind == "expired" and refreshed_last:
+            return calls, "FatalError", refreshes
+        refreshed_last = False
+        retried = kind in ("retryable", "rate_limited", "rate_limited_after") or (
+            kind == "expired" and with_refresh
+        )
+        if not retried or calls == max_attempts:
+            return calls, type(_make(kind, 0.0)).__name__, refreshes
+        if kind == "expired":
+            refreshes += 1
+            refreshed_last = True
+    raise AssertionError("unreachable")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(_KINDS), max_size=7),
+    after=st.floats(min_value=0.0, max_value=60.0),
+    max_attempts=st.integers(min_value=1, max_value=6),
+    with_refresh=st.booleans(),
+)
+def test_policy_matches_its_statement(
+    kinds: list[str], after: float, max_attempts: int, with_refresh: bool
+) -> None:
+    fn = Script(*[_make(kind, after) for kind in kinds])
+    clock, attempts, refreshes = Clock(), Attempts(), []
+    calls, outcome, expected_refreshes = _expected(kinds, max_attempts, with_refresh)
+
+    try:
+        result = call_with_retries(
+            fn,
+            service="svc",
+            max_attempts=max_attempts,
+            refresh=(lambda: refreshes.append(1)) if with_refresh else None,
+            sleep=clock.sleep,
+            attempts=attempts,
+            rng=random.Random(0),
+        )
+        got = "ok" if result == "ok" else "?"
+    except ExternalError as error:
+        got = type(error).__name__
+
+    assert (fn.calls, got, len(refreshes)) == (calls, outcome, expected_refreshes)
+    assert attempts.count == calls and attempts.retries == calls - 1
+    honoured = [after for kind in kinds[: calls - 1] if kind == "rate_limited_after"]
+    assert [
+        d for d, kind in zip(attempts.delays, kinds, strict=False) if kind == "rate_limited_after"
+    ] == honoured
+    assert all(0.0 <= d <= 60.0 for d in attempts.delays)
