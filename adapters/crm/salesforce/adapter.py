@@ -1,0 +1,513 @@
+"""`SalesforceCrm`: the CRM port over one tenant's org, in composite rounds, with write-back W1/W2.
+
+One `lookup` round is one composite call (at most 5 queries each, so a round that
+needs more is split); contacts, accounts and opportunities already read are kept for
+the rest of the association. Phones are searched by SOQL over the formats people
+type, confirmed by E.164 in code; SOSL `IN PHONE FIELDS` runs only for a phone that
+SOQL did not find, which catches unusual formats (SOSL lags for fresh records, SOQL
+does not, so the two together miss neither).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote as url_quote
+
+from adapters.crm.salesforce import mapping
+from adapters.crm.salesforce.client import SalesforceClient, classify_response
+from adapters.crm.salesforce.mapping import (
+    CONTACT_PHONE_FIELDS,
+    LEAD_PHONE_FIELDS,
+    Record,
+    SalesforceSettings,
+)
+from adapters.crm.salesforce.soql import (
+    any_in,
+    datetime_literal,
+    in_list,
+    like_quote,
+    national_digits,
+    phone_variants,
+    quote,
+    sosl_escape,
+)
+from worker.model import (
+    Account,
+    Activity,
+    Call,
+    CallKind,
+    Contact,
+    CrmSlice,
+    Decision,
+    Direction,
+    Lead,
+    Opportunity,
+    User,
+)
+from worker.normalize import norm_domain, norm_email, to_e164
+from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
+
+OPPORTUNITY_FIELDS = (
+    "Id, AccountId, OwnerId, IsClosed, IsWon, CloseDate, CreatedDate, LastModifiedDate, "
+    "(SELECT ContactId, IsPrimary FROM OpportunityContactRoles)"
+)
+ACTIVITY_LINK_FIELDS = "Id, WhoId, Who.Type, WhatId, What.Type"
+
+
+class SalesforceCrm(CrmPort):
+    """The port for one tenant; make one per association so `stats` and the read cache are per call."""
+
+    def __init__(
+        self, client: SalesforceClient, settings: SalesforceSettings | None = None, default_region: str = "US"
+    ):
+        super().__init__()
+        self.client = client
+        self.settings = settings or SalesforceSettings()
+        self.region = default_region
+        self._contacts: dict[str, Contact] = {}
+        self._accounts: dict[str, Account] = {}
+
+    # --- query text -------------------------------------------------------------------------------
+
+    def _email_fields(self) -> tuple[str, ...]:
+        return ("Email", *self.settings.extra_email_fields)
+
+    def _contact_select(self) -> str:
+        fields = ", ".join(("Id", *self._email_fields(), *CONTACT_PHONE_FIELDS, "AccountId"))
+        return f"SELECT {fields}, (SELECT AccountId FROM AccountContactRelations) FROM Contact"
+
+    def _lead_select(self) -> str:
+        fields = ", ".join(("Id", *self._email_fields(), *LEAD_PHONE_FIELDS))
+        return f"SELECT {fields} FROM Lead"
+
+    def _account_select(self) -> str:
+        extra = f", {self.settings.account_domain_field}" if self.settings.account_domain_field else ""
+        return f"SELECT Id, Name, Website{extra} FROM Account"
+
+    def _person_where(
+        self, emails: Sequence[str], phones: Sequence[str], phone_fields: tuple[str, ...]
+    ) -> list[str]:
+        conditions = []
+        if emails:
+            conditions.append(any_in(self._email_fields(), emails))
+        if phones:
+            variants = sorted({v for p in phones for v in phone_variants(p)})
+            conditions.append(any_in(phone_fields, variants))
+        return conditions
+
+    def _contact_query(self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str]) -> str | None:
+        conditions = self._person_where(emails, phones, CONTACT_PHONE_FIELDS)
+        if ids:
+            conditions.append(f"Id IN {in_list(ids)}")
+        return f"{self._contact_select()} WHERE {' OR '.join(conditions)}" if conditions else None
+
+    def _lead_query(self, emails: Sequence[str], phones: Sequence[str]) -> str | None:
+        conditions = self._person_where(emails, phones, LEAD_PHONE_FIELDS)
+        if not conditions:
+            return None
+        return f"{self._lead_select()} WHERE IsConverted = false AND ({' OR '.join(conditions)})"
+
+    def _account_query(self, domains: Sequence[str], ids: Sequence[str]) -> str | None:
+        conditions = []
+        for domain in sorted(set(domains)):
+            conditions.append(f"Website LIKE {like_quote(domain)}")
+            if self.settings.account_domain_field:
+                conditions.append(f"{self.settings.account_domain_field} LIKE {like_quote(domain)}")
+        if ids:
+            conditions.append(f"Id IN {in_list(ids)}")
+        return f"{self._account_select()} WHERE {' OR '.join(conditions)}" if conditions else None
+
+    def _opportunity_query(self, account_ids: Sequence[str], ids: Sequence[str]) -> str | None:
+        conditions = []
+        if account_ids:
+            conditions.append(f"AccountId IN {in_list(account_ids)}")
+        if ids:
+            conditions.append(f"Id IN {in_list(ids)}")
+        return (
+            f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE {' OR '.join(conditions)}"
+            if conditions
+            else None
+        )
+
+    def _roles_query(self, contact_ids: Sequence[str]) -> str:
+        return (
+            f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE Id IN "
+            f"(SELECT OpportunityId FROM OpportunityContactRole WHERE ContactId IN {in_list(contact_ids)})"
+        )
+
+    def _user_query(self, emails: Sequence[str]) -> str:
+        return f"SELECT Id, Email FROM User WHERE Email IN {in_list(emails)}"
+
+    def _task_query(self, query: ActivityQuery) -> str:
+        s = self.settings
+        return (
+            f"SELECT {ACTIVITY_LINK_FIELDS}, {s.task_call_id_field}, {s.external_id_field}, {s.task_start_field}, "
+            "(SELECT RelationId, Relation.Type, IsWhat FROM TaskRelations) "
+            f"FROM Task WHERE {s.task_call_id_field} = {quote(query.call_id)}"
+        )
+
+    def _event_query(self, query: ActivityQuery) -> str:
+        s = self.settings
+        attendees = f", {s.attendee_emails_field}" if s.attendee_emails_field else ""
+        where = f"{s.event_call_id_field} = {quote(query.call_id)}"
+        if query.kind is CallKind.MEETING:
+            window = dt.timedelta(minutes=query.window_minutes)
+            low = datetime_literal(query.started_at - window)
+            high = datetime_literal(query.started_at + window)
+            where += f" OR (StartDateTime >= {low} AND StartDateTime <= {high})"
+        return (
+            f"SELECT {ACTIVITY_LINK_FIELDS}, {s.event_call_id_field}, {s.external_id_field}, StartDateTime{attendees}, "
+            "(SELECT RelationId, Relation.Type, Relation.Email, IsWhat, IsParent, IsInvitee FROM EventRelations) "
+            f"FROM Event WHERE {where}"
+        )
+
+    # --- confirmation -----------------------------------------------------------------------------
+
+    def _phones_of(self, phones: Iterable[str]) -> set[str]:
+        return {e for e in (to_e164(p, self.region) for p in phones) if e}
+
+    def _emails_of(self, email: str | None, emails: Iterable[str]) -> set[str]:
+        return {e for e in (norm_email(x) for x in (email, *emails)) if e}
+
+    def _keep_person(self, record: Contact | Lead, emails: set[str], phones: set[str], ids: set[str]) -> bool:
+        """Every hit is confirmed in code: normalised email, E.164 phone, or an asked id."""
+        return (
+            record.id in ids
+            or bool(self._emails_of(record.email, record.emails) & emails)
+            or bool(self._phones_of(record.phones) & phones)
+        )
+
+    def _missing_phones(self, phones: Sequence[str], found: Sequence[Contact | Lead]) -> list[str]:
+        confirmed: set[str] = set()
+        for person in found:
+            confirmed |= self._phones_of(person.phones)
+        return [p for p in phones if p not in confirmed]
+
+    def _keep_account(self, account: Account, domains: set[str], ids: set[str]) -> bool:
+        return account.id in ids or bool({norm_domain(d) for d in account.domains} & domains)
+
+    # --- one round --------------------------------------------------------------------------------
+
+    def lookup(self, keys: Lookup) -> CrmSlice:
+        """One round in one composite call (two when it needs more than five queries)."""
+        self.stats.rounds += 1
+        before = self.client.api_calls
+        emails = sorted(e for e in (norm_email(x) for x in keys.emails) if e)
+        phones = sorted(keys.phones)
+        domains = sorted({norm_domain(d) for d in keys.domains})
+        contact_ids = sorted(keys.contact_ids)
+        new_contact_ids = [c for c in contact_ids if c not in self._contacts]
+        account_ids = sorted(keys.account_ids)
+        new_account_ids = [a for a in account_ids if a not in self._accounts]
+        queries: dict[str, str] = {}
+        if keys.user_emails:
+            queries["users"] = self._user_query(
+                sorted(e for e in (norm_email(x) for x in keys.user_emails) if e)
+            )
+        contact_query = self._contact_query(emails, phones, new_contact_ids)
+        if contact_query:
+            queries["contacts"] = contact_query
+        lead_query = self._lead_query(emails, phones)
+        if lead_query:
+            queries["leads"] = lead_query
+        account_query = self._account_query(domains, new_account_ids)
+        if account_query:
+            queries["accounts"] = account_query
+        if contact_ids:
+            queries["roles"] = self._roles_query(contact_ids)
+        opportunity_query = self._opportunity_query(account_ids, sorted(keys.opportunity_ids))
+        if opportunity_query:
+            queries["opportunities"] = opportunity_query
+        if keys.activities is not None:
+            queries["tasks"] = self._task_query(keys.activities)
+            queries["events"] = self._event_query(keys.activities)
+        results = self.client.composite_queries(queries) if queries else {}
+
+        users = [mapping.to_user(r) for r in results.get("users", [])]
+        wanted_phones = set(phones)
+        contacts = [
+            c
+            for c in (mapping.to_contact(r, self.settings) for r in results.get("contacts", []))
+            if self._keep_person(c, set(emails), wanted_phones, set(new_contact_ids))
+        ]
+        leads = [
+            lead
+            for lead in (mapping.to_lead(r, self.settings) for r in results.get("leads", []))
+            if self._keep_person(lead, set(emails), wanted_phones, set())
+        ]
+        missing = self._missing_phones(phones, [*contacts, *leads])
+        if missing:
+            extra_contacts, extra_leads = self._search_phones(missing)
+            contacts += [c for c in extra_contacts if c.id not in {x.id for x in contacts}]
+            leads += [x for x in extra_leads if x.id not in {y.id for y in leads}]
+        for contact in contacts:
+            self._contacts[contact.id] = contact
+        contacts += [
+            self._contacts[c] for c in contact_ids if c in self._contacts and c not in new_contact_ids
+        ]
+        accounts = [
+            a
+            for a in (mapping.to_account(r, self.settings) for r in results.get("accounts", []))
+            if self._keep_account(a, set(domains), set(new_account_ids))
+        ]
+        for account in accounts:
+            self._accounts[account.id] = account
+        accounts += [
+            self._accounts[a] for a in account_ids if a in self._accounts and a not in new_account_ids
+        ]
+        opportunities: dict[str, Opportunity] = {}
+        for record in [*results.get("roles", []), *results.get("opportunities", [])]:
+            opp = mapping.to_opportunity(record)
+            opportunities.setdefault(opp.id, opp)
+        activities = [mapping.to_task(r, self.settings) for r in results.get("tasks", [])]
+        activities += [mapping.to_event(r, self.settings) for r in results.get("events", [])]
+        self.stats.count("lookup", self.client.api_calls - before)
+        return CrmSlice(
+            users=tuple(_unique(users)),
+            accounts=tuple(_unique(accounts)),
+            contacts=tuple(_unique(contacts)),
+            leads=tuple(_unique(leads)),
+            opportunities=tuple(opportunities[k] for k in sorted(opportunities)),
+            activities=tuple(_unique(sorted(activities, key=lambda a: a.id))),
+        )
+
+    def _search_phones(self, phones: Sequence[str]) -> tuple[list[Contact], list[Lead]]:
+        """SOSL over phone fields for numbers SOQL did not find, hits confirmed by E.164."""
+        contacts: list[Contact] = []
+        leads: list[Lead] = []
+        contact_fields = ", ".join(("Id", *self._email_fields(), *CONTACT_PHONE_FIELDS, "AccountId"))
+        lead_fields = ", ".join(("Id", *self._email_fields(), *LEAD_PHONE_FIELDS))
+        wanted = set(phones)
+        for phone in phones:
+            term = sosl_escape(national_digits(phone))
+            records = self.client.search(
+                f"FIND {{{term}}} IN PHONE FIELDS RETURNING Contact({contact_fields}), "
+                f"Lead({lead_fields} WHERE IsConverted = false)"
+            )
+            for record in records:
+                kind = (record.get("attributes") or {}).get("type")
+                if kind == "Contact":
+                    contact = mapping.to_contact(record, self.settings)
+                    if self._phones_of(contact.phones) & wanted:
+                        contacts.append(contact)
+                elif kind == "Lead":
+                    lead = mapping.to_lead(record, self.settings)
+                    if self._phones_of(lead.phones) & wanted:
+                        leads.append(lead)
+        if contacts:
+            ids = sorted({c.id for c in contacts})
+            relations = self.client.query(
+                f"SELECT Id, (SELECT AccountId FROM AccountContactRelations) FROM Contact WHERE Id IN {in_list(ids)}"
+            )
+            extra = {
+                str(r["Id"]): mapping.to_contact({**r, "AccountId": None}, self.settings) for r in relations
+            }
+            contacts = [
+                Contact(
+                    id=c.id,
+                    email=c.email,
+                    emails=c.emails,
+                    phones=c.phones,
+                    account_ids=tuple(dict.fromkeys((*c.account_ids, *extra.get(c.id, c).account_ids))),
+                )
+                for c in contacts
+            ]
+        return contacts, leads
+
+    # --- the batch methods, one query each (the port's plain path and the bench baseline) -----------
+
+    def _query(self, method: str, soql: str) -> list[dict[str, Any]]:
+        before = self.client.api_calls
+        records = self.client.query(soql)
+        self.stats.count(method, self.client.api_calls - before)
+        return records
+
+    def users_by_emails(self, emails: Sequence[str]) -> list[User]:
+        wanted = sorted(e for e in (norm_email(x) for x in emails) if e)
+        if not wanted:
+            return []
+        return [mapping.to_user(r) for r in self._query("users_by_emails", self._user_query(wanted))]
+
+    def _contact_hits(
+        self, method: str, soql: str | None, emails: set[str], phones: set[str], ids: set[str]
+    ) -> list[Contact]:
+        if soql is None:
+            return []
+        found = [mapping.to_contact(r, self.settings) for r in self._query(method, soql)]
+        return sorted((c for c in found if self._keep_person(c, emails, phones, ids)), key=lambda c: c.id)
+
+    def contacts_by_emails(self, emails: Sequence[str]) -> list[Contact]:
+        wanted = sorted(e for e in (norm_email(x) for x in emails) if e)
+        return self._contact_hits(
+            "contacts_by_emails", self._contact_query(wanted, [], []), set(wanted), set(), set()
+        )
+
+    def contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
+        found = self._contact_hits(
+            "contacts_by_phones", self._contact_query([], phones, []), set(), set(phones), set()
+        )
+        missing = self._missing_phones(phones, found)
+        if missing:
+            before = self.client.api_calls
+            extra, _ = self._search_phones(missing)
+            self.stats.count("contacts_by_phones", self.client.api_calls - before)
+            found += [c for c in extra if c.id not in {x.id for x in found}]
+        return sorted(found, key=lambda c: c.id)
+
+    def contacts_by_ids(self, ids: Sequence[str]) -> list[Contact]:
+        return self._contact_hits("contacts_by_ids", self._contact_query([], [], ids), set(), set(), set(ids))
+
+    def _leads(self, method: str, soql: str | None, emails: set[str], phones: set[str]) -> list[Lead]:
+        if soql is None:
+            return []
+        found = [mapping.to_lead(r, self.settings) for r in self._query(method, soql)]
+        return sorted((x for x in found if self._keep_person(x, emails, phones, set())), key=lambda x: x.id)
+
+    def leads_by_emails(self, emails: Sequence[str]) -> list[Lead]:
+        wanted = sorted(e for e in (norm_email(x) for x in emails) if e)
+        return self._leads("leads_by_emails", self._lead_query(wanted, []), set(wanted), set())
+
+    def leads_by_phones(self, phones: Sequence[str]) -> list[Lead]:
+        found = self._leads("leads_by_phones", self._lead_query([], phones), set(), set(phones))
+        missing = self._missing_phones(phones, found)
+        if missing:
+            before = self.client.api_calls
+            _, extra = self._search_phones(missing)
+            self.stats.count("leads_by_phones", self.client.api_calls - before)
+            found += [x for x in extra if x.id not in {y.id for y in found}]
+        return sorted(found, key=lambda x: x.id)
+
+    def _accounts_query(self, method: str, domains: Sequence[str], ids: Sequence[str]) -> list[Account]:
+        soql = self._account_query(domains, ids)
+        if soql is None:
+            return []
+        found = [mapping.to_account(r, self.settings) for r in self._query(method, soql)]
+        return sorted((a for a in found if self._keep_account(a, set(domains), set(ids))), key=lambda a: a.id)
+
+    def accounts_by_domains(self, domains: Sequence[str]) -> list[Account]:
+        return self._accounts_query("accounts_by_domains", sorted({norm_domain(d) for d in domains}), [])
+
+    def accounts_by_ids(self, ids: Sequence[str]) -> list[Account]:
+        return self._accounts_query("accounts_by_ids", [], ids)
+
+    def opportunities_of_contacts(self, contact_ids: Sequence[str]) -> list[Opportunity]:
+        if not contact_ids:
+            return []
+        records = self._query("opportunities_of_contacts", self._roles_query(contact_ids))
+        return sorted((mapping.to_opportunity(r) for r in records), key=lambda o: o.id)
+
+    def opportunities_of_accounts(self, account_ids: Sequence[str]) -> list[Opportunity]:
+        soql = self._opportunity_query(account_ids, [])
+        if soql is None:
+            return []
+        records = self._query("opportunities_of_accounts", soql)
+        return sorted((mapping.to_opportunity(r) for r in records), key=lambda o: o.id)
+
+    def opportunities_by_ids(self, ids: Sequence[str]) -> list[Opportunity]:
+        soql = self._opportunity_query([], ids)
+        if soql is None:
+            return []
+        records = self._query("opportunities_by_ids", soql)
+        return sorted((mapping.to_opportunity(r) for r in records), key=lambda o: o.id)
+
+    def activities_for_call(self, query: ActivityQuery) -> list[Activity]:
+        tasks = [
+            mapping.to_task(r, self.settings)
+            for r in self._query("activities_for_call", self._task_query(query))
+        ]
+        events = [
+            mapping.to_event(r, self.settings)
+            for r in self._query("activities_for_call", self._event_query(query))
+        ]
+        return sorted([*tasks, *events], key=lambda a: a.id)
+
+    # --- write-back (W1, W2) ----------------------------------------------------------------------
+
+    def activity_body(self, call: Call, decision: Decision) -> tuple[str, dict[str, Any], list[str]]:
+        """W2: the sObject, its fields and the other contacts to relate, for this decision."""
+        who: str | None = None
+        what: str | None = decision.opportunity_id or decision.account_id
+        others: list[str] = []
+        if decision.contact_ids:
+            who, others = decision.contact_ids[0], list(decision.contact_ids[1:])
+        elif decision.lead_ids:
+            who, what = decision.lead_ids[0], None
+        title = call.title or ("Meeting" if call.kind is CallKind.MEETING else "Call")
+        body: dict[str, Any] = {"Subject": title[:255], "WhoId": who, "WhatId": what}
+        if call.kind is CallKind.MEETING:
+            end = call.ended_at or call.started_at + dt.timedelta(minutes=self.settings.event_minutes_default)
+            body |= {
+                "StartDateTime": mapping.format_datetime(call.started_at),
+                "EndDateTime": mapping.format_datetime(max(end, call.started_at)),
+            }
+            return "Event", body, others
+        body |= {
+            "TaskSubtype": "Call",
+            "Status": "Completed",
+            "ActivityDate": call.started_at.astimezone(dt.UTC).date().isoformat(),
+            "CallDurationInSeconds": call.duration_seconds,
+        }
+        if call.direction is not None:
+            body["CallType"] = "Inbound" if call.direction is Direction.INBOUND else "Outbound"
+        return "Task", body, others
+
+    def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
+        """W1: upsert by our external id keyed on the call id, relations in the same composite call."""
+        sobject, body, others = self.activity_body(call, decision)
+        relation, parent = ("TaskRelation", "TaskId") if sobject == "Task" else ("EventRelation", "EventId")
+        key = url_quote(call.id, safe="")
+        subrequests: list[dict[str, Any]] = [
+            {
+                "method": "PATCH",
+                "url": self.client.data_path(f"sobjects/{sobject}/{self.settings.external_id_field}/{key}"),
+                "referenceId": "activity",
+                "body": body,
+            }
+        ]
+        for index, contact_id in enumerate(others):
+            fields: dict[str, Any] = {parent: "@{activity.id}", "RelationId": contact_id}
+            if relation == "EventRelation":
+                fields |= {"IsParent": True, "IsInvitee": False}
+            subrequests.append(
+                {
+                    "method": "POST",
+                    "url": self.client.data_path(f"sobjects/{relation}"),
+                    "referenceId": f"relation{index}",
+                    "body": fields,
+                }
+            )
+        before = self.client.api_calls
+        responses = self.client.composite(subrequests)
+        self.stats.count("upsert_activity", self.client.api_calls - before)
+        head = responses[0]
+        if head.status >= 300:
+            raise classify_response(head.status, head.body, f"upsert {sobject}")
+        for sub in responses[1:]:
+            if sub.status >= 300 and not _is_duplicate(sub.body):
+                raise classify_response(sub.status, sub.body, f"create {relation}")
+        return WrittenActivity(
+            id=str(head.body["id"]), kind=sobject.lower(), created=bool(head.body.get("created"))
+        )
+
+
+def _is_duplicate(body: Any) -> bool:
+    return isinstance(body, list) and any(
+        isinstance(e, dict) and e.get("errorCode") == "DUPLICATE_VALUE" for e in body
+    )
+
+
+def _unique(records: Iterable[Any]) -> list[Any]:
+    seen: set[str] = set()
+    out = []
+    for record in records:
+        if record.id not in seen:
+            seen.add(record.id)
+            out.append(record)
+    return out
+
+
+def record_type(record: Record) -> str | None:
+    attributes = record.get("attributes")
+    return str(attributes.get("type")) if isinstance(attributes, dict) else None

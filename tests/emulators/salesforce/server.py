@@ -1,0 +1,586 @@
+"""A Salesforce REST emulator over HTTPS on loopback, for the real simple-salesforce client.
+
+It serves what the adapter uses: query / queryAll with paging (`nextRecordsUrl`),
+search (SOSL), sObject CRUD and upsert by external id, composite (one API call for
+up to 25 subrequests, at most 5 of them queries), the OAuth token endpoint (refresh
+token and password grants). Every response carries `Sforce-Limit-Info`; API calls
+are counted as Salesforce does. Faults are queued by tests: 5xx, 403
+REQUEST_LIMIT_EXCEEDED (daily or concurrent), expired sessions, latency, resets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hmac
+import ipaddress
+import json
+import re
+import secrets
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.emulators.salesforce.org import Org, OrgError, RecordData
+
+API_VERSION = "59.0"
+MAX_COMPOSITE = 25
+MAX_COMPOSITE_QUERIES = 5
+
+
+@dataclass
+class Fault:
+    """One injected failure, consumed by the next API request that reaches it."""
+
+    kind: str  # status, limit_daily, limit_concurrent, expire, reset, delay
+    status: int = 503
+    seconds: float = 0.0
+
+
+@dataclass
+class Stats:
+    api_calls: int = 0
+    requests: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
+    logins: int = 0
+
+
+_CERT_DIR: Path | None = None
+
+
+def _certificate() -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made once per process."""
+    global _CERT_DIR
+    if _CERT_DIR is None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256())
+        )
+        directory = Path(tempfile.mkdtemp(prefix="sf-emulator-"))
+        (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (directory / "key.pem").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        _CERT_DIR = directory
+    return _CERT_DIR / "cert.pem", _CERT_DIR / "key.pem"
+
+
+class SalesforceEmulator:
+    """Start with `start()`; `instance_url`, `ca_file` and `issue_token()` are what a client needs."""
+
+    def __init__(
+        self,
+        org: Org,
+        *,
+        daily_limit: int = 15000,
+        page_size: int = 2000,
+        client_id: str = "callmatch-client",
+        client_secret: str = "callmatch-secret",
+        refresh_token: str = "refresh-token",
+        username: str = "integration@callmatch.test",
+        password: str = "password+token",
+    ):
+        self.org = org
+        self.daily_limit = daily_limit
+        self.page_size = page_size
+        self.stats = Stats()
+        self.faults: deque[Fault] = deque()
+        self.latency = 0.0
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_token = refresh_token
+        self.username = username
+        self.password = password
+        self._tokens: set[str] = set()
+        self._cursors: dict[str, tuple[list[RecordData], int]] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.cert_file, self.key_file = _certificate()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> SalesforceEmulator:
+        emulator = self
+
+        class Handler(_Handler):
+            owner = emulator
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="sf-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SalesforceEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return int(self._server.server_address[1])
+
+    @property
+    def instance_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.cert_file)
+
+    # --- sessions and faults -----------------------------------------------------------------------
+
+    def issue_token(self) -> str:
+        token = "00D" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens.add(token)
+        return token
+
+    def expire_sessions(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def token_valid(self, token: str) -> bool:
+        with self._lock:
+            return any(hmac.compare_digest(token, known) for known in self._tokens)
+
+    def inject(self, kind: str, times: int = 1, *, status: int = 503, seconds: float = 0.0) -> None:
+        for _ in range(times):
+            self.faults.append(Fault(kind, status, seconds))
+
+    def limit_info(self) -> str:
+        return f"api-usage={self.stats.api_calls}/{self.daily_limit}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: SalesforceEmulator
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        emulator = self.owner
+        emulator.stats.requests += 1
+        url = urlsplit(self.path)
+        body = self._body()
+        if url.path == "/services/oauth2/token":
+            self._token(body)
+            return
+        if not url.path.startswith("/services/data/"):
+            self._send(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+            return
+        if emulator.latency:
+            time.sleep(emulator.latency)
+        fault = emulator.faults.popleft() if emulator.faults else None
+        if fault is not None:
+            if fault.kind == "delay":
+                time.sleep(fault.seconds)
+            elif fault.kind == "reset":
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            elif fault.kind == "expire":
+                emulator.expire_sessions()
+            elif fault.kind == "status":
+                self._send(
+                    fault.status,
+                    [
+                        {
+                            "errorCode": "SERVER_UNAVAILABLE" if fault.status == 503 else "UNKNOWN_EXCEPTION",
+                            "message": "An unexpected error occurred. Please include this ErrorId if you contact support: 1234-5678 (-1)",
+                        }
+                    ],
+                )
+                return
+            elif fault.kind == "limit_daily":
+                self._send(
+                    403,
+                    [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
+                    {"Sforce-Limit-Info": emulator.limit_info()},
+                )
+                return
+            elif fault.kind == "limit_concurrent":
+                self._send(
+                    403,
+                    [
+                        {
+                            "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                            "message": "ConcurrentPerOrgLongTxn Limit exceeded.",
+                        }
+                    ],
+                    {"Sforce-Limit-Info": emulator.limit_info()},
+                )
+                return
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        if not token or not emulator.token_valid(token):
+            self._send(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+            return
+        if emulator.stats.api_calls >= emulator.daily_limit:
+            self._send(
+                403,
+                [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
+                {"Sforce-Limit-Info": emulator.limit_info()},
+            )
+            return
+        emulator.stats.api_calls += 1
+        rest = url.path[len("/services/data/") :]
+        _version, _, resource = rest.partition("/")
+        key = resource.split("/", 1)[0] or "root"
+        emulator.stats.by_path[key] = emulator.stats.by_path.get(key, 0) + 1
+        payload = json.loads(body) if body else None
+        try:
+            status, result = dispatch(
+                emulator, method, resource, parse_qs(url.query), payload, top_level=True
+            )
+        except OrgError as error:
+            status, result = error.status, error.body()
+        self._send(status, result, {"Sforce-Limit-Info": emulator.limit_info()})
+
+    def _token(self, body: bytes) -> None:
+        emulator = self.owner
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        client_ok = hmac.compare_digest(
+            form.get("client_id", ""), emulator.client_id
+        ) and hmac.compare_digest(form.get("client_secret", ""), emulator.client_secret)
+        grant = form.get("grant_type")
+        ok = False
+        if grant == "refresh_token":
+            ok = client_ok and hmac.compare_digest(form.get("refresh_token", ""), emulator.refresh_token)
+        elif grant == "password":
+            ok = (
+                client_ok
+                and hmac.compare_digest(form.get("username", ""), emulator.username)
+                and hmac.compare_digest(form.get("password", ""), emulator.password)
+            )
+        if not ok:
+            self._send(400, {"error": "invalid_grant", "error_description": "authentication failure"})
+            return
+        emulator.stats.logins += 1
+        token = emulator.issue_token()
+        self._send(
+            200,
+            {
+                "access_token": token,
+                "instance_url": emulator.instance_url,
+                "id": f"{emulator.instance_url}/id/00D000000000001/005000000000001",
+                "token_type": "Bearer",
+                "issued_at": str(int(time.time() * 1000)),
+                "signature": "emulated",
+            },
+        )
+
+
+def _records_page(
+    emulator: SalesforceEmulator, rows: list[RecordData], start: int, version: str
+) -> dict[str, Any]:
+    end = start + emulator.page_size
+    page = rows[start:end]
+    result: dict[str, Any] = {"totalSize": len(rows), "done": end >= len(rows), "records": page}
+    if end < len(rows):
+        locator = "01g" + secrets.token_hex(6)
+        with emulator._lock:
+            emulator._cursors[locator] = (rows, end)
+        result["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{end}"
+    return result
+
+
+def dispatch(
+    emulator: SalesforceEmulator,
+    method: str,
+    resource: str,
+    params: dict[str, list[str]],
+    payload: Any,
+    *,
+    top_level: bool,
+    version: str = API_VERSION,
+) -> tuple[int, Any]:
+    """One REST request against the org: (status, JSON body). Raises OrgError for API errors."""
+    org = emulator.org
+    parts = [unquote(p) for p in resource.strip("/").split("/")] if resource.strip("/") else []
+    if not parts:
+        return 200, {"sobjects": f"/services/data/v{version}/sobjects"}
+    head = parts[0]
+    if head in ("query", "queryAll") and method == "GET":
+        if len(parts) == 2:
+            locator, _, _offset = parts[1].rpartition("-")
+            with emulator._lock:
+                cursor = emulator._cursors.pop(locator, None)
+            if cursor is None:
+                raise OrgError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            rows, start = cursor
+            return 200, _records_page(emulator, rows, start, version)
+        text = (params.get("q") or [""])[0]
+        if not text:
+            raise OrgError(400, "MALFORMED_QUERY", "q parameter is required")
+        rows = org.query(text, include_deleted=head == "queryAll")
+        return 200, _records_page(emulator, rows, 0, version)
+    if head == "search" and method == "GET":
+        text = (params.get("q") or [""])[0]
+        return 200, {"searchRecords": org.search(text)}
+    if head == "composite" and method == "POST" and len(parts) == 1:
+        if not top_level:
+            raise OrgError(400, "INVALID_API_INPUT", "composite cannot be nested")
+        return 200, _composite(emulator, payload)
+    if head == "sobjects" and len(parts) >= 2:
+        return _sobjects(emulator, method, parts[1:], payload)
+    if head == "limits":
+        return 200, {
+            "DailyApiRequests": {
+                "Max": emulator.daily_limit,
+                "Remaining": emulator.daily_limit - emulator.stats.api_calls,
+            }
+        }
+    raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], payload: Any) -> tuple[int, Any]:
+    org = emulator.org
+    sobject = org.sobject(parts[0])
+    if len(parts) == 1:
+        if method != "POST":
+            raise OrgError(
+                405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,POST"
+            )
+        values = _values(sobject.name, payload)
+        if sobject.name in _RELATIONS:
+            parent = _RELATIONS[sobject.name]
+            with org.lock:
+                for row in org.live(sobject.name):
+                    if row.get(parent) == values.get(parent) and row.get("RelationId") == values.get(
+                        "RelationId"
+                    ):
+                        raise OrgError(
+                            400,
+                            "DUPLICATE_VALUE",
+                            f"duplicate value found: RelationId duplicates value on record with id: {row['Id']}",
+                        )
+                record_id = org.insert(sobject.name, values)
+            return 201, {"id": record_id, "success": True, "errors": []}
+        record_id = org.insert(sobject.name, values)
+        return 201, {"id": record_id, "success": True, "errors": []}
+    if len(parts) == 2:
+        record_id = parts[1]
+        if method == "GET":
+            record = org.records[sobject.name].get(record_id)
+            if record is None or record["IsDeleted"]:
+                raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+            return 200, _full(org, sobject.name, record)
+        if method == "PATCH":
+            org.update(sobject.name, record_id, _values(sobject.name, payload))
+            return 204, None
+        if method == "DELETE":
+            org.delete(sobject.name, record_id)
+            return 204, None
+    if len(parts) == 3:
+        field_name = sobject.canonical(parts[1])
+        if field_name is None or (field_name not in sobject.external_ids and field_name != "Id"):
+            raise OrgError(
+                400,
+                "NOT_FOUND",
+                f"Provided external ID field does not exist or is not accessible: {parts[1]}",
+            )
+        value = parts[2]
+        with org.lock:
+            matches = org.find_by(sobject.name, field_name, value)
+            if len(matches) > 1:
+                urls = [f"/services/data/v{API_VERSION}/sobjects/{sobject.name}/{m['Id']}" for m in matches]
+                return 300, urls
+            if method == "GET":
+                if not matches:
+                    raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+                return 200, _full(org, sobject.name, matches[0])
+            if method == "PATCH":
+                values = _values(sobject.name, payload)
+                if any(k.lower() == field_name.lower() for k in values):
+                    raise OrgError(
+                        400, "INVALID_FIELD", f"The external ID field {field_name} must not be in the body"
+                    )
+                if matches:
+                    org.update(sobject.name, str(matches[0]["Id"]), values)
+                    return 200, {"id": matches[0]["Id"], "success": True, "errors": [], "created": False}
+                record_id = org.insert(sobject.name, {**values, field_name: value})
+                return 201, {"id": record_id, "success": True, "errors": [], "created": True}
+    raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+_RELATIONS = {"TaskRelation": "TaskId", "EventRelation": "EventId"}
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+
+
+def _values(object_name: str, payload: Any) -> dict[str, Any]:
+    """JSON field values typed as the org stores them (dates and date-times parsed)."""
+    if not isinstance(payload, dict):
+        raise OrgError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key == "attributes":
+            continue
+        if isinstance(value, str) and _DATETIME.match(value):
+            out[key] = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
+        elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            out[key] = dt.date.fromisoformat(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _full(org: Org, object_name: str, record: RecordData) -> dict[str, Any]:
+    from tests.emulators.salesforce.org import _attributes, _json_value
+
+    out: dict[str, Any] = {"attributes": _attributes(object_name, str(record["Id"]))}
+    out |= {k: _json_value(v) for k, v in record.items()}
+    return out
+
+
+_REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)\.([A-Za-z0-9_\[\].]+)\}")
+
+
+def _resolve(value: Any, results: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            body = results.get(match.group(1))
+            if body is None:
+                raise OrgError(400, "INVALID_REFERENCE", f"reference {match.group(1)} has no result")
+            current: Any = body
+            for part in re.findall(r"[A-Za-z0-9_]+|\[\d+\]", match.group(2)):
+                current = current[int(part[1:-1])] if part.startswith("[") else current.get(part)
+            return str(current)
+
+        return _REFERENCE.sub(lookup, value)
+    if isinstance(value, dict):
+        return {k: _resolve(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, results) for v in value]
+    return value
+
+
+def _composite(emulator: SalesforceEmulator, payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("compositeRequest"), list):
+        raise OrgError(400, "JSON_PARSER_ERROR", "compositeRequest is required")
+    subrequests = payload["compositeRequest"]
+    if len(subrequests) > MAX_COMPOSITE:
+        raise OrgError(400, "LIMIT_EXCEEDED", f"Maximum number of subrequests is {MAX_COMPOSITE}")
+    queries = sum(1 for s in subrequests if re.search(r"/(query|queryAll)(/|\?|$)", str(s.get("url", ""))))
+    if queries > MAX_COMPOSITE_QUERIES:
+        raise OrgError(
+            400, "LIMIT_EXCEEDED", f"Maximum number of query subrequests is {MAX_COMPOSITE_QUERIES}"
+        )
+    all_or_none = bool(payload.get("allOrNone"))
+    results: dict[str, Any] = {}
+    responses: list[dict[str, Any]] = []
+    failed = False
+    for sub in subrequests:
+        reference = str(sub.get("referenceId", ""))
+        if failed and all_or_none:
+            responses.append(
+                {
+                    "body": [
+                        {
+                            "errorCode": "PROCESSING_HALTED",
+                            "message": "The transaction was rolled back since another operation in the same transaction failed.",
+                        }
+                    ],
+                    "httpHeaders": {},
+                    "httpStatusCode": 400,
+                    "referenceId": reference,
+                }
+            )
+            continue
+        try:
+            url = urlsplit(_resolve(str(sub["url"]), results))
+            match = re.match(r"^/services/data/v([0-9.]+)/(.*)$", url.path)
+            if match is None:
+                raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+            status, body = dispatch(
+                emulator,
+                str(sub.get("method", "GET")).upper(),
+                match.group(2),
+                parse_qs(url.query),
+                _resolve(sub.get("body"), results),
+                top_level=False,
+                version=match.group(1),
+            )
+        except OrgError as error:
+            status, body = error.status, error.body()
+        except (KeyError, TypeError, IndexError, AttributeError) as error:
+            status, body = 400, [{"errorCode": "INVALID_REFERENCE", "message": f"bad reference: {error}"}]
+        if status < 300:
+            results[reference] = body
+        else:
+            failed = True
+        responses.append(
+            {"body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": reference}
+        )
+    return {"compositeResponse": responses}
