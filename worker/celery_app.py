@@ -48,6 +48,7 @@ def celery_config(url: str) -> dict[str, Any]:
         "result_expires": 24 * 3600,
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 2,
         "enable_utc": True,
         "timezone": "UTC",
     }

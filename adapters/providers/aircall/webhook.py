@@ -1,0 +1,104 @@
+"""Aircall `call.ended`: the body's `token` equals the webhook's token (compared in constant time)."""
+
+from __future__ import annotations
+
+import hmac
+
+from worker.events import CallEvent
+from worker.ingest.webhook import Delivery, Fields, SignatureError, WebhookRequest, load_json
+from worker.model import CallKind, Direction, Person
+
+PROVIDER = "aircall"
+ENDED = "call.ended"
+
+
+def verify_token(token: str | None, secrets: tuple[str, ...]) -> None:
+    if not token:
+        raise SignatureError("missing webhook token", "token")
+    supplied = token.encode()
+    if not any(hmac.compare_digest(supplied, secret.encode()) for secret in secrets):
+        raise SignatureError("webhook token does not match", "token")
+
+
+def _direction(value: str | None) -> Direction | None:
+    if value == "inbound":
+        return Direction.INBOUND
+    if value == "outbound":
+        return Direction.OUTBOUND
+    return None
+
+
+def _external_phone(raw: str | None) -> str | None:
+    if raw is None or not any(ch.isdigit() for ch in raw):
+        return None
+    return raw.strip()
+
+
+def contact_people(contact: Fields | None, phone: str | None) -> list[Person]:
+    """An Aircall contact: one person per email, the call's number on the first."""
+    if contact is None:
+        return [Person(phone=phone)] if phone else []
+    first = contact.opt_str("first_name") or ""
+    last = contact.opt_str("last_name") or ""
+    name = " ".join(part for part in (first.strip(), last.strip()) if part) or None
+    emails = [e.opt_str("value") for e in contact.objs("emails")]
+    phones = [p.opt_str("value") for p in contact.objs("phone_numbers")]
+    people = [Person(email=emails[0] if emails else None, phone=phone, name=name)]
+    people += [Person(email=email, name=name) for email in emails[1:] if email]
+    people += [Person(phone=p, name=name) for p in phones if p and p != phone]
+    return people
+
+
+def call_people(data: Fields) -> tuple[Person, list[Person], list[Person]]:
+    """(organizer, external, internal) from an Aircall call object, webhook or API."""
+    user = data.opt_obj("user")
+    organizer = (
+        Person(email=user.opt_str("email"), name=user.opt_str("name")) if user is not None else Person()
+    )
+    external = contact_people(data.opt_obj("contact"), _external_phone(data.opt_str("raw_digits")))
+    internal: list[Person] = []
+    for participant in data.objs("participants"):
+        kind = participant.opt_str("type")
+        person = Person(
+            phone=_external_phone(participant.opt_str("phone_number")), name=participant.opt_str("name")
+        )
+        if kind == "user":
+            internal.append(person)
+        elif person.phone and person not in external:
+            external.append(person)
+    for transfer_key in ("transferred_by", "transferred_to", "assigned_to"):
+        other = data.opt_obj(transfer_key)
+        if other is not None and other.opt_str("email"):
+            internal.append(Person(email=other.opt_str("email"), name=other.opt_str("name")))
+    return organizer, external, internal
+
+
+def handle(request: WebhookRequest) -> Delivery:
+    root = Fields(load_json(request.body))
+    verify_token(root.opt_str("token"), request.config.webhook_secrets)
+    event = root.str_("event")
+    if event != ENDED:
+        return Delivery(ignored=f"not a {ENDED} event")
+    data = root.obj("data")
+    call_id = data.ident("id")
+    started_at = data.unix_time("started_at", required=True)
+    organizer, external, internal = call_people(data)
+    return Delivery(
+        events=(
+            CallEvent(
+                tenant=request.tenant.name,
+                provider=PROVIDER,
+                call_id=f"{PROVIDER}:{call_id}",
+                event_id=f"{ENDED}:{call_id}",
+                kind=CallKind.CALL,
+                received_at=request.now,
+                started_at=started_at,
+                ended_at=data.unix_time("ended_at"),
+                direction=_direction(data.opt_str("direction")),
+                organizer=organizer,
+                participants=tuple(external),
+                internal=tuple(internal),
+                source_ref=call_id,
+            ),
+        )
+    )

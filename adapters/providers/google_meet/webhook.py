@@ -1,0 +1,135 @@
+"""Google Meet `google.workspace.meet.conference.v2.ended`, pushed by Pub/Sub.
+
+The push carries a Google-signed OIDC token: we check its signature (keys from
+a JWKS URL, or a PEM for tests and air-gapped setups), audience, issuer and
+that it names the configured push service account with a verified email.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import threading
+
+import jwt
+
+from worker.events import CallEvent
+from worker.ingest.webhook import (
+    Delivery,
+    Fields,
+    PayloadError,
+    SignatureError,
+    WebhookRequest,
+    load_json,
+    parse_iso,
+)
+from worker.model import CallKind
+from worker.tenants import ProviderConfig
+
+PROVIDER = "google_meet"
+ENDED = "google.workspace.meet.conference.v2.ended"
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+DEFAULT_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+LEEWAY_SECONDS = 30
+
+_jwks_lock = threading.Lock()
+_jwks_clients: dict[str, jwt.PyJWKClient] = {}
+
+
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    with _jwks_lock:
+        client = _jwks_clients.get(url)
+        if client is None:
+            client = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=2)
+            _jwks_clients[url] = client
+        return client
+
+
+def _signing_key(token: str, config: ProviderConfig) -> object:
+    if config.public_key:
+        return config.public_key
+    url = config.setting("jwks_url", DEFAULT_JWKS_URL) or DEFAULT_JWKS_URL
+    try:
+        return _jwks_client(url).get_signing_key_from_jwt(token).key
+    except jwt.PyJWKClientConnectionError:
+        raise SignatureError("signing keys unavailable", "authorization") from None
+    except jwt.PyJWKClientError:
+        raise SignatureError("token signed by an unknown key", "authorization") from None
+
+
+def verify_token(authorization: str | None, config: ProviderConfig, now: dt.datetime) -> None:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise SignatureError("missing bearer token", "authorization")
+    token = authorization[len("Bearer ") :].strip()
+    try:
+        key = _signing_key(token, config)
+        claims = jwt.decode(
+            token,
+            key,  # type: ignore[arg-type]
+            algorithms=["RS256"],
+            audience=config.setting("audience"),
+            options={"require": ["exp", "iat", "aud", "iss"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.InvalidTokenError:
+        raise SignatureError("token does not verify", "authorization") from None
+    _check_lifetime(claims, now)
+    issuer = config.setting("issuer")
+    if claims.get("iss") not in ((issuer,) if issuer else GOOGLE_ISSUERS):
+        raise SignatureError("token from another issuer", "authorization")
+    if claims.get("email") != config.setting("service_account") or claims.get("email_verified") is not True:
+        raise SignatureError("token names another service account", "authorization")
+
+
+def _check_lifetime(claims: dict[str, object], now: dt.datetime) -> None:
+    """Expiry against the receiver's clock (so tests and replays pin it), with a little leeway."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        raise SignatureError("token lifetime unreadable", "authorization")
+    stamp = now.timestamp()
+    if exp + LEEWAY_SECONDS < stamp:
+        raise SignatureError("token expired", "authorization")
+    if iat - LEEWAY_SECONDS > stamp:
+        raise SignatureError("token issued in the future", "authorization")
+
+
+def _decode_data(message: Fields) -> Fields:
+    raw = message.str_("data")
+    try:
+        decoded = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise PayloadError("not base64", message.at("data")) from None
+    try:
+        return Fields(load_json(decoded), message.at("data"))
+    except PayloadError as exc:
+        raise PayloadError(exc.reason, message.at("data")) from None
+
+
+def handle(request: WebhookRequest) -> Delivery:
+    verify_token(request.header("authorization"), request.config, request.now)
+    root = Fields(load_json(request.body))
+    message = root.obj("message")
+    attributes = message.obj("attributes")
+    event_type = attributes.str_("ce-type")
+    if event_type != ENDED:
+        return Delivery(ignored="not a conference ended event")
+    event_id = attributes.opt_str("ce-id") or message.str_("messageId")
+    record = _decode_data(message).obj("conferenceRecord").str_("name")
+    if not record.startswith("conferenceRecords/") or len(record) <= len("conferenceRecords/"):
+        raise PayloadError("expected conferenceRecords/{id}", "message.data.conferenceRecord.name")
+    record_id = record.split("/", 1)[1]
+    ce_time = attributes.opt_str("ce-time")
+    return Delivery(
+        events=(
+            CallEvent(
+                tenant=request.tenant.name,
+                provider=PROVIDER,
+                call_id=f"{PROVIDER}:{record_id}",
+                event_id=event_id,
+                kind=CallKind.MEETING,
+                received_at=request.now,
+                ended_at=parse_iso(ce_time, "message.attributes.ce-time") if ce_time else None,
+                source_ref=record,
+            ),
+        )
+    )

@@ -1,0 +1,1 @@
+"""Ringover: call `hangup` webhooks signed as an HS512 JWT, calls read from `/v2/calls/{id}`."""

@@ -1,0 +1,1 @@
+"""Microsoft Teams: Graph `callRecords` change notifications; participants from `participants_v2`."""

@@ -1,0 +1,1 @@
+"""Zoom: `meeting.ended` webhooks signed with HMAC-SHA256, participants from the past-meeting report."""

@@ -1,0 +1,173 @@
+"""The ASGI receiver: `POST /webhooks/{tenant}/{provider}` verifies, normalises, de-duplicates, enqueues.
+
+It answers well inside the senders' deadlines (Zoom and Graph 3 s, Aircall 5 s)
+because it never calls a CRM or a provider API: the worker does that from the
+queue. Errors are answered with the field named and nothing enqueued:
+400 broken or incomplete payload, 401 bad signature, 404 unknown tenant or
+provider, 413 body over the limit, 503 when the queue cannot take the event
+(the provider will redeliver, and the de-duplication mark is released).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, Deduper
+from worker.ingest.enqueue import Enqueuer
+from worker.ingest.logsafe import describe
+from worker.ingest.providers import HANDLERS
+from worker.ingest.webhook import Challenge, Delivery, Handler, WebhookError, WebhookRequest
+from worker.tenants import Tenants
+
+log = logging.getLogger("callmatch.ingest")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+_ERRORS = {
+    400: "broken JSON or a missing field (named in `field`)",
+    401: "bad or missing signature or token, or a stale timestamp",
+    404: "unknown tenant or provider",
+    413: "body over 1 MiB",
+    503: "the queue is unavailable; redeliver later",
+}
+
+
+def _error(status: int, error: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": error}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    tenants: Tenants,
+    enqueuer: Enqueuer,
+    redis_client: redis.Redis,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    dedupe_ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> FastAPI:
+    """The receiver for `tenants`, enqueuing through `enqueuer`, de-duplicating in `redis_client`."""
+    deduper = Deduper(redis_client, dedupe_ttl_seconds)
+    app = FastAPI(
+        title="callmatch webhook receiver",
+        version="1",
+        description="Verified call-ended webhooks from Aircall, Ringover, Zoom, Google Meet and Microsoft Teams, "
+        "enqueued as `callmatch.process_call` Celery tasks.",
+    )
+
+    def process(handler: Handler, request: WebhookRequest, tenant: str, provider: str) -> Response:
+        try:
+            outcome = handler(request)
+        except WebhookError as exc:
+            log.info("refused %s/%s: %s %s", tenant, provider, exc.status, exc)
+            return _error(exc.status, exc.reason, exc.field)
+        except Exception as exc:  # a parser bug must still be a 4xx, never a 5xx with the body in a trace
+            log.warning("refused %s/%s: unreadable payload (%s)", tenant, provider, type(exc).__name__)
+            return _error(400, "unreadable payload", "(body)")
+        if isinstance(outcome, Challenge):
+            if isinstance(outcome.content, str):
+                return PlainTextResponse(outcome.content)
+            return JSONResponse(outcome.content)
+        return deliver(outcome, tenant, provider)
+
+    def deliver(delivery: Delivery, tenant: str, provider: str) -> Response:
+        accepted: list[str] = []
+        duplicates: list[str] = []
+        for event in delivery.events:
+            if not deduper.claim(tenant, provider, event.event_id):
+                duplicates.append(event.call_id)
+                continue
+            try:
+                enqueuer.enqueue(event)
+            except Exception as exc:
+                deduper.release(tenant, provider, event.event_id)
+                log.error(
+                    "enqueue failed for %s/%s %s: %s", tenant, provider, event.call_id, type(exc).__name__
+                )
+                return _error(503, "queue unavailable")
+            accepted.append(event.call_id)
+            log.info("enqueued %s/%s %s", tenant, provider, describe(event))
+        for call_id in duplicates:
+            log.info("duplicate %s/%s %s acknowledged, not enqueued", tenant, provider, call_id)
+        body: dict[str, Any] = {"accepted": accepted, "duplicates": duplicates}
+        if delivery.ignored:
+            body["ignored"] = delivery.ignored
+        return JSONResponse(body)
+
+    @app.post(
+        "/webhooks/{tenant}/{provider}",
+        summary="Receive one provider webhook delivery",
+        responses={
+            200: {
+                "description": "verified; events enqueued (or already seen, or nothing to do), or a handshake"
+            },
+            **{status: {"description": text} for status, text in _ERRORS.items()},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+                "description": "The provider's payload, unchanged (verification needs the raw bytes).",
+            }
+        },
+    )
+    async def receive(tenant: str, provider: str, request: Request) -> Response:
+        tenant_config = tenants.get(tenant)
+        if tenant_config is None:
+            return _error(404, "unknown tenant", "tenant")
+        handler = HANDLERS.get(provider)
+        provider_config = tenant_config.providers.get(provider)
+        if handler is None or provider_config is None:
+            return _error(404, "unknown provider for this tenant", "provider")
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except _TooLarge:
+            return _error(413, f"body over {max_body_bytes} bytes")
+        webhook_request = WebhookRequest(
+            tenant=tenant_config,
+            config=provider_config,
+            body=body,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query_params),
+            url=str(request.url),
+            now=clock(),
+        )
+        return await run_in_threadpool(process, handler, webhook_request, tenant, provider)
+
+    @app.get("/healthz", summary="Liveness and Redis reachability")
+    def healthz() -> Response:
+        try:
+            redis_client.ping()
+        except redis.RedisError:
+            return _error(503, "redis unreachable")
+        return JSONResponse({"status": "ok", "tenants": len(tenants)})
+
+    return app

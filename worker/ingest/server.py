@@ -1,0 +1,37 @@
+"""Running the receiver: `uvicorn --factory worker.ingest.server:build_app` or `python -m worker.ingest.server`."""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from fastapi import FastAPI
+
+from worker.celery_app import create_celery, redis_url
+from worker.ingest.app import create_app
+from worker.ingest.enqueue import CeleryEnqueuer
+from worker.tenants import default_tenants_path, load_tenants
+
+
+def build_app() -> FastAPI:
+    """The receiver for $CALLMATCH_TENANTS on $CALLMATCH_REDIS_URL; a bad tenants file stops it here."""
+    url = redis_url()
+    tenants = load_tenants(default_tenants_path())
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return create_app(tenants, CeleryEnqueuer(create_celery(url)), client)
+
+
+def main() -> None:
+    import uvicorn
+
+    uvicorn.run(
+        build_app(),
+        host=os.environ.get("CALLMATCH_HOST", "127.0.0.1"),
+        port=int(os.environ.get("CALLMATCH_PORT", "8000")),
+        log_level="info",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
