@@ -1,0 +1,537 @@
+"""`HubSpotCrm`: the CRM port over HubSpot, one batched request per kind of read in each round.
+
+One `HubSpotCrm` serves one association (it remembers what it read, so a later round
+never asks twice); the `HubSpotClient` and `TenantCache` behind it are per tenant and
+shared. A round (`lookup`) costs at most: owners (cached), one batch read of contacts by
+primary email, one contact search (additional emails and phones together), one batch
+read of contacts by id, one contact->company association read, one company search by
+domain, one company batch read, contact->deal and company->deal association reads, one
+deal batch read, deal->company and deal->contact association reads, pipelines (cached),
+and a search each for calls and meetings of the call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from adapters.crm.hubspot.client import HubSpotClient, JsonObject, chunks
+from adapters.crm.hubspot.mapping import (
+    ACTIVITY_ASSOCIATION_TYPES,
+    CONTACT_COMPANY_PRIMARY,
+    ClosedState,
+    HubSpotMapping,
+    account_from,
+    activity_from,
+    closed_from_properties,
+    closed_from_stage,
+    contact_from,
+    domains_of,
+    e164s_of,
+    emails_of,
+    is_lead,
+    iso,
+    lead_from,
+    millis,
+    national_digits,
+    opportunity_from,
+    ordered_companies,
+    props,
+    to_ids,
+    user_from,
+)
+from worker.model import (
+    Account,
+    Activity,
+    Call,
+    CallKind,
+    Contact,
+    CrmSlice,
+    Decision,
+    Direction,
+    Lead,
+    Opportunity,
+    User,
+)
+from worker.normalize import norm_domain, norm_email
+from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
+
+MAX_GROUPS = 5
+MAX_IN_VALUES = 100
+
+_V = TypeVar("_V")
+
+
+class TtlCache:
+    """A small per-tenant cache (owners by email, pipelines) with a time to live."""
+
+    def __init__(self, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._data: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None or hit[0] < self._clock():
+                return None
+            return hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = (self._clock() + self.ttl, value)
+
+
+@dataclass
+class TenantCache:
+    """What rarely changes in a portal: owners by email and deal pipelines."""
+
+    owners: TtlCache = field(default_factory=TtlCache)
+    pipelines: TtlCache = field(default_factory=TtlCache)
+
+
+def _groups_in(prop: str, values: Sequence[str]) -> list[JsonObject]:
+    return [
+        {"filters": [{"propertyName": prop, "operator": "IN", "values": part}]}
+        for part in chunks(list(values), MAX_IN_VALUES)
+    ]
+
+
+class HubSpotCrm(CrmPort):
+    """Reads (rules M, A, C, S, V) and write-back (W1, W3) against one HubSpot portal."""
+
+    def __init__(
+        self,
+        client: HubSpotClient,
+        mapping: HubSpotMapping | None = None,
+        cache: TenantCache | None = None,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.mapping = mapping or HubSpotMapping()
+        self.cache = cache or TenantCache()
+        self._contacts: dict[str, JsonObject] = {}
+        self._contact_companies: dict[str, list[str]] = {}
+        self._companies: dict[str, JsonObject] = {}
+        self._deals: dict[str, Opportunity] = {}
+        self._deals_of_contact: dict[str, list[str]] = {}
+        self._deals_of_company: dict[str, list[str]] = {}
+        self._emails_read: set[str] = set()
+        self._phones_read: set[str] = set()
+        self._domains_read: set[str] = set()
+        self._activities: dict[ActivityQuery, list[Activity]] = {}
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _meter(self, method: str) -> Callable[[str], None]:
+        return lambda _route: self.stats.count(method)
+
+    def _search(
+        self, method: str, kind: str, groups: list[JsonObject], properties: list[str]
+    ) -> list[JsonObject]:
+        """Searches of at most 5 filter groups each; results by id."""
+        found: dict[str, JsonObject] = {}
+        for start in range(0, len(groups), MAX_GROUPS):
+            for obj in self.client.search(
+                kind, groups[start : start + MAX_GROUPS], properties, meter=self._meter(method)
+            ):
+                found.setdefault(str(obj["id"]), obj)
+        return [found[k] for k in sorted(found)]
+
+    # -- people ------------------------------------------------------------------------------
+    def _people(self, emails: Sequence[str], phones: Sequence[str]) -> list[JsonObject]:
+        """Contacts (leads included) matching any email (M1) or phone (M2), confirmed in code."""
+        mapping = self.mapping
+        wanted_emails = {e for e in (norm_email(x) for x in emails) if e}
+        wanted_phones = set(phones)
+        new_emails = sorted(wanted_emails - self._emails_read)
+        new_phones = sorted(wanted_phones - self._phones_read)
+        if new_emails:
+            for obj in self.client.batch_read(
+                "contacts",
+                new_emails,
+                mapping.contact_properties,
+                id_property="email",
+                meter=self._meter("contacts_by_emails"),
+            ):
+                self._contacts.setdefault(str(obj["id"]), obj)
+        groups: list[JsonObject] = []
+        if new_emails and mapping.search_additional_emails:
+            groups += [
+                {
+                    "filters": [
+                        {"propertyName": "hs_additional_emails", "operator": "CONTAINS_TOKEN", "value": e}
+                    ]
+                }
+                for e in new_emails
+            ]
+        if new_phones:
+            digits = sorted({d for d in (national_digits(p) for p in new_phones) if d})
+            groups += _groups_in("hs_searchable_calculated_phone_number", digits)
+            groups += _groups_in("hs_searchable_calculated_mobile_number", digits)
+        if groups:
+            for obj in self._search("contacts_by_phones", "contacts", groups, mapping.contact_properties):
+                self._contacts.setdefault(str(obj["id"]), obj)
+        self._emails_read.update(new_emails)
+        self._phones_read.update(new_phones)
+        return [
+            obj
+            for _, obj in sorted(self._contacts.items())
+            if set(emails_of(obj)) & wanted_emails or e164s_of(obj, mapping) & wanted_phones
+        ]
+
+    def _contacts_by_id(self, ids: Sequence[str]) -> list[JsonObject]:
+        missing = [i for i in ids if i not in self._contacts]
+        if missing:
+            for obj in self.client.batch_read(
+                "contacts", missing, self.mapping.contact_properties, meter=self._meter("contacts_by_ids")
+            ):
+                self._contacts[str(obj["id"])] = obj
+        return [self._contacts[i] for i in sorted(set(ids)) if i in self._contacts]
+
+    def _as_contacts(self, objs: Iterable[JsonObject]) -> list[Contact]:
+        people = [o for o in objs if not is_lead(o, self.mapping)]
+        need = [str(o["id"]) for o in people if str(o["id"]) not in self._contact_companies]
+        if need:
+            links = self.client.associations_of(
+                "contacts", "companies", need, meter=self._meter("contacts_companies")
+            )
+            for contact_id in need:
+                self._contact_companies[contact_id] = ordered_companies(
+                    links.get(contact_id, []), CONTACT_COMPANY_PRIMARY
+                )
+        return [contact_from(o, self._contact_companies[str(o["id"])], self.mapping) for o in people]
+
+    def _as_leads(self, objs: Iterable[JsonObject]) -> list[Lead]:
+        return [lead_from(o, self.mapping) for o in objs if is_lead(o, self.mapping)]
+
+    # -- companies ---------------------------------------------------------------------------
+    def _companies_by_domains(self, domains: Sequence[str]) -> list[JsonObject]:
+        wanted = sorted({norm_domain(d) for d in domains if norm_domain(d)})
+        if not wanted:
+            return []
+        groups = _groups_in("domain", wanted) + [
+            {
+                "filters": [
+                    {
+                        "propertyName": self.mapping.extra_domains_property,
+                        "operator": "CONTAINS_TOKEN",
+                        "value": d,
+                    }
+                ]
+            }
+            for d in wanted
+        ]
+        hits = self._search("accounts_by_domains", "companies", groups, self.mapping.company_properties)
+        out = [o for o in hits if domains_of(o, self.mapping) & set(wanted)]
+        for obj in out:
+            self._companies[str(obj["id"])] = obj
+        return out
+
+    def _companies_by_id(self, ids: Sequence[str]) -> list[JsonObject]:
+        missing = [i for i in ids if i not in self._companies]
+        if missing:
+            for obj in self.client.batch_read(
+                "companies", missing, self.mapping.company_properties, meter=self._meter("accounts_by_ids")
+            ):
+                self._companies[str(obj["id"])] = obj
+        return [self._companies[i] for i in sorted(set(ids)) if i in self._companies]
+
+    # -- deals -------------------------------------------------------------------------------
+    def _deal_ids_of(
+        self, from_kind: str, ids: Sequence[str], memo: dict[str, list[str]], method: str
+    ) -> list[str]:
+        need = [i for i in ids if i not in memo]
+        if need:
+            links = self.client.associations_of(from_kind, "deals", need, meter=self._meter(method))
+            for from_id in need:
+                memo[from_id] = sorted(set(to_ids(links.get(from_id, []))))
+        return sorted({d for i in ids for d in memo.get(i, [])})
+
+    def _deals_by_id(self, ids: Iterable[str]) -> list[Opportunity]:
+        missing = sorted({i for i in ids if i not in self._deals})
+        if missing:
+            objs = self.client.batch_read(
+                "deals", missing, self.mapping.deal_properties, meter=self._meter("opportunities_by_ids")
+            )
+            found = [str(o["id"]) for o in objs]
+            companies = (
+                self.client.associations_of("deals", "companies", found, meter=self._meter("deal_companies"))
+                if found
+                else {}
+            )
+            contacts = (
+                self.client.associations_of("deals", "contacts", found, meter=self._meter("deal_contacts"))
+                if found
+                else {}
+            )
+            for obj in objs:
+                deal_id = str(obj["id"])
+                self._deals[deal_id] = opportunity_from(
+                    obj,
+                    company_entries=companies.get(deal_id, []),
+                    contact_entries=contacts.get(deal_id, []),
+                    closed=self._closed_state(obj),
+                    mapping=self.mapping,
+                )
+        return [self._deals[i] for i in sorted(set(ids)) if i in self._deals]
+
+    def _closed_state(self, deal: JsonObject) -> ClosedState:
+        calculated = closed_from_properties(deal)
+        if calculated is not None:
+            return calculated
+        p = props(deal)
+        pipeline_id = p.get("pipeline", "default")
+        stages: dict[str, ClosedState] | None = self.cache.pipelines.get(pipeline_id)
+        if stages is None:
+            pipeline = self.client.pipeline(pipeline_id, meter=self._meter("pipelines"))
+            stages = {str(s["id"]): closed_from_stage(s) for s in pipeline.get("stages") or []}
+            self.cache.pipelines.put(pipeline_id, stages)
+        return stages.get(p.get("dealstage", ""), ClosedState(False, False))
+
+    # -- port: batch reads -------------------------------------------------------------------
+    def users_by_emails(self, emails: Sequence[str]) -> list[User]:
+        out: dict[str, User] = {}
+        for email in sorted({e for e in (norm_email(x) for x in emails) if e}):
+            owners: list[JsonObject] | None = self.cache.owners.get(email)
+            if owners is None:
+                owners = self.client.owners_by_email(email, meter=self._meter("users_by_emails"))
+                self.cache.owners.put(email, owners)
+            for owner in owners:
+                user = user_from(owner)
+                if user.email == email:
+                    out.setdefault(user.id, user)
+        return [out[k] for k in sorted(out)]
+
+    def contacts_by_emails(self, emails: Sequence[str]) -> list[Contact]:
+        return self._as_contacts(self._people(emails, ()))
+
+    def contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
+        return self._as_contacts(self._people((), phones))
+
+    def contacts_by_ids(self, ids: Sequence[str]) -> list[Contact]:
+        return self._as_contacts(self._contacts_by_id(ids))
+
+    def leads_by_emails(self, emails: Sequence[str]) -> list[Lead]:
+        return self._as_leads(self._people(emails, ()))
+
+    def leads_by_phones(self, phones: Sequence[str]) -> list[Lead]:
+        return self._as_leads(self._people((), phones))
+
+    def accounts_by_domains(self, domains: Sequence[str]) -> list[Account]:
+        return [account_from(o, self.mapping) for o in self._companies_by_domains(domains)]
+
+    def accounts_by_ids(self, ids: Sequence[str]) -> list[Account]:
+        return [account_from(o, self.mapping) for o in self._companies_by_id(ids)]
+
+    def opportunities_of_contacts(self, contact_ids: Sequence[str]) -> list[Opportunity]:
+        ids = self._deal_ids_of("contacts", contact_ids, self._deals_of_contact, "opportunities_of_contacts")
+        return self._deals_by_id(ids)
+
+    def opportunities_of_accounts(self, account_ids: Sequence[str]) -> list[Opportunity]:
+        ids = self._deal_ids_of("companies", account_ids, self._deals_of_company, "opportunities_of_accounts")
+        return self._deals_by_id(ids)
+
+    def opportunities_by_ids(self, ids: Sequence[str]) -> list[Opportunity]:
+        return self._deals_by_id(ids)
+
+    def activities_for_call(self, query: ActivityQuery) -> list[Activity]:
+        """Calls and meetings carrying the call id, and for a meeting those starting in the window (A1)."""
+        cached = self._activities.get(query)
+        if cached is not None:
+            return list(cached)
+        mapping = self.mapping
+        out: list[Activity] = []
+        for kind in ("calls", "meetings"):
+            groups: list[JsonObject] = [
+                {
+                    "filters": [
+                        {
+                            "propertyName": mapping.external_id_property,
+                            "operator": "EQ",
+                            "value": query.call_id,
+                        }
+                    ]
+                }
+            ]
+            if query.kind is CallKind.MEETING:
+                window = query.window_minutes * 60
+                low = query.started_at.timestamp() - window
+                high = query.started_at.timestamp() + window
+                start_props = ["hs_timestamp"] + (["hs_meeting_start_time"] if kind == "meetings" else [])
+                for name in start_props:
+                    groups.append(
+                        {
+                            "filters": [
+                                {
+                                    "propertyName": name,
+                                    "operator": "BETWEEN",
+                                    "value": str(int(low * 1000)),
+                                    "highValue": str(int(high * 1000)),
+                                }
+                            ]
+                        }
+                    )
+            hits = self._search("activities_for_call", kind, groups, mapping.activity_properties(kind))
+            out += self._linked_activities(kind, hits)
+        self._activities[query] = sorted(out, key=lambda a: a.id)
+        return list(self._activities[query])
+
+    def _linked_activities(self, kind: str, hits: list[JsonObject]) -> list[Activity]:
+        if not hits:
+            return []
+        ids = [str(h["id"]) for h in hits]
+        links = {
+            to_kind: self.client.associations_of(kind, to_kind, ids, meter=self._meter("activity_links"))
+            for to_kind in ("contacts", "companies", "deals")
+        }
+        return [
+            activity_from(
+                kind,
+                hit,
+                contact_ids=to_ids(links["contacts"].get(str(hit["id"]), [])),
+                company_ids=to_ids(links["companies"].get(str(hit["id"]), [])),
+                deal_ids=to_ids(links["deals"].get(str(hit["id"]), [])),
+                mapping=self.mapping,
+            )
+            for hit in hits
+        ]
+
+    # -- port: one round ---------------------------------------------------------------------
+    def lookup(self, keys: Lookup) -> CrmSlice:
+        """One round, each kind of read batched once (emails and phones share one search)."""
+        self.stats.rounds += 1
+        users = self.users_by_emails(sorted(keys.user_emails)) if keys.user_emails else []
+        people: dict[str, JsonObject] = {}
+        if keys.emails or keys.phones:
+            for obj in self._people(sorted(keys.emails), sorted(keys.phones)):
+                people[str(obj["id"])] = obj
+        if keys.contact_ids:
+            for obj in self._contacts_by_id(sorted(keys.contact_ids)):
+                people.setdefault(str(obj["id"]), obj)
+        ordered = [people[k] for k in sorted(people)]
+        contacts = self._as_contacts(ordered)
+        leads = self._as_leads(ordered)
+        companies: dict[str, JsonObject] = {}
+        if keys.domains:
+            companies.update((str(o["id"]), o) for o in self._companies_by_domains(sorted(keys.domains)))
+        if keys.account_ids:
+            companies.update((str(o["id"]), o) for o in self._companies_by_id(sorted(keys.account_ids)))
+        accounts = [account_from(companies[k], self.mapping) for k in sorted(companies)]
+        deal_ids: set[str] = set(keys.opportunity_ids)
+        if keys.contact_ids:
+            deal_ids |= set(
+                self._deal_ids_of(
+                    "contacts", sorted(keys.contact_ids), self._deals_of_contact, "opportunities_of_contacts"
+                )
+            )
+        if keys.account_ids:
+            deal_ids |= set(
+                self._deal_ids_of(
+                    "companies", sorted(keys.account_ids), self._deals_of_company, "opportunities_of_accounts"
+                )
+            )
+        opportunities = self._deals_by_id(sorted(deal_ids)) if deal_ids else []
+        activities = self.activities_for_call(keys.activities) if keys.activities else []
+        return CrmSlice(
+            users=tuple(users),
+            accounts=tuple(accounts),
+            contacts=tuple(contacts),
+            leads=tuple(leads),
+            opportunities=tuple(opportunities),
+            activities=tuple(activities),
+        )
+
+    # -- write-back (W1, W3) -----------------------------------------------------------------
+    def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
+        """W1: the call's one call (or meeting) object, found by external id and updated, else created."""
+        kind = "meetings" if call.kind is CallKind.MEETING else "calls"
+        mapping = self.mapping
+        properties = self._activity_properties(kind, call)
+        targets = self._targets(decision)
+        existing = self._search(
+            "upsert_activity",
+            kind,
+            [
+                {
+                    "filters": [
+                        {"propertyName": mapping.external_id_property, "operator": "EQ", "value": call.id}
+                    ]
+                }
+            ],
+            mapping.activity_properties(kind),
+        )
+        ours = [o for o in existing if props(o).get(mapping.external_id_property) == call.id]
+        if ours:
+            object_id = str(ours[0]["id"])
+            self.client.update(kind, object_id, properties, meter=self._meter("upsert_activity"))
+            for to_kind, to_list in targets.items():
+                type_id = ACTIVITY_ASSOCIATION_TYPES[kind][to_kind]
+                self.client.create_associations(
+                    kind,
+                    to_kind,
+                    [
+                        {
+                            "from": {"id": object_id},
+                            "to": {"id": to_id},
+                            "types": [
+                                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
+                            ],
+                        }
+                        for to_id in to_list
+                    ],
+                    meter=self._meter("upsert_activity"),
+                )
+            return WrittenActivity(id=object_id, kind=kind, created=False)
+        associations = [
+            {
+                "to": {"id": to_id},
+                "types": [
+                    {
+                        "associationCategory": "HUBSPOT_DEFINED",
+                        "associationTypeId": ACTIVITY_ASSOCIATION_TYPES[kind][to_kind],
+                    }
+                ],
+            }
+            for to_kind, to_list in targets.items()
+            for to_id in to_list
+        ]
+        created = self.client.create(kind, properties, associations, meter=self._meter("upsert_activity"))
+        return WrittenActivity(id=str(created["id"]), kind=kind, created=True)
+
+    def _targets(self, decision: Decision) -> dict[str, list[str]]:
+        """W3: every contact (leads are contacts here), the company and the deal."""
+        people = list(dict.fromkeys([*decision.contact_ids, *decision.lead_ids]))
+        return {
+            "contacts": people,
+            "companies": [decision.account_id] if decision.account_id else [],
+            "deals": [decision.opportunity_id] if decision.opportunity_id else [],
+        }
+
+    def _activity_properties(self, kind: str, call: Call) -> dict[str, str]:
+        mapping = self.mapping
+        out = {
+            "hs_timestamp": iso(call.started_at),
+            mapping.external_id_property: call.id,
+            mapping.marker_property: "true",
+        }
+        if kind == "calls":
+            out["hs_call_title"] = call.title or "Call"
+            out["hs_call_status"] = "COMPLETED"
+            if call.direction is not None:
+                out["hs_call_direction"] = "INBOUND" if call.direction is Direction.INBOUND else "OUTBOUND"
+            if call.duration_seconds is not None:
+                out["hs_call_duration"] = str(call.duration_seconds * 1000)
+        else:
+            out["hs_meeting_title"] = call.title or "Meeting"
+            out["hs_meeting_start_time"] = iso(call.started_at)
+            if call.ended_at is not None:
+                out["hs_meeting_end_time"] = iso(call.ended_at)
+            out["hs_meeting_outcome"] = "COMPLETED"
+        return out
+
+
+__all__ = ["HubSpotCrm", "TenantCache", "TtlCache", "millis"]

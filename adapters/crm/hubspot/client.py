@@ -1,0 +1,519 @@
+"""The classified layer over hubspot-api-client: limits, timeouts, token refresh, one error vocabulary.
+
+hubspot-api-client gives every sub-package its own `ApiException` and lets urllib3
+retry only idempotent verbs; most of our reads are POSTs (batch read, search). So
+urllib3 retries are off, every response is classified here once into
+adapters.errors, and `call_with_retries` decides what to do. Each request first
+takes a slot in the tenant's Redis-shared 10-second limiter (and the search
+limiter for search), and the daily figures HubSpot reports in
+`X-HubSpot-RateLimit-*` headers go into the tenant's `ApiBudget`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hubspot.crm.associations.v4 as hs_assoc
+import hubspot.crm.objects as hs_objects
+import hubspot.crm.owners as hs_owners
+import hubspot.crm.pipelines as hs_pipelines
+import hubspot.oauth as hs_oauth
+import redis
+import urllib3
+
+from adapters.errors import (
+    CredentialsExpiredError,
+    ExternalError,
+    FatalError,
+    RateLimitedError,
+    RetryableError,
+)
+from adapters.ratelimit import ApiBudget, Limiter, NullLimiter, RedisRateLimiter
+from adapters.retry import Attempts, RetryEvent, call_with_retries
+
+log = logging.getLogger(__name__)
+
+SERVICE = "hubspot"
+BATCH_SIZE = 100
+ASSOCIATION_BATCH_SIZE = 1000
+SEARCH_PAGE = 200
+
+_API_EXCEPTIONS: tuple[type[Exception], ...] = (
+    hs_objects.ApiException,
+    hs_assoc.ApiException,
+    hs_owners.ApiException,
+    hs_pipelines.ApiException,
+    hs_oauth.ApiException,
+)
+_RETRY_STATUSES = frozenset({408, 423, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+JsonObject = dict[str, Any]
+Meter = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """What a public app needs to refresh its access token; never logged."""
+
+    client_id: str
+    client_secret: str
+    refresh_token: str
+
+    def __repr__(self) -> str:
+        return f"OAuthApp(client_id={self.client_id!r}, ...)"
+
+
+@dataclass(frozen=True)
+class HubSpotSettings:
+    """Per-tenant knobs. Defaults: a private app's 190 requests per 10 s, search 4 per second."""
+
+    tenant: str
+    host: str = "https://api.hubapi.com"
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    burst_limit: int = 190
+    burst_period: float = 10.0
+    search_limit: int = 4
+    search_period: float = 1.0
+    acquire_timeout: float = 30.0
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_rate_limit_wait: float = 30.0
+    budget_reserve: float = 0.1
+    refresh_margin: float = 60.0
+
+
+class TokenSource:
+    """The tenant's access token; with an OAuth app it is refreshed before `expires_in` runs out."""
+
+    def __init__(
+        self,
+        access_token: str | None = None,
+        *,
+        oauth: OAuthApp | None = None,
+        expires_in: float | None = None,
+        margin: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if access_token is None and oauth is None:
+            raise ValueError("a HubSpot token source needs an access token or an OAuth app")
+        self.oauth = oauth
+        self.margin = margin
+        self._clock = clock
+        self._token = access_token
+        self._expires_at = None if expires_in is None else clock() + expires_in
+        self._lock = threading.Lock()
+        self.refreshes = 0
+
+    @property
+    def can_refresh(self) -> bool:
+        return self.oauth is not None
+
+    def needs_refresh(self) -> bool:
+        if self.oauth is None:
+            return False
+        if self._token is None or self._expires_at is None:
+            return True
+        return self._clock() >= self._expires_at - self.margin
+
+    def current(self) -> str | None:
+        with self._lock:
+            return self._token
+
+    def store(self, token: str, expires_in: float) -> None:
+        with self._lock:
+            self._token = token
+            self._expires_at = self._clock() + expires_in
+            self.refreshes += 1
+
+
+@dataclass
+class ClientStats:
+    """HTTP attempts actually sent (retries included), by route; 429s and refreshes seen."""
+
+    attempts: int = 0
+    by_route: Counter[str] = field(default_factory=Counter)
+    rate_limited: int = 0
+    retries: int = 0
+    refreshes: int = 0
+    last_attempts: Attempts | None = None
+    burst_remaining: int | None = None
+
+
+def classify(status: int, body: bytes | str | None, headers: Any) -> ExternalError:
+    """One HubSpot error response -> what to do about it (retry, rate-limited, refresh, fatal)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        parsed = json.loads(text) if text else {}
+    except ValueError:
+        parsed = {}
+    data = parsed if isinstance(parsed, dict) else {}
+    category = str(data.get("category") or data.get("errorType") or data.get("status") or "")
+    if status == 429:
+        policy = str(data.get("policyName") or "")
+        retry_after = _retry_after(headers)
+        return RateLimitedError(
+            SERVICE,
+            f"429 {policy or 'rate limit'}",
+            retry_after=retry_after,
+            status=status,
+            code=policy or None,
+            daily=policy == "DAILY",
+        )
+    if status == 401:
+        return CredentialsExpiredError(SERVICE, f"401 {category}", status=status, code=category or None)
+    if status in _RETRY_STATUSES or status >= 500 or status == 0:
+        return RetryableError(SERVICE, f"{status} {category}".strip(), status=status, code=category or None)
+    sub = str(data.get("subCategory") or "")
+    return FatalError(SERVICE, f"{status} {category} {sub}".strip(), status=status, code=category or None)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    value = getter(name)
+    if value is None:
+        value = getter(name.lower())
+    return None if value is None else str(value)
+
+
+def _retry_after(headers: Any) -> float | None:
+    raw = _header(headers, "Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        return None
+
+
+def chunks(values: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+class HubSpotClient:
+    """One tenant's HubSpot API: thread-safe, shared by every association of that tenant in a process."""
+
+    def __init__(
+        self,
+        settings: HubSpotSettings,
+        tokens: TokenSource,
+        *,
+        limiter: Limiter | None = None,
+        search_limiter: Limiter | None = None,
+        budget: ApiBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        on_failure: Callable[[RetryEvent], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.limiter: Limiter = limiter or NullLimiter()
+        self.search_limiter: Limiter = search_limiter or NullLimiter()
+        self.budget = budget
+        self.sleep = sleep
+        self.rng = rng
+        self.on_failure = on_failure
+        self.stats = ClientStats()
+        self._stats_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self.objects_batch = self._api(hs_objects, "BatchApi")
+        self.objects_search = self._api(hs_objects, "SearchApi")
+        self.objects_basic = self._api(hs_objects, "BasicApi")
+        self.associations = self._api(hs_assoc, "BatchApi")
+        self.pipelines = self._api(hs_pipelines, "PipelinesApi")
+        self.owners = self._api(hs_owners, "OwnersApi")
+        self.oauth_tokens = self._api(hs_oauth, "TokensApi")
+
+    @classmethod
+    def for_tenant(
+        cls,
+        settings: HubSpotSettings,
+        tokens: TokenSource,
+        redis_client: redis.Redis,
+        **kwargs: Any,
+    ) -> HubSpotClient:
+        """The production wiring: limits and the daily budget shared by all workers through Redis."""
+        sleep = kwargs.get("sleep", time.sleep)
+        prefix = f"hubspot:{settings.tenant}"
+        return cls(
+            settings,
+            tokens,
+            limiter=RedisRateLimiter(
+                redis_client, f"{prefix}:requests", settings.burst_limit, settings.burst_period, sleep=sleep
+            ),
+            search_limiter=RedisRateLimiter(
+                redis_client, f"{prefix}:search", settings.search_limit, settings.search_period, sleep=sleep
+            ),
+            budget=ApiBudget(redis_client, f"{prefix}:daily"),
+            **kwargs,
+        )
+
+    def _api(self, package: Any, name: str) -> Any:
+        configuration = package.Configuration(host=self.settings.host.rstrip("/"))
+        configuration.retries = False
+        configuration.connection_pool_maxsize = 16
+        api_client = package.ApiClient(configuration=configuration)
+        api_client.user_agent = "callmatch (hubspot-api-client)"
+        return getattr(package, name)(api_client=api_client)
+
+    # -- the one send path -------------------------------------------------------------------
+    def send(
+        self,
+        route: str,
+        call: Callable[[dict[str, Any]], Any],
+        *,
+        search: bool = False,
+        meter: Meter | None = None,
+    ) -> JsonObject:
+        """Send one request with limits, classification and retries; the parsed JSON body.
+
+        `meter(route)` is told once per logical request (retries are in `stats`).
+        """
+        if meter is not None:
+            meter(route)
+        attempts = Attempts()
+        try:
+            return call_with_retries(
+                lambda: self._once(route, call, search),
+                service=SERVICE,
+                max_attempts=self.settings.max_attempts,
+                refresh=self.refresh_token if self.tokens.can_refresh else None,
+                base_delay=self.settings.base_delay,
+                max_delay=self.settings.max_delay,
+                max_rate_limit_wait=self.settings.max_rate_limit_wait,
+                sleep=self.sleep,
+                attempts=attempts,
+                on_failure=self.on_failure,
+                rng=self.rng,
+            )
+        finally:
+            with self._stats_lock:
+                self.stats.last_attempts = attempts
+                self.stats.retries += attempts.retries
+                self.stats.rate_limited += attempts.rate_limited
+
+    def _once(self, route: str, call: Callable[[dict[str, Any]], Any], search: bool) -> JsonObject:
+        if self.budget is not None:
+            self.budget.check(self.settings.budget_reserve)
+        if self.tokens.needs_refresh():
+            self._refresh(only_if_needed=True)
+        self.limiter.acquire(self.settings.acquire_timeout)
+        if search:
+            self.search_limiter.acquire(self.settings.acquire_timeout)
+        token = self.tokens.current() or ""
+        kwargs: dict[str, Any] = {
+            "_preload_content": False,
+            "_request_timeout": (self.settings.connect_timeout, self.settings.read_timeout),
+            "_request_auth": {
+                "in": "header",
+                "key": "Authorization",
+                "value": f"Bearer {token}",
+                "type": "oauth2",
+            },
+        }
+        with self._stats_lock:
+            self.stats.attempts += 1
+            self.stats.by_route[route] += 1
+        try:
+            response = call(kwargs)
+        except _API_EXCEPTIONS as error:
+            raise classify(
+                int(getattr(error, "status", 0) or 0),
+                getattr(error, "body", None),
+                getattr(error, "headers", None),
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise RetryableError(SERVICE, f"{route}: {type(error).__name__}") from None
+        try:
+            raw = response.data
+            self._note_limits(response.headers)
+        finally:
+            response.release_conn()
+        if not raw:
+            return {}
+        parsed = json.loads(raw)
+        return parsed if isinstance(parsed, dict) else {"results": parsed}
+
+    def _note_limits(self, headers: Any) -> None:
+        remaining = _header(headers, "X-HubSpot-RateLimit-Remaining")
+        if remaining is not None and remaining.isdigit():
+            self.stats.burst_remaining = int(remaining)
+        daily = _header(headers, "X-HubSpot-RateLimit-Daily")
+        daily_left = _header(headers, "X-HubSpot-RateLimit-Daily-Remaining")
+        if self.budget is not None and daily and daily_left and daily.isdigit() and daily_left.isdigit():
+            self.budget.record_remaining(int(daily_left), int(daily))
+
+    def refresh_token(self) -> None:
+        """After a 401: exchange the refresh token for a new access token."""
+        self._refresh(only_if_needed=False)
+
+    def _refresh(self, *, only_if_needed: bool) -> None:
+        oauth = self.tokens.oauth
+        if oauth is None:
+            raise CredentialsExpiredError(SERVICE, "access token rejected and no OAuth app to refresh it")
+        with self._refresh_lock:
+            if only_if_needed and not self.tokens.needs_refresh():
+                return
+            try:
+                response = self.oauth_tokens.create(
+                    grant_type="refresh_token",
+                    client_id=oauth.client_id,
+                    client_secret=oauth.client_secret,
+                    refresh_token=oauth.refresh_token,
+                    _preload_content=False,
+                    _request_timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                )
+            except _API_EXCEPTIONS as error:
+                failure = classify(int(getattr(error, "status", 0) or 0), getattr(error, "body", None), None)
+                if isinstance(failure, CredentialsExpiredError) or failure.status == 400:
+                    raise FatalError(SERVICE, "refresh token rejected", status=failure.status) from None
+                raise failure from None
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                raise RetryableError(SERVICE, f"token refresh: {type(error).__name__}") from None
+            with self._stats_lock:
+                self.stats.attempts += 1
+                self.stats.by_route["POST /oauth/v1/token"] += 1
+                self.stats.refreshes += 1
+            try:
+                data = json.loads(response.data)
+            finally:
+                response.release_conn()
+            self.tokens.store(str(data["access_token"]), float(data.get("expires_in", 1800)))
+            log.info("hubspot token refreshed for tenant %s", self.settings.tenant)
+
+    # -- typed operations --------------------------------------------------------------------
+    def batch_read(
+        self,
+        kind: str,
+        ids: Sequence[str],
+        properties: Sequence[str],
+        id_property: str | None = None,
+        *,
+        meter: Meter | None = None,
+    ) -> list[JsonObject]:
+        """Objects by id (or a unique property such as `email`), 100 per request; missing ones are skipped."""
+        out: list[JsonObject] = []
+        for part in chunks(list(dict.fromkeys(ids)), BATCH_SIZE):
+            body: dict[str, Any] = {"inputs": [{"id": key} for key in part], "properties": list(properties)}
+            if id_property is not None:
+                body["idProperty"] = id_property
+            data = self.send(
+                f"POST /crm/v3/objects/{kind}/batch/read",
+                lambda kw, body=body: self.objects_batch.read(kind, body, **kw),  # type: ignore[misc]
+                meter=meter,
+            )
+            out.extend(data.get("results") or [])
+        return out
+
+    def search(
+        self,
+        kind: str,
+        filter_groups: list[JsonObject],
+        properties: Sequence[str],
+        *,
+        meter: Meter | None = None,
+    ) -> list[JsonObject]:
+        """Every page of one search (each page is one request under the search limit)."""
+        out: list[JsonObject] = []
+        after: str | None = None
+        while True:
+            body: dict[str, Any] = {
+                "filterGroups": filter_groups,
+                "properties": list(properties),
+                "limit": SEARCH_PAGE,
+                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            }
+            if after is not None:
+                body["after"] = after
+            data = self.send(
+                f"POST /crm/v3/objects/{kind}/search",
+                lambda kw, body=body: self.objects_search.do_search(kind, body, **kw),  # type: ignore[misc]
+                meter=meter,
+                search=True,
+            )
+            out.extend(data.get("results") or [])
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return out
+
+    def associations_of(
+        self, from_kind: str, to_kind: str, ids: Sequence[str], *, meter: Meter | None = None
+    ) -> dict[str, list[JsonObject]]:
+        """v4 batch read: from id -> its `to` entries (`toObjectId`, `associationTypes`)."""
+        out: dict[str, list[JsonObject]] = {}
+        for part in chunks(list(dict.fromkeys(ids)), ASSOCIATION_BATCH_SIZE):
+            body = {"inputs": [{"id": key} for key in part]}
+            data = self.send(
+                f"POST /crm/v4/associations/{from_kind}/{to_kind}/batch/read",
+                lambda kw, body=body: self.associations.get_page(from_kind, to_kind, body, **kw),  # type: ignore[misc]
+                meter=meter,
+            )
+            for result in data.get("results") or []:
+                from_id = str((result.get("from") or {}).get("id"))
+                out.setdefault(from_id, []).extend(result.get("to") or [])
+        return out
+
+    def create_associations(
+        self, from_kind: str, to_kind: str, inputs: list[JsonObject], *, meter: Meter | None = None
+    ) -> None:
+        if inputs:
+            body = {"inputs": inputs}
+            self.send(
+                f"POST /crm/v4/associations/{from_kind}/{to_kind}/batch/create",
+                lambda kw: self.associations.create(from_kind, to_kind, body, **kw),
+                meter=meter,
+            )
+
+    def create(
+        self,
+        kind: str,
+        properties: dict[str, str],
+        associations: list[JsonObject],
+        *,
+        meter: Meter | None = None,
+    ) -> JsonObject:
+        body = {"properties": properties, "associations": associations}
+        return self.send(
+            f"POST /crm/v3/objects/{kind}",
+            lambda kw: self.objects_basic.create(kind, body, **kw),
+            meter=meter,
+        )
+
+    def update(
+        self, kind: str, object_id: str, properties: dict[str, str], *, meter: Meter | None = None
+    ) -> JsonObject:
+        body = {"properties": properties}
+        return self.send(
+            f"PATCH /crm/v3/objects/{kind}/{{id}}",
+            lambda kw: self.objects_basic.update(kind, object_id, body, **kw),
+            meter=meter,
+        )
+
+    def pipeline(self, pipeline_id: str, *, meter: Meter | None = None) -> JsonObject:
+        return self.send(
+            "GET /crm/v3/pipelines/deals/{id}",
+            lambda kw: self.pipelines.get_by_id("deals", pipeline_id, **kw),
+            meter=meter,
+        )
+
+    def owners_by_email(self, email: str, *, meter: Meter | None = None) -> list[JsonObject]:
+        data = self.send(
+            "GET /crm/v3/owners/",
+            lambda kw: self.owners.get_page(email=email, limit=100, **kw),
+            meter=meter,
+        )
+        return list(data.get("results") or [])

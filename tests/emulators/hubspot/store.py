@@ -1,0 +1,388 @@
+"""The emulated portal's data: HubSpot-shaped objects and associations seeded from a scenario.
+
+Mapping (the adapter reads it back the same way):
+- users -> owners; accounts -> companies (`domain` + `hs_additional_domains`);
+- contacts -> contacts (lifecycle stage `customer`), leads -> contacts in lifecycle stage `lead`;
+  the first email is `email`, the others `hs_additional_emails`; an email already held as
+  another object's primary email moves to `hs_additional_emails` (HubSpot keeps `email` unique);
+  phones -> `phone`, `mobilephone`, then `callmatch_other_phones`;
+- opportunities -> deals in pipeline `default` (stage metadata says closed / won), associated
+  to their company (primary, type 5) and contacts (type 3, plus the user label `Primary`);
+- activities -> calls (tasks) and meetings (events) with the external id `callmatch_call_id`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import itertools
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+
+from worker.model import ActivityType, Scenario
+from worker.normalize import norm_domain, norm_email
+
+OBJECT_TYPES = ("contacts", "companies", "deals", "calls", "meetings")
+TYPE_IDS = {"0-1": "contacts", "0-2": "companies", "0-3": "deals", "0-48": "calls", "0-47": "meetings"}
+SINGULAR = {
+    "contacts": "contact",
+    "companies": "company",
+    "deals": "deal",
+    "calls": "call",
+    "meetings": "meeting",
+}
+
+PRIMARY_LABEL_TYPE_ID = 9
+"""The user-defined deal<->contact label `Primary` (ids of user labels are per portal)."""
+
+# (from, to) -> (unlabeled type id, primary type id or None); HUBSPOT_DEFINED ids.
+HUBSPOT_DEFINED: dict[tuple[str, str], tuple[int, int | None]] = {
+    ("contacts", "companies"): (279, 1),
+    ("companies", "contacts"): (280, 2),
+    ("deals", "contacts"): (3, None),
+    ("contacts", "deals"): (4, None),
+    ("deals", "companies"): (341, 5),
+    ("companies", "deals"): (342, 6),
+    ("calls", "contacts"): (194, None),
+    ("contacts", "calls"): (193, None),
+    ("calls", "companies"): (182, None),
+    ("companies", "calls"): (181, None),
+    ("calls", "deals"): (206, None),
+    ("deals", "calls"): (205, None),
+    ("meetings", "contacts"): (200, None),
+    ("contacts", "meetings"): (199, None),
+    ("meetings", "companies"): (188, None),
+    ("companies", "meetings"): (187, None),
+    ("meetings", "deals"): (212, None),
+    ("deals", "meetings"): (211, None),
+}
+
+PIPELINE: dict[str, Any] = {
+    "id": "default",
+    "label": "Sales Pipeline",
+    "displayOrder": 0,
+    "archived": False,
+    "createdAt": "2020-01-01T00:00:00.000Z",
+    "updatedAt": "2020-01-01T00:00:00.000Z",
+    "stages": [
+        {
+            "id": stage_id,
+            "label": label,
+            "displayOrder": order,
+            "archived": False,
+            "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+            "createdAt": "2020-01-01T00:00:00.000Z",
+            "updatedAt": "2020-01-01T00:00:00.000Z",
+            "metadata": {"isClosed": closed, "probability": probability},
+        }
+        for order, (stage_id, label, closed, probability) in enumerate(
+            [
+                ("appointmentscheduled", "Appointment Scheduled", "false", "0.2"),
+                ("contractsent", "Contract Sent", "false", "0.8"),
+                ("closedwon", "Closed Won", "true", "1.0"),
+                ("closedlost", "Closed Lost", "true", "0.0"),
+            ]
+        )
+    ],
+}
+STAGE_OF = {(False, False): "appointmentscheduled", (True, True): "closedwon", (True, False): "closedlost"}
+
+
+def iso(value: dt.datetime) -> str:
+    """HubSpot's datetime format: UTC with milliseconds and `Z`."""
+    utc = value.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def to_millis(value: str) -> int | None:
+    """A datetime property or filter value (ISO or epoch milliseconds) as epoch milliseconds."""
+    text = value.strip()
+    if not text:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+DATETIME_PROPERTIES = frozenset(
+    {
+        "createdate",
+        "hs_lastmodifieddate",
+        "closedate",
+        "hs_timestamp",
+        "hs_meeting_start_time",
+        "hs_meeting_end_time",
+    }
+)
+
+
+def tokens(value: str) -> set[str]:
+    """CONTAINS_TOKEN's view of a value: multi-values split on `;`, words on blanks."""
+    out: set[str] = set()
+    for part in value.lower().replace(";", " ").split():
+        out.add(part)
+    return out
+
+
+@dataclass
+class HsObject:
+    id: str
+    type: str
+    properties: dict[str, str]
+    created_at: str
+    updated_at: str
+
+    def to_json(self, names: list[str] | None) -> dict[str, Any]:
+        props: dict[str, str | None]
+        if names is None:
+            props = dict(self.properties)
+        else:
+            props = {name: self.properties.get(name) for name in names}
+        props["hs_object_id"] = self.id
+        return {
+            "id": self.id,
+            "properties": props,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "archived": False,
+        }
+
+
+@dataclass
+class Store:
+    """Objects by type and id, associations both ways, owners; thread-safe behind one lock."""
+
+    region: str = "US"
+    objects: dict[str, dict[str, HsObject]] = field(default_factory=lambda: {t: {} for t in OBJECT_TYPES})
+    # (from_type, to_type) -> from_id -> to_id -> set of (category, type id, label)
+    links: dict[tuple[str, str], dict[str, dict[str, set[tuple[str, int, str | None]]]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
+    owners: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(9_000_000_001))
+
+    # -- seeding -----------------------------------------------------------------------------
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, *, calculated_closed: bool = True) -> Store:
+        store = cls(region=scenario.policy.default_region)
+        now = iso(scenario.call.started_at)
+        crm = scenario.crm
+        for number, user in enumerate(crm.users):
+            store.owners.append(
+                {
+                    "id": user.id,
+                    "email": user.email,
+                    "type": "PERSON",
+                    "firstName": "Owner",
+                    "lastName": str(number),
+                    "userId": 1000 + number,
+                    "userIdIncludingInactive": 1000 + number,
+                    "createdAt": now,
+                    "updatedAt": now,
+                    "archived": False,
+                    "teams": [],
+                }
+            )
+        for account in crm.accounts:
+            domains = list(dict.fromkeys(norm_domain(d) for d in account.domains if norm_domain(d)))
+            props = {"name": account.name or "", "domain": domains[0] if domains else ""}
+            if domains[1:]:
+                props["hs_additional_domains"] = ";".join(domains[1:])
+            store.put("companies", account.id, props, now, now)
+        taken: set[str] = set()
+        people = [(c.id, c.email, c.emails, c.phones, "customer") for c in crm.contacts] + [
+            (lead.id, lead.email, lead.emails, lead.phones, "lead") for lead in crm.leads
+        ]
+        for record_id, email, emails, phones, stage in people:
+            all_emails = [e for e in dict.fromkeys(norm_email(x) for x in (email, *emails)) if e]
+            primary = next((e for e in all_emails if e not in taken), None)
+            if primary is not None:
+                taken.add(primary)
+            props = {"lifecyclestage": stage, "email": primary or ""}
+            extra = [e for e in all_emails if e != primary]
+            if extra:
+                props["hs_additional_emails"] = ";".join(extra)
+            if phones:
+                props["phone"] = phones[0]
+            if len(phones) > 1:
+                props["mobilephone"] = phones[1]
+            if len(phones) > 2:
+                props["callmatch_other_phones"] = ";".join(phones[2:])
+            store.put("contacts", record_id, props, now, now)
+        for contact in crm.contacts:
+            for index, account_id in enumerate(contact.account_ids):
+                store.link("contacts", contact.id, "companies", account_id, primary=index == 0)
+        for opp in crm.opportunities:
+            props = {
+                "dealname": f"Deal {opp.id}",
+                "createdate": iso(opp.created_at),
+                "hs_lastmodifieddate": iso(opp.updated_at),
+                "pipeline": "default",
+                "dealstage": STAGE_OF[(opp.is_closed, opp.is_won and opp.is_closed)],
+                "hubspot_owner_id": opp.owner_id or "",
+            }
+            if opp.close_date is not None:
+                props["closedate"] = iso(dt.datetime.combine(opp.close_date, dt.time(), dt.UTC))
+            if calculated_closed:
+                props["hs_is_closed"] = "true" if opp.is_closed else "false"
+                props["hs_is_closed_won"] = "true" if opp.is_closed and opp.is_won else "false"
+            store.put("deals", opp.id, props, iso(opp.created_at), iso(opp.updated_at))
+            if opp.account_id is not None:
+                store.link("deals", opp.id, "companies", opp.account_id, primary=True)
+            for role in opp.contacts:
+                store.link("deals", opp.id, "contacts", role.id, label="Primary" if role.is_primary else None)
+        for activity in crm.activities:
+            kind = "calls" if activity.type is ActivityType.TASK else "meetings"
+            props = {"callmatch_written": "true" if activity.written_by_us else "false"}
+            if activity.call_id is not None:
+                props["callmatch_call_id"] = activity.call_id
+            if activity.attendee_emails:
+                props["callmatch_attendee_emails"] = ";".join(activity.attendee_emails)
+            if activity.start is not None:
+                props["hs_timestamp"] = iso(activity.start)
+                if kind == "meetings":
+                    props["hs_meeting_start_time"] = iso(activity.start)
+            store.put(kind, activity.id, props, now, now)
+            for contact_id in activity.contact_ids:
+                store.link(kind, activity.id, "contacts", contact_id)
+            if activity.account_id is not None:
+                store.link(kind, activity.id, "companies", activity.account_id)
+            if activity.opportunity_id is not None:
+                store.link(kind, activity.id, "deals", activity.opportunity_id)
+        return store
+
+    # -- writes ------------------------------------------------------------------------------
+    def new_id(self) -> str:
+        return str(next(self._ids))
+
+    def put(self, kind: str, object_id: str, props: dict[str, str], created: str, updated: str) -> HsObject:
+        with self.lock:
+            obj = HsObject(object_id, kind, dict(props), created, updated)
+            obj.properties.setdefault("createdate", created)
+            obj.properties.setdefault("hs_lastmodifieddate", updated)
+            self._calculate(obj)
+            self.objects[kind][object_id] = obj
+            return obj
+
+    def update(self, kind: str, object_id: str, props: dict[str, str], now: str) -> HsObject | None:
+        with self.lock:
+            obj = self.objects[kind].get(object_id)
+            if obj is None:
+                return None
+            obj.properties.update({k: "" if v is None else str(v) for k, v in props.items()})
+            obj.properties["hs_lastmodifieddate"] = now
+            obj.updated_at = now
+            self._calculate(obj)
+            return obj
+
+    def _calculate(self, obj: HsObject) -> None:
+        """HubSpot's calculated phone properties: the national number digits of each phone."""
+        if obj.type != "contacts":
+            return
+        for source, target in (
+            ("phone", "hs_searchable_calculated_phone_number"),
+            ("mobilephone", "hs_searchable_calculated_mobile_number"),
+        ):
+            digits = self._national_digits(obj.properties.get(source, ""))
+            if digits:
+                obj.properties[target] = digits
+            else:
+                obj.properties.pop(target, None)
+
+    def _national_digits(self, raw: str) -> str | None:
+        text = raw.strip()
+        if not text:
+            return None
+        compact = "".join(ch for ch in text if ch.isdigit() or ch == "+")
+        if compact.startswith("00"):
+            text = "+" + compact[2:]
+        try:
+            number = phonenumbers.parse(text, self.region)
+        except phonenumbers.NumberParseException:
+            return None
+        return str(number.national_number) if number.national_number else None
+
+    def link(
+        self,
+        from_type: str,
+        from_id: str,
+        to_type: str,
+        to_id: str,
+        *,
+        primary: bool = False,
+        label: str | None = None,
+        type_id: int | None = None,
+        category: str = "HUBSPOT_DEFINED",
+    ) -> None:
+        """Associate both ways, as HubSpot does for every pair of standard types."""
+        with self.lock:
+            for a_type, a_id, b_type, b_id in (
+                (from_type, from_id, to_type, to_id),
+                (to_type, to_id, from_type, from_id),
+            ):
+                unlabeled, primary_id = HUBSPOT_DEFINED[(a_type, b_type)]
+                types = self.links[(a_type, b_type)][a_id].setdefault(b_id, set())
+                if type_id is not None and (a_type, b_type) == (from_type, to_type):
+                    types.add((category, type_id, label))
+                types.add(("HUBSPOT_DEFINED", unlabeled, None))
+                if primary and primary_id is not None:
+                    types.add(("HUBSPOT_DEFINED", primary_id, "Primary"))
+                if label is not None and {a_type, b_type} == {"deals", "contacts"}:
+                    types.add(("USER_DEFINED", PRIMARY_LABEL_TYPE_ID, label))
+
+    def associated(
+        self, from_type: str, from_id: str, to_type: str
+    ) -> dict[str, set[tuple[str, int, str | None]]]:
+        with self.lock:
+            found = self.links.get((from_type, to_type), {}).get(from_id, {})
+            return {to_id: set(types) for to_id, types in found.items() if to_id in self.objects[to_type]}
+
+    # -- reads -------------------------------------------------------------------------------
+    def matches(self, obj: HsObject, group: list[dict[str, Any]]) -> bool:
+        return all(self._match(obj, f) for f in group)
+
+    def _match(self, obj: HsObject, flt: dict[str, Any]) -> bool:
+        name = str(flt.get("propertyName", ""))
+        op = str(flt.get("operator", "EQ"))
+        value = obj.properties.get(name, "") if name != "hs_object_id" else obj.id
+        if op == "HAS_PROPERTY":
+            return value != ""
+        if op == "NOT_HAS_PROPERTY":
+            return value == ""
+        if op in ("IN", "NOT_IN"):
+            wanted = {str(v).lower() for v in flt.get("values", [])}
+            hit = value.lower() in wanted if value else False
+            return hit if op == "IN" else not hit
+        target = str(flt.get("value", ""))
+        if op == "CONTAINS_TOKEN":
+            pattern = target.lower()
+            return any(fnmatch.fnmatchcase(tok, pattern) for tok in tokens(value))
+        if op == "NOT_CONTAINS_TOKEN":
+            return not any(fnmatch.fnmatchcase(tok, target.lower()) for tok in tokens(value))
+        if name in DATETIME_PROPERTIES or op in ("BETWEEN", "GT", "GTE", "LT", "LTE"):
+            left = to_millis(value)
+            low = to_millis(target)
+            if op == "BETWEEN":
+                high = to_millis(str(flt.get("highValue", "")))
+                return left is not None and low is not None and high is not None and low <= left <= high
+            if op in ("EQ", "NEQ") and left is not None and low is not None:
+                return (left == low) == (op == "EQ")
+            if left is None or low is None:
+                return op == "NEQ"
+            return {"GT": left > low, "GTE": left >= low, "LT": left < low, "LTE": left <= low}.get(op, False)
+        if op == "EQ":
+            return value.lower() == target.lower()
+        if op == "NEQ":
+            return value.lower() != target.lower()
+        return False
