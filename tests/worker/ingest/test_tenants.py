@@ -1,0 +1,191 @@
+"""Tenants YAML: the shipped files load, and every mistake names the file, the tenant and the field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.adapters.providers import samples
+from worker.model import Strategy
+from worker.tenants import TenantsError, load_tenants, parse_tenants
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_shipped_demo_tenant_loads_with_its_local_defaults():
+    tenants = load_tenants(ROOT / "config" / "tenants.yaml", environ={})
+    demo = tenants.tenants["demo"]
+    assert demo.crm.kind == "scenario"
+    assert demo.crm.scenario_file == ROOT / "config" / "examples" / "basic.json"
+    assert set(demo.providers) == {"aircall", "zoom"}
+    assert demo.providers["aircall"].webhook_secrets == ("demo-aircall-token",)
+    assert demo.policy.default_region == "FR"
+    assert demo.is_internal_email("Rep@OurCo.com") and not demo.is_internal_email("jane@acme.com")
+
+
+def test_the_demo_secrets_come_from_the_environment_when_set():
+    tenants = load_tenants(ROOT / "config" / "tenants.yaml", environ={"CALLMATCH_DEMO_ZOOM_SECRET": "s3cret"})
+    assert tenants.tenants["demo"].providers["zoom"].webhook_secrets == ("s3cret",)
+
+
+def test_the_documented_example_loads_with_every_option(tmp_path):
+    text = (ROOT / "config" / "tenants.example.yaml").read_text()
+    document = yaml.safe_load(text)
+    environ = {name: f"value-of-{name}" for name in re.findall(r"_env: (\w+)", text)}
+    for path in re.findall(r"_file: (/\S+)", text):
+        local = tmp_path / Path(path).name
+        local.write_text("secret-from-file\n")
+        text = text.replace(path, str(local))
+    (tmp_path / "google-push.pem").write_text(samples.public_pem(samples.GOOGLE_KEY))
+    (tmp_path / "tenants.yaml").write_text(text)
+    tenants = load_tenants(tmp_path / "tenants.yaml", environ=environ)
+    acme = tenants.tenants["acme"]
+    assert document["tenants"]["acme"]["crm"]["kind"] == acme.crm.kind == "salesforce"
+    assert acme.crm.credentials["client_secret"] == "secret-from-file"
+    assert acme.crm.credentials["client_id"] == "value-of-ACME_SF_CLIENT_ID"
+    assert acme.crm.rate_limit.daily == 90000
+    assert set(acme.providers) == {"aircall", "ringover", "zoom", "google_meet", "teams"}
+    assert acme.providers["zoom"].webhook_secrets == (
+        "value-of-ACME_ZOOM_SECRET_TOKEN",
+        "value-of-ACME_ZOOM_SECRET_TOKEN_OLD",
+    )
+    assert all(p.has_api() for p in acme.providers.values())
+    assert acme.policy.opportunity_strategy == Strategy.TIMELINE
+    assert acme.providers["aircall"].rate_limit.per_second == 1
+
+
+def _load(tmp_path: Path, document: dict[str, Any], environ: dict[str, str] | None = None) -> Any:
+    file = tmp_path / "tenants.yaml"
+    file.write_text(yaml.safe_dump(document))
+    return load_tenants(file, environ=samples.ENVIRON if environ is None else environ)
+
+
+def _error(tmp_path: Path, document: dict[str, Any], environ: dict[str, str] | None = None) -> TenantsError:
+    with pytest.raises(TenantsError) as info:
+        _load(tmp_path, document, environ)
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "tenants.yaml"))
+    return info.value
+
+
+def test_rotation_keeps_the_current_and_the_previous_secret(tmp_path):
+    tenants = _load(tmp_path, samples.tenant_document(str(tmp_path)))
+    assert tenants.tenants["acme"].providers["teams"].webhook_secrets == (
+        samples.TEAMS_STATE,
+        samples.TEAMS_STATE_OLD,
+    )
+
+
+@pytest.mark.parametrize(
+    "change, field, reason",
+    [
+        (lambda t: t["crm"].update(kind="dynamics"), "crm.kind", "unknown value"),
+        (lambda t: t.pop("crm"), "crm", "missing"),
+        (
+            lambda t: t["policy"].update(opportunity_strategy="newest"),
+            "policy.opportunity_strategy",
+            "unknown",
+        ),
+        (lambda t: t["policy"].update(default_region="XX"), "policy.default_region", "unknown region"),
+        (
+            lambda t: t["providers"]["zoom"].update(webhook_secret="inline"),
+            "providers.zoom.webhook_secret",
+            "never",
+        ),
+        (
+            lambda t: t["providers"]["zoom"].update(webhok_secret_env="X"),
+            "providers.zoom.webhok_secret_env",
+            "unknown key",
+        ),
+        (lambda t: t["providers"].update(webex={}), "providers.webex", "unknown provider"),
+        (
+            lambda t: t["providers"]["aircall"].pop("webhook_secret_env"),
+            "providers.aircall.webhook_secret_env",
+            "missing",
+        ),
+        (
+            lambda t: t["providers"]["google_meet"].pop("audience"),
+            "providers.google_meet.audience",
+            "missing",
+        ),
+        (
+            lambda t: t["providers"]["google_meet"].pop("public_key_env"),
+            "providers.google_meet.jwks_url",
+            "missing",
+        ),
+        (
+            lambda t: t["providers"]["zoom"].update(rate_limit={"per_second": -1}),
+            "providers.zoom.rate_limit.per_second",
+            "greater than 0",
+        ),
+        (
+            lambda t: t["providers"]["zoom"].update(api_base_url="ftp://x"),
+            "providers.zoom.api_base_url",
+            "http",
+        ),
+        (lambda t: t["crm"].update(kind="scenario"), "crm.scenario_file", "missing"),
+        (
+            lambda t: t["crm"].update(kind="scenario", scenario_file="nope.json"),
+            "crm.scenario_file",
+            "no such file",
+        ),
+        (lambda t: t.update(internal_domains="ourco.com"), "internal_domains", "list"),
+    ],
+)
+def test_a_bad_field_fails_naming_file_tenant_and_field(tmp_path, change, field, reason):
+    document = samples.tenant_document(str(tmp_path))
+    change(document["tenants"]["acme"])
+    error = _error(tmp_path, document)
+    assert error.tenant == "acme" and error.path == field
+    assert reason in error.reason
+    assert f"tenant acme: {field}:" in str(error)
+
+
+def test_an_unset_environment_variable_is_named(tmp_path):
+    environ = {k: v for k, v in samples.ENVIRON.items() if k != "T_RINGOVER"}
+    error = _error(tmp_path, samples.tenant_document(str(tmp_path)), environ)
+    assert error.path == "providers.ringover.webhook_secret_env"
+    assert "T_RINGOVER is not set" in error.reason
+
+
+def test_a_secret_file_is_read_relative_to_the_tenants_file(tmp_path):
+    (tmp_path / "zoom.secret").write_text("from-a-file\n")
+    document = samples.tenant_document(str(tmp_path))
+    zoom = document["tenants"]["acme"]["providers"]["zoom"]
+    zoom.pop("webhook_secret_env")
+    zoom["webhook_secret_file"] = "zoom.secret"
+    tenants = _load(tmp_path, document)
+    assert tenants.tenants["acme"].providers["zoom"].webhook_secrets[0] == "from-a-file"
+
+
+def test_an_unreadable_secret_file_is_named(tmp_path):
+    document = samples.tenant_document(str(tmp_path))
+    document["tenants"]["acme"]["crm"]["credentials"] = {"client_secret_file": "missing.txt"}
+    error = _error(tmp_path, document)
+    assert error.path == "crm.credentials.client_secret_file" and "cannot read" in error.reason
+
+
+def test_bad_tenant_names_and_bad_yaml_are_named(tmp_path):
+    document = samples.tenant_document(str(tmp_path))
+    document["tenants"]["Bad Name"] = document["tenants"].pop("acme")
+    assert _error(tmp_path, document).path == "tenants.Bad Name"
+    (tmp_path / "tenants.yaml").write_text("tenants: [unclosed\n")
+    with pytest.raises(TenantsError, match=r"tenants.yaml: line 2"):
+        load_tenants(tmp_path / "tenants.yaml")
+
+
+def test_secrets_never_appear_in_error_messages(tmp_path):
+    document = samples.tenant_document(str(tmp_path))
+    document["tenants"]["acme"]["policy"]["timezone"] = "Mars/Olympus"
+    error = _error(tmp_path, document)
+    assert error.path == "policy.timezone"
+    assert all(value not in str(error) for value in samples.ENVIRON.values())
+
+
+def test_parse_tenants_refuses_an_empty_document(tmp_path):
+    with pytest.raises(TenantsError, match="tenants: expected a mapping"):
+        parse_tenants({"version": 1}, "x.yaml", tmp_path, {})
