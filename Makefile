@@ -1,9 +1,10 @@
+# callmatch: `make install && make run` on a fresh machine; `make test` is what CI runs.
 VENV ?= .venv
-PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
+EXAMPLES := $(filter-out %.expected.json,$(wildcard config/examples/*.json))
 
-.PHONY: install test lint typecheck pytest bench run clean
+.PHONY: install test lint typecheck pytest bench run redis-server clean
 
 install: $(VENV)/.installed
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis-server
@@ -14,7 +15,6 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-.PHONY: redis-server
 redis-server:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
@@ -23,27 +23,27 @@ redis-server:
 	elif command -v brew >/dev/null 2>&1; then \
 		brew install redis; \
 	else \
-		echo "redis-server not found and no apt-get or brew here: install Redis yourself or use 'docker compose up redis'"; \
+		echo "redis-server is missing and there is no apt-get or brew here: install Redis, or run 'docker compose up redis'"; \
 		exit 1; \
 	fi
 
-lint:
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck:
+typecheck: install
 	$(BIN)/mypy worker adapters tests
 
-pytest:
+pytest: install
 	$(BIN)/pytest
 
-test: install lint typecheck pytest
+test: lint typecheck pytest
 
 bench: install
-	$(PY) -m tests.bench
+	$(BIN)/python -m tests.bench
 
 run: install
-	$(BIN)/callmatch decide $(wildcard config/examples/*[!d].json)
+	$(BIN)/callmatch decide --format text $(EXAMPLES)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
