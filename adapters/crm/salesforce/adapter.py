@@ -60,9 +60,15 @@ class SalesforceCrm(CrmPort):
     """The port for one tenant; make one per association so `stats` and the read cache are per call."""
 
     def __init__(
-        self, client: SalesforceClient, settings: SalesforceSettings | None = None, default_region: str = "US"
+        self,
+        client: SalesforceClient,
+        settings: SalesforceSettings | None = None,
+        default_region: str = "US",
+        *,
+        search_phones: bool = True,
     ):
         super().__init__()
+        self.search_phones = search_phones
         self.client = client
         self.settings = settings or SalesforceSettings()
         self.region = default_region
@@ -103,8 +109,12 @@ class SalesforceCrm(CrmPort):
             conditions.append(f"Id IN {in_list(ids)}")
         return f"{self._contact_select()} WHERE {' OR '.join(conditions)}" if conditions else None
 
-    def _lead_query(self, emails: Sequence[str], phones: Sequence[str]) -> str | None:
+    def _lead_query(
+        self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str] = ()
+    ) -> str | None:
         conditions = self._person_where(emails, phones, LEAD_PHONE_FIELDS)
+        if ids:
+            conditions.append(f"Id IN {in_list(ids)}")
         if not conditions:
             return None
         return f"{self._lead_select()} WHERE IsConverted = false AND ({' OR '.join(conditions)})"
@@ -201,15 +211,16 @@ class SalesforceCrm(CrmPort):
         new_contact_ids = [c for c in contact_ids if c not in self._contacts]
         account_ids = sorted(keys.account_ids)
         new_account_ids = [a for a in account_ids if a not in self._accounts]
+        searched_contacts, searched_leads = self._search_phones(phones) if self.search_phones else ([], [])
         queries: dict[str, str] = {}
         if keys.user_emails:
             queries["users"] = self._user_query(
                 sorted(e for e in (norm_email(x) for x in keys.user_emails) if e)
             )
-        contact_query = self._contact_query(emails, phones, new_contact_ids)
+        contact_query = self._contact_query(emails, phones, sorted({*new_contact_ids, *searched_contacts}))
         if contact_query:
             queries["contacts"] = contact_query
-        lead_query = self._lead_query(emails, phones)
+        lead_query = self._lead_query(emails, phones, searched_leads)
         if lead_query:
             queries["leads"] = lead_query
         account_query = self._account_query(domains, new_account_ids)
@@ -237,11 +248,6 @@ class SalesforceCrm(CrmPort):
             for lead in (mapping.to_lead(r, self.settings) for r in results.get("leads", []))
             if self._keep_person(lead, set(emails), wanted_phones, set())
         ]
-        missing = self._missing_phones(phones, [*contacts, *leads])
-        if missing:
-            extra_contacts, extra_leads = self._search_phones(missing)
-            contacts += [c for c in extra_contacts if c.id not in {x.id for x in contacts}]
-            leads += [x for x in extra_leads if x.id not in {y.id for y in leads}]
         for contact in contacts:
             self._contacts[contact.id] = contact
         contacts += [
@@ -273,48 +279,30 @@ class SalesforceCrm(CrmPort):
             activities=tuple(_unique(sorted(activities, key=lambda a: a.id))),
         )
 
-    def _search_phones(self, phones: Sequence[str]) -> tuple[list[Contact], list[Lead]]:
-        """SOSL over phone fields for numbers SOQL did not find, hits confirmed by E.164."""
-        contacts: list[Contact] = []
-        leads: list[Lead] = []
-        contact_fields = ", ".join(("Id", *self._email_fields(), *CONTACT_PHONE_FIELDS, "AccountId"))
-        lead_fields = ", ".join(("Id", *self._email_fields(), *LEAD_PHONE_FIELDS))
+    def _search_phones(self, phones: Sequence[str]) -> tuple[list[str], list[str]]:
+        """SOSL over phone fields, one call for all numbers; ids of hits confirmed by E.164.
+
+        SOSL finds formats no variant list foresees; its index lags for fresh records,
+        which the SOQL variants in the same round still find.
+        """
+        if not phones:
+            return [], []
+        terms = " OR ".join(sosl_escape(national_digits(p)) for p in sorted(set(phones)))
+        contact_fields = ", ".join(("Id", *CONTACT_PHONE_FIELDS))
+        lead_fields = ", ".join(("Id", *LEAD_PHONE_FIELDS))
+        records = self.client.search(
+            f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Contact({contact_fields}), "
+            f"Lead({lead_fields} WHERE IsConverted = false)"
+        )
         wanted = set(phones)
-        for phone in phones:
-            term = sosl_escape(national_digits(phone))
-            records = self.client.search(
-                f"FIND {{{term}}} IN PHONE FIELDS RETURNING Contact({contact_fields}), "
-                f"Lead({lead_fields} WHERE IsConverted = false)"
-            )
-            for record in records:
-                kind = (record.get("attributes") or {}).get("type")
-                if kind == "Contact":
-                    contact = mapping.to_contact(record, self.settings)
-                    if self._phones_of(contact.phones) & wanted:
-                        contacts.append(contact)
-                elif kind == "Lead":
-                    lead = mapping.to_lead(record, self.settings)
-                    if self._phones_of(lead.phones) & wanted:
-                        leads.append(lead)
-        if contacts:
-            ids = sorted({c.id for c in contacts})
-            relations = self.client.query(
-                f"SELECT Id, (SELECT AccountId FROM AccountContactRelations) FROM Contact WHERE Id IN {in_list(ids)}"
-            )
-            extra = {
-                str(r["Id"]): mapping.to_contact({**r, "AccountId": None}, self.settings) for r in relations
-            }
-            contacts = [
-                Contact(
-                    id=c.id,
-                    email=c.email,
-                    emails=c.emails,
-                    phones=c.phones,
-                    account_ids=tuple(dict.fromkeys((*c.account_ids, *extra.get(c.id, c).account_ids))),
-                )
-                for c in contacts
-            ]
-        return contacts, leads
+        contacts: list[str] = []
+        leads: list[str] = []
+        for record in records:
+            kind = record_type(record)
+            fields = CONTACT_PHONE_FIELDS if kind == "Contact" else LEAD_PHONE_FIELDS
+            if self._phones_of(str(record[f]) for f in fields if record.get(f)) & wanted:
+                (contacts if kind == "Contact" else leads).append(str(record["Id"]))
+        return sorted(set(contacts)), sorted(set(leads))
 
     # --- the batch methods, one query each (the port's plain path and the bench baseline) -----------
 
@@ -345,16 +333,11 @@ class SalesforceCrm(CrmPort):
         )
 
     def contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
-        found = self._contact_hits(
-            "contacts_by_phones", self._contact_query([], phones, []), set(), set(phones), set()
-        )
-        missing = self._missing_phones(phones, found)
-        if missing:
-            before = self.client.api_calls
-            extra, _ = self._search_phones(missing)
-            self.stats.count("contacts_by_phones", self.client.api_calls - before)
-            found += [c for c in extra if c.id not in {x.id for x in found}]
-        return sorted(found, key=lambda c: c.id)
+        before = self.client.api_calls
+        searched, _ = self._search_phones(phones) if self.search_phones else ([], [])
+        self.stats.count("contacts_by_phones", self.client.api_calls - before)
+        soql = self._contact_query([], phones, searched)
+        return self._contact_hits("contacts_by_phones", soql, set(), set(phones), set())
 
     def contacts_by_ids(self, ids: Sequence[str]) -> list[Contact]:
         return self._contact_hits("contacts_by_ids", self._contact_query([], [], ids), set(), set(), set(ids))
@@ -370,14 +353,10 @@ class SalesforceCrm(CrmPort):
         return self._leads("leads_by_emails", self._lead_query(wanted, []), set(wanted), set())
 
     def leads_by_phones(self, phones: Sequence[str]) -> list[Lead]:
-        found = self._leads("leads_by_phones", self._lead_query([], phones), set(), set(phones))
-        missing = self._missing_phones(phones, found)
-        if missing:
-            before = self.client.api_calls
-            _, extra = self._search_phones(missing)
-            self.stats.count("leads_by_phones", self.client.api_calls - before)
-            found += [x for x in extra if x.id not in {y.id for y in found}]
-        return sorted(found, key=lambda x: x.id)
+        before = self.client.api_calls
+        _, searched = self._search_phones(phones) if self.search_phones else ([], [])
+        self.stats.count("leads_by_phones", self.client.api_calls - before)
+        return self._leads("leads_by_phones", self._lead_query([], phones, searched), set(), set(phones))
 
     def _accounts_query(self, method: str, domains: Sequence[str], ids: Sequence[str]) -> list[Account]:
         soql = self._account_query(domains, ids)

@@ -30,6 +30,7 @@ from tests.emulators.salesforce.soql import (
 )
 
 RecordData = dict[str, Any]
+_EXTENSION = re.compile(r"(?:ext\.?|x|#)\s*\d+\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -588,8 +589,8 @@ class Org:
             return self._search(parsed)
 
     def _search(self, sosl: SoslQuery) -> list[RecordData]:
-        term = sosl.term.strip('"').lower()
-        digits = re.sub(r"\D", "", term)
+        terms = [t.strip().strip('"').lower() for t in re.split(r"\s+OR\s+", sosl.term) if t.strip()]
+        numbers = [d for d in (re.sub(r"\D", "", t) for t in terms) if len(d) >= 3]
         out: list[RecordData] = []
         for returning in sosl.returning:
             sobject = self.sobject(returning.sobject)
@@ -614,15 +615,11 @@ class Org:
                     if value is None:
                         continue
                     if sosl.scope == "PHONE":
-                        stored = re.sub(r"\D", "", str(value))
-                        if (
-                            digits
-                            and len(digits) >= 3
-                            and (stored.endswith(digits) or digits.endswith(stored))
-                        ):
+                        stored = re.sub(r"\D", "", _EXTENSION.split(str(value))[0])
+                        if stored and any(stored.endswith(d) or d.endswith(stored) for d in numbers):
                             hits.append(record)
                             break
-                    elif term in str(value).lower():
+                    elif any(t in str(value).lower() for t in terms):
                         hits.append(record)
                         break
             query = Query(sobject.name, returning.fields, (), returning.where, (), returning.limit)

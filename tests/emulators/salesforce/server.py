@@ -196,6 +196,7 @@ class SalesforceEmulator:
 class _Handler(BaseHTTPRequestHandler):
     owner: SalesforceEmulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
