@@ -464,7 +464,12 @@ class HubSpotCrm(CrmPort):
             ],
             mapping.activity_properties(kind),
         )
-        ours = [o for o in existing if props(o).get(mapping.external_id_property) == call.id]
+        ours = [
+            o
+            for o in existing
+            if props(o).get(mapping.external_id_property) == call.id
+            and props(o).get(mapping.marker_property, "").lower() == "true"
+        ]
         if ours:
             object_id = str(ours[0]["id"])
             self.client.update(kind, object_id, properties, meter=self._meter("upsert_activity"))

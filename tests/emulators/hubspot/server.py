@@ -34,7 +34,10 @@ BATCH_MAX_INPUTS = 100
 
 @dataclass
 class Fault:
-    """A canned answer for the next matching requests (`path` is a substring, '' matches all)."""
+    """A canned answer for the next matching requests (`path` is a substring, '' matches all).
+
+    Status 0 only delays the request, which is then served normally.
+    """
 
     status: int
     body: dict[str, Any]
@@ -112,6 +115,8 @@ class HubSpotEmulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+            wbufsize = 1 << 16
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -131,7 +136,9 @@ class HubSpotEmulator:
         server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="hubspot-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="hubspot-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -167,6 +174,10 @@ class HubSpotEmulator:
         else:
             body = error_body("internal error" if status >= 500 else "bad request", "INTERNAL_ERROR")
         self.inject(Fault(status, body, headers, path, count))
+
+    def slow_next(self, seconds: float, count: int = 1, path: str = "") -> None:
+        """The next `count` matching requests are answered normally, `seconds` late (client timeouts)."""
+        self.inject(Fault(0, {}, path=path, remaining=count, delay=seconds))
 
     def expire_tokens(self) -> None:
         """Every access token issued so far is now expired (401 EXPIRED_AUTHENTICATION)."""
@@ -207,13 +218,16 @@ class HubSpotEmulator:
             self.statuses[status] += 1
             self.log.append((method, parts.path, status))
         body = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json;charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(body)
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json;charset=utf-8")
+            handler.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client gave up (its timeout): nothing to answer
 
     def _dispatch(
         self,
@@ -230,7 +244,8 @@ class HubSpotEmulator:
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
-            raise ApiError(fault.status, fault.body, fault.headers)
+            if fault.status:
+                raise ApiError(fault.status, fault.body, fault.headers)
         if path == "/oauth/v1/token":
             return self._token(raw), {}
         self._authenticate(handler.headers.get("Authorization", ""))

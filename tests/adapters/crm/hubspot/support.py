@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ def portal(
     scenario: Scenario, *, limits: Limits | None = None, calculated_closed: bool = True
 ) -> Iterator[HubSpotEmulator]:
     emulator = HubSpotEmulator(
-        Store.from_scenario(scenario, calculated_closed=calculated_closed), limits=limits or GENEROUS
+        Store.from_scenario(scenario, calculated_closed=calculated_closed),
+        limits=dataclasses.replace(limits or GENEROUS),
     )
     emulator.start()
     try:

@@ -1,0 +1,214 @@
+"""Each HubSpot failure is classified once and either recovers or fails clearly; attempts are asserted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from adapters.crm.hubspot.client import HubSpotClient, OAuthApp, TokenSource
+from adapters.errors import (
+    BudgetExhaustedError,
+    CredentialsExpiredError,
+    FatalError,
+    RateLimitedError,
+    RetryableError,
+)
+from adapters.ratelimit import ApiBudget
+from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal, settings
+from tests.emulators.hubspot import HubSpotEmulator, Limits
+from worker.model import Scenario
+
+READ = "POST /crm/v3/objects/contacts/batch/read"
+
+
+@pytest.fixture()
+def scenario() -> Scenario:
+    return load(next(p for p in examples() if p.stem == "basic"))
+
+
+@pytest.fixture()
+def emulator(scenario: Scenario) -> Iterator[HubSpotEmulator]:
+    with portal(scenario) as running:
+        yield running
+
+
+def make_client(emulator: HubSpotEmulator, **overrides: object) -> tuple[HubSpotClient, Sleeps]:
+    sleeps = Sleeps()
+    return HubSpotClient(settings(emulator, **overrides), TokenSource(TOKEN), sleep=sleeps), sleeps
+
+
+def read_contact(client: HubSpotClient) -> list[dict[str, object]]:
+    return client.batch_read("contacts", ["jane@acme.com"], ["email"], id_property="email")
+
+
+def test_5xx_is_retried_until_it_succeeds(emulator: HubSpotEmulator) -> None:
+    client, sleeps = make_client(emulator)
+    emulator.fail_next(503, count=2, path="/contacts/batch/read")
+    assert [o["id"] for o in read_contact(client)] == ["C1"]
+    assert emulator.requests[READ] == 3
+    assert client.stats.last_attempts is not None and client.stats.last_attempts.count == 3
+    assert len(sleeps.waits) == 2
+
+
+def test_persistent_5xx_fails_as_retryable_after_max_attempts(emulator: HubSpotEmulator) -> None:
+    client, _ = make_client(emulator, max_attempts=4)
+    emulator.fail_next(500, count=10, path="/contacts/batch/read")
+    with pytest.raises(RetryableError) as failure:
+        read_contact(client)
+    assert failure.value.status == 500
+    assert emulator.requests[READ] == 4
+
+
+def test_ten_secondly_429_waits_what_retry_after_says(emulator: HubSpotEmulator) -> None:
+    client, sleeps = make_client(emulator)
+    emulator.fail_next(429, count=1, path="/contacts/batch/read", retry_after=2)
+    assert [o["id"] for o in read_contact(client)] == ["C1"]
+    assert sleeps.waits == [2.0]
+    assert emulator.requests[READ] == 2
+    assert client.stats.rate_limited == 1
+
+
+def test_daily_429_fails_at_once(emulator: HubSpotEmulator) -> None:
+    client, sleeps = make_client(emulator)
+    emulator.limits.daily = 0
+    with pytest.raises(RateLimitedError) as failure:
+        read_contact(client)
+    assert failure.value.daily and failure.value.code == "DAILY"
+    assert emulator.requests[READ] == 1
+    assert sleeps.waits == []
+
+
+def test_the_rolling_limit_answers_hubspots_429_and_headers(scenario: Scenario) -> None:
+    with portal(scenario, limits=Limits(burst=3, burst_window=60)) as emulator:
+        client, _ = make_client(emulator, max_attempts=1)
+        for _ in range(3):
+            read_contact(client)
+        assert client.stats.burst_remaining == 0
+        with pytest.raises(RateLimitedError) as failure:
+            read_contact(client)
+    assert failure.value.code == "TEN_SECONDLY_ROLLING"
+    assert not failure.value.daily
+    assert emulator.statuses[429] == 1
+
+
+def test_a_timeout_is_retried(emulator: HubSpotEmulator) -> None:
+    client, sleeps = make_client(emulator, read_timeout=0.2)
+    emulator.slow_next(1.0, path="/contacts/batch/read")
+    assert [o["id"] for o in read_contact(client)] == ["C1"]
+    assert emulator.requests[READ] == 2
+    assert len(sleeps.waits) == 1
+
+
+def test_a_bad_request_is_fatal_at_once(emulator: HubSpotEmulator) -> None:
+    client, sleeps = make_client(emulator)
+    groups = [{"filters": [{"propertyName": "email", "operator": "EQ", "value": str(i)}]} for i in range(6)]
+    with pytest.raises(FatalError) as failure:
+        client.search("contacts", groups, ["email"])
+    assert failure.value.status == 400
+    assert emulator.requests["POST /crm/v3/objects/contacts/search"] == 1
+    assert sleeps.waits == []
+
+
+def oauth_client(emulator: HubSpotEmulator, tokens: TokenSource) -> HubSpotClient:
+    return HubSpotClient(settings(emulator), tokens, sleep=Sleeps())
+
+
+APP = OAuthApp(client_id="client-id", client_secret="client-secret", refresh_token="refresh-emulator")
+
+
+def test_an_expired_token_is_refreshed_once_and_the_request_retried(emulator: HubSpotEmulator) -> None:
+    tokens = TokenSource(oauth=APP)
+    client = oauth_client(emulator, tokens)
+    read_contact(client)
+    assert tokens.refreshes == 1  # no token yet: refreshed before the first request
+    emulator.expire_tokens()
+    assert [o["id"] for o in read_contact(client)] == ["C1"]
+    assert tokens.refreshes == 2
+    assert emulator.requests["POST /oauth/v1/token"] == 2
+    assert emulator.statuses[401] == 1
+    assert emulator.requests[READ] == 3
+
+
+def test_a_token_is_refreshed_before_expires_in_runs_out(emulator: HubSpotEmulator) -> None:
+    now = [0.0]
+    tokens = TokenSource(oauth=APP, margin=60, clock=lambda: now[0])
+    client = oauth_client(emulator, tokens)
+    read_contact(client)
+    now[0] = emulator.token_lifetime - 30.0
+    read_contact(client)
+    assert tokens.refreshes == 2
+    assert emulator.statuses[401] == 0
+
+
+def test_a_rejected_private_app_token_fails_clearly(emulator: HubSpotEmulator) -> None:
+    client, _ = make_client(emulator)
+    emulator.expire_tokens()
+    with pytest.raises(CredentialsExpiredError) as failure:
+        read_contact(client)
+    assert failure.value.code == "EXPIRED_AUTHENTICATION"
+    assert emulator.requests[READ] == 1
+
+
+def test_a_refused_refresh_token_is_fatal(emulator: HubSpotEmulator) -> None:
+    tokens = TokenSource(oauth=OAuthApp("client-id", "client-secret", "revoked"))
+    with pytest.raises(FatalError):
+        read_contact(oauth_client(emulator, tokens))
+    assert emulator.requests[READ] == 0
+
+
+def test_the_daily_budget_is_recorded_and_its_reserve_kept(
+    scenario: Scenario, redis_client: redis.Redis
+) -> None:
+    with portal(scenario, limits=Limits(daily=100, burst=1000, search=1000)) as emulator:
+        client = HubSpotClient.for_tenant(
+            settings(emulator, budget_reserve=0.6), TokenSource(TOKEN), redis_client, sleep=Sleeps()
+        )
+        for _ in range(40):
+            read_contact(client)
+        assert ApiBudget(redis_client, "hubspot:t1:daily").remaining() == (60, 100)
+        read_contact(client)
+        with pytest.raises(BudgetExhaustedError):
+            read_contact(client)
+    assert emulator.requests[READ] == 41
+
+
+def test_search_is_held_to_its_limit_across_workers(scenario: Scenario, redis_client: redis.Redis) -> None:
+    """Two workers (clients sharing only Redis) search as fast as they can: HubSpot never says 429."""
+    limits = Limits(burst=1000, search=5, search_window=1.0)
+    with portal(scenario, limits=limits) as emulator:
+        workers = [
+            HubSpotClient.for_tenant(settings(emulator, max_attempts=1), TokenSource(TOKEN), redis_client)
+            for _ in range(2)
+        ]
+        errors: list[BaseException] = []
+        group = [{"filters": [{"propertyName": "email", "operator": "EQ", "value": "jane@acme.com"}]}]
+
+        def work(client: HubSpotClient) -> None:
+            try:
+                for _ in range(5):
+                    assert [o["id"] for o in client.search("contacts", group, ["email"])] == ["C1"]
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(client,)) for client in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert errors == []
+    assert emulator.requests["POST /crm/v3/objects/contacts/search"] == 10
+    assert emulator.statuses[429] == 0
+
+
+def test_without_the_shared_limiter_the_same_load_is_refused(scenario: Scenario) -> None:
+    limits = Limits(burst=1000, search=5, search_window=60.0)
+    with portal(scenario, limits=limits) as emulator:
+        client, _ = make_client(emulator, max_attempts=1)
+        group = [{"filters": [{"propertyName": "email", "operator": "EQ", "value": "jane@acme.com"}]}]
+        with pytest.raises(RateLimitedError) as failure:
+            for _ in range(6):
+                client.search("contacts", group, ["email"])
+    assert failure.value.code == "SECONDLY"
