@@ -1,0 +1,52 @@
+"""Scenarios decide the same through the HubSpot adapter (over the emulator) as through the scenario file."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.adapters.crm.hubspot.support import crm_for, examples, load, portal
+from tests.emulators.hubspot import Store
+from tests.scenario_gen import generate_scenario
+from worker.association import associate, decide_scenario
+from worker.model import Scenario
+from worker.scenario import parse_scenario
+
+COUNT = 200
+
+
+def without_trace(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "trace"}
+
+
+@pytest.mark.parametrize("path", examples(), ids=lambda p: p.stem)
+def test_examples_decide_the_same(path: Path) -> None:
+    scenario = load(path)
+    with portal(scenario) as emulator:
+        crm = crm_for(scenario, emulator)
+        got = associate(scenario.call, scenario.policy, crm, scenario.previous)
+    assert without_trace(got.to_json()) == without_trace(decide_scenario(scenario).to_json())
+    assert crm.stats.requests == sum(emulator.requests.values())
+    assert emulator.statuses.get(429, 0) == 0
+
+
+def test_generated_scenarios_decide_the_same() -> None:
+    rng = random.Random(20261122)
+    scenarios: list[Scenario] = [parse_scenario(generate_scenario(rng)) for _ in range(COUNT)]
+    mismatches = []
+    requests = 0
+    with portal(scenarios[0]) as emulator:
+        for index, scenario in enumerate(scenarios):
+            emulator.store = Store.from_scenario(scenario, calculated_closed=index % 2 == 0)
+            crm = crm_for(scenario, emulator)
+            expected = without_trace(decide_scenario(scenario).to_json())
+            got = without_trace(associate(scenario.call, scenario.policy, crm, scenario.previous).to_json())
+            if got != expected:
+                mismatches.append((index, expected, got))
+            requests += crm.stats.requests
+        sent = sum(emulator.requests.values())
+    assert mismatches == []
+    assert requests == sent
