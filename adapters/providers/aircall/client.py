@@ -1,0 +1,44 @@
+"""Aircall's `GET /v1/calls/{id}`: the call as Aircall stored it, with conference participants."""
+
+from __future__ import annotations
+
+import base64
+
+from adapters.providers.aircall.webhook import call_people
+from worker.events import CallEvent
+from worker.ingest.apiclient import FetchContext, reading
+from worker.ingest.webhook import Fields
+from worker.model import Person
+
+DEFAULT_BASE_URL = "https://api.aircall.io"
+
+
+def merge(*groups: tuple[Person, ...] | list[Person]) -> tuple[Person, ...]:
+    """People in first-seen order; a later copy with more fields replaces nothing, a repeat is dropped."""
+    out: list[Person] = []
+    for group in groups:
+        for person in group:
+            if person not in out:
+                out.append(person)
+    return tuple(out)
+
+
+def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
+    credentials = ctx.config.credentials
+    basic = base64.b64encode(f"{credentials['api_id']}:{credentials['api_token']}".encode()).decode()
+    client = ctx.client(
+        ctx.config.api_base_url or DEFAULT_BASE_URL, auth=lambda: {"Authorization": f"Basic {basic}"}
+    )
+    body = client.get(f"/v1/calls/{event.source_ref}")
+
+    with reading("aircall"):
+        call = Fields(body).obj("call")
+        organizer, external, internal = call_people(call)
+        return event.with_details(
+            started_at=call.unix_time("started_at") or event.started_at,
+            ended_at=call.unix_time("ended_at") or event.ended_at,
+            organizer=organizer if organizer.email else event.organizer,
+            participants=merge(event.participants, external),
+            internal=merge(event.internal, internal),
+            complete=True,
+        )

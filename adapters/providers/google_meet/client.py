@@ -1,0 +1,221 @@
+"""Google Meet participants: the Meet API, the Admin directory for emails, the calendar for guests.
+
+Signed-in participants are `users/{id}`: the directory turns them into emails.
+Anonymous and dial-in participants are kept by name. When the meeting came from
+a calendar event of one of our users, its attendees bring the external guests'
+emails and its organizer the organizer. Calls use a service account with
+domain-wide delegation, acting as `delegated_user` (or as the calendar's owner).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import jwt
+
+from adapters.errors import FatalError
+from adapters.providers.aircall.client import merge
+from worker.events import CallEvent, iso_utc
+from worker.ingest.apiclient import (
+    ApiClient,
+    BearerToken,
+    FetchContext,
+    reading,
+    shared_token,
+    token_response,
+)
+from worker.ingest.webhook import Fields
+from worker.model import Person
+from worker.normalize import norm_email
+
+MEET_URL = "https://meet.googleapis.com"
+DIRECTORY_URL = "https://admin.googleapis.com"
+CALENDAR_URL = "https://www.googleapis.com"
+DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
+SCOPES = " ".join(
+    (
+        "https://www.googleapis.com/auth/meetings.space.readonly",
+        "https://www.googleapis.com/auth/admin.directory.user.readonly",
+        "https://www.googleapis.com/auth/calendar.events.readonly",
+    )
+)
+MAX_PAGES = 50
+MAX_CALENDARS = 3
+
+
+class _Google:
+    """Tokens per delegated subject, and one client per Google API host."""
+
+    def __init__(self, ctx: FetchContext):
+        self.ctx = ctx
+        key = json.loads(ctx.config.credentials["service_account_key"])
+        if not isinstance(key, dict) or "client_email" not in key or "private_key" not in key:
+            raise FatalError("google_meet", "service_account_key is not a service account JSON key")
+        self.key = key
+        self.token_url = ctx.config.setting("token_url") or key.get("token_uri") or DEFAULT_TOKEN_URL
+        base = ctx.config.api_base_url
+        self.bases = {
+            "meet": base or MEET_URL,
+            "directory": base or DIRECTORY_URL,
+            "calendar": base or CALENDAR_URL,
+        }
+        self.token_client = ctx.client(base or MEET_URL)
+        self.tokens: dict[str, BearerToken] = {}
+        self.clients: dict[tuple[str, str], ApiClient] = {}
+
+    def _token(self, subject: str) -> BearerToken:
+        if subject not in self.tokens:
+
+            def fetch_token() -> tuple[str, float]:
+                now = int(time.time())
+                assertion = jwt.encode(
+                    {
+                        "iss": self.key["client_email"],
+                        "sub": subject,
+                        "scope": SCOPES,
+                        "aud": self.token_url,
+                        "iat": now,
+                        "exp": now + 3600,
+                    },
+                    self.key["private_key"],
+                    algorithm="RS256",
+                )
+                body = self.token_client.post_token(
+                    self.token_url,
+                    {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
+                )
+                return token_response("google_meet", body)
+
+            self.tokens[subject] = shared_token(self.ctx, self.token_url, subject, fetch_token)
+        return self.tokens[subject]
+
+    def client(self, api: str, subject: str | None = None) -> ApiClient:
+        who = subject or self.ctx.config.setting("delegated_user") or self.key["client_email"]
+        if (api, who) not in self.clients:
+            token = self._token(who)
+            self.clients[(api, who)] = self.ctx.client(
+                self.bases[api], auth=token.headers, refresh=token.refresh
+            )
+        return self.clients[(api, who)]
+
+    def pages(self, api: str, path: str, key: str) -> list[Fields]:
+        rows: list[Fields] = []
+        page_token = ""
+        for _ in range(MAX_PAGES):
+            params: dict[str, str | int] = {"pageSize": 250}
+            if page_token:
+                params["pageToken"] = page_token
+            body = self.client(api).get(path, params)
+            with reading("google_meet"):
+                page = Fields(body)
+                rows += page.objs(key)
+                page_token = page.opt_str("nextPageToken") or ""
+            if not page_token:
+                break
+        return rows
+
+    def email_of(self, user_name: str, cache: dict[str, str | None]) -> str | None:
+        """`users/{id}` -> primary email; an unknown or deleted user keeps no email."""
+        user_id = user_name.split("/", 1)[-1]
+        if user_id not in cache:
+            try:
+                body = self.client("directory").get(f"/admin/directory/v1/users/{user_id}")
+            except FatalError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                body = {}
+            with reading("google_meet"):
+                cache[user_id] = norm_email(Fields(body).opt_str("primaryEmail"))
+        return cache[user_id]
+
+
+def _calendar_event(
+    google: _Google, meeting_code: str, owners: list[str], start: dt.datetime, end: dt.datetime | None
+) -> Fields | None:
+    """The calendar event of one of our users whose Meet conference is this meeting."""
+    for owner in owners[:MAX_CALENDARS]:
+        try:
+            body = google.client("calendar", owner).get(
+                f"/calendar/v3/calendars/{owner}/events",
+                {
+                    "timeMin": iso_utc(start - dt.timedelta(hours=1)) or "",
+                    "timeMax": iso_utc((end or start) + dt.timedelta(hours=1)) or "",
+                    "singleEvents": "true",
+                    "maxResults": 250,
+                },
+            )
+        except FatalError as exc:
+            if exc.status in (403, 404):
+                continue
+            raise
+        with reading("google_meet"):
+            for item in Fields(body).objs("items"):
+                conference = item.opt_obj("conferenceData")
+                if conference is not None and conference.opt_str("conferenceId") == meeting_code:
+                    return item
+    return None
+
+
+def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
+    google = _Google(ctx)
+    record_name = event.source_ref or ""
+    record_body = google.client("meet").get(f"/v2/{record_name}")
+    rows = google.pages("meet", f"/v2/{record_name}/participants", "participants")
+    cache: dict[str, str | None] = {}
+    external: list[Person] = []
+    internal: list[Person] = []
+    with reading("google_meet"):
+        record = Fields(record_body)
+        started_at = record.iso_time("startTime", required=True)
+        assert started_at is not None
+        ended_at = record.iso_time("endTime") or event.ended_at
+        space = record.opt_str("space")
+        for row in rows:
+            signed_in = row.opt_obj("signedinUser")
+            if signed_in is not None:
+                email = google.email_of(signed_in.str_("user"), cache)
+                person = Person(email=email, name=signed_in.opt_str("displayName"))
+                (internal if ctx.tenant.is_internal_email(email) else external).append(person)
+                continue
+            for key in ("anonymousUser", "phoneUser"):
+                other = row.opt_obj(key)
+                if other is not None and other.opt_str("displayName"):
+                    external.append(Person(name=other.opt_str("displayName")))
+    organizer = event.organizer
+    title = event.title
+    owners = [p.email for p in internal if p.email]
+    if space and owners:
+        space_body = google.client("meet").get(f"/v2/{space}")
+        with reading("google_meet"):
+            meeting_code = Fields(space_body).opt_str("meetingCode")
+        calendar = (
+            _calendar_event(google, meeting_code, owners, started_at, ended_at) if meeting_code else None
+        )
+        if calendar is not None:
+            with reading("google_meet"):
+                title = calendar.opt_str("summary") or title
+                owner = calendar.opt_obj("organizer")
+                if owner is not None and owner.opt_str("email"):
+                    organizer = Person(
+                        email=norm_email(owner.opt_str("email")), name=owner.opt_str("displayName")
+                    )
+                for attendee in calendar.objs("attendees"):
+                    email = norm_email(attendee.opt_str("email"))
+                    if attendee.opt_bool("resource") or email is None or ctx.tenant.is_internal_email(email):
+                        continue
+                    person = Person(email=email, name=attendee.opt_str("displayName"))
+                    if all(p.email != email for p in external):
+                        external.append(person)
+    if organizer.email:
+        internal = [p for p in internal if p.email != organizer.email]
+    return event.with_details(
+        started_at=started_at,
+        ended_at=ended_at,
+        organizer=organizer,
+        title=title,
+        participants=merge(event.participants, external),
+        internal=merge(event.internal, internal),
+        complete=True,
+    )

@@ -1,0 +1,377 @@
+"""One HTTP emulator of the five providers' APIs on 127.0.0.1, with the auth each one uses.
+
+- Aircall `GET /v1/calls/{id}` (Basic api_id:api_token)
+- Ringover `GET /v2/calls/{id}` (Authorization: the API key)
+- Zoom `POST /oauth/token` (account_credentials) and `GET /v2/past_meetings/{uuid}/participants`
+  (the UUID double-encoded; paged by next_page_token)
+- Google `POST /token` (JWT bearer grant, the assertion checked against the service account key),
+  Meet `conferenceRecords`, `participants`, `spaces`, Admin directory users, Calendar events
+- Graph `POST /{tenant}/oauth2/v2.0/token`, `callRecords/{id}`, `participants_v2` (paged by
+  @odata.nextLink), `users/{id}`
+
+Tests seed `state`, queue faults with `fail_next` (a status and headers served once per
+matching request) and `revoke_tokens` to make every issued bearer token expire.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jwt
+
+
+@dataclass
+class Fault:
+    path: str
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+    times: int
+
+
+@dataclass
+class State:
+    aircall_auth: tuple[str, str] = ("api-id", "api-token")
+    aircall_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ringover_key: str = "ringover-api-key"
+    ringover_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    zoom_client: tuple[str, str, str] = ("zoom-account", "zoom-client", "zoom-secret")
+    zoom_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    google_public_key: str = ""
+    google_client_email: str = ""
+    meet_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meet_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    meet_spaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    directory_users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calendar_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    graph_client: tuple[str, str] = ("graph-client", "graph-secret")
+    graph_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    graph_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    graph_users: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Reply(Exception):
+    def __init__(self, status: int, body: object, headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+Route = Callable[["ProviderEmulator", "Request", re.Match[str]], object]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    form: dict[str, str]
+
+
+class ProviderEmulator:
+    def __init__(self) -> None:
+        self.state = State()
+        self.log: list[tuple[str, str]] = []
+        self._faults: list[Fault] = []
+        self._tokens: dict[str, str] = {}
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> ProviderEmulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next(
+        self, path: str, status: int, headers: dict[str, str] | None = None, times: int = 1, body: Any = None
+    ) -> None:
+        with self._lock:
+            self._faults.append(Fault(path, status, headers or {}, body or {"error": "injected"}, times))
+
+    def revoke_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def calls(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            return [f"{m} {p}" for m, p in self.log if p.startswith(prefix)]
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _issue(self, who: str) -> dict[str, Any]:
+        token = f"tok-{next(self._counter)}"
+        with self._lock:
+            self._tokens[token] = who
+        return {"access_token": token, "token_type": "bearer", "expires_in": 3600}
+
+    def _bearer(self, request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        with self._lock:
+            who = self._tokens.get(header[7:]) if header.startswith("Bearer ") else None
+        if who is None:
+            raise _Reply(401, {"code": 124, "message": "Invalid access token."})
+        return who
+
+    def _fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if path.startswith(fault.path) and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def dispatch(self, request: Request) -> tuple[int, object, dict[str, str]]:
+        with self._lock:
+            self.log.append((request.method, request.path))
+        fault = self._fault(request.path)
+        if fault is not None:
+            return fault.status, fault.body, fault.headers
+        for method, pattern, route in ROUTES:
+            match = pattern.fullmatch(request.path)
+            if match and method == request.method:
+                try:
+                    return 200, route(self, request, match), {}
+                except _Reply as reply:
+                    return reply.status, reply.body, reply.headers
+        return 404, {"error": "no such route"}, {}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def _serve(self) -> None:
+                split = urlsplit(self.path)
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                form = {k: v[0] for k, v in parse_qs(raw.decode()).items()} if raw else {}
+                request = Request(
+                    method=self.command,
+                    path=split.path,
+                    query={k: v[0] for k, v in parse_qs(split.query).items()},
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    form=form,
+                )
+                status, body, headers = emulator.dispatch(request)
+                payload = b"" if status == 204 else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = _serve
+            do_POST = _serve
+
+        return Handler
+
+
+def _page(
+    rows: list[dict[str, Any]], request: Request, size_key: str, token_key: str
+) -> tuple[list[Any], str]:
+    size = int(request.query.get(size_key, "30"))
+    start = int(request.query.get(token_key) or 0)
+    chunk = rows[start : start + size]
+    following = start + size
+    return chunk, str(following) if following < len(rows) else ""
+
+
+# -- Aircall ----------------------------------------------------------------------------
+
+
+def aircall_call(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    expected = base64.b64encode(":".join(emu.state.aircall_auth).encode()).decode()
+    if request.headers.get("authorization") != f"Basic {expected}":
+        raise _Reply(401, {"error": "Unauthorized", "troubleshoot": "Check your API key"})
+    call = emu.state.aircall_calls.get(match["id"])
+    if call is None:
+        raise _Reply(404, {"error": "Not found", "troubleshoot": "Call not found"})
+    return {"call": call}
+
+
+# -- Ringover ---------------------------------------------------------------------------
+
+
+def ringover_call(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    if request.headers.get("authorization") != emu.state.ringover_key:
+        raise _Reply(401, {"message": "Unauthorized"})
+    call = emu.state.ringover_calls.get(match["id"])
+    if call is None:
+        raise _Reply(204, None)
+    return {"call_list_count": 1, "call_list": [call]}
+
+
+# -- Zoom -------------------------------------------------------------------------------
+
+
+def zoom_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    account, client, secret = emu.state.zoom_client
+    expected = base64.b64encode(f"{client}:{secret}".encode()).decode()
+    if request.headers.get("authorization") != f"Basic {expected}":
+        raise _Reply(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+    if request.form.get("grant_type") != "account_credentials" or request.form.get("account_id") != account:
+        raise _Reply(400, {"reason": "Invalid request", "error": "invalid_request"})
+    return emu._issue("zoom")
+
+
+def zoom_participants(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    uuid = unquote(unquote(match["uuid"]))
+    rows = emu.state.zoom_participants.get(uuid)
+    if rows is None:
+        raise _Reply(404, {"code": 3001, "message": "Meeting does not exist."})
+    chunk, following = _page(rows, request, "page_size", "next_page_token")
+    return {
+        "page_count": 1,
+        "page_size": int(request.query.get("page_size", "30")),
+        "total_records": len(rows),
+        "next_page_token": following,
+        "participants": chunk,
+    }
+
+
+# -- Google -----------------------------------------------------------------------------
+
+
+def google_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    if request.form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+        raise _Reply(400, {"error": "unsupported_grant_type"})
+    try:
+        claims = jwt.decode(
+            request.form.get("assertion", ""),
+            emu.state.google_public_key,
+            algorithms=["RS256"],
+            audience=f"{emu.base_url}/token",
+        )
+    except jwt.InvalidTokenError:
+        raise _Reply(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}) from None
+    if claims.get("iss") != emu.state.google_client_email or not claims.get("sub"):
+        raise _Reply(400, {"error": "invalid_grant"})
+    return emu._issue(str(claims["sub"]))
+
+
+def meet_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    record = emu.state.meet_records.get(match["id"])
+    if record is None:
+        raise _Reply(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
+    return record
+
+
+def meet_participants(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    rows = emu.state.meet_participants.get(match["id"], [])
+    chunk, following = _page(rows, request, "pageSize", "pageToken")
+    return {"participants": chunk, "nextPageToken": following, "totalSize": len(rows)}
+
+
+def meet_space(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    space = emu.state.meet_spaces.get(match["id"])
+    if space is None:
+        raise _Reply(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
+    return space
+
+
+def directory_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    user = emu.state.directory_users.get(match["id"])
+    if user is None:
+        raise _Reply(404, {"error": {"code": 404, "message": "Resource Not Found: userKey"}})
+    return user
+
+
+def calendar_events(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    subject = emu._bearer(request)
+    owner = unquote(match["owner"])
+    if subject != owner:
+        raise _Reply(403, {"error": {"code": 403, "message": "Not allowed"}})
+    return {"kind": "calendar#events", "items": emu.state.calendar_events.get(owner, [])}
+
+
+# -- Microsoft Graph --------------------------------------------------------------------
+
+
+def graph_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    client, secret = emu.state.graph_client
+    if request.form.get("client_id") != client or request.form.get("client_secret") != secret:
+        raise _Reply(401, {"error": "invalid_client"})
+    if request.form.get("scope") != "https://graph.microsoft.com/.default":
+        raise _Reply(400, {"error": "invalid_scope"})
+    return emu._issue("graph")
+
+
+def graph_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    record = emu.state.graph_records.get(match["id"])
+    if record is None:
+        raise _Reply(404, {"error": {"code": "NotFound", "message": "Resource not found"}})
+    return record
+
+
+def graph_participants(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    rows = emu.state.graph_participants.get(match["id"], [])
+    start = int(request.query.get("$skiptoken") or 0)
+    chunk = rows[start : start + 2]
+    body: dict[str, Any] = {"value": chunk}
+    if start + 2 < len(rows):
+        body["@odata.nextLink"] = (
+            f"{emu.base_url}/v1.0/communications/callRecords/{match['id']}/participants_v2?$skiptoken={start + 2}"
+        )
+    return body
+
+
+def graph_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    user = emu.state.graph_users.get(match["id"])
+    if user is None:
+        raise _Reply(404, {"error": {"code": "Request_ResourceNotFound"}})
+    return user
+
+
+ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
+    ("GET", re.compile(r"/v1/calls/(?P<id>[^/]+)"), aircall_call),
+    ("GET", re.compile(r"/v2/calls/(?P<id>[^/]+)"), ringover_call),
+    ("POST", re.compile(r"/oauth/token"), zoom_token),
+    ("GET", re.compile(r"/v2/past_meetings/(?P<uuid>[^/]+)/participants"), zoom_participants),
+    ("POST", re.compile(r"/token"), google_token),
+    ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)"), meet_record),
+    ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)/participants"), meet_participants),
+    ("GET", re.compile(r"/v2/spaces/(?P<id>[^/]+)"), meet_space),
+    ("GET", re.compile(r"/admin/directory/v1/users/(?P<id>[^/]+)"), directory_user),
+    ("GET", re.compile(r"/calendar/v3/calendars/(?P<owner>[^/]+)/events"), calendar_events),
+    ("POST", re.compile(r"/(?P<tenant>[^/]+)/oauth2/v2\.0/token"), graph_token),
+    ("GET", re.compile(r"/v1\.0/communications/callRecords/(?P<id>[^/]+)"), graph_record),
+    (
+        "GET",
+        re.compile(r"/v1\.0/communications/callRecords/(?P<id>[^/]+)/participants_v2"),
+        graph_participants,
+    ),
+    ("GET", re.compile(r"/v1\.0/users/(?P<id>[^/]+)"), graph_user),
+]
