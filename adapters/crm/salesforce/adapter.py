@@ -155,13 +155,14 @@ class SalesforceCrm(CrmPort):
         return (
             f"SELECT {ACTIVITY_LINK_FIELDS}, {s.task_call_id_field}, {s.external_id_field}, {s.task_start_field}, "
             "(SELECT RelationId, Relation.Type, IsWhat FROM TaskRelations) "
-            f"FROM Task WHERE {s.task_call_id_field} = {quote(query.call_id)}"
+            f"FROM Task WHERE {s.task_call_id_field} = {quote(query.call_id)} "
+            f"OR {s.external_id_field} = {quote(query.call_id)}"
         )
 
     def _event_query(self, query: ActivityQuery) -> str:
         s = self.settings
         attendees = f", {s.attendee_emails_field}" if s.attendee_emails_field else ""
-        where = f"{s.event_call_id_field} = {quote(query.call_id)}"
+        where = f"{s.event_call_id_field} = {quote(query.call_id)} OR {s.external_id_field} = {quote(query.call_id)}"
         if query.kind is CallKind.MEETING:
             window = dt.timedelta(minutes=query.window_minutes)
             low = datetime_literal(query.started_at - window)

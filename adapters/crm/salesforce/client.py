@@ -29,12 +29,12 @@ from adapters.errors import (
     RateLimitedError,
     RetryableError,
 )
+from adapters.ratelimit import parse_sforce_limit_info
 from adapters.retry import Attempts, call_with_retries
 
 SERVICE = "salesforce"
 MAX_SUBREQUESTS = 25
 MAX_QUERY_SUBREQUESTS = 5
-_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -102,11 +102,9 @@ class SalesforceSession(requests.Session):
         if self.limiter is not None:
             self.limiter.acquire(self.limiter_timeout)
         response = super().request(method, url, *args, **kwargs)
-        info = response.headers.get("Sforce-Limit-Info")
-        if info and self.on_usage is not None:
-            match = _LIMIT_INFO.search(info)
-            if match:
-                self.on_usage(int(match.group(1)), int(match.group(2)))
+        usage = parse_sforce_limit_info(response.headers.get("Sforce-Limit-Info"))
+        if usage is not None and self.on_usage is not None:
+            self.on_usage(*usage)
         return response
 
 
@@ -182,6 +180,7 @@ class SalesforceClient:
         timeout: tuple[float, float] = (3.05, 30.0),
         verify: str | bool = True,
         limiter: Limiter | None = None,
+        limiter_timeout: float = 30.0,
         budget: Budget | None = None,
         reserve_fraction: float = 0.1,
         retry: RetrySettings | None = None,

@@ -1,0 +1,126 @@
+"""Write-back W1/W2: one Task or Event per call id, upserted by our external id, linked as the rules say."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from worker.association import associate
+from worker.port import ActivityQuery
+from worker.model import (
+    Account,
+    Call,
+    CallKind,
+    Case,
+    Contact,
+    CrmSlice,
+    Decision,
+    Direction,
+    Lead,
+    Opportunity,
+    Person,
+    Policy,
+)
+
+T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
+CALL = Call(
+    id="aircall:812/731?x=1",
+    started_at=T,
+    ended_at=T + dt.timedelta(minutes=22),
+    direction=Direction.OUTBOUND,
+    organizer=Person(email="rep@ourco.example"),
+    participants=(Person(email="jane@acme.example"), Person(email="li@acme.example")),
+)
+MEETING = Call(
+    id="zoom:kQ2",
+    kind=CallKind.MEETING,
+    started_at=T,
+    ended_at=T + dt.timedelta(hours=1),
+    title="Quarterly review",
+    participants=(Person(email="jane@acme.example"),),
+)
+CRM = CrmSlice(
+    accounts=(Account(id="A1", name="Acme", domains=("acme.example",)),),
+    contacts=(
+        Contact(id="C1", email="jane@acme.example", account_ids=("A1",)),
+        Contact(id="C2", email="li@acme.example", account_ids=("A1",)),
+    ),
+    leads=(Lead(id="L1", email="bob@startup.example"),),
+    opportunities=(
+        Opportunity(id="O1", account_id="A1", created_at=T - dt.timedelta(days=30), updated_at=T),
+    ),
+)
+
+
+def decision(**fields: object) -> Decision:
+    return Decision(call_id=CALL.id, case=Case.CONTACTS, **fields)  # type: ignore[arg-type]
+
+
+def _relations(env, sobject: str, parent_field: str, parent_id: str) -> list[str]:
+    return [
+        str(r["RelationId"])
+        for r in env.emulator.org.live(sobject)
+        if r[parent_field] == parent_id and not r["IsWhat"]
+    ]
+
+
+def test_call_upserts_one_task_linked_by_w2(salesforce) -> None:
+    env = salesforce(CRM)
+    port = env.port()
+    chosen = decision(contact_ids=("C1", "C2"), account_id="A1", opportunity_id="O1")
+    first = port.upsert_activity(CALL, chosen)
+    assert first.created is True and first.kind == "task"
+    task = env.emulator.org.records["Task"][first.id]
+    assert task["TaskSubtype"] == "Call"
+    assert task["CallType"] == "Outbound"
+    assert task["CallDurationInSeconds"] == 22 * 60
+    assert task["ActivityDate"] == dt.date(2026, 3, 10)
+    assert (task["WhoId"], task["WhatId"]) == ("C1", "O1")
+    assert task[env.settings.external_id_field] == CALL.id
+    assert _relations(env, "TaskRelation", "TaskId", first.id) == ["C2"]
+    assert port.stats.by_method["upsert_activity"] == 1
+
+    again = port.upsert_activity(CALL, decision(contact_ids=("C1", "C2"), account_id="A1"))
+    assert again.id == first.id and again.created is False
+    assert len(env.emulator.org.find_by("Task", env.settings.external_id_field, CALL.id)) == 1
+    assert env.emulator.org.records["Task"][first.id]["WhatId"] == "A1"
+    assert _relations(env, "TaskRelation", "TaskId", first.id) == ["C2"]
+
+
+def test_lead_as_who_leaves_what_empty(salesforce) -> None:
+    env = salesforce(CRM)
+    written = env.port().upsert_activity(CALL, decision(lead_ids=("L1",), account_id="A1"))
+    task = env.emulator.org.records["Task"][written.id]
+    assert (task["WhoId"], task["WhatId"]) == ("L1", None)
+
+
+def test_meeting_upserts_one_event_with_relations(salesforce) -> None:
+    env = salesforce(CRM)
+    port = env.port()
+    chosen = Decision(call_id=MEETING.id, case=Case.CONTACTS, contact_ids=("C1", "C2"), account_id="A1")
+    first = port.upsert_activity(MEETING, chosen)
+    second = port.upsert_activity(MEETING, chosen)
+    assert first.kind == "event" and first.id == second.id and second.created is False
+    event = env.emulator.org.records["Event"][first.id]
+    assert event["Subject"] == "Quarterly review"
+    assert event["StartDateTime"] == T and event["EndDateTime"] == T + dt.timedelta(hours=1)
+    assert (event["WhoId"], event["WhatId"]) == ("C1", "A1")
+    assert _relations(env, "EventRelation", "EventId", first.id) == ["C2"]
+    assert len(env.emulator.org.find_by("Event", env.settings.external_id_field, MEETING.id)) == 1
+
+
+def test_our_written_activity_is_ignored_by_a1(salesforce) -> None:
+    """After write-back the call's own Task exists; deciding again must not read it as Case 1."""
+    env = salesforce(CRM)
+    policy = Policy()
+    port = env.port()
+    before = associate(CALL, policy, port)
+    env.port().upsert_activity(CALL, before)
+    found = env.port().activities_for_call(
+        ActivityQuery(call_id=CALL.id, kind=CALL.kind, started_at=T, window_minutes=15)
+    )
+    after = associate(CALL, policy, env.port())
+    assert before.case is Case.CONTACTS
+    assert {k: v for k, v in after.to_json().items() if k != "trace"} == {
+        k: v for k, v in before.to_json().items() if k != "trace"
+    }
+    assert [(a.type.value, a.call_id, a.written_by_us) for a in found] == [("task", CALL.id, True)]
