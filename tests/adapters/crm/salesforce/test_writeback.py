@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from worker.association import associate
-from worker.port import ActivityQuery
 from worker.model import (
     Account,
     Call,
@@ -20,6 +19,7 @@ from worker.model import (
     Person,
     Policy,
 )
+from worker.port import ActivityQuery
 
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 CALL = Call(
