@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 from adapters.crm.hubspot.client import HubSpotClient, JsonObject, chunks
 from adapters.crm.hubspot.mapping import (
     ACTIVITY_ASSOCIATION_TYPES,
+    COMPANY_DEAL_PRIMARY,
     CONTACT_COMPANY_PRIMARY,
+    DEAL_COMPANY_PRIMARY,
     ClosedState,
     HubSpotMapping,
     account_from,
@@ -34,6 +36,7 @@ from adapters.crm.hubspot.mapping import (
     emails_of,
     is_lead,
     iso,
+    labels,
     lead_from,
     millis,
     national_digits,
@@ -41,6 +44,7 @@ from adapters.crm.hubspot.mapping import (
     ordered_companies,
     props,
     to_ids,
+    type_ids,
     user_from,
 )
 from worker.model import (
@@ -49,6 +53,7 @@ from worker.model import (
     Call,
     CallKind,
     Contact,
+    ContactRole,
     CrmSlice,
     Decision,
     Direction,
@@ -117,9 +122,10 @@ class HubSpotCrm(CrmPort):
         self._contacts: dict[str, JsonObject] = {}
         self._contact_companies: dict[str, list[str]] = {}
         self._companies: dict[str, JsonObject] = {}
-        self._deals: dict[str, Opportunity] = {}
-        self._deals_of_contact: dict[str, list[str]] = {}
-        self._deals_of_company: dict[str, list[str]] = {}
+        self._deal_objects: dict[str, JsonObject] = {}
+        self._deal_company: dict[str, str | None] = {}
+        self._deals_of_contact: dict[str, list[JsonObject]] = {}
+        self._deals_of_company: dict[str, list[JsonObject]] = {}
         self._emails_read: set[str] = set()
         self._phones_read: set[str] = set()
         self._domains_read: set[str] = set()
@@ -240,44 +246,60 @@ class HubSpotCrm(CrmPort):
                 self._companies[str(obj["id"])] = obj
         return [self._companies[i] for i in sorted(set(ids)) if i in self._companies]
 
-    # -- deals -------------------------------------------------------------------------------
+    # -- deals ------------------------------------------------------------------------------
     def _deal_ids_of(
-        self, from_kind: str, ids: Sequence[str], memo: dict[str, list[str]], method: str
+        self, from_kind: str, ids: Sequence[str], memo: dict[str, list[JsonObject]], method: str
     ) -> list[str]:
+        """Deals associated with these contacts or companies; the links (with labels) are remembered."""
         need = [i for i in ids if i not in memo]
         if need:
             links = self.client.associations_of(from_kind, "deals", need, meter=self._meter(method))
             for from_id in need:
-                memo[from_id] = sorted(set(to_ids(links.get(from_id, []))))
-        return sorted({d for i in ids for d in memo.get(i, [])})
+                memo[from_id] = list(links.get(from_id, []))
+        return sorted({d for i in ids for d in to_ids(memo.get(i, []))})
 
     def _deals_by_id(self, ids: Iterable[str]) -> list[Opportunity]:
-        missing = sorted({i for i in ids if i not in self._deals})
+        """Deals with their account and contact roles.
+
+        A deal's company comes from the company->deal links already read when one of them
+        is the primary one (type 6); only the others cost a deal->company read. Contact
+        roles come from the contact->deal links of the contacts this association asked
+        about, the only roles the rules look at (C1, C4).
+        """
+        wanted = sorted(set(ids))
+        missing = [i for i in wanted if i not in self._deal_objects]
         if missing:
-            objs = self.client.batch_read(
+            for obj in self.client.batch_read(
                 "deals", missing, self.mapping.deal_properties, meter=self._meter("opportunities_by_ids")
+            ):
+                self._deal_objects[str(obj["id"])] = obj
+        found = [i for i in wanted if i in self._deal_objects]
+        for company_id, entries in self._deals_of_company.items():
+            for entry in entries:
+                if COMPANY_DEAL_PRIMARY in type_ids(entry):
+                    self._deal_company.setdefault(str(entry["toObjectId"]), company_id)
+        unknown = [i for i in found if i not in self._deal_company]
+        if unknown:
+            links = self.client.associations_of(
+                "deals", "companies", unknown, meter=self._meter("deal_companies")
             )
-            found = [str(o["id"]) for o in objs]
-            companies = (
-                self.client.associations_of("deals", "companies", found, meter=self._meter("deal_companies"))
-                if found
-                else {}
+            for deal_id in unknown:
+                companies = ordered_companies(links.get(deal_id, []), DEAL_COMPANY_PRIMARY)
+                self._deal_company[deal_id] = companies[0] if companies else None
+        roles: dict[str, list[ContactRole]] = {}
+        for contact_id, entries in self._deals_of_contact.items():
+            for entry in entries:
+                primary = bool(labels(entry) & self.mapping.primary_labels)
+                roles.setdefault(str(entry["toObjectId"]), []).append(ContactRole(contact_id, primary))
+        return [
+            opportunity_from(
+                self._deal_objects[i],
+                account_id=self._deal_company[i],
+                roles=roles.get(i, []),
+                closed=self._closed_state(self._deal_objects[i]),
             )
-            contacts = (
-                self.client.associations_of("deals", "contacts", found, meter=self._meter("deal_contacts"))
-                if found
-                else {}
-            )
-            for obj in objs:
-                deal_id = str(obj["id"])
-                self._deals[deal_id] = opportunity_from(
-                    obj,
-                    company_entries=companies.get(deal_id, []),
-                    contact_entries=contacts.get(deal_id, []),
-                    closed=self._closed_state(obj),
-                    mapping=self.mapping,
-                )
-        return [self._deals[i] for i in sorted(set(ids)) if i in self._deals]
+            for i in found
+        ]
 
     def _closed_state(self, deal: JsonObject) -> ClosedState:
         calculated = closed_from_properties(deal)
@@ -381,20 +403,29 @@ class HubSpotCrm(CrmPort):
         return list(self._activities[query])
 
     def _linked_activities(self, kind: str, hits: list[JsonObject]) -> list[Activity]:
-        if not hits:
-            return []
-        ids = [str(h["id"]) for h in hits]
-        links = {
-            to_kind: self.client.associations_of(kind, to_kind, ids, meter=self._meter("activity_links"))
-            for to_kind in ("contacts", "companies", "deals")
-        }
+        """The activities' contacts, company and deal: one GET for a single hit, else three batch reads."""
+        targets = ("contacts", "companies", "deals")
+        linked: dict[str, dict[str, list[str]]] = {t: {} for t in targets}
+        if len(hits) == 1:
+            hit_id = str(hits[0]["id"])
+            obj = self.client.get(kind, hit_id, [], targets, meter=self._meter("activity_links"))
+            found = obj.get("associations") or {}
+            for target in targets:
+                results = (found.get(target) or {}).get("results") or []
+                linked[target][hit_id] = sorted({str(r["id"]) for r in results})
+        elif hits:
+            ids = [str(h["id"]) for h in hits]
+            for target in targets:
+                links = self.client.associations_of(kind, target, ids, meter=self._meter("activity_links"))
+                for activity_id, entries in links.items():
+                    linked[target][activity_id] = to_ids(entries)
         return [
             activity_from(
                 kind,
                 hit,
-                contact_ids=to_ids(links["contacts"].get(str(hit["id"]), [])),
-                company_ids=to_ids(links["companies"].get(str(hit["id"]), [])),
-                deal_ids=to_ids(links["deals"].get(str(hit["id"]), [])),
+                contact_ids=linked["contacts"].get(str(hit["id"]), []),
+                company_ids=linked["companies"].get(str(hit["id"]), []),
+                deal_ids=linked["deals"].get(str(hit["id"]), []),
                 mapping=self.mapping,
             )
             for hit in hits

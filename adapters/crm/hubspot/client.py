@@ -503,6 +503,24 @@ class HubSpotClient:
             meter=meter,
         )
 
+    def get(
+        self,
+        kind: str,
+        object_id: str,
+        properties: Sequence[str],
+        associations: Sequence[str] = (),
+        *,
+        meter: Meter | None = None,
+    ) -> JsonObject:
+        """One object with the ids of its associated objects (v3), in one request."""
+        return self.send(
+            f"GET /crm/v3/objects/{kind}/{{id}}",
+            lambda kw: self.objects_basic.get_by_id(
+                kind, object_id, properties=list(properties), associations=list(associations), **kw
+            ),
+            meter=meter,
+        )
+
     def pipeline(self, pipeline_id: str, *, meter: Meter | None = None) -> JsonObject:
         return self.send(
             "GET /crm/v3/pipelines/deals/{id}",

@@ -31,6 +31,7 @@ JsonObject = dict[str, Any]
 
 CONTACT_COMPANY_PRIMARY = 1
 DEAL_COMPANY_PRIMARY = 5
+COMPANY_DEAL_PRIMARY = 6
 
 # HUBSPOT_DEFINED association type ids for what we write (W3).
 ACTIVITY_ASSOCIATION_TYPES: dict[str, dict[str, int]] = {
@@ -236,31 +237,25 @@ def closed_from_stage(stage: JsonObject) -> ClosedState:
 def opportunity_from(
     obj: JsonObject,
     *,
-    company_entries: Sequence[JsonObject],
-    contact_entries: Sequence[JsonObject],
+    account_id: str | None,
+    roles: Sequence[ContactRole],
     closed: ClosedState,
-    mapping: HubSpotMapping,
 ) -> Opportunity:
     p = props(obj)
     created = parse_time(p.get("createdate")) or parse_time(obj.get("createdAt"))
     updated = parse_time(p.get("hs_lastmodifieddate")) or parse_time(obj.get("updatedAt")) or created
     assert created is not None and updated is not None, "a deal always has createdate"
     close = parse_time(p.get("closedate"))
-    companies = ordered_companies(company_entries, DEAL_COMPANY_PRIMARY)
-    roles = tuple(
-        ContactRole(id=str(e["toObjectId"]), is_primary=bool(labels(e) & mapping.primary_labels))
-        for e in sorted(contact_entries, key=lambda e: str(e["toObjectId"]))
-    )
     return Opportunity(
         id=str(obj["id"]),
         created_at=created,
         updated_at=updated,
-        account_id=companies[0] if companies else None,
+        account_id=account_id,
         owner_id=p.get("hubspot_owner_id"),
         is_closed=closed.is_closed,
         is_won=closed.is_won,
         close_date=close.astimezone(dt.UTC).date() if close is not None else None,
-        contacts=roles,
+        contacts=tuple(sorted(roles, key=lambda r: r.id)),
     )
 
 
