@@ -1,18 +1,36 @@
 """The scenario file as a CRM: the embedded default CRM and the reference adapter of the port.
 
 It answers each batch read by index look-ups over the scenario's `crm` section and
-counts one request per batch call, as a real API would be charged.
+counts one request per batch call, as a real API would be charged. Activities it
+writes (W1) go to an `ActivityLog`: in memory for one process, or in Redis so that
+every worker, the CLI and the demo see the same CRM.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from worker.model import Account, Activity, CallKind, Contact, CrmSlice, Lead, Opportunity, User
+import redis
+
+from worker.model import (
+    Account,
+    Activity,
+    ActivityType,
+    Call,
+    CallKind,
+    Contact,
+    CrmSlice,
+    Decision,
+    Lead,
+    Opportunity,
+    User,
+)
 from worker.normalize import norm_domain, norm_email, to_e164
-from worker.port import ActivityQuery, CrmPort
+from worker.port import ActivityQuery, CrmPort, WrittenActivity
 
 _R = TypeVar("_R", User, Account, Contact, Lead, Opportunity, Activity)
 
@@ -33,12 +51,56 @@ def _pick(index: dict[str, list[_R]], keys: Sequence[str]) -> list[_R]:
     return [out[record_id] for record_id in sorted(out)]
 
 
-class ScenarioCrm(CrmPort):
-    """A read-only CRM over a scenario's records; phones are read in `default_region`."""
+class ActivityLog(Protocol):
+    """Where the scenario CRM keeps the activities it writes, keyed by call id (W1)."""
 
-    def __init__(self, crm: CrmSlice, default_region: str = "US"):
+    def get(self, call_id: str) -> dict[str, Any] | None: ...
+
+    def put(self, call_id: str, activity: dict[str, Any]) -> None: ...
+
+    def all(self) -> list[dict[str, Any]]: ...
+
+
+class MemoryActivityLog:
+    def __init__(self) -> None:
+        self.activities: dict[str, dict[str, Any]] = {}
+
+    def get(self, call_id: str) -> dict[str, Any] | None:
+        return self.activities.get(call_id)
+
+    def put(self, call_id: str, activity: dict[str, Any]) -> None:
+        self.activities[call_id] = activity
+
+    def all(self) -> list[dict[str, Any]]:
+        return [self.activities[k] for k in sorted(self.activities)]
+
+
+class RedisActivityLog:
+    """One Redis hash per tenant: call id -> the activity as JSON."""
+
+    def __init__(self, client: redis.Redis, tenant: str):
+        self.redis = client
+        self.key = f"callmatch:scenario-crm:{tenant}:activities"
+
+    def get(self, call_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(self.key, call_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    def put(self, call_id: str, activity: dict[str, Any]) -> None:
+        self.redis.hset(self.key, call_id, json.dumps(activity))
+
+    def all(self) -> list[dict[str, Any]]:
+        entries = self.redis.hgetall(self.key)
+        return [dict(json.loads(entries[k])) for k in sorted(entries)]
+
+
+class ScenarioCrm(CrmPort):
+    """A CRM over a scenario's records; phones are read in `default_region`."""
+
+    def __init__(self, crm: CrmSlice, default_region: str = "US", log: ActivityLog | None = None):
         super().__init__()
         self.crm = crm
+        self.log = log
         self._users = _index((norm_email(u.email), u) for u in crm.users)
         self._contacts_by_email = _index(
             (norm_email(e), c) for c in crm.contacts for e in (c.email, *c.emails)
@@ -98,11 +160,60 @@ class ScenarioCrm(CrmPort):
     def opportunities_by_ids(self, ids: Sequence[str]) -> list[Opportunity]:
         return self._read("opportunities_by_ids", self._opps_by_id, ids)
 
+    def _written(self) -> list[Activity]:
+        if self.log is None:
+            return []
+        return [
+            Activity(
+                id=a["id"],
+                type=ActivityType(a["type"]),
+                call_id=a["call_id"],
+                start=dt.datetime.fromisoformat(a["start"]),
+                contact_ids=tuple(a["contact_ids"]),
+                account_id=a["account_id"],
+                opportunity_id=a["opportunity_id"],
+                written_by_us=True,
+            )
+            for a in self.log.all()
+        ]
+
+    def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
+        """W1 with the W2 shape: one activity per call id, marked as ours, linked like a Task/Event."""
+        if self.log is None:
+            raise NotImplementedError("this scenario CRM is read-only (callmatch decide never writes)")
+        self.stats.count("upsert_activity")
+        existing = self.log.get(call.id)
+        kind = ActivityType.EVENT if call.kind is CallKind.MEETING else ActivityType.TASK
+        activity = {
+            "id": existing["id"] if existing else f"W-{call.id}",
+            "type": kind.value,
+            "call_id": call.id,
+            "start": call.started_at.isoformat(),
+            "duration_seconds": call.duration_seconds,
+            "direction": call.direction.value if call.direction else None,
+            "subject": call.title or ("Meeting" if kind is ActivityType.EVENT else "Call"),
+            "who_id": decision.contact_ids[0]
+            if decision.contact_ids
+            else (decision.lead_ids[0] if decision.lead_ids else None),
+            "what_id": None
+            if not decision.contact_ids and decision.lead_ids
+            else decision.opportunity_id or decision.account_id,
+            "contact_ids": list(decision.contact_ids),
+            "lead_ids": list(decision.lead_ids),
+            "account_id": decision.account_id,
+            "opportunity_id": decision.opportunity_id,
+            "case": decision.case.value,
+            "written_by_us": True,
+            "writes": (existing["writes"] + 1) if existing else 1,
+        }
+        self.log.put(call.id, activity)
+        return WrittenActivity(id=str(activity["id"]), kind=kind.value, created=existing is None)
+
     def activities_for_call(self, query: ActivityQuery) -> list[Activity]:
         self.stats.count("activities_for_call")
         window = query.window_minutes * 60
         out = []
-        for activity in self.crm.activities:
+        for activity in (*self.crm.activities, *self._written()):
             if activity.call_id == query.call_id or (
                 query.kind is CallKind.MEETING
                 and activity.start is not None
