@@ -1,0 +1,165 @@
+"""HubSpot figures for `make bench`: requests per association, batched vs one request per object.
+
+A mix of generated calls (tests.scenario_gen) is decided through `HubSpotCrm` against
+the emulator twice in the same run: with the adapter's batching, and with a client
+that sends one request per object, id or filter group (the baseline), then written
+back once (W1). Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.crm.hubspot.adapter import HubSpotCrm
+from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, JsonObject, Meter, TokenSource
+from adapters.crm.hubspot.mapping import HubSpotMapping
+from tests.emulators.hubspot import HubSpotEmulator, Limits, Store
+from tests.scenario_gen import generate_scenarios
+from worker.association import associate
+from worker.model import Scenario
+from worker.scenario import parse_scenario
+
+TOKEN = "pat-emulator-token"
+
+
+class OnePerObjectClient(HubSpotClient):
+    """The baseline: the same endpoints, one object (or id, or filter group) per request."""
+
+    def batch_read(
+        self,
+        kind: str,
+        ids: Sequence[str],
+        properties: Sequence[str],
+        id_property: str | None = None,
+        *,
+        meter: Meter | None = None,
+    ) -> list[JsonObject]:
+        out: list[JsonObject] = []
+        for key in dict.fromkeys(ids):
+            out += super().batch_read(kind, [key], properties, id_property, meter=meter)
+        return out
+
+    def search(
+        self,
+        kind: str,
+        filter_groups: list[JsonObject],
+        properties: Sequence[str],
+        *,
+        meter: Meter | None = None,
+    ) -> list[JsonObject]:
+        out: dict[str, JsonObject] = {}
+        for group in filter_groups:
+            for obj in super().search(kind, [group], properties, meter=meter):
+                out.setdefault(str(obj["id"]), obj)
+        return [out[k] for k in sorted(out)]
+
+    def associations_of(
+        self, from_kind: str, to_kind: str, ids: Sequence[str], *, meter: Meter | None = None
+    ) -> dict[str, list[JsonObject]]:
+        out: dict[str, list[JsonObject]] = {}
+        for key in dict.fromkeys(ids):
+            out.update(super().associations_of(from_kind, to_kind, [key], meter=meter))
+        return out
+
+
+def _run(
+    scenarios: list[Scenario],
+    emulator: HubSpotEmulator,
+    client_class: type[HubSpotClient],
+    mapping_extra: dict[str, Any],
+) -> dict[str, Any]:
+    per_call: list[int] = []
+    searches: list[int] = []
+    rounds: list[int] = []
+    writes: list[int] = []
+    by_case: dict[str, list[int]] = collections.defaultdict(list)
+    decisions = []
+    started = time.perf_counter()
+    for scenario in scenarios:
+        emulator.store = Store.from_scenario(scenario)
+        before_search = sum(n for route, n in emulator.requests.items() if route.endswith("/search"))
+        client = client_class(HubSpotSettings(tenant="bench", host=emulator.url), TokenSource(TOKEN))
+        crm = HubSpotCrm(
+            client, HubSpotMapping(default_region=scenario.policy.default_region, **mapping_extra)
+        )
+        decision = associate(scenario.call, scenario.policy, crm, scenario.previous)
+        reads = crm.stats.requests
+        after_search = sum(n for route, n in emulator.requests.items() if route.endswith("/search"))
+        crm.upsert_activity(scenario.call, decision)
+        per_call.append(reads)
+        searches.append(after_search - before_search)
+        rounds.append(crm.stats.rounds)
+        writes.append(crm.stats.requests - reads)
+        by_case[decision.case.value].append(reads)
+        decisions.append({k: v for k, v in decision.to_json().items() if k != "trace"})
+    return {
+        "per_call": per_call,
+        "searches": searches,
+        "rounds": rounds,
+        "writes": writes,
+        "by_case": by_case,
+        "decisions": decisions,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _pct(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def _line(name: str, values: list[int]) -> str:
+    return (
+        f"  {name:<34} mean {statistics.mean(values):5.2f}  p50 {_pct(values, 0.5):4.0f}"
+        f"  p95 {_pct(values, 0.95):4.0f}  max {max(values):4d}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=4)
+    args = parser.parse_args(argv)
+    scenarios = [parse_scenario(d) for d in generate_scenarios(args.count, args.seed)]
+    with HubSpotEmulator(Store(), limits=Limits(burst=10**9, search=10**9, daily=10**9)) as emulator:
+        batched = _run(scenarios, emulator, HubSpotClient, {})
+        lean = _run(scenarios, emulator, HubSpotClient, {"search_additional_emails": False})
+        baseline = _run(scenarios, emulator, OnePerObjectClient, {})
+    same = sum(a == b for a, b in zip(batched["decisions"], baseline["decisions"], strict=True))
+    print(f"hubspot: {args.count:,} generated calls (seed {args.seed}) through HubSpotCrm and the emulator")
+    print("  reads per association (requests the adapter sent for one call's decision):")
+    print(_line("batched", batched["per_call"]))
+    print(_line("batched, no additional-email search", lean["per_call"]))
+    print(_line("one request per object (baseline)", baseline["per_call"]))
+    ratio = statistics.mean(baseline["per_call"]) / statistics.mean(batched["per_call"])
+    print(f"  baseline / batched                 {ratio:5.2f}x")
+    print(_line("search requests (batched)", batched["searches"]))
+    print(_line("search requests (baseline)", baseline["searches"]))
+    print(_line("rounds", batched["rounds"]))
+    print(_line("write-back W1 (search + create)", batched["writes"]))
+    print("  reads per association by case (batched / baseline):")
+    for case in sorted(batched["by_case"]):
+        ours = batched["by_case"][case]
+        theirs = baseline["by_case"][case]
+        print(
+            f"    {case:<22} n={len(ours):4d}  {statistics.mean(ours):5.2f} / {statistics.mean(theirs):5.2f}"
+        )
+    mean_total = statistics.mean(batched["per_call"]) + statistics.mean(batched["writes"])
+    mean_search = statistics.mean(batched["searches"]) + 1
+    print("  sustained associations per tenant (reads + write-back) under HubSpot's limits:")
+    print(f"    190 requests / 10 s               {19 / mean_total:6.2f}/s")
+    print(f"    4 searches / s                    {4 / mean_search:6.2f}/s")
+    print(f"  decisions batched == baseline      {same}/{len(scenarios)}")
+    print(
+        f"  wall time (emulator on loopback)   batched {batched['seconds']:.1f} s, baseline {baseline['seconds']:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
