@@ -1,0 +1,35 @@
+"""The tenant's CRM port, built from its configuration (one port per association)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import redis
+
+from adapters.crm.scenario import RedisActivityLog, ScenarioCrm
+from worker.model import CrmSlice
+from worker.port import CrmPort
+from worker.scenario import loads_scenario
+from worker.tenants import Tenant
+
+
+@lru_cache(maxsize=64)
+def _scenario_crm(path: Path, mtime: float) -> CrmSlice:
+    return loads_scenario(path.read_bytes()).crm
+
+
+class CrmFactory:
+    """Builds ports; CRM clients that hold sessions or tokens are kept per tenant here."""
+
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+
+    def crm_for(self, tenant: Tenant) -> CrmPort:
+        kind = tenant.crm.kind
+        if kind == "scenario":
+            path = tenant.crm.scenario_file
+            assert path is not None
+            crm = _scenario_crm(path, path.stat().st_mtime)
+            return ScenarioCrm(crm, tenant.policy.default_region, RedisActivityLog(self.redis, tenant.name))
+        raise NotImplementedError(f"tenant {tenant.name}: CRM kind {kind!r} is not wired yet")
