@@ -114,8 +114,14 @@ def seed_org(
         email = norm_email(person.email)
         if email:
             by_email[email] = person.id
+    taken: set[tuple[ActivityType, str | None]] = set()
     for activity in crm.activities:
-        ours = (activity.call_id or f"seed:{activity.id}") if activity.written_by_us else None
+        ours = None
+        if activity.written_by_us:
+            # our external id is unique per object, as in the org: a second one keeps the call id field only
+            ours = activity.call_id if (activity.type, activity.call_id) not in taken else None
+            ours = ours or f"seed:{activity.id}"
+            taken.add((activity.type, ours))
         values = {
             "Id": activity.id,
             "Subject": f"Activity {activity.id}",

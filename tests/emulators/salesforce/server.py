@@ -140,7 +140,9 @@ class SalesforceEmulator:
         context.load_cert_chain(self.cert_file, self.key_file)
         server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="sf-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="sf-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
