@@ -15,10 +15,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from adapters.crm.hubspot.client import HubSpotClient, JsonObject, chunks
+from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import (
     ACTIVITY_ASSOCIATION_TYPES,
     COMPANY_DEAL_PRIMARY,
@@ -47,6 +49,7 @@ from adapters.crm.hubspot.mapping import (
     type_ids,
     user_from,
 )
+from adapters.errors import FatalError
 from worker.model import (
     Account,
     Activity,
@@ -114,9 +117,11 @@ class HubSpotCrm(CrmPort):
         client: HubSpotClient,
         mapping: HubSpotMapping | None = None,
         cache: TenantCache | None = None,
+        ledger: ActivityLedger | None = None,
     ) -> None:
         super().__init__()
         self.client = client
+        self.ledger = ledger
         self.mapping = mapping or HubSpotMapping()
         self.cache = cache or TenantCache()
         self._contacts: dict[str, JsonObject] = {}
@@ -130,6 +135,7 @@ class HubSpotCrm(CrmPort):
         self._phones_read: set[str] = set()
         self._domains_read: set[str] = set()
         self._activities: dict[ActivityQuery, list[Activity]] = {}
+        self._activity_hits: dict[tuple[str, str], list[JsonObject]] = {}
 
     # -- plumbing ----------------------------------------------------------------------------
     def _meter(self, method: str) -> Callable[[str], None]:
@@ -398,6 +404,7 @@ class HubSpotCrm(CrmPort):
                         }
                     )
             hits = self._search("activities_for_call", kind, groups, mapping.activity_properties(kind))
+            self._activity_hits[(kind, query.call_id)] = hits
             out += self._linked_activities(kind, hits)
         self._activities[query] = sorted(out, key=lambda a: a.id)
         return list(self._activities[query])
@@ -478,65 +485,102 @@ class HubSpotCrm(CrmPort):
 
     # -- write-back (W1, W3) -----------------------------------------------------------------
     def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
-        """W1: the call's one call (or meeting) object, found by external id and updated, else created."""
+        """W1: the call's one call (or meeting) object, found and updated, else created, marked as ours.
+
+        The existing one is found through the ledger (no request), else among the hits
+        this association's reads already searched, else by one search on the external id.
+        """
         kind = "meetings" if call.kind is CallKind.MEETING else "calls"
-        mapping = self.mapping
-        properties = self._activity_properties(kind, call)
-        targets = self._targets(decision)
-        existing = self._search(
-            "upsert_activity",
-            kind,
-            [
+        with self.ledger.hold(call.id) if self.ledger is not None else nullcontext():
+            properties = self._activity_properties(kind, call)
+            targets = self._targets(decision)
+            existing = self._existing_activity(kind, call.id)
+            if existing is not None:
+                try:
+                    self._update_activity(kind, existing, properties, targets)
+                    if self.ledger is not None:
+                        self.ledger.record(call.id, kind, existing)
+                    return WrittenActivity(id=existing, kind=kind, created=False)
+                except FatalError as error:
+                    if error.status != 404:
+                        raise
+                    if self.ledger is not None:
+                        self.ledger.forget(call.id)
+            associations = [
                 {
-                    "filters": [
-                        {"propertyName": mapping.external_id_property, "operator": "EQ", "value": call.id}
-                    ]
-                }
-            ],
-            mapping.activity_properties(kind),
-        )
-        ours = [
-            o
-            for o in existing
-            if props(o).get(mapping.external_id_property) == call.id
-            and props(o).get(mapping.marker_property, "").lower() == "true"
-        ]
-        if ours:
-            object_id = str(ours[0]["id"])
-            self.client.update(kind, object_id, properties, meter=self._meter("upsert_activity"))
-            for to_kind, to_list in targets.items():
-                type_id = ACTIVITY_ASSOCIATION_TYPES[kind][to_kind]
-                self.client.create_associations(
-                    kind,
-                    to_kind,
-                    [
+                    "to": {"id": to_id},
+                    "types": [
                         {
-                            "from": {"id": object_id},
-                            "to": {"id": to_id},
-                            "types": [
-                                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
-                            ],
+                            "associationCategory": "HUBSPOT_DEFINED",
+                            "associationTypeId": ACTIVITY_ASSOCIATION_TYPES[kind][to_kind],
                         }
-                        for to_id in to_list
                     ],
-                    meter=self._meter("upsert_activity"),
-                )
-            return WrittenActivity(id=object_id, kind=kind, created=False)
-        associations = [
-            {
-                "to": {"id": to_id},
-                "types": [
+                }
+                for to_kind, to_list in targets.items()
+                for to_id in to_list
+            ]
+            created = self.client.create(kind, properties, associations, meter=self._meter("upsert_activity"))
+            object_id = str(created["id"])
+            if self.ledger is not None:
+                self.ledger.record(call.id, kind, object_id)
+            self._activity_hits[(kind, call.id)] = [created]
+            return WrittenActivity(id=object_id, kind=kind, created=True)
+
+    def _existing_activity(self, kind: str, call_id: str) -> str | None:
+        mapping = self.mapping
+        if self.ledger is not None:
+            ref = self.ledger.find(call_id)
+            if ref is not None and ref[0] == kind:
+                return ref[1]
+        hits = self._activity_hits.get((kind, call_id))
+        if hits is None:
+            hits = self._search(
+                "upsert_activity",
+                kind,
+                [
                     {
-                        "associationCategory": "HUBSPOT_DEFINED",
-                        "associationTypeId": ACTIVITY_ASSOCIATION_TYPES[kind][to_kind],
+                        "filters": [
+                            {"propertyName": mapping.external_id_property, "operator": "EQ", "value": call_id}
+                        ]
                     }
                 ],
-            }
-            for to_kind, to_list in targets.items()
-            for to_id in to_list
-        ]
-        created = self.client.create(kind, properties, associations, meter=self._meter("upsert_activity"))
-        return WrittenActivity(id=str(created["id"]), kind=kind, created=True)
+                mapping.activity_properties(kind),
+            )
+        ours = sorted(
+            str(o["id"])
+            for o in hits
+            if props(o).get(mapping.external_id_property) == call_id
+            and props(o).get(mapping.marker_property, "").lower() == "true"
+        )
+        return ours[0] if ours else None
+
+    def _update_activity(
+        self, kind: str, object_id: str, properties: dict[str, str], targets: dict[str, list[str]]
+    ) -> None:
+        """New properties; every target associated; a company or deal no longer chosen unlinked (R refresh)."""
+        meter = self._meter("upsert_activity")
+        current = self.client.get(kind, object_id, [], tuple(targets), meter=meter).get("associations") or {}
+        self.client.update(kind, object_id, properties, meter=meter)
+        for to_kind, wanted in targets.items():
+            linked = {str(r["id"]) for r in (current.get(to_kind) or {}).get("results") or []}
+            type_id = ACTIVITY_ASSOCIATION_TYPES[kind][to_kind]
+            self.client.create_associations(
+                kind,
+                to_kind,
+                [
+                    {
+                        "from": {"id": object_id},
+                        "to": {"id": to_id},
+                        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+                    }
+                    for to_id in wanted
+                    if to_id not in linked
+                ],
+                meter=meter,
+            )
+            if to_kind != "contacts":
+                stale = sorted(linked - set(wanted))
+                self.client.archive_associations(kind, to_kind, object_id, stale, meter=meter)
 
     def _targets(self, decision: Decision) -> dict[str, list[str]]:
         """W3: every contact (leads are contacts here), the company and the deal."""

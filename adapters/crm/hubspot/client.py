@@ -478,6 +478,17 @@ class HubSpotClient:
                 meter=meter,
             )
 
+    def archive_associations(
+        self, from_kind: str, to_kind: str, from_id: str, to_ids: Sequence[str], *, meter: Meter | None = None
+    ) -> None:
+        if to_ids:
+            body = {"inputs": [{"from": {"id": from_id}, "to": [{"id": i} for i in to_ids]}]}
+            self.send(
+                f"POST /crm/v4/associations/{from_kind}/{to_kind}/batch/archive",
+                lambda kw: self.associations.archive(from_kind, to_kind, body, **kw),
+                meter=meter,
+            )
+
     def create(
         self,
         kind: str,

@@ -98,6 +98,7 @@ class HubSpotEmulator:
         self.clock = clock
         self.tokens: dict[str, float] = {access_token: float("inf")}
         self.latency = 0.0
+        self.search_lag = 0.0
         self.faults: list[Fault] = []
         self.requests: collections.Counter[str] = collections.Counter()
         self.statuses: collections.Counter[int] = collections.Counter()
@@ -217,7 +218,7 @@ class HubSpotEmulator:
         with self._lock:
             self.statuses[status] += 1
             self.log.append((method, parts.path, status))
-        body = json.dumps(payload).encode()
+        body = b"" if status == 204 else json.dumps(payload).encode()
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json;charset=utf-8")
@@ -365,6 +366,13 @@ class HubSpotEmulator:
         m = re.fullmatch(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/create", path)
         if m and method == "POST":
             return self._assoc_create(_kind(m.group(1)), _kind(m.group(2)), body)
+        m = re.fullmatch(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/archive", path)
+        if m and method == "POST":
+            from_kind, to_kind = _kind(m.group(1)), _kind(m.group(2))
+            for item in body.get("inputs") or []:
+                for to in item.get("to") or []:
+                    self.store.unlink(from_kind, str(item["from"]["id"]), to_kind, str(to["id"]))
+            return 204, {}
         m = re.fullmatch(r"/crm/v3/pipelines/deals(?:/([^/]+))?", path)
         if m and method == "GET":
             if m.group(1) is None:
@@ -442,10 +450,12 @@ class HubSpotEmulator:
         after = int(body.get("after") or 0)
         names = body.get("properties") or ["createdate", "hs_lastmodifieddate", "hs_object_id"]
         with self.store.lock:
+            now = self.clock()
             hits = [
                 o
                 for o in self.store.objects[kind].values()
-                if not groups or any(self.store.matches(o, g.get("filters") or []) for g in groups)
+                if o.indexed_at <= now
+                and (not groups or any(self.store.matches(o, g.get("filters") or []) for g in groups))
             ]
             hits.sort(key=lambda o: o.id)
             page = [o.to_json(names) for o in hits[after : after + limit]]
@@ -465,6 +475,7 @@ class HubSpotEmulator:
             if to_kind is None or to_id not in self.store.objects[to_kind]:
                 raise ApiError(400, error_body(f"Invalid association to {to_id}", "VALIDATION_ERROR"))
         obj = self.store.put(kind, object_id, props, now, now)
+        obj.indexed_at = self.clock() + self.search_lag
         for assoc in body.get("associations") or []:
             to_id = str(assoc["to"]["id"])
             for t in assoc["types"]:

@@ -141,6 +141,8 @@ class HsObject:
     properties: dict[str, str]
     created_at: str
     updated_at: str
+    indexed_at: float = 0.0
+    """When search starts to see it (HubSpot's search index lags writes)."""
 
     def to_json(self, names: list[str] | None) -> dict[str, Any]:
         props: dict[str, str | None]
@@ -340,6 +342,11 @@ class Store:
                     types.add(("HUBSPOT_DEFINED", primary_id, "Primary"))
                 if label is not None and {a_type, b_type} == {"deals", "contacts"}:
                     types.add(("USER_DEFINED", PRIMARY_LABEL_TYPE_ID, label))
+
+    def unlink(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        with self.lock:
+            self.links[(from_type, to_type)][from_id].pop(to_id, None)
+            self.links[(to_type, from_type)][to_id].pop(from_id, None)
 
     def associated(
         self, from_type: str, from_id: str, to_type: str

@@ -11,6 +11,7 @@ from typing import Any
 
 from adapters.crm.hubspot.adapter import HubSpotCrm, TenantCache
 from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, TokenSource
+from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import HubSpotMapping
 from tests.conftest import example_dir
 from tests.emulators.hubspot import HubSpotEmulator, Limits, Store
@@ -69,9 +70,10 @@ def crm_for(
     *,
     client: HubSpotClient | None = None,
     cache: TenantCache | None = None,
+    ledger: ActivityLedger | None = None,
 ) -> HubSpotCrm:
     client = client or HubSpotClient(settings(emulator), TokenSource(TOKEN), sleep=Sleeps())
-    return HubSpotCrm(client, HubSpotMapping(default_region=scenario.policy.default_region), cache)
+    return HubSpotCrm(client, HubSpotMapping(default_region=scenario.policy.default_region), cache, ledger)
 
 
 def everything(scenario: Scenario) -> Lookup:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 
+import redis
+
+from adapters.crm.hubspot.ledger import MemoryLedger, RedisLedger
 from tests.adapters.crm.hubspot.support import crm_for, examples, load, portal
+from worker.association import associate
 from worker.model import Call, CallKind, Case, Decision, Direction, Scenario
-from worker.port import ActivityQuery
+from worker.port import ActivityQuery, WrittenActivity
 
 PRIMARY_TYPES = {"calls": (194, 182, 206), "meetings": (200, 188, 212)}
 
@@ -89,3 +94,86 @@ def test_a_lead_only_decision_links_the_lead_contact_and_nothing_else() -> None:
         assert set(links[("calls", "contacts")][written.id]) == {"L1"}
         assert written.id not in links[("calls", "companies")]
         assert written.id not in links[("calls", "deals")]
+
+
+def test_a_refresh_moves_the_call_off_a_deal_no_longer_chosen() -> None:
+    call, scenario = basic_call()
+    with portal(scenario) as emulator:
+        first = crm_for(scenario, emulator).upsert_activity(call, decision_for(call))
+        moved = Decision(call_id=call.id, case=Case.CONTACTS, contact_ids=("C1",), account_id="A1")
+        second = crm_for(scenario, emulator).upsert_activity(call, moved)
+        links = emulator.store.links
+        assert second.id == first.id and not second.created
+        assert first.id not in links[("calls", "deals")] or not links[("calls", "deals")][first.id]
+        assert "A1" in links[("calls", "companies")][first.id]
+        assert "C1" in links[("calls", "contacts")][first.id]
+        assert emulator.requests["POST /crm/v4/associations/calls/deals/batch/archive"] == 1
+
+
+def test_the_write_after_the_reads_reuses_their_search() -> None:
+    call, scenario = basic_call()
+    with portal(scenario) as emulator:
+        crm = crm_for(scenario, emulator)
+        decision = associate(scenario.call, scenario.policy, crm, scenario.previous)
+        searches = emulator.requests["POST /crm/v3/objects/calls/search"]
+        written = crm.upsert_activity(call, decision)
+        assert written.created
+        assert emulator.requests["POST /crm/v3/objects/calls/search"] == searches
+        again = crm.upsert_activity(call, decision)
+        assert again.id == written.id and not again.created
+
+
+def test_the_ledger_keeps_one_activity_while_search_lags(redis_client: redis.Redis) -> None:
+    """HubSpot's search does not see a new call for a while: the ledger still finds it."""
+    call, scenario = basic_call()
+    with portal(scenario) as emulator:
+        emulator.search_lag = 3600
+        ledger = RedisLedger(redis_client, "t1")
+        first = crm_for(scenario, emulator, ledger=ledger).upsert_activity(call, decision_for(call))
+        second = crm_for(scenario, emulator, ledger=ledger).upsert_activity(call, decision_for(call))
+        unguarded = crm_for(scenario, emulator).upsert_activity(call, decision_for(call))
+        assert first.created and not second.created and second.id == first.id
+        assert unguarded.created  # without the ledger the lagging search lets a duplicate through
+        assert emulator.requests["POST /crm/v3/objects/calls"] == 2
+
+
+def test_concurrent_writers_of_one_call_create_it_once(redis_client: redis.Redis) -> None:
+    call, scenario = basic_call()
+    with portal(scenario) as emulator:
+        emulator.search_lag = 3600
+        emulator.latency = 0.01
+        results: list[WrittenActivity] = []
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                crm = crm_for(scenario, emulator, ledger=RedisLedger(redis_client, "t1"))
+                results.append(crm.upsert_activity(call, decision_for(call)))
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=write) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert errors == []
+        assert sorted(r.created for r in results) == [False, False, False, True]
+        assert len({r.id for r in results}) == 1
+        ours = [
+            o
+            for o in emulator.store.objects["calls"].values()
+            if o.properties.get("callmatch_written") == "true"
+        ]
+        assert len(ours) == 1
+
+
+def test_an_activity_deleted_in_hubspot_is_written_again() -> None:
+    call, scenario = basic_call()
+    ledger = MemoryLedger()
+    with portal(scenario) as emulator:
+        first = crm_for(scenario, emulator, ledger=ledger).upsert_activity(call, decision_for(call))
+        del emulator.store.objects["calls"][first.id]
+        second = crm_for(scenario, emulator, ledger=ledger).upsert_activity(call, decision_for(call))
+        assert second.created and second.id != first.id
+        assert ledger.find(call.id) == ("calls", second.id)
