@@ -69,6 +69,10 @@ def decide_files(names: Sequence[str], out: TextIO, err: TextIO, text: bool = Fa
     return status
 
 
+def _add_tenant(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", help="the tenant (default: the only one, or the one that has the call)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callmatch",
@@ -90,6 +94,51 @@ def build_parser() -> argparse.ArgumentParser:
         default="json",
         help="json: one result per line (the contract); text: the result and its trace for a person",
     )
+    explain = commands.add_parser("explain", help="print a call's stored result, trace, status and attempts")
+    explain.add_argument("call_id", metavar="CALL_ID")
+    explain.add_argument("--json", action="store_true", help="the whole stored record as JSON")
+    _add_tenant(explain)
+
+    refresh = commands.add_parser("refresh", help="run the rules again for a call (R1-R4) and write back")
+    refresh.add_argument("call_id", metavar="CALL_ID")
+    _add_tenant(refresh)
+
+    override = commands.add_parser(
+        "override", help="lock a call's account, opportunity or contacts (R2, R4) and write back"
+    )
+    override.add_argument("call_id", metavar="CALL_ID")
+    override.add_argument("--account", dest="account_id")
+    override.add_argument("--opportunity", dest="opportunity_id")
+    override.add_argument(
+        "--contact", dest="contact_ids", action="append", help="repeat for several contacts"
+    )
+    _add_tenant(override)
+
+    dead = commands.add_parser("dead-letters", help="calls kept after a fatal error or the last retry")
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
+    dead_list = dead_commands.add_parser("list", help="list dead letters with their stage and reason")
+    dead_list.add_argument("--json", action="store_true")
+    _add_tenant(dead_list)
+    dead_replay = dead_commands.add_parser(
+        "replay", help="send dead letters back to the stage where they stopped"
+    )
+    dead_replay.add_argument("call_ids", nargs="*", metavar="CALL_ID")
+    dead_replay.add_argument(
+        "--all", action="store_true", help="replay every dead letter (of --tenant when given)"
+    )
+    _add_tenant(dead_replay)
+
+    simulate = commands.add_parser(
+        "simulate", help="fetch and associate an event against the live CRM; writes nothing"
+    )
+    simulate.add_argument(
+        "event", metavar="EVENT.json", help="a call-ended event as JSON ('-' reads standard input)"
+    )
+    simulate.add_argument("--tenant", required=True)
+    simulate.add_argument("--format", choices=("json", "text"), default="text")
+
+    status = commands.add_parser("status", help="queue depths, in-flight tasks, dead letters, CRM budgets")
+    status.add_argument("--json", action="store_true")
     return parser
 
 
@@ -97,7 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decide":
         return decide_files(args.scenarios, sys.stdout, sys.stderr, text=args.format == "text")
-    return EXIT_INTERNAL
+    from worker.opscli import run_ops
+
+    return run_ops(args, sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+"""Operations on live calls: explain, refresh, override, dead letters, simulate, status.
+
+Shared by the CLI and the HTTP admin routes, so both say and do the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from adapters.ratelimit import all_budgets
+from worker.association import associate
+from worker.celery_app import PROCESS_CALL_TASK, QUEUE, app
+from worker.events import CallEvent
+from worker.model import Decision
+from worker.service import Pipeline
+from worker.store import CallRecord, DeadLetter, Stage
+from worker.tasks import ASSOCIATE_TASK, FETCH_TASK, REFRESH_TASK, WRITE_TASK
+
+STAGE_TASKS = {
+    Stage.FETCH.value: FETCH_TASK,
+    Stage.ASSOCIATE.value: ASSOCIATE_TASK,
+    Stage.WRITE.value: WRITE_TASK,
+}
+
+
+class OpsError(LookupError):
+    """Something a person asked for that cannot be done as asked; the message says why."""
+
+
+def resolve_tenant(pipeline: Pipeline, call_id: str, tenant: str | None) -> str:
+    """The tenant of a call: as given, the only one configured, or the one whose record has it."""
+    if tenant is not None:
+        pipeline.tenant(tenant)
+        return tenant
+    names = sorted(pipeline.tenants.tenants)
+    if len(names) == 1:
+        return names[0]
+    owners = [name for name in names if pipeline.store.get(name, call_id) is not None]
+    if len(owners) == 1:
+        return owners[0]
+    if not owners:
+        raise OpsError(f"no tenant has a call {call_id!r}; name one with --tenant")
+    raise OpsError(f"call {call_id!r} exists for tenants {', '.join(owners)}; name one with --tenant")
+
+
+def explain(pipeline: Pipeline, call_id: str, tenant: str | None = None) -> CallRecord:
+    return pipeline.explain(resolve_tenant(pipeline, call_id, tenant), call_id)
+
+
+def refresh(pipeline: Pipeline, call_id: str, tenant: str | None = None) -> str:
+    """R1 on demand: enqueue the associate stage again; the write-back follows it."""
+    name = resolve_tenant(pipeline, call_id, tenant)
+    pipeline.store.require(name, call_id)
+    app.send_task(REFRESH_TASK, args=[name, call_id])
+    return name
+
+
+def override(
+    pipeline: Pipeline,
+    call_id: str,
+    *,
+    tenant: str | None = None,
+    account_id: str | None = None,
+    opportunity_id: str | None = None,
+    contact_ids: Sequence[str] | None = None,
+) -> CallRecord:
+    if account_id is None and opportunity_id is None and contact_ids is None:
+        raise OpsError("nothing to override: give --account, --opportunity or --contact")
+    name = resolve_tenant(pipeline, call_id, tenant)
+    record = pipeline.override(
+        name, call_id, account_id=account_id, opportunity_id=opportunity_id, contact_ids=contact_ids
+    )
+    app.send_task(REFRESH_TASK, args=[name, call_id])
+    return record
+
+
+def dead_letters(pipeline: Pipeline, tenant: str | None = None) -> list[DeadLetter]:
+    return pipeline.store.dead_letters(tenant=tenant)
+
+
+def replay(
+    pipeline: Pipeline, call_ids: Sequence[str], tenant: str | None = None, everything: bool = False
+) -> list[DeadLetter]:
+    """Take dead letters back to the stage where they stopped; returns those replayed."""
+    letters = pipeline.store.dead_letters(tenant=tenant)
+    chosen = letters if everything else [d for d in letters if d.call_id in set(call_ids)]
+    missing = sorted(set(call_ids) - {d.call_id for d in chosen})
+    if missing and not everything:
+        raise OpsError(f"not dead letters: {', '.join(missing)}")
+    replayed = []
+    for letter in chosen:
+        if pipeline.store.unbury(letter.tenant, letter.call_id) is None:
+            continue
+        if letter.stage == "accept":
+            continue
+        app.send_task(STAGE_TASKS[letter.stage], args=[letter.tenant, letter.call_id])
+        replayed.append(letter)
+    return replayed
+
+
+def simulate(pipeline: Pipeline, tenant: str, event_json: dict[str, Any]) -> Decision:
+    """Fetch and associate against the tenant's live CRM; writes nothing, stores nothing."""
+    config = pipeline.tenant(tenant)
+    event = CallEvent.from_json({**event_json, "tenant": tenant})
+    if pipeline.fetch_participants is not None:
+        event = pipeline.fetch_participants(config, event)
+    return associate(event.to_call(), config.policy, pipeline.crm_for(config))
+
+
+@dataclass(frozen=True)
+class Status:
+    queued: dict[str, int]
+    in_flight: int
+    dead_letters: int
+    scheduled_refreshes: int
+    calls: int
+    budgets: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(pipeline: Pipeline, client: redis.Redis) -> Status:
+    """Queue depths, tasks held by workers, dead letters, and each CRM budget as last reported."""
+    queued = {QUEUE: int(client.llen(QUEUE))}
+    in_flight = int(client.hlen("unacked"))
+    budgets = [
+        {"key": b.key, "used": b.used, "limit": b.limit, "remaining": b.remaining}
+        for b in all_budgets(client)
+    ]
+    return Status(
+        queued=queued,
+        in_flight=in_flight,
+        dead_letters=pipeline.store.dead_count(),
+        scheduled_refreshes=pipeline.store.scheduled_refreshes(),
+        calls=int(client.zcard(pipeline.store.index_key)),
+        budgets=budgets,
+    )
+
+
+def enqueue_event(event_json: dict[str, Any]) -> None:
+    app.send_task(PROCESS_CALL_TASK, args=[event_json])
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=False)

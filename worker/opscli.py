@@ -1,0 +1,145 @@
+"""The `callmatch` commands that act on live calls (they need Redis and the tenants file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from worker.cli import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, format_text
+from worker.events import EventError
+from worker.service import UnknownTenantError, decision_from_json
+from worker.store import RecordNotFoundError
+from worker.tenants import TenantsError
+
+EXIT_UNAVAILABLE = 3
+
+
+def _record_text(record: Any) -> str:
+    lines = [
+        f"call {record.call_id} (tenant {record.tenant}): {record.status.value}",
+        f"  received {record.created_at}; updated {record.updated_at}; refreshes {record.refreshes}",
+        f"  attempts: {', '.join(f'{k} {v}' for k, v in sorted(record.attempts.items())) or '-'}",
+        f"  locked by a person: {', '.join(record.locked) or '-'}",
+    ]
+    if record.error:
+        lines.append(
+            f"  stopped at {record.error['stage']}: {record.error['reason']} ({record.error['action']})"
+        )
+    if record.written:
+        lines.append(
+            f"  CRM activity: {record.written['kind']} {record.written['id']} (written {record.written_at})"
+        )
+    if record.decision:
+        lines.append(format_text(decision_from_json(record.decision)))
+    else:
+        lines.append("  not decided yet")
+    return "\n".join(lines)
+
+
+def run_ops(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import redis
+
+    from worker import ops
+    from worker.tasks import pipeline
+
+    try:
+        pipe = pipeline()
+        if args.command == "explain":
+            record = ops.explain(pipe, args.call_id, args.tenant)
+            out.write((json.dumps(record.to_json(), indent=2) if args.json else _record_text(record)) + "\n")
+        elif args.command == "refresh":
+            tenant = ops.refresh(pipe, args.call_id, args.tenant)
+            out.write(
+                f"refresh of {args.call_id} (tenant {tenant}) enqueued; `callmatch explain {args.call_id}` shows the result\n"
+            )
+        elif args.command == "override":
+            record = ops.override(
+                pipe,
+                args.call_id,
+                tenant=args.tenant,
+                account_id=args.account_id,
+                opportunity_id=args.opportunity_id,
+                contact_ids=args.contact_ids,
+            )
+            out.write(
+                f"locked {', '.join(record.locked)} on {args.call_id}; refresh and write-back enqueued\n"
+            )
+        elif args.command == "dead-letters" and args.dead_command == "list":
+            letters = ops.dead_letters(pipe, args.tenant)
+            if args.json:
+                out.write(json.dumps([letter.__dict__ for letter in letters], indent=2) + "\n")
+            else:
+                for letter in letters:
+                    out.write(
+                        f"{letter.at}  {letter.tenant}  {letter.call_id}  at {letter.stage} after {letter.attempts} attempt(s): {letter.reason}\n"
+                    )
+                out.write(f"{len(letters)} dead letter(s)\n")
+        elif args.command == "dead-letters" and args.dead_command == "replay":
+            if not args.call_ids and not args.all:
+                err.write("dead-letters replay: name CALL_IDs or use --all\n")
+                return EXIT_INVALID
+            replayed = ops.replay(pipe, args.call_ids, args.tenant, everything=args.all)
+            for letter in replayed:
+                out.write(f"replayed {letter.call_id} (tenant {letter.tenant}) from {letter.stage}\n")
+            out.write(f"{len(replayed)} replayed\n")
+        elif args.command == "simulate":
+            text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8")
+            decision = ops.simulate(pipe, args.tenant, json.loads(text))
+            out.write(
+                (format_text(decision) if args.format == "text" else json.dumps(decision.to_json())) + "\n"
+            )
+        elif args.command == "status":
+            client = redis.Redis.from_url(_redis_url(), decode_responses=True)
+            status = ops.status(pipe, client)
+            if args.json:
+                out.write(json.dumps(status.to_json(), indent=2) + "\n")
+            else:
+                out.write(_status_text(status) + "\n")
+        else:
+            return EXIT_INTERNAL
+    except (
+        ops.OpsError,
+        RecordNotFoundError,
+        UnknownTenantError,
+        EventError,
+        TenantsError,
+        ValueError,
+    ) as exc:
+        err.write(f"callmatch {args.command}: {exc}\n")
+        return EXIT_INVALID
+    except OSError as exc:
+        err.write(f"callmatch {args.command}: {exc}\n")
+        return EXIT_INVALID
+    except redis.ConnectionError as exc:
+        err.write(
+            f"callmatch {args.command}: Redis is not reachable at {_redis_url()} ({exc}); start it with `make run` or set CALLMATCH_REDIS_URL\n"
+        )
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def _redis_url() -> str:
+    from worker.celery_app import redis_url
+
+    return redis_url()
+
+
+def _status_text(status: Any) -> str:
+    lines = [
+        f"queued: {', '.join(f'{q} {n}' for q, n in status.queued.items())}",
+        f"in flight: {status.in_flight}",
+    ]
+    lines += [
+        f"dead letters: {status.dead_letters}",
+        f"scheduled refreshes: {status.scheduled_refreshes}",
+        f"calls kept: {status.calls}",
+    ]
+    if status.budgets:
+        lines.append("CRM budgets (as the APIs last reported):")
+        lines += [f"  {b['key']}: {b['remaining']:,} of {b['limit']:,} left" for b in status.budgets]
+    else:
+        lines.append("CRM budgets: none reported yet")
+    return "\n".join(lines)
