@@ -53,6 +53,7 @@ _API_EXCEPTIONS: tuple[type[Exception], ...] = (
     hs_pipelines.ApiException,
     hs_oauth.ApiException,
 )
+_NOT_FOUND = frozenset({"OBJECT_NOT_FOUND"})
 _RETRY_STATUSES = frozenset({408, 423, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
 JsonObject = dict[str, Any]
@@ -348,6 +349,15 @@ class HubSpotClient:
         parsed = json.loads(raw)
         return parsed if isinstance(parsed, dict) else {"results": parsed}
 
+    @staticmethod
+    def _check_partial(data: JsonObject) -> None:
+        """A 207 batch answer: missing objects are normal; any other error is not."""
+        for error in data.get("errors") or []:
+            category = str(error.get("category") or "")
+            if category not in _NOT_FOUND:
+                sub = str(error.get("subCategory") or "")
+                raise FatalError(SERVICE, f"207 {category} {sub}".strip(), status=207, code=category or None)
+
     def _note_limits(self, headers: Any) -> None:
         remaining = _header(headers, "X-HubSpot-RateLimit-Remaining")
         if remaining is not None and remaining.isdigit():
@@ -416,6 +426,7 @@ class HubSpotClient:
                 lambda kw, body=body: self.objects_batch.read(kind, body, **kw),  # type: ignore[misc]
                 meter=meter,
             )
+            self._check_partial(data)
             out.extend(data.get("results") or [])
         return out
 
@@ -462,6 +473,7 @@ class HubSpotClient:
                 lambda kw, body=body: self.associations.get_page(from_kind, to_kind, body, **kw),  # type: ignore[misc]
                 meter=meter,
             )
+            self._check_partial(data)
             for result in data.get("results") or []:
                 from_id = str((result.get("from") or {}).get("id"))
                 out.setdefault(from_id, []).extend(result.get("to") or [])

@@ -1,0 +1,114 @@
+"""One HubSpot portal as the worker sees it: a shared client, caches and ledger, and a fresh port per call.
+
+Built from a tenant's `crm` settings and credentials (worker.tenants.CrmConfig):
+
+- credentials: `access_token` (private app), or `client_id`, `client_secret` and
+  `refresh_token` (public app; the access token is refreshed by `expires_in`);
+- settings (all optional): `host`, `burst_limit` (190), `burst_period` (10),
+  `search_limit` (4), `search_period` (1), `external_id_property`, `marker_property`,
+  `attendee_emails_property`, `extra_domains_property`, `extra_phones_property`,
+  `lead_stages` and `primary_labels` (comma-separated), `search_additional_emails`
+  (true/false).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import redis
+
+from adapters.crm.hubspot.adapter import HubSpotCrm, TenantCache
+from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, OAuthApp, TokenSource
+from adapters.crm.hubspot.ledger import ActivityLedger, MemoryLedger, RedisLedger
+from adapters.crm.hubspot.mapping import HubSpotMapping
+
+_NUMBERS = {f.name: f.type for f in fields(HubSpotSettings) if f.name not in ("tenant", "host")}
+_MAPPING_TEXT = (
+    "external_id_property",
+    "marker_property",
+    "attendee_emails_property",
+    "extra_domains_property",
+    "extra_phones_property",
+)
+
+
+class HubSpotConfigError(ValueError):
+    """A tenant's HubSpot settings that cannot work; names the setting, never a secret."""
+
+
+def _settings(tenant: str, raw: Mapping[str, str]) -> HubSpotSettings:
+    values: dict[str, Any] = {"tenant": tenant}
+    if raw.get("host"):
+        values["host"] = raw["host"]
+    for name, kind in _NUMBERS.items():
+        if name in raw:
+            try:
+                values[name] = int(raw[name]) if kind in ("int", int) else float(raw[name])
+            except ValueError:
+                raise HubSpotConfigError(f"crm.{name}: not a number") from None
+    return HubSpotSettings(**values)
+
+
+def _mapping(raw: Mapping[str, str], default_region: str) -> HubSpotMapping:
+    values: dict[str, Any] = {"default_region": default_region}
+    for name in _MAPPING_TEXT:
+        if name in raw:
+            values[name] = raw[name] or None if name == "extra_phones_property" else raw[name]
+    for name in ("lead_stages", "primary_labels"):
+        if name in raw:
+            values[name] = frozenset(p.strip().lower() for p in raw[name].split(",") if p.strip())
+    if "search_additional_emails" in raw:
+        values["search_additional_emails"] = raw["search_additional_emails"].strip().lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+    return HubSpotMapping(**values)
+
+
+def _tokens(credentials: Mapping[str, str], margin: float) -> TokenSource:
+    if all(credentials.get(k) for k in ("client_id", "client_secret", "refresh_token")):
+        app = OAuthApp(credentials["client_id"], credentials["client_secret"], credentials["refresh_token"])
+        return TokenSource(credentials.get("access_token"), oauth=app, margin=margin)
+    if credentials.get("access_token"):
+        return TokenSource(credentials["access_token"], margin=margin)
+    raise HubSpotConfigError(
+        "crm.credentials: need access_token, or client_id, client_secret and refresh_token"
+    )
+
+
+@dataclass
+class HubSpotTenant:
+    """Long-lived per tenant and process; `port()` is cheap and made once per association."""
+
+    client: HubSpotClient
+    mapping: HubSpotMapping
+    cache: TenantCache
+    ledger: ActivityLedger
+
+    @classmethod
+    def from_config(
+        cls,
+        tenant: str,
+        settings: Mapping[str, str],
+        credentials: Mapping[str, str],
+        *,
+        default_region: str = "US",
+        redis_client: redis.Redis | None = None,
+        **client_options: Any,
+    ) -> HubSpotTenant:
+        """With `redis_client`, limits, the daily budget and the W1 ledger are shared by all workers."""
+        hs_settings = _settings(tenant, settings)
+        tokens = _tokens(credentials, hs_settings.refresh_margin)
+        if redis_client is not None:
+            client = HubSpotClient.for_tenant(hs_settings, tokens, redis_client, **client_options)
+            ledger: ActivityLedger = RedisLedger(redis_client, tenant)
+        else:
+            client = HubSpotClient(hs_settings, tokens, **client_options)
+            ledger = MemoryLedger()
+        return cls(client, _mapping(settings, default_region), TenantCache(), ledger)
+
+    def port(self) -> HubSpotCrm:
+        return HubSpotCrm(self.client, self.mapping, self.cache, self.ledger)
