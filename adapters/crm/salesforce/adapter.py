@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote as url_quote
 
 from adapters.crm.salesforce import mapping
+from adapters.crm.salesforce.client import MAX_QUERY_SUBREQUESTS as MAX_QUERIES_PER_CALL
 from adapters.crm.salesforce.client import SalesforceClient, classify_response
 from adapters.crm.salesforce.mapping import (
     CONTACT_PHONE_FIELDS,
@@ -74,6 +75,9 @@ class SalesforceCrm(CrmPort):
         self.region = default_region
         self._contacts: dict[str, Contact] = {}
         self._accounts: dict[str, Account] = {}
+        self._opportunities: dict[str, Opportunity] = {}
+        self._roles_read: set[str] = set()
+        self._account_opportunities_read: set[str] = set()
 
     # --- query text -------------------------------------------------------------------------------
 
@@ -93,21 +97,48 @@ class SalesforceCrm(CrmPort):
         return f"SELECT Id, Name, Website{extra} FROM Account"
 
     def _person_where(
-        self, emails: Sequence[str], phones: Sequence[str], phone_fields: tuple[str, ...]
+        self, emails: Sequence[str], phones: Sequence[str], phone_fields: tuple[str, ...], prefix: str = ""
     ) -> list[str]:
         conditions = []
         if emails:
-            conditions.append(any_in(self._email_fields(), emails))
+            conditions.append(any_in((prefix + f for f in self._email_fields()), emails))
         if phones:
             variants = sorted({v for p in phones for v in phone_variants(p)})
-            conditions.append(any_in(phone_fields, variants))
+            conditions.append(any_in((prefix + f for f in phone_fields), variants))
         return conditions
 
-    def _contact_query(self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str]) -> str | None:
-        conditions = self._person_where(emails, phones, CONTACT_PHONE_FIELDS)
+    def _contact_where(
+        self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str], prefix: str = ""
+    ) -> str | None:
+        conditions = self._person_where(emails, phones, CONTACT_PHONE_FIELDS, prefix)
         if ids:
-            conditions.append(f"Id IN {in_list(ids)}")
-        return f"{self._contact_select()} WHERE {' OR '.join(conditions)}" if conditions else None
+            conditions.append(f"{prefix}Id IN {in_list(ids)}")
+        return " OR ".join(conditions) if conditions else None
+
+    def _contact_query(self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str]) -> str | None:
+        where = self._contact_where(emails, phones, ids)
+        return f"{self._contact_select()} WHERE {where}" if where else None
+
+    def _prefetch_queries(self, contact_where: str, spare: int) -> dict[str, str]:
+        """Round-two reads for the contacts this round matches, as semi-joins on the same condition.
+
+        Added only into query slots the round's composite calls have free, so they never
+        cost a call; with all three the next round needs no call for these contacts.
+        """
+        roles = (
+            f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE Id IN "
+            f"(SELECT OpportunityId FROM OpportunityContactRole WHERE {contact_where})"
+        )
+        if spare < 1:
+            return {}
+        if spare < 3:
+            return {"prefetch_roles": roles}
+        relations = f"(SELECT AccountId FROM AccountContactRelation WHERE {contact_where})"
+        return {
+            "prefetch_roles": roles,
+            "prefetch_opportunities": f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE AccountId IN {relations}",
+            "prefetch_accounts": f"{self._account_select()} WHERE Id IN {relations}",
+        }
 
     def _lead_query(
         self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str] = ()
@@ -218,24 +249,34 @@ class SalesforceCrm(CrmPort):
             queries["users"] = self._user_query(
                 sorted(e for e in (norm_email(x) for x in keys.user_emails) if e)
             )
-        contact_query = self._contact_query(emails, phones, sorted({*new_contact_ids, *searched_contacts}))
-        if contact_query:
-            queries["contacts"] = contact_query
+        contact_where = self._contact_where(emails, phones, sorted({*new_contact_ids, *searched_contacts}))
+        if contact_where:
+            queries["contacts"] = f"{self._contact_select()} WHERE {contact_where}"
         lead_query = self._lead_query(emails, phones, searched_leads)
         if lead_query:
             queries["leads"] = lead_query
         account_query = self._account_query(domains, new_account_ids)
         if account_query:
             queries["accounts"] = account_query
-        if contact_ids:
-            queries["roles"] = self._roles_query(contact_ids)
-        opportunity_query = self._opportunity_query(account_ids, sorted(keys.opportunity_ids))
+        unread_roles = [c for c in contact_ids if c not in self._roles_read]
+        if unread_roles:
+            queries["roles"] = self._roles_query(unread_roles)
+        unread_accounts = [a for a in account_ids if a not in self._account_opportunities_read]
+        unread_opportunities = sorted(o for o in keys.opportunity_ids if o not in self._opportunities)
+        opportunity_query = self._opportunity_query(unread_accounts, unread_opportunities)
         if opportunity_query:
             queries["opportunities"] = opportunity_query
         if keys.activities is not None:
             queries["tasks"] = self._task_query(keys.activities)
             queries["events"] = self._event_query(keys.activities)
+        if contact_where and (emails or phones):
+            prefix_where = self._contact_where(
+                emails, phones, sorted({*new_contact_ids, *searched_contacts}), prefix="Contact."
+            )
+            assert prefix_where is not None
+            queries |= self._prefetch_queries(prefix_where, -len(queries) % MAX_QUERIES_PER_CALL)
         results = self.client.composite_queries(queries) if queries else {}
+        self._remember_prefetch(results)
 
         users = [mapping.to_user(r) for r in results.get("users", [])]
         wanted_phones = set(phones)
@@ -268,6 +309,12 @@ class SalesforceCrm(CrmPort):
         for record in [*results.get("roles", []), *results.get("opportunities", [])]:
             opp = mapping.to_opportunity(record)
             opportunities.setdefault(opp.id, opp)
+            self._opportunities.setdefault(opp.id, opp)
+        self._roles_read |= set(unread_roles)
+        self._account_opportunities_read |= set(unread_accounts)
+        if contact_ids or account_ids or keys.opportunity_ids:
+            for opp_id, opp in self._opportunities.items():
+                opportunities.setdefault(opp_id, opp)
         activities = [mapping.to_task(r, self.settings) for r in results.get("tasks", [])]
         activities += [mapping.to_event(r, self.settings) for r in results.get("events", [])]
         self.stats.count("lookup", self.client.api_calls - before)
@@ -279,6 +326,25 @@ class SalesforceCrm(CrmPort):
             opportunities=tuple(opportunities[k] for k in sorted(opportunities)),
             activities=tuple(_unique(sorted(activities, key=lambda a: a.id))),
         )
+
+    def _remember_prefetch(self, results: dict[str, list[dict[str, Any]]]) -> None:
+        """What the prefetch read covers: roles of every contact the round matched, and when the
+        account queries ran too, opportunities and records of each of their related accounts."""
+        if "prefetch_roles" not in results:
+            return
+        matched = results.get("contacts", [])
+        self._roles_read |= {str(r["Id"]) for r in matched}
+        for record in [*results["prefetch_roles"], *results.get("prefetch_opportunities", [])]:
+            opp = mapping.to_opportunity(record)
+            self._opportunities.setdefault(opp.id, opp)
+        if "prefetch_accounts" in results:
+            for record in matched:
+                self._account_opportunities_read |= {
+                    str(r["AccountId"]) for r in mapping.child_records(record, "AccountContactRelations")
+                }
+            for record in results["prefetch_accounts"]:
+                account = mapping.to_account(record, self.settings)
+                self._accounts.setdefault(account.id, account)
 
     def _search_phones(self, phones: Sequence[str]) -> tuple[list[str], list[str]]:
         """SOSL over phone fields, one call for all numbers; ids of hits confirmed by E.164.

@@ -109,12 +109,26 @@ def test_hostile_values_are_escaped_not_executed(salesforce) -> None:
 def test_records_read_in_one_round_are_not_read_again(salesforce) -> None:
     env = salesforce(CRM)
     port = env.port("FR")
-    port.lookup(Lookup(emails=frozenset({"jane@acme.example"})))
-    port.lookup(Lookup(contact_ids=frozenset({"C1"}), account_ids=frozenset({"A1"})))
-    second = port.lookup(Lookup(contact_ids=frozenset({"C1"})))
-    assert _ids(second.contacts) == ["C1"]
+    first = port.lookup(Lookup(emails=frozenset({"jane@acme.example"})))
+    assert _ids(first.contacts) == ["C1"]
+    second = port.lookup(Lookup(contact_ids=frozenset({"C1"}), account_ids=frozenset({"A1"})))
+    third = port.lookup(Lookup(contact_ids=frozenset({"C1"})))
+    assert (_ids(second.accounts), _ids(second.opportunities)) == (["A1"], ["O1"])
+    assert _ids(third.contacts) == ["C1"]
     assert port.stats.rounds == 3
-    assert port.stats.requests == env.emulator.stats.api_calls == 3
+    # the first round's free query slots read the contacts' opportunities and accounts by semi-joins
+    assert port.stats.requests == env.emulator.stats.api_calls == 1
+    assert env.emulator.stats.by_path == {"composite": 1}
+
+
+def test_a_round_without_free_slots_reads_the_next_round_later(salesforce) -> None:
+    env = salesforce(CRM)
+    port = env.port("FR")
+    activities = ActivityQuery(call_id="aircall:1", kind=CallKind.CALL, started_at=T, window_minutes=15)
+    port.lookup(Lookup(emails=frozenset({"jane@acme.example"}), activities=activities))
+    second = port.lookup(Lookup(contact_ids=frozenset({"C1"}), account_ids=frozenset({"A1"})))
+    assert (_ids(second.accounts), _ids(second.opportunities)) == (["A1"], ["O1"])
+    assert env.emulator.stats.by_path == {"composite": 2}
 
 
 def test_paged_results_inside_a_composite_are_followed(salesforce) -> None:
