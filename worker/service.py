@@ -14,6 +14,7 @@ from typing import Any
 from worker.association import associate
 from worker.events import CallEvent
 from worker.model import Case, Decision, Previous, TraceEntry
+from worker.observability import ASSOCIATIONS, CRM_REQUESTS, WRITES
 from worker.port import CrmPort, WrittenActivity
 from worker.store import CallRecord, CallStatus, CallStore
 from worker.tenants import Tenant, Tenants
@@ -95,7 +96,12 @@ class Pipeline:
         tenant = self.tenant(tenant_name)
         record = self.store.require(tenant_name, call_id)
         call = CallEvent.from_json(record.event).to_call()
-        decision = associate(call, tenant.policy, self.crm_for(tenant), _previous(record))
+        port = self.crm_for(tenant)
+        try:
+            decision = associate(call, tenant.policy, port, _previous(record))
+        finally:
+            CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
+        ASSOCIATIONS.labels(tenant=tenant.name, case=decision.case.value).inc()
         now = self.store.now()
 
         def keep(r: CallRecord) -> None:
@@ -127,7 +133,12 @@ class Pipeline:
         if record.decision is None:
             raise NotReadyError(f"call {call_id!r} has no decision to write")
         call = CallEvent.from_json(record.event).to_call()
-        written = self.crm_for(tenant).upsert_activity(call, decision_from_json(record.decision))
+        port = self.crm_for(tenant)
+        try:
+            written = port.upsert_activity(call, decision_from_json(record.decision))
+        finally:
+            CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
+        WRITES.labels(tenant=tenant.name, created=str(written.created).lower()).inc()
         now = self.store.now()
 
         def keep(r: CallRecord) -> None:

@@ -16,7 +16,8 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 import redis
-from celery import Task
+from celery import Task, signals
+from prometheus_client import start_http_server
 
 from adapters.errors import (
     CredentialsExpiredError,
@@ -29,6 +30,7 @@ from worker.celery_app import MAX_RETRY_COUNTDOWN_SECONDS, PROCESS_CALL_TASK, ap
 from worker.crm_factory import CrmFactory
 from worker.events import CallEvent, EventError, IncompleteEventError
 from worker.ingest.enrich import complete_event
+from worker.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
 from worker.service import NotReadyError, Pipeline, UnknownTenantError
 from worker.store import CallStore, RecordNotFoundError, Stage
 from worker.tenants import Tenant, default_tenants_path, load_tenants
@@ -71,7 +73,34 @@ def backoff(retries: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+@signals.setup_logging.connect
+def _json_logs(**_: Any) -> None:
+    configure_logging()
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    """The worker's /metrics (all prefork children) on CALLMATCH_WORKER_METRICS_PORT; 0 turns it off."""
+    port = int(os.environ.get("CALLMATCH_WORKER_METRICS_PORT", "0"))
+    if port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import CollectorRegistry
+        from prometheus_client import multiprocess as prometheus_multiprocess
+
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+
+
+@signals.worker_process_shutdown.connect
+def _forget_child(pid: int | None = None, **_: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and pid is not None:
+        from prometheus_client import multiprocess as prometheus_multiprocess
+
+        prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def _bury(stage: Stage, tenant: str, call_id: str, reason: str, action: str) -> None:
+    DEAD_LETTERS.labels(tenant=tenant, stage=stage.value).inc()
     try:
         letter = pipeline().store.bury(tenant, call_id, stage, reason, action)
         log.error(
@@ -98,7 +127,8 @@ def run_stage(
     error: ExternalError
     try:
         pipeline().store.count_attempt(tenant, call_id, stage)
-        return work()
+        with timed(stage.value):
+            return work()
     except (
         FatalError,
         NotReadyError,
@@ -124,9 +154,22 @@ def run_stage(
         )
         _bury(stage, tenant, call_id, f"internal error: {type(exc).__name__}: {exc}", "fatal")
         return None
+    if action == "rate_limited":
+        RATE_LIMITED.labels(tenant=tenant, stage=stage.value).inc()
     if task.request.retries >= MAX_RETRIES:
         _bury(stage, tenant, call_id, f"gave up after {task.request.retries + 1} attempts: {reason}", action)
         return None
+    RETRIES.labels(tenant=tenant, stage=stage.value, action=action).inc()
+    log.warning(
+        "stage will retry",
+        extra={
+            "tenant": tenant,
+            "call_id": call_id,
+            "stage": stage.value,
+            "reason": reason,
+            "countdown": round(countdown, 1),
+        },
+    )
     raise task.retry(
         exc=error, countdown=min(countdown, MAX_RETRY_COUNTDOWN_SECONDS), max_retries=MAX_RETRIES
     )
@@ -145,6 +188,7 @@ def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
     """A verified "call ended" event: keep it, then start the chain."""
     parsed = CallEvent.from_json(event)
     record, created = pipeline().accept(parsed)
+    EVENTS_IN.labels(tenant=parsed.tenant, provider=parsed.provider).inc()
     app.send_task(FETCH_TASK, args=[record.tenant, record.call_id])
     return "accepted" if created else "redelivered"
 
