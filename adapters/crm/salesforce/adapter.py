@@ -17,7 +17,7 @@ from urllib.parse import quote as url_quote
 
 from adapters.crm.salesforce import mapping
 from adapters.crm.salesforce.client import MAX_QUERY_SUBREQUESTS as MAX_QUERIES_PER_CALL
-from adapters.crm.salesforce.client import SalesforceClient, classify_response
+from adapters.crm.salesforce.client import SalesforceClient, SubResponse, classify_response
 from adapters.crm.salesforce.mapping import (
     CONTACT_PHONE_FIELDS,
     LEAD_PHONE_FIELDS,
@@ -78,6 +78,7 @@ class SalesforceCrm(CrmPort):
         self._opportunities: dict[str, Opportunity] = {}
         self._roles_read: set[str] = set()
         self._account_opportunities_read: set[str] = set()
+        self._ours: set[tuple[str, str]] = set()
 
     # --- query text -------------------------------------------------------------------------------
 
@@ -317,6 +318,8 @@ class SalesforceCrm(CrmPort):
                 opportunities.setdefault(opp_id, opp)
         activities = [mapping.to_task(r, self.settings) for r in results.get("tasks", [])]
         activities += [mapping.to_event(r, self.settings) for r in results.get("events", [])]
+        if keys.activities is not None:
+            self._note_ours(keys.activities.call_id, results.get("tasks", []), results.get("events", []))
         self.stats.count("lookup", self.client.api_calls - before)
         return CrmSlice(
             users=tuple(_unique(users)),
@@ -459,14 +462,11 @@ class SalesforceCrm(CrmPort):
         return sorted((mapping.to_opportunity(r) for r in records), key=lambda o: o.id)
 
     def activities_for_call(self, query: ActivityQuery) -> list[Activity]:
-        tasks = [
-            mapping.to_task(r, self.settings)
-            for r in self._query("activities_for_call", self._task_query(query))
-        ]
-        events = [
-            mapping.to_event(r, self.settings)
-            for r in self._query("activities_for_call", self._event_query(query))
-        ]
+        task_records = self._query("activities_for_call", self._task_query(query))
+        event_records = self._query("activities_for_call", self._event_query(query))
+        self._note_ours(query.call_id, task_records, event_records)
+        tasks = [mapping.to_task(r, self.settings) for r in task_records]
+        events = [mapping.to_event(r, self.settings) for r in event_records]
         return sorted([*tasks, *events], key=lambda a: a.id)
 
     # --- write-back (W1, W2) ----------------------------------------------------------------------
@@ -499,11 +499,18 @@ class SalesforceCrm(CrmPort):
             body["CallType"] = "Inbound" if call.direction is Direction.INBOUND else "Outbound"
         return "Task", body, others
 
-    def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
-        """W1: upsert by our external id keyed on the call id, relations in the same composite call."""
-        sobject, body, others = self.activity_body(call, decision)
+    def _note_ours(self, call_id: str, tasks: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        """Remember whether our activity for this call exists, so the write knows create from update."""
+        ext = self.settings.external_id_field
+        for sobject, records in (("Task", tasks), ("Event", events)):
+            if any(r.get(ext) == call_id for r in records):
+                self._ours.add((sobject, call_id))
+
+    def _write(
+        self, sobject: str, call_id: str, body: dict[str, Any], others: list[str]
+    ) -> tuple[list[SubResponse], str, str]:
         relation, parent = ("TaskRelation", "TaskId") if sobject == "Task" else ("EventRelation", "EventId")
-        key = url_quote(call.id, safe="")
+        key = url_quote(call_id, safe="")
         subrequests: list[dict[str, Any]] = [
             {
                 "method": "PATCH",
@@ -524,18 +531,72 @@ class SalesforceCrm(CrmPort):
                     "body": fields,
                 }
             )
+        soql = f"SELECT Id, RelationId FROM {relation} WHERE IsWhat = false AND {parent} = "
+        subrequests.append(
+            {
+                "method": "GET",
+                "url": self.client.data_path("query?q=" + url_quote(soql, safe="") + "'@{activity.id}'"),
+                "referenceId": "relations",
+            }
+        )
+        return self.client.composite(subrequests), relation, parent
+
+    def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
+        """W1: upsert by our external id keyed on the call id, relations in the same composite call.
+
+        TaskSubtype can be set on create only, so it is sent when the read round did not
+        see our Task; if another worker created it meanwhile, the write is sent again
+        without it. Relations left from an earlier decision are deleted (a second call,
+        only when the contacts changed).
+        """
+        sobject, body, others = self.activity_body(call, decision)
+        if (sobject, call.id) in self._ours:
+            body.pop("TaskSubtype", None)
         before = self.client.api_calls
-        responses = self.client.composite(subrequests)
-        self.stats.count("upsert_activity", self.client.api_calls - before)
+        responses, relation, _ = self._write(sobject, call.id, body, others)
         head = responses[0]
+        if (
+            head.status >= 300
+            and "TaskSubtype" in body
+            and _code(head.body) == "INVALID_FIELD_FOR_INSERT_UPDATE"
+        ):
+            body.pop("TaskSubtype")
+            responses, relation, _ = self._write(sobject, call.id, body, others)
+            head = responses[0]
         if head.status >= 300:
+            self.stats.count("upsert_activity", self.client.api_calls - before)
             raise classify_response(head.status, head.body, f"upsert {sobject}")
-        for sub in responses[1:]:
+        for sub in responses[1:-1]:
             if sub.status >= 300 and not _is_duplicate(sub.body):
                 raise classify_response(sub.status, sub.body, f"create {relation}")
+        listed = responses[-1]
+        if listed.status >= 300:
+            raise classify_response(listed.status, listed.body, f"list {relation}")
+        keep = {body.get("WhoId"), *others}
+        stale = [str(r["Id"]) for r in self.client.more(listed.body) if r.get("RelationId") not in keep]
+        if stale:
+            deletes = [
+                {
+                    "method": "DELETE",
+                    "url": self.client.data_path(f"sobjects/{relation}/{record_id}"),
+                    "referenceId": f"stale{index}",
+                }
+                for index, record_id in enumerate(stale)
+            ]
+            for sub in self.client.composite(deletes):
+                if sub.status >= 300 and sub.status != 404:
+                    raise classify_response(sub.status, sub.body, f"delete {relation}")
+        self.stats.count("upsert_activity", self.client.api_calls - before)
+        self._ours.add((sobject, call.id))
         return WrittenActivity(
             id=str(head.body["id"]), kind=sobject.lower(), created=bool(head.body.get("created"))
         )
+
+
+def _code(body: Any) -> str | None:
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return str(body[0].get("errorCode"))
+    return None
 
 
 def _is_duplicate(body: Any) -> bool:

@@ -440,7 +440,9 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                 raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
             return 200, _full(org, sobject.name, record)
         if method == "PATCH":
-            org.update(sobject.name, record_id, _values(sobject.name, payload))
+            values = _values(sobject.name, payload)
+            _refuse_create_only(sobject.name, values)
+            org.update(sobject.name, record_id, values)
             return 204, None
         if method == "DELETE":
             org.delete(sobject.name, record_id)
@@ -470,6 +472,7 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                         400, "INVALID_FIELD", f"The external ID field {field_name} must not be in the body"
                     )
                 if matches:
+                    _refuse_create_only(sobject.name, values)
                     org.update(sobject.name, str(matches[0]["Id"]), values)
                     return 200, {"id": matches[0]["Id"], "success": True, "errors": [], "created": False}
                 record_id = org.insert(sobject.name, {**values, field_name: value})
@@ -478,6 +481,22 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
 
 
 _RELATIONS = {"TaskRelation": "TaskId", "EventRelation": "EventId"}
+CREATE_ONLY = {"Task": ("TaskSubtype",)}
+
+
+def _refuse_create_only(object_name: str, values: dict[str, Any]) -> None:
+    """Fields Salesforce sets on create only (Task.TaskSubtype) are refused in an update."""
+    for name in CREATE_ONLY.get(object_name, ()):
+        if any(key.lower() == name.lower() for key in values):
+            raise OrgError(
+                400,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {name}. Please check the security settings of this field "
+                "and verify that it is read/write for your profile or permission set.",
+                [name],
+            )
+
+
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T")
 
 

@@ -124,3 +124,30 @@ def test_our_written_activity_is_ignored_by_a1(salesforce) -> None:
         k: v for k, v in before.to_json().items() if k != "trace"
     }
     assert [(a.type.value, a.call_id, a.written_by_us) for a in found] == [("task", CALL.id, True)]
+
+
+def test_task_subtype_is_sent_on_create_only(salesforce) -> None:
+    env = salesforce(CRM)
+    chosen = decision(contact_ids=("C1",), account_id="A1")
+    env.port().upsert_activity(CALL, chosen)
+    blind = env.port()
+    again = blind.upsert_activity(CALL, chosen)
+    assert again.created is False
+    assert blind.stats.by_method["upsert_activity"] == 2  # refused with TaskSubtype, sent again without
+
+    informed = env.port()
+    associate(CALL, Policy(), informed)
+    informed.upsert_activity(CALL, chosen)
+    assert informed.stats.by_method["upsert_activity"] == 1
+    assert env.emulator.org.records["Task"][again.id]["TaskSubtype"] == "Call"
+
+
+def test_a_new_decision_replaces_the_relations(salesforce) -> None:
+    env = salesforce(CRM)
+    port = env.port()
+    first = port.upsert_activity(CALL, decision(contact_ids=("C1", "C2"), account_id="A1"))
+    assert _relations(env, "TaskRelation", "TaskId", first.id) == ["C2"]
+    port.upsert_activity(CALL, decision(contact_ids=("C1",), account_id="A1"))
+    assert _relations(env, "TaskRelation", "TaskId", first.id) == []
+    assert env.emulator.org.records["Task"][first.id]["WhoId"] == "C1"
+    assert port.stats.by_method["upsert_activity"] == 3  # create, update, delete the stale relation
