@@ -171,21 +171,23 @@ class HubSpotCrm(CrmPort):
             ):
                 self._contacts.setdefault(str(obj["id"]), obj)
         groups: list[JsonObject] = []
-        if new_emails and mapping.search_additional_emails:
+        if new_emails and mapping.additional_emails != "never":
+            primary = {norm_email(props(obj).get("email")) for obj in self._contacts.values()}
+            searched = [e for e in new_emails if mapping.additional_emails == "always" or e not in primary]
             groups += [
                 {
                     "filters": [
                         {"propertyName": "hs_additional_emails", "operator": "CONTAINS_TOKEN", "value": e}
                     ]
                 }
-                for e in new_emails
+                for e in searched
             ]
         if new_phones:
             digits = sorted({d for d in (national_digits(p) for p in new_phones) if d})
             groups += _groups_in("hs_searchable_calculated_phone_number", digits)
             groups += _groups_in("hs_searchable_calculated_mobile_number", digits)
         if groups:
-            for obj in self._search("contacts_by_phones", "contacts", groups, mapping.contact_properties):
+            for obj in self._search("contacts_search", "contacts", groups, mapping.contact_properties):
                 self._contacts.setdefault(str(obj["id"]), obj)
         self._emails_read.update(new_emails)
         self._phones_read.update(new_phones)
@@ -373,7 +375,10 @@ class HubSpotCrm(CrmPort):
             return list(cached)
         mapping = self.mapping
         out: list[Activity] = []
-        for kind in ("calls", "meetings"):
+        kinds: tuple[str, ...] = ("calls", "meetings")
+        if mapping.activity_kinds == "own":
+            kinds = ("meetings",) if query.kind is CallKind.MEETING else ("calls",)
+        for kind in kinds:
             groups: list[JsonObject] = [
                 {
                     "filters": [

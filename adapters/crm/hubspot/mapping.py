@@ -52,7 +52,19 @@ class HubSpotMapping:
     extra_phones_property: str | None = "callmatch_other_phones"
     lead_stages: frozenset[str] = frozenset({"lead"})
     primary_labels: frozenset[str] = frozenset({"primary"})
-    search_additional_emails: bool = True
+    additional_emails: str = "always"
+    """Search `hs_additional_emails`: `always` (exact even for duplicate emails, as scenario files
+    may hold), `missing` (only emails no contact holds as primary: exact on a real portal, where
+    HubSpot keeps every email on one contact) or `never`."""
+    activity_kinds: str = "both"
+    """Where A1 looks for the call id: `both` calls and meetings (exact), or `own` (calls for a
+    call, meetings for a meeting: what integrations write)."""
+
+    def __post_init__(self) -> None:
+        if self.additional_emails not in ("always", "missing", "never"):
+            raise ValueError(f"additional_emails: {self.additional_emails!r} is not always, missing or never")
+        if self.activity_kinds not in ("both", "own"):
+            raise ValueError(f"activity_kinds: {self.activity_kinds!r} is not both or own")
 
     @property
     def contact_properties(self) -> list[str]:

@@ -7,8 +7,8 @@ Built from a tenant's `crm` settings and credentials (worker.tenants.CrmConfig):
 - settings (all optional): `host`, `burst_limit` (190), `burst_period` (10),
   `search_limit` (4), `search_period` (1), `external_id_property`, `marker_property`,
   `attendee_emails_property`, `extra_domains_property`, `extra_phones_property`,
-  `lead_stages` and `primary_labels` (comma-separated), `search_additional_emails`
-  (true/false).
+  `lead_stages` and `primary_labels` (comma-separated), `additional_emails`
+  (always / missing / never), `activity_kinds` (both / own).
 """
 
 from __future__ import annotations
@@ -59,13 +59,13 @@ def _mapping(raw: Mapping[str, str], default_region: str) -> HubSpotMapping:
     for name in ("lead_stages", "primary_labels"):
         if name in raw:
             values[name] = frozenset(p.strip().lower() for p in raw[name].split(",") if p.strip())
-    if "search_additional_emails" in raw:
-        values["search_additional_emails"] = raw["search_additional_emails"].strip().lower() in (
-            "1",
-            "true",
-            "yes",
-        )
-    return HubSpotMapping(**values)
+    for name in ("additional_emails", "activity_kinds"):
+        if name in raw:
+            values[name] = raw[name].strip().lower()
+    try:
+        return HubSpotMapping(**values)
+    except ValueError as error:
+        raise HubSpotConfigError(f"crm.{error}") from None
 
 
 def _tokens(credentials: Mapping[str, str], margin: float) -> TokenSource:
