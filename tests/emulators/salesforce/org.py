@@ -323,7 +323,9 @@ class Org:
         """Store a record (seeding or create); unknown fields are refused."""
         sobject = self.sobject(object_name)
         with self.lock:
-            record: RecordData = {name: None for name in sobject.fields}
+            record: RecordData = {
+                name: False if kind == "boolean" else None for name, kind in sobject.fields.items()
+            }
             for key, value in values.items():
                 name = sobject.canonical(key)
                 if name is None:
