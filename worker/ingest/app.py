@@ -10,9 +10,12 @@ provider, 413 body over the limit, 503 when the queue cannot take the event
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
@@ -30,6 +33,10 @@ from worker.tenants import Tenants
 log = logging.getLogger("callmatch.ingest")
 
 MAX_BODY_BYTES = 1024 * 1024
+
+# Verification that may wait on the network (Google's signing keys): run off the event loop.
+# The others are a few microseconds of hashing and parsing, cheaper inline than a thread hop.
+BLOCKING_VERIFIERS = frozenset({"google_meet"})
 
 _ERRORS = {
     400: "broken JSON or a missing field (named in `field`)",
@@ -72,18 +79,28 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     dedupe_ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    enqueue_threads: int = 4,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> FastAPI:
     """The receiver for `tenants`, enqueuing through `enqueuer`, de-duplicating in `redis_client`."""
     deduper = Deduper(redis_client, dedupe_ttl_seconds)
+    # A few threads own the blocking Redis and Celery calls: many threads would only fight for the GIL.
+    enqueue_pool = ThreadPoolExecutor(max_workers=enqueue_threads, thread_name_prefix="callmatch-enqueue")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        enqueue_pool.shutdown(wait=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="callmatch webhook receiver",
         version="1",
         description="Verified call-ended webhooks from Aircall, Ringover, Zoom, Google Meet and Microsoft Teams, "
         "enqueued as `callmatch.process_call` Celery tasks.",
     )
 
-    def process(handler: Handler, request: WebhookRequest, tenant: str, provider: str) -> Response:
+    def handle(handler: Handler, request: WebhookRequest, tenant: str, provider: str) -> Response | Delivery:
         try:
             outcome = handler(request)
         except WebhookError as exc:
@@ -96,7 +113,7 @@ def create_app(
             if isinstance(outcome.content, str):
                 return PlainTextResponse(outcome.content)
             return JSONResponse(outcome.content)
-        return deliver(outcome, tenant, provider)
+        return outcome
 
     def deliver(delivery: Delivery, tenant: str, provider: str) -> Response:
         accepted: list[str] = []
@@ -160,7 +177,16 @@ def create_app(
             url=str(request.url),
             now=clock(),
         )
-        return await run_in_threadpool(process, handler, webhook_request, tenant, provider)
+        if provider in BLOCKING_VERIFIERS:
+            outcome = await run_in_threadpool(handle, handler, webhook_request, tenant, provider)
+        else:
+            outcome = handle(handler, webhook_request, tenant, provider)
+        if isinstance(outcome, Response):
+            return outcome
+        if not outcome.events:
+            return deliver(outcome, tenant, provider)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(enqueue_pool, deliver, outcome, tenant, provider)
 
     @app.get("/healthz", summary="Liveness and Redis reachability")
     def healthz() -> Response:

@@ -20,6 +20,13 @@ class CeleryEnqueuer:
         self.queue = queue
 
     def enqueue(self, event: CallEvent) -> None:
+        # argsrepr is what monitoring tools show of a task: the call id, never the participants.
         self.app.send_task(
-            PROCESS_CALL_TASK, args=[event.to_json()], queue=self.queue, retry=False, ignore_result=True
+            PROCESS_CALL_TASK,
+            args=[event.to_json()],
+            queue=self.queue,
+            retry=False,
+            ignore_result=True,
+            argsrepr=f"[<{event.call_id}>]",
+            kwargsrepr="{}",
         )

@@ -392,3 +392,11 @@ def test_the_app_serves_its_openapi_description(client):
 
 def test_health_answers_when_redis_answers(client):
     assert client.get("/healthz").json() == {"status": "ok", "tenants": 1}
+
+
+def test_the_celery_message_headers_show_the_call_id_not_the_participants(client, redis_client):
+    post(client, "aircall", samples.aircall())
+    [raw] = redis_client.lrange("callmatch", 0, -1)
+    headers = json.loads(raw)["headers"]
+    assert headers["argsrepr"] == "[<aircall:812731>]"
+    assert all(value not in json.dumps(headers) for value in PII)
