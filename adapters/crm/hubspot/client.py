@@ -312,9 +312,9 @@ class HubSpotClient:
             self.budget.check(self.settings.budget_reserve)
         if self.tokens.needs_refresh():
             self._refresh(only_if_needed=True)
-        self.limiter.acquire(self.settings.acquire_timeout)
         if search:
             self.search_limiter.acquire(self.settings.acquire_timeout)
+        self.limiter.acquire(self.settings.acquire_timeout)
         token = self.tokens.current() or ""
         kwargs: dict[str, Any] = {
             "_preload_content": False,

@@ -6,9 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from adapters.crm.hubspot import HubSpotClient, HubSpotCrm, HubSpotMapping, TokenSource
 from adapters.crm.scenario import ScenarioCrm
-from tests.adapters.crm.hubspot.support import crm_for, everything, examples, load, portal
-from worker.model import CrmSlice
+from tests.adapters.crm.hubspot.support import (
+    TOKEN,
+    Sleeps,
+    crm_for,
+    everything,
+    examples,
+    load,
+    portal,
+    settings,
+)
+from worker.association import associate, decide_scenario
+from worker.model import CrmSlice, Scenario
+from worker.scenario import parse_scenario
 
 FIELDS = ("users", "accounts", "contacts", "leads", "opportunities", "activities")
 
@@ -61,4 +73,80 @@ def test_an_association_never_reads_the_same_keys_twice() -> None:
     assert second < first
     assert not any(
         "batch/read" in route and "v4" in route for route in emulator.requests if emulator.requests[route] > 1
+    )
+
+
+def crowd(size: int) -> Scenario:
+    """A meeting with `size` external participants, each a contact at its own company with a deal."""
+    people = [{"email": f"p{i}@c{i}.example", "phone": f"+1212555{i:04d}"} for i in range(size)]
+    return parse_scenario(
+        {
+            "version": 1,
+            "policy": {"default_region": "US"},
+            "call": {
+                "id": "zoom:1",
+                "kind": "meeting",
+                "started_at": "2026-06-10T15:00:00Z",
+                "organizer": {"email": "rep@seller.example"},
+                "participants": people,
+            },
+            "crm": {
+                "accounts": [{"id": f"A{i}", "domains": [f"c{i}.example"]} for i in range(size)],
+                "contacts": [
+                    {"id": f"C{i}", "email": p["email"], "phones": [p["phone"]], "account_ids": [f"A{i}"]}
+                    for i, p in enumerate(people)
+                ],
+                "opportunities": [
+                    {
+                        "id": f"O{i}",
+                        "account_id": f"A{i}",
+                        "created_at": "2026-05-01T10:00:00Z",
+                        "updated_at": "2026-05-01T10:00:00Z",
+                        "contacts": [{"id": f"C{i}"}],
+                    }
+                    for i in range(size)
+                ],
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("additional_emails", ["always", "missing"])
+def test_requests_do_not_grow_with_the_number_of_participants(additional_emails: str) -> None:
+    """Batches hold 100 ids and IN filters 100 values; only `hs_additional_emails` costs a filter
+    group per email (CONTAINS_TOKEN takes one value), five groups per search."""
+    costs = {}
+    searches = {}
+    for size in (1, 40):
+        scenario = crowd(size)
+        with portal(scenario) as emulator:
+            client = HubSpotClient(settings(emulator), TokenSource(TOKEN), sleep=Sleeps())
+            mapping = HubSpotMapping(additional_emails=additional_emails)
+            crm = HubSpotCrm(client, mapping)
+            decision = associate(scenario.call, scenario.policy, crm)
+        assert len(decision.contact_ids) == size
+        costs[size] = crm.stats.requests
+        searches[size] = emulator.requests["POST /crm/v3/objects/contacts/search"]
+    if additional_emails == "missing":
+        assert costs[40] == costs[1]
+    else:
+        assert (searches[1], searches[40]) == (1, 9)  # (1 + 2) and (40 + 2) filter groups
+        assert costs[40] - searches[40] == costs[1] - searches[1]
+
+
+@pytest.mark.parametrize("path", examples(), ids=lambda p: p.stem)
+def test_hubspot_native_options_decide_the_examples_the_same(path: Path) -> None:
+    scenario = load(path)
+    with portal(scenario) as emulator:
+        client = HubSpotClient(settings(emulator), TokenSource(TOKEN), sleep=Sleeps())
+        mapping = HubSpotMapping(
+            default_region=scenario.policy.default_region, additional_emails="missing", activity_kinds="own"
+        )
+        got = associate(scenario.call, scenario.policy, HubSpotCrm(client, mapping), scenario.previous)
+    expected = decide_scenario(scenario)
+    assert (got.case, got.contact_ids, got.account_id, got.opportunity_id) == (
+        expected.case,
+        expected.contact_ids,
+        expected.account_id,
+        expected.opportunity_id,
     )
