@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 EXAMPLES := $(filter-out %.expected.json,$(wildcard config/examples/*.json))
 
-.PHONY: install test lint typecheck pytest bench run redis-server clean
+.PHONY: install test lint typecheck pytest bench run demo examples redis-server clean
 
 install: $(VENV)/.installed
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis-server
@@ -43,6 +43,12 @@ bench: install
 	$(BIN)/python -m tests.bench
 
 run: install
+	$(BIN)/python -m worker.devstack
+
+demo: install
+	$(BIN)/python -m worker.demo
+
+examples: install
 	$(BIN)/callmatch decide --format text $(EXAMPLES)
 
 clean:

@@ -24,7 +24,7 @@ from worker.normalize import mask_email, mask_phone
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d ().\-]{6,}\d(?![\w-])")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NOT_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,3}(\.\d{1,3}){3}\b")
 _SECRET_KEYS = re.compile(r"(token|secret|password|authorization|session|api[_-]?key)", re.IGNORECASE)
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -32,7 +32,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 def redact(text: str) -> str:
     """Emails and phone-like digit runs masked; what is left is safe to keep in logs."""
     text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
-    return _PHONE.sub(lambda m: m.group(0) if _DATE.match(m.group(0)) else mask_phone(m.group(0)), text)
+    return _PHONE.sub(lambda m: m.group(0) if _NOT_PHONE.match(m.group(0)) else mask_phone(m.group(0)), text)
 
 
 def _safe(key: str, value: Any) -> Any:

@@ -50,6 +50,21 @@ def _env_float(name: str, default: float) -> float:
 
 
 MAX_RETRIES = int(os.environ.get("CALLMATCH_MAX_RETRIES", "8"))
+REFRESH_INTERVAL_SECONDS = _env_float("CALLMATCH_REFRESH_INTERVAL_SECONDS", 3600.0)
+
+app.conf.update(
+    beat_scheduler="redbeat.RedBeatScheduler",
+    redbeat_redis_url=redis_url(),
+    redbeat_key_prefix="callmatch:redbeat",
+    redbeat_lock_timeout=int(max(REFRESH_INTERVAL_SECONDS, 60) * 5),
+    beat_max_loop_interval=min(REFRESH_INTERVAL_SECONDS, 300.0),
+    beat_schedule={
+        "refresh-calls-without-opportunity": {
+            "task": "callmatch.refresh_due",
+            "schedule": REFRESH_INTERVAL_SECONDS,
+        },
+    },
+)
 RETRY_BASE_SECONDS = _env_float("CALLMATCH_RETRY_BASE_SECONDS", 5.0)
 RETRY_MAX_SECONDS = _env_float("CALLMATCH_RETRY_MAX_SECONDS", 600.0)
 

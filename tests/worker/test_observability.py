@@ -14,6 +14,7 @@ def test_redact_masks_emails_and_phones_but_keeps_dates_and_ids() -> None:
     )
     assert "jane.doe" not in text and "612345" not in text and "555-0199" not in text
     assert "j***@acme.example" in text and "2026-03-10" in text and "12345" in text
+    assert redact("Connected to redis://127.0.0.1:6379/0") == "Connected to redis://127.0.0.1:6379/0"
 
 
 def test_json_log_lines_carry_fields_masked() -> None:
