@@ -103,7 +103,9 @@ def _serve_metrics(**_: Any) -> None:
 
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        start_http_server(port, addr="127.0.0.1", registry=registry)
+        start_http_server(
+            port, addr=os.environ.get("CALLMATCH_WORKER_METRICS_HOST", "127.0.0.1"), registry=registry
+        )
 
 
 @signals.worker_process_shutdown.connect
