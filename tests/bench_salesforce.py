@@ -46,25 +46,36 @@ def _measure(
     scenarios: list[Scenario],
     port_class: type[SalesforceCrm],
     settings: SalesforceSettings,
-) -> tuple[list[int], list[int], list[int], float]:
+) -> tuple[list[int], list[int], list[int], Counter[str], float]:
     reads: list[int] = []
     writes: list[int] = []
     rounds: list[int] = []
+    kinds: Counter[str] = Counter()
     started = time.perf_counter()
     for scenario in scenarios:
         emulator.org = seed_org(scenario.crm, settings)
         port = port_class(client, settings, scenario.policy.default_region)
         before = emulator.stats.api_calls
+        paths = Counter(emulator.stats.by_path)
         decision = associate(scenario.call, scenario.policy, port, scenario.previous)
         middle = emulator.stats.api_calls
+        kinds.update(Counter(emulator.stats.by_path) - paths)
         port.upsert_activity(scenario.call, decision)
         reads.append(middle - before)
         writes.append(emulator.stats.api_calls - middle)
         rounds.append(port.stats.rounds)
-    return reads, writes, rounds, time.perf_counter() - started
+    return reads, writes, rounds, kinds, time.perf_counter() - started
 
 
-def _report(name: str, reads: list[int], writes: list[int], rounds: list[int], seconds: float) -> None:
+def _report(
+    name: str,
+    reads: list[int],
+    writes: list[int],
+    rounds: list[int],
+    kinds: Counter[str],
+    seconds: float,
+    phones: list[bool],
+) -> None:
     totals = [r + w for r, w in zip(reads, writes, strict=True)]
     count = len(totals)
     spread = Counter(totals)
@@ -75,6 +86,12 @@ def _report(name: str, reads: list[int], writes: list[int], rounds: list[int], s
         f"  (reads {statistics.fmean(reads):.2f} + write {statistics.fmean(writes):.2f})"
     )
     print(f"    read rounds / association mean {statistics.fmean(rounds):.2f}, max {max(rounds)}")
+    per_kind = ", ".join(f"{kind} {n / count:.2f}" for kind, n in sorted(kinds.items()))
+    print(f"    read calls by resource      {per_kind} (per association)")
+    for label, flag in (("with a phone", True), ("email only", False)):
+        picked = [t for t, p in zip(totals, phones, strict=True) if p is flag]
+        if picked:
+            print(f"    calls {label:<13}        mean {statistics.fmean(picked):.2f} over {len(picked):,}")
     print(f"    associations at <= 2 calls  {sum(v for k, v in spread.items() if k <= 2) / count:.1%}")
     print(f"    distribution                {dict(sorted(spread.items()))}")
     print(f"    wall time                   {seconds / count * 1000:.1f} ms / association (loopback HTTPS)")
@@ -93,12 +110,12 @@ def main(count: int | None = None, seed: int = 7) -> None:
             verify=emulator.ca_file,
         )
         print(f"salesforce: API calls per association, {count:,} generated calls (seed {seed})")
-        with_phones = sum(1 for s in scenarios if any(p.phone for p in s.call.participants))
-        print(f"  mix: {with_phones:,} calls with a participant phone, {count - with_phones:,} without")
+        phones = [any(p.phone for p in s.call.participants) for s in scenarios]
+        print(f"  mix: {sum(phones):,} calls with a participant phone, {count - sum(phones):,} without")
         batched = _measure(emulator, client, scenarios, SalesforceCrm, settings)
-        _report("SalesforceCrm (composite rounds, SOSL for phones)", *batched)
+        _report("SalesforceCrm (composite rounds, SOSL for phones)", *batched, phones)
         baseline = _measure(emulator, client, scenarios, PerObjectSalesforceCrm, settings)
-        _report("baseline: one query per object (the port's plain lookup)", *baseline)
+        _report("baseline: one query per object (the port's plain lookup)", *baseline, phones)
         saved = 1 - (sum(batched[0]) + sum(batched[1])) / (sum(baseline[0]) + sum(baseline[1]))
         print(f"  batching saves {saved:.0%} of API calls over the baseline")
 

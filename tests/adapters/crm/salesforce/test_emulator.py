@@ -138,3 +138,16 @@ def test_paging_follows_next_records_url(salesforce) -> None:
     assert ids(client.query("SELECT Id FROM Contact")) == ["C1", "C2", "C3"]
     assert env.emulator.stats.by_path == {"query": 3}
     assert client.api_calls == 3
+
+
+def test_crud_and_query_all_see_deleted_records(salesforce) -> None:
+    env = salesforce(CRM)
+    sf = env.client().sf
+    created = sf.Lead.create({"LastName": "Temp", "Company": "Temp", "Email": "temp@x.example"})
+    assert sf.Lead.get(created["id"])["Email"] == "temp@x.example"
+    sf.Lead.update(created["id"], {"Email": "moved@x.example"})
+    sf.Lead.delete(created["id"])
+    soql = "SELECT Id FROM Lead WHERE Email = 'moved@x.example'"
+    assert sf.query(soql)["totalSize"] == 0
+    assert sf.query_all(soql, include_deleted=True)["totalSize"] == 1
+    assert env.emulator.stats.api_calls == 6
