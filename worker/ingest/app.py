@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -21,18 +22,22 @@ from typing import Any
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, Deduper
+from worker.ingest import metrics
+from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, Claim, Deduper
 from worker.ingest.enqueue import Enqueuer
 from worker.ingest.logsafe import describe
 from worker.ingest.providers import HANDLERS
 from worker.ingest.webhook import Challenge, Delivery, Handler, WebhookError, WebhookRequest
+from worker.observability import metrics_text
 from worker.tenants import Tenants
 
 log = logging.getLogger("callmatch.ingest")
 
 MAX_BODY_BYTES = 1024 * 1024
+RETRY_AFTER_SECONDS = 30
 
 # Verification that may wait on the network (Google's signing keys): run off the event loop.
 # The others are a few microseconds of hashing and parsing, cheaper inline than a thread hop.
@@ -43,15 +48,16 @@ _ERRORS = {
     401: "bad or missing signature or token, or a stale timestamp",
     404: "unknown tenant or provider",
     413: "body over 1 MiB",
-    503: "the queue is unavailable; redeliver later",
+    503: "the queue is unavailable, or the same event is being enqueued; redeliver later",
 }
 
 
-def _error(status: int, error: str, field: str | None = None) -> JSONResponse:
+def _error(status: int, error: str, field: str | None = None, retry_after: bool = False) -> JSONResponse:
     body: dict[str, Any] = {"error": error}
     if field is not None:
         body["field"] = field
-    return JSONResponse(body, status_code=status)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry_after else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class _TooLarge(Exception):
@@ -105,11 +111,14 @@ def create_app(
             outcome = handler(request)
         except WebhookError as exc:
             log.info("refused %s/%s: %s %s", tenant, provider, exc.status, exc)
+            metrics.count(tenant, provider, f"refused_{exc.status}")
             return _error(exc.status, exc.reason, exc.field)
         except Exception as exc:  # a parser bug must still be a 4xx, never a 5xx with the body in a trace
             log.warning("refused %s/%s: unreadable payload (%s)", tenant, provider, type(exc).__name__)
+            metrics.count(tenant, provider, "refused_400")
             return _error(400, "unreadable payload", "(body)")
         if isinstance(outcome, Challenge):
+            metrics.count(tenant, provider, "challenge")
             if isinstance(outcome.content, str):
                 return PlainTextResponse(outcome.content)
             return JSONResponse(outcome.content)
@@ -119,9 +128,15 @@ def create_app(
         accepted: list[str] = []
         duplicates: list[str] = []
         for event in delivery.events:
-            if not deduper.claim(tenant, provider, event.event_id):
+            claim = deduper.claim(tenant, provider, event.event_id)
+            if claim == Claim.DONE:
                 duplicates.append(event.call_id)
+                log.info("duplicate %s/%s %s acknowledged, not enqueued", tenant, provider, event.call_id)
                 continue
+            if claim == Claim.PENDING:
+                log.info("delivery %s/%s %s already in progress", tenant, provider, event.call_id)
+                metrics.count(tenant, provider, "unavailable")
+                return _error(503, "the same event is being enqueued; redeliver later", retry_after=True)
             try:
                 enqueuer.enqueue(event)
             except Exception as exc:
@@ -129,11 +144,14 @@ def create_app(
                 log.error(
                     "enqueue failed for %s/%s %s: %s", tenant, provider, event.call_id, type(exc).__name__
                 )
-                return _error(503, "queue unavailable")
+                return _error(503, "queue unavailable", retry_after=True)
+            deduper.confirm(tenant, provider, event.event_id)
             accepted.append(event.call_id)
             log.info("enqueued %s/%s %s", tenant, provider, describe(event))
-        for call_id in duplicates:
-            log.info("duplicate %s/%s %s acknowledged, not enqueued", tenant, provider, call_id)
+        metrics.count(tenant, provider, "accepted", len(accepted))
+        metrics.count(tenant, provider, "duplicate", len(duplicates))
+        if not delivery.events:
+            metrics.count(tenant, provider, "ignored")
         body: dict[str, Any] = {"accepted": accepted, "duplicates": duplicates}
         if delivery.ignored:
             body["ignored"] = delivery.ignored
@@ -157,6 +175,13 @@ def create_app(
         },
     )
     async def receive(tenant: str, provider: str, request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _receive(tenant, provider, request)
+        if provider in HANDLERS:
+            metrics.WEBHOOK_SECONDS.labels(provider=provider).observe(time.perf_counter() - started)
+        return response
+
+    async def _receive(tenant: str, provider: str, request: Request) -> Response:
         tenant_config = tenants.get(tenant)
         if tenant_config is None:
             return _error(404, "unknown tenant", "tenant")
@@ -167,6 +192,7 @@ def create_app(
         try:
             body = await _read_body(request, max_body_bytes)
         except _TooLarge:
+            metrics.count(tenant, provider, "refused_413")
             return _error(413, f"body over {max_body_bytes} bytes")
         webhook_request = WebhookRequest(
             tenant=tenant_config,
@@ -187,6 +213,10 @@ def create_app(
             return deliver(outcome, tenant, provider)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(enqueue_pool, deliver, outcome, tenant, provider)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    def metrics_endpoint() -> Response:
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Liveness and Redis reachability")
     def healthz() -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import redis
 from fastapi import FastAPI
@@ -10,7 +11,8 @@ from fastapi import FastAPI
 from worker.celery_app import create_celery, redis_url
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
-from worker.tenants import default_tenants_path, load_tenants
+from worker.observability import configure_logging
+from worker.tenants import TenantsError, default_tenants_path, load_tenants
 
 
 def build_app() -> FastAPI:
@@ -22,10 +24,17 @@ def build_app() -> FastAPI:
 
 
 def main() -> None:
+    """Serve the receiver; a bad tenants file is one line naming file, tenant and field, and exit 2."""
     import uvicorn
 
+    configure_logging()
+    try:
+        app = build_app()
+    except TenantsError as exc:
+        print(f"callmatch: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     uvicorn.run(
-        build_app(),
+        app,
         host=os.environ.get("CALLMATCH_HOST", "127.0.0.1"),
         port=int(os.environ.get("CALLMATCH_PORT", "8000")),
         log_level="info",

@@ -400,3 +400,60 @@ def test_the_celery_message_headers_show_the_call_id_not_the_participants(client
     headers = json.loads(raw)["headers"]
     assert headers["argsrepr"] == "[<aircall:812731>]"
     assert all(value not in json.dumps(headers) for value in PII)
+
+
+def test_a_redelivery_while_the_first_is_still_being_enqueued_is_told_to_come_back(client, redis_client):
+    from worker.ingest.dedupe import Claim, Deduper
+
+    deduper = Deduper(redis_client)
+    assert deduper.claim("acme", "aircall", "call.ended:812731") == Claim.NEW  # a receiver that died here
+    key = deduper.key("acme", "aircall", "call.ended:812731")
+    assert 0 < redis_client.ttl(key) <= 30
+    response = post(client, "aircall", samples.aircall())
+    assert response.status_code == 503 and response.headers["retry-after"] == "30"
+    assert queued_events(redis_client) == []
+    redis_client.delete(key)  # what the pending mark's expiry does
+    assert post(client, "aircall", samples.aircall()).status_code == 200
+    assert len(queued_events(redis_client)) == 1
+    assert redis_client.get(key) == "done" and redis_client.ttl(key) > 6 * 24 * 3600
+
+
+def test_outcomes_are_counted_in_the_metrics(client, redis_client):
+    from prometheus_client import REGISTRY
+
+    def value(outcome: str) -> float:
+        sample = REGISTRY.get_sample_value(
+            "callmatch_webhooks_total", {"tenant": "acme", "provider": "zoom", "outcome": outcome}
+        )
+        return sample or 0.0
+
+    before = {name: value(name) for name in ("accepted", "duplicate", "refused_401")}
+    post(client, "zoom", samples.zoom())
+    post(client, "zoom", samples.zoom())
+    post(client, "zoom", samples.zoom(secret="wrong"))
+    assert value("accepted") == before["accepted"] + 1
+    assert value("duplicate") == before["duplicate"] + 1
+    assert value("refused_401") == before["refused_401"] + 1
+    text = client.get("/metrics").text
+    assert "callmatch_webhook_seconds_bucket" in text
+
+
+def test_the_server_refuses_to_start_on_a_bad_tenants_file(tmp_path, redis_url):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "tenants.yaml"
+    bad.write_text("version: 1\ntenants:\n  acme:\n    crm: {kind: dynamics}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker.ingest.server"],
+        env={"CALLMATCH_TENANTS": str(bad), "CALLMATCH_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == f"callmatch: {bad}: tenant acme: crm.kind: unknown value 'dynamics' (expected one of: scenario, salesforce, hubspot)"
+    )
