@@ -2,12 +2,14 @@
 
 One `HubSpotCrm` serves one association (it remembers what it read, so a later round
 never asks twice); the `HubSpotClient` and `TenantCache` behind it are per tenant and
-shared. A round (`lookup`) costs at most: owners (cached), one batch read of contacts by
-primary email, one contact search (additional emails and phones together), one batch
-read of contacts by id, one contact->company association read, one company search by
-domain, one company batch read, contact->deal and company->deal association reads, one
-deal batch read, deal->company and deal->contact association reads, pipelines (cached),
-and a search each for calls and meetings of the call.
+shared. A round (`lookup`) costs at most: owners (cached per tenant), one batch read of
+contacts by primary email, one contact search (additional emails and phones together,
+five filter groups per search), one batch read of contacts by id, one contact->company
+association read, one company search by domain, one company batch read, contact->deal
+and company->deal association reads, one deal batch read, a deal->company read only for
+deals whose primary company is not among the links already read, pipelines (cached per
+tenant, only when `hs_is_closed` is absent), and a search each for calls and meetings
+carrying the call id, plus one GET (or three association reads) for the hits.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from adapters.crm.hubspot.mapping import (
     iso,
     labels,
     lead_from,
-    millis,
     national_digits,
     opportunity_from,
     ordered_companies,
@@ -497,7 +498,7 @@ class HubSpotCrm(CrmPort):
         """
         kind = "meetings" if call.kind is CallKind.MEETING else "calls"
         with self.ledger.hold(call.id) if self.ledger is not None else nullcontext():
-            properties = self._activity_properties(kind, call)
+            properties = self._activity_properties(kind, call, decision)
             targets = self._targets(decision)
             existing = self._existing_activity(kind, call.id)
             if existing is not None:
@@ -596,13 +597,21 @@ class HubSpotCrm(CrmPort):
             "deals": [decision.opportunity_id] if decision.opportunity_id else [],
         }
 
-    def _activity_properties(self, kind: str, call: Call) -> dict[str, str]:
+    def _activity_properties(self, kind: str, call: Call, decision: Decision) -> dict[str, str]:
+        """Ours (marker, external id), owned by the organizer's HubSpot user, saying which rules decided."""
         mapping = self.mapping
+        rules = ", ".join(dict.fromkeys(entry.rule for entry in decision.trace)) or "-"
         out = {
             "hs_timestamp": iso(call.started_at),
             mapping.external_id_property: call.id,
             mapping.marker_property: "true",
+            "hs_call_body"
+            if kind == "calls"
+            else "hs_meeting_body": f"Linked by callmatch ({decision.case.value}; rules {rules}).",
         }
+        owners = self.users_by_emails([call.organizer.email]) if call.organizer.email else []
+        if owners:
+            out["hubspot_owner_id"] = owners[0].id
         if kind == "calls":
             out["hs_call_title"] = call.title or "Call"
             out["hs_call_status"] = "COMPLETED"
@@ -619,4 +628,4 @@ class HubSpotCrm(CrmPort):
         return out
 
 
-__all__ = ["HubSpotCrm", "TenantCache", "TtlCache", "millis"]
+__all__ = ["HubSpotCrm", "TenantCache", "TtlCache"]

@@ -50,6 +50,8 @@ def test_a_call_is_created_once_then_updated_with_its_associations() -> None:
         assert written.properties["hs_call_direction"] == "OUTBOUND"
         assert written.properties["hs_call_duration"] == str(40 * 60 * 1000)
         assert written.properties["hs_timestamp"] == "2026-03-10T09:30:00.000Z"
+        assert written.properties["hubspot_owner_id"] == "U1"  # the organizer's HubSpot user
+        assert written.properties["hs_call_body"].startswith("Linked by callmatch (contacts;")
         links = store.links
         for to_kind, to_id, type_id in zip(
             ("contacts", "companies", "deals"), ("C1", "A1", "O1"), PRIMARY_TYPES["calls"], strict=True
