@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=4)
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)
     scenarios = [parse_scenario(d) for d in generate_scenarios(args.count, args.seed)]
     with HubSpotEmulator(Store(), limits=Limits(burst=10**9, search=10**9, daily=10**9)) as emulator:
         batched = _run(scenarios, emulator, HubSpotClient, {})
