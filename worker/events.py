@@ -97,7 +97,8 @@ class CallEvent:
 
     `event_id` is the provider's delivery identity (what de-duplication keys on);
     `call_id` is the stable id written to the CRM (`zoom:<uuid>`, `aircall:<id>`).
-    `source_ref` is what the provider's API needs to fetch the rest; `complete`
+    `source_ref` is what the provider's API needs to fetch the rest, `organizer_ref`
+    the provider's id of the organizer when the webhook gave no email; `complete`
     says whether participants were already fetched from it.
     """
 
@@ -115,6 +116,7 @@ class CallEvent:
     internal: tuple[Person, ...] = ()
     title: str | None = None
     source_ref: str | None = None
+    organizer_ref: str | None = None
     complete: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -134,6 +136,7 @@ class CallEvent:
             "internal": [_person_json(p) for p in self.internal],
             "title": self.title,
             "source_ref": self.source_ref,
+            "organizer_ref": self.organizer_ref,
             "complete": self.complete,
         }
 
@@ -179,6 +182,7 @@ class CallEvent:
             internal=_people(data, "internal"),
             title=_opt_str(data, "title", ""),
             source_ref=_opt_str(data, "source_ref", ""),
+            organizer_ref=_opt_str(data, "organizer_ref", ""),
             complete=complete,
         )
 

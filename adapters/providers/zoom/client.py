@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote
 
+from adapters.errors import FatalError
 from adapters.providers.aircall.client import merge
 from worker.events import CallEvent
 from worker.ingest.apiclient import (
@@ -68,8 +69,26 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
             page_token = page.opt_str("next_page_token") or ""
         if not page_token:
             break
+    if not event.organizer.email and event.organizer_ref:
+        event = _with_host(event, client)
     with reading("zoom"):
         return _event(event, ctx, rows)
+
+
+def _with_host(event: CallEvent, client: ApiClient) -> CallEvent:
+    """meeting.ended names the host by id only: `/users/{id}` gives the organizer's email."""
+    try:
+        body = client.get(f"/v2/users/{quote(event.organizer_ref or '', safe='')}")
+    except FatalError as exc:
+        if exc.status == 404:
+            return event
+        raise
+    with reading("zoom"):
+        user = Fields(body)
+        first = (user.opt_str("first_name") or "").strip()
+        last = (user.opt_str("last_name") or "").strip()
+        name = " ".join(p for p in (first, last) if p) or None
+        return event.with_details(organizer=Person(email=norm_email(user.opt_str("email")), name=name))
 
 
 def _event(event: CallEvent, ctx: FetchContext, rows: list[Fields]) -> CallEvent:

@@ -82,6 +82,7 @@ def handle(request: WebhookRequest) -> Outcome:
                 organizer=Person(email=host_email) if host_email else Person(),
                 title=meeting.opt_str("topic"),
                 source_ref=uuid,
+                organizer_ref=meeting.opt_str("host_id"),
             ),
         )
     )

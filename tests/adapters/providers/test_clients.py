@@ -362,3 +362,18 @@ def test_a_webhook_becomes_a_complete_call_through_the_queue(emulator, tenant, r
         Person(name="Guest Without Email"),
     )
     assert call.organizer.email == "rep@ourco.com"
+
+
+def test_zoom_names_the_host_by_id_and_the_client_asks_for_the_email(emulator, tenant, redis_client):
+    emulator.state.zoom_participants["u5"] = _zoom_rows(5)
+    emulator.state.zoom_users["z8yCxjabcdEFGHfp8uQ"] = {
+        "id": "z8yCxjabcdEFGHfp8uQ",
+        "first_name": "Rep",
+        "last_name": "One",
+        "email": "Rep@OurCo.com",
+    }
+    event = _event("zoom", "u5", started_at=T0, organizer_ref="z8yCxjabcdEFGHfp8uQ")
+    done = complete_event(event, tenant, redis_client)
+    assert done.organizer == Person(email="rep@ourco.com", name="Rep One")
+    assert Person(email="rep@ourco.com", name="Rep One") not in done.participants
+    assert emulator.calls("/v2/users/") == ["GET /v2/users/z8yCxjabcdEFGHfp8uQ"]

@@ -46,6 +46,7 @@ class State:
     ringover_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     zoom_client: tuple[str, str, str] = ("zoom-account", "zoom-client", "zoom-secret")
     zoom_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    zoom_users: dict[str, dict[str, Any]] = field(default_factory=dict)
     google_public_key: str = ""
     google_client_email: str = ""
     meet_records: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -255,6 +256,14 @@ def zoom_participants(emu: ProviderEmulator, request: Request, match: re.Match[s
     }
 
 
+def zoom_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    user = emu.state.zoom_users.get(unquote(match["id"]))
+    if user is None:
+        raise _Reply(404, {"code": 1001, "message": "User does not exist."})
+    return user
+
+
 # -- Google -----------------------------------------------------------------------------
 
 
@@ -360,6 +369,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/v2/calls/(?P<id>[^/]+)"), ringover_call),
     ("POST", re.compile(r"/oauth/token"), zoom_token),
     ("GET", re.compile(r"/v2/past_meetings/(?P<uuid>[^/]+)/participants"), zoom_participants),
+    ("GET", re.compile(r"/v2/users/(?P<id>[^/]+)"), zoom_user),
     ("POST", re.compile(r"/token"), google_token),
     ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)"), meet_record),
     ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)/participants"), meet_participants),

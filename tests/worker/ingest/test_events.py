@@ -45,6 +45,7 @@ events = st.builds(
     internal=st.lists(people, max_size=2).map(tuple),
     title=st.none() | st.text(max_size=20),
     source_ref=st.none() | st.text(min_size=1, max_size=20),
+    organizer_ref=st.none() | st.text(min_size=1, max_size=20),
     complete=st.booleans(),
 )
 

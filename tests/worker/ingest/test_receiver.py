@@ -88,6 +88,7 @@ def test_zoom_meeting_ended_becomes_one_meeting_event(client, redis_client):
     assert event.ended_at == dt.datetime(2026, 3, 10, 9, 45, tzinfo=dt.UTC)
     assert event.organizer.email == "rep@ourco.com" and event.title == "Acme renewal"
     assert event.source_ref == "4444AAAiAAAAAiAiAiiAii==" and not event.complete
+    assert event.organizer_ref == "z8yCxjabcdEFGHfp8uQ"
 
 
 def test_google_meet_conference_ended_becomes_one_event(client, redis_client):
