@@ -160,6 +160,8 @@ def create_app(
     @app.post(
         "/webhooks/{tenant}/{provider}",
         summary="Receive one provider webhook delivery",
+        description="`provider` is one of aircall, ringover, zoom, google_meet, teams, as configured for the "
+        "tenant. Zoom's endpoint.url_validation and Graph's validationToken handshakes are answered here.",
         responses={
             200: {
                 "description": "verified; events enqueued (or already seen, or nothing to do), or a handshake"
@@ -168,10 +170,19 @@ def create_app(
         },
         openapi_extra={
             "requestBody": {
-                "required": True,
+                "required": False,
                 "content": {"application/json": {"schema": {"type": "object"}}},
                 "description": "The provider's payload, unchanged (verification needs the raw bytes).",
-            }
+            },
+            "parameters": [
+                {
+                    "name": "validationToken",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Microsoft Graph's subscription handshake (teams): echoed as text/plain.",
+                }
+            ],
         },
     )
     async def receive(tenant: str, provider: str, request: Request) -> Response:

@@ -458,3 +458,15 @@ def test_the_server_refuses_to_start_on_a_bad_tenants_file(tmp_path, redis_url):
         proc.stderr.strip()
         == f"callmatch: {bad}: tenant acme: crm.kind: unknown value 'dynamics' (expected one of: scenario, salesforce, hubspot)"
     )
+
+
+def test_an_expired_ringover_signature_is_401(client, redis_client):
+    import jwt
+
+    event = samples.ringover_event("900")
+    claims = {"payload": event, "exp": int(samples.NOW.timestamp()) - 120}
+    token = jwt.encode(claims, samples.RINGOVER_KEY, algorithm="HS512")
+    delivery = samples.Post(samples.dumps(event), {"x-ringover-webhook-signature": token})
+    response = post(client, "ringover", delivery)
+    assert response.status_code == 401 and response.json()["error"] == "signature expired"
+    assert queued_events(redis_client) == []
