@@ -48,6 +48,7 @@ class State:
     zoom_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     zoom_users: dict[str, dict[str, Any]] = field(default_factory=dict)
     google_public_key: str = ""
+    google_jwks: dict[str, Any] = field(default_factory=dict)
     google_client_email: str = ""
     meet_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     meet_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -284,6 +285,10 @@ def google_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) 
     return emu._issue(str(claims["sub"]))
 
 
+def google_certs(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    return emu.state.google_jwks
+
+
 def meet_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
     emu._bearer(request)
     record = emu.state.meet_records.get(match["id"])
@@ -371,6 +376,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/v2/past_meetings/(?P<uuid>[^/]+)/participants"), zoom_participants),
     ("GET", re.compile(r"/v2/users/(?P<id>[^/]+)"), zoom_user),
     ("POST", re.compile(r"/token"), google_token),
+    ("GET", re.compile(r"/oauth2/v3/certs"), google_certs),
     ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)"), meet_record),
     ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)/participants"), meet_participants),
     ("GET", re.compile(r"/v2/spaces/(?P<id>[^/]+)"), meet_space),

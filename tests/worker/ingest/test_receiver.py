@@ -470,3 +470,39 @@ def test_an_expired_ringover_signature_is_401(client, redis_client):
     response = post(client, "ringover", delivery)
     assert response.status_code == 401 and response.json()["error"] == "signature expired"
     assert queued_events(redis_client) == []
+
+
+def test_google_push_tokens_verify_against_keys_fetched_from_a_jwks_url(
+    make_client, redis_client, redis_url, tmp_path
+):
+    from tests.emulators.providers.server import ProviderEmulator
+    from worker.celery_app import create_celery
+    from worker.ingest.app import create_app
+    from worker.ingest.enqueue import CeleryEnqueuer
+    from worker.tenants import parse_tenants
+
+    emulator = ProviderEmulator().start()
+    try:
+        emulator.state.google_jwks = samples.jwks(samples.GOOGLE_KEY)
+        document = samples.tenant_document(str(tmp_path))
+        google = document["tenants"]["acme"]["providers"]["google_meet"]
+        del google["public_key_env"]
+        google["jwks_url"] = f"{emulator.base_url}/oauth2/v3/certs"
+        tenants = parse_tenants(document, "t.yaml", tmp_path, samples.ENVIRON)
+        import redis as redis_lib
+        from fastapi.testclient import TestClient
+
+        app = create_app(
+            tenants,
+            CeleryEnqueuer(create_celery(redis_url)),
+            redis_lib.Redis.from_url(redis_url),
+            clock=lambda: samples.NOW,
+        )
+        with TestClient(app) as jwks_client:
+            assert post(jwks_client, "google_meet", samples.google()).status_code == 200
+            forged = samples.google(token=samples.google_token(key=samples.OTHER_KEY))
+            assert post(jwks_client, "google_meet", forged).status_code == 401
+        assert len(queued_events(redis_client)) == 1
+        assert emulator.calls("/oauth2/v3/certs") == ["GET /oauth2/v3/certs"]
+    finally:
+        emulator.stop()
