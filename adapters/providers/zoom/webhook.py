@@ -58,13 +58,13 @@ def handle(request: WebhookRequest) -> Outcome:
     secret = verify_signature(request)
     root = Fields(load_json(request.body))
     event = root.str_("event")
+    if event not in (VALIDATION, ENDED):
+        return Delivery(ignored=f"not a {ENDED} event")
     payload = root.obj("payload")
     if event == VALIDATION:
         plain = payload.str_("plainToken")
         encrypted = hmac.new(secret.encode(), plain.encode(), hashlib.sha256).hexdigest()
         return Challenge({"plainToken": plain, "encryptedToken": encrypted})
-    if event != ENDED:
-        return Delivery(ignored=f"not a {ENDED} event")
     meeting = payload.obj("object")
     uuid = meeting.str_("uuid")
     host_email = meeting.opt_str("host_email")
