@@ -21,7 +21,7 @@ def test_the_shipped_demo_tenant_loads_with_its_local_defaults():
     demo = tenants.tenants["demo"]
     assert demo.crm.kind == "scenario"
     assert demo.crm.scenario_file == ROOT / "config" / "examples" / "basic.json"
-    assert set(demo.providers) == {"aircall", "zoom"}
+    assert set(demo.providers) == {"aircall", "ringover", "zoom"}
     assert demo.providers["aircall"].webhook_secrets == ("demo-aircall-token",)
     assert demo.policy.default_region == "FR"
     assert demo.is_internal_email("Rep@OurCo.com") and not demo.is_internal_email("jane@acme.com")
@@ -189,3 +189,26 @@ def test_secrets_never_appear_in_error_messages(tmp_path):
 def test_parse_tenants_refuses_an_empty_document(tmp_path):
     with pytest.raises(TenantsError, match="tenants: expected a mapping"):
         parse_tenants({"version": 1}, "x.yaml", tmp_path, {})
+
+
+def test_the_demo_tenant_accepts_the_make_demo_deliveries(redis_url, redis_client):
+    """`make demo` posts worker.demo's signed Aircall and Ringover samples to the demo tenant."""
+    import redis as redis_lib
+    from fastapi.testclient import TestClient
+
+    from tests.worker.ingest.conftest import queued_events
+    from worker import demo
+    from worker.celery_app import create_celery
+    from worker.ingest.app import create_app
+    from worker.ingest.enqueue import CeleryEnqueuer
+
+    tenants = load_tenants(ROOT / "config" / "tenants.yaml")  # the same environment worker.demo reads
+    app = create_app(tenants, CeleryEnqueuer(create_celery(redis_url)), redis_lib.Redis.from_url(redis_url))
+    with TestClient(app) as client:
+        for provider, (body, headers) in (
+            ("aircall", demo.aircall_delivery()),
+            ("ringover", demo.ringover_delivery()),
+        ):
+            response = client.post(f"/webhooks/demo/{provider}", content=body, headers=headers)
+            assert response.status_code == 200, response.text
+    assert [m["call_id"] for m in queued_events(redis_client)] == ["aircall:812731", "ringover:8391047621"]
