@@ -132,7 +132,10 @@ def classify_response(status: int, content: Any, what: str) -> ExternalError:
         return RateLimitedError(SERVICE, text, status=status, code=code)
     if status >= 500 or code in ("SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW"):
         return RetryableError(SERVICE, text, status=status, code=code)
-    return FatalError(SERVICE, f"{text}: {message[:200]}", status=status, code=code)
+    fields = entries[0].get("fields") if entries else None
+    named = f" fields={','.join(map(str, fields))}" if isinstance(fields, list) and fields else ""
+    # Salesforce echoes query text (emails, phones) in its messages: only code and field names leave here.
+    return FatalError(SERVICE, f"{text}{named}", status=status, code=code)
 
 
 def classify(error: BaseException, what: str) -> ExternalError:

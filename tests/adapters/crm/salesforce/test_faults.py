@@ -171,3 +171,12 @@ def test_write_retried_after_a_timeout_leaves_one_activity(salesforce) -> None:
     wait_until(lambda: env.emulator.stats.api_calls == 2, what="the timed-out write to land too")
     tasks = env.emulator.org.find_by("Task", env.settings.external_id_field, CALL.id)
     assert [t["Id"] for t in tasks] == [written.id]
+
+
+def test_errors_never_carry_the_query_text(salesforce) -> None:
+    env = salesforce(CRM)
+    client = env.client()
+    with pytest.raises(FatalError) as caught:
+        client.query("SELECT Id FROM Contact WHERE Email = 'jane@acme.example' AND")
+    assert caught.value.code == "MALFORMED_QUERY"
+    assert "jane" not in str(caught.value)
