@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.emulators.salesforce.soql import (
+    LIKE_ESCAPE,
     BoolOp,
     Condition,
     InList,
@@ -281,7 +282,7 @@ def _like(pattern: str, value: str) -> bool:
     i = 0
     while i < len(pattern):
         char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
+        if char == LIKE_ESCAPE and i + 1 < len(pattern):
             regex += re.escape(pattern[i + 1])
             i += 2
             continue
@@ -292,7 +293,7 @@ def _like(pattern: str, value: str) -> bool:
 
 def _unlike(value: str) -> str:
     """A literal's text outside LIKE: `\\_` and `\\%` only mean something there."""
-    return value.replace("\\_", "_").replace("\\%", "%")
+    return value.replace(LIKE_ESCAPE + "_", "_").replace(LIKE_ESCAPE + "%", "%")
 
 
 class Org:

@@ -37,6 +37,9 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
+LIKE_ESCAPE = "\x00"
+"""Marks `\\_` and `\\%` of a literal: a plain `_` or `%` to LIKE, the character itself elsewhere."""
+
 _ESCAPES = {
     "n": "\n",
     "r": "\r",
@@ -46,8 +49,8 @@ _ESCAPES = {
     '"': '"',
     "'": "'",
     "\\": "\\",
-    "_": "\\_",
-    "%": "\\%",
+    "_": LIKE_ESCAPE + "_",
+    "%": LIKE_ESCAPE + "%",
 }
 
 
