@@ -74,13 +74,18 @@ class OAuthApp:
 
 @dataclass(frozen=True)
 class HubSpotSettings:
-    """Per-tenant knobs. Defaults: a private app's 190 requests per 10 s, search 4 per second."""
+    """Per-tenant knobs.
+
+    HubSpot allows a private app 190 requests per rolling 10 s (100 on Free/Starter) and
+    search 5 per second; the defaults keep a margin under both (180, 4) for the jitter
+    between our grant and HubSpot's count.
+    """
 
     tenant: str
     host: str = "https://api.hubapi.com"
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    burst_limit: int = 190
+    burst_limit: int = 180
     burst_period: float = 10.0
     search_limit: int = 4
     search_period: float = 1.0
