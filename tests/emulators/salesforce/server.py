@@ -232,7 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         emulator = self.owner
-        emulator.stats.requests += 1
+        with emulator._lock:
+            emulator.stats.requests += 1
         url = urlsplit(self.path)
         body = self._body()
         if url.path == "/services/oauth2/token":
@@ -289,18 +290,21 @@ class _Handler(BaseHTTPRequestHandler):
         if not token or not emulator.token_valid(token):
             self._send(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
             return
-        if emulator.stats.api_calls >= emulator.daily_limit:
+        rest = url.path[len("/services/data/") :]
+        _version, _, resource = rest.partition("/")
+        key = resource.split("/", 1)[0] or "root"
+        with emulator._lock:
+            over = emulator.stats.api_calls >= emulator.daily_limit
+            if not over:
+                emulator.stats.api_calls += 1
+                emulator.stats.by_path[key] = emulator.stats.by_path.get(key, 0) + 1
+        if over:
             self._send(
                 403,
                 [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
                 {"Sforce-Limit-Info": emulator.limit_info()},
             )
             return
-        emulator.stats.api_calls += 1
-        rest = url.path[len("/services/data/") :]
-        _version, _, resource = rest.partition("/")
-        key = resource.split("/", 1)[0] or "root"
-        emulator.stats.by_path[key] = emulator.stats.by_path.get(key, 0) + 1
         payload = json.loads(body) if body else None
         try:
             status, result = dispatch(

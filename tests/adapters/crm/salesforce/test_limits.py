@@ -75,3 +75,19 @@ def test_one_limiter_across_workers_caps_the_tenant(salesforce, redis_client) ->
     other_tenant = RedisRateLimiter(redis_client, "salesforce:tenant-b:requests", limit=3, period_seconds=60)
     env.client(limiter=other_tenant, limiter_timeout=0.0).query(SOQL)
     assert env.emulator.stats.api_calls == 4
+
+
+def test_the_org_refuses_past_its_daily_limit(salesforce) -> None:
+    env = salesforce(CRM, daily_limit=3)
+    client = env.client()
+    for _ in range(3):
+        client.query(SOQL)
+    with pytest.raises(BudgetExhaustedError):
+        client.query(SOQL)
+    fresh = env.client()
+    with pytest.raises(RateLimitedError) as caught:
+        fresh.query(SOQL)
+    assert type(caught.value) is RateLimitedError and caught.value.daily is True
+    assert fresh.last_attempts.count == 1
+    assert (fresh.usage.used, fresh.remaining) == (3, 0)
+    assert env.emulator.stats.api_calls == 3
