@@ -17,7 +17,7 @@ from urllib.parse import quote as url_quote
 
 from adapters.crm.salesforce import mapping
 from adapters.crm.salesforce.client import MAX_QUERY_SUBREQUESTS as MAX_QUERIES_PER_CALL
-from adapters.crm.salesforce.client import SalesforceClient, SubResponse, classify_response
+from adapters.crm.salesforce.client import MAX_SUBREQUESTS, SalesforceClient, SubResponse, classify_response
 from adapters.crm.salesforce.mapping import (
     CONTACT_PHONE_FIELDS,
     LEAD_PHONE_FIELDS,
@@ -508,38 +508,48 @@ class SalesforceCrm(CrmPort):
 
     def _write(
         self, sobject: str, call_id: str, body: dict[str, Any], others: list[str]
-    ) -> tuple[list[SubResponse], str, str]:
+    ) -> tuple[SubResponse, list[SubResponse], SubResponse, str]:
+        """Upsert, relations and the relation listing in one composite call.
+
+        Relations beyond what one composite holds follow once the activity's id is known.
+        """
         relation, parent = ("TaskRelation", "TaskId") if sobject == "Task" else ("EventRelation", "EventId")
         key = url_quote(call_id, safe="")
+
+        def relation_request(index: int, contact_id: str, activity_id: str) -> dict[str, Any]:
+            fields: dict[str, Any] = {parent: activity_id, "RelationId": contact_id}
+            if relation == "EventRelation":
+                fields |= {"IsParent": True, "IsInvitee": False}
+            return {
+                "method": "POST",
+                "url": self.client.data_path(f"sobjects/{relation}"),
+                "referenceId": f"relation{index}",
+                "body": fields,
+            }
+
+        inline = others[: MAX_SUBREQUESTS - 2]
+        soql = f"SELECT Id, RelationId FROM {relation} WHERE IsWhat = false AND {parent} = "
         subrequests: list[dict[str, Any]] = [
             {
                 "method": "PATCH",
                 "url": self.client.data_path(f"sobjects/{sobject}/{self.settings.external_id_field}/{key}"),
                 "referenceId": "activity",
                 "body": body,
-            }
-        ]
-        for index, contact_id in enumerate(others):
-            fields: dict[str, Any] = {parent: "@{activity.id}", "RelationId": contact_id}
-            if relation == "EventRelation":
-                fields |= {"IsParent": True, "IsInvitee": False}
-            subrequests.append(
-                {
-                    "method": "POST",
-                    "url": self.client.data_path(f"sobjects/{relation}"),
-                    "referenceId": f"relation{index}",
-                    "body": fields,
-                }
-            )
-        soql = f"SELECT Id, RelationId FROM {relation} WHERE IsWhat = false AND {parent} = "
-        subrequests.append(
+            },
+            *(relation_request(i, c, "@{activity.id}") for i, c in enumerate(inline)),
             {
                 "method": "GET",
                 "url": self.client.data_path("query?q=" + url_quote(soql, safe="") + "'@{activity.id}'"),
                 "referenceId": "relations",
-            }
-        )
-        return self.client.composite(subrequests), relation, parent
+            },
+        ]
+        responses = self.client.composite(subrequests)
+        head, created, listed = responses[0], responses[1:-1], responses[-1]
+        if head.status < 300 and len(others) > len(inline):
+            activity_id = str(head.body["id"])
+            rest = [relation_request(i, c, activity_id) for i, c in enumerate(others) if i >= len(inline)]
+            created += self.client.composite(rest)
+        return head, created, listed, relation
 
     def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
         """W1: upsert by our external id keyed on the call id, relations in the same composite call.
@@ -553,23 +563,20 @@ class SalesforceCrm(CrmPort):
         if (sobject, call.id) in self._ours:
             body.pop("TaskSubtype", None)
         before = self.client.api_calls
-        responses, relation, _ = self._write(sobject, call.id, body, others)
-        head = responses[0]
+        head, created, listed, relation = self._write(sobject, call.id, body, others)
         if (
             head.status >= 300
             and "TaskSubtype" in body
             and _code(head.body) == "INVALID_FIELD_FOR_INSERT_UPDATE"
         ):
             body.pop("TaskSubtype")
-            responses, relation, _ = self._write(sobject, call.id, body, others)
-            head = responses[0]
+            head, created, listed, relation = self._write(sobject, call.id, body, others)
         if head.status >= 300:
             self.stats.count("upsert_activity", self.client.api_calls - before)
             raise classify_response(head.status, head.body, f"upsert {sobject}")
-        for sub in responses[1:-1]:
+        for sub in created:
             if sub.status >= 300 and not _is_duplicate(sub.body):
                 raise classify_response(sub.status, sub.body, f"create {relation}")
-        listed = responses[-1]
         if listed.status >= 300:
             raise classify_response(listed.status, listed.body, f"list {relation}")
         keep = {body.get("WhoId"), *others}

@@ -151,3 +151,16 @@ def test_a_new_decision_replaces_the_relations(salesforce) -> None:
     assert _relations(env, "TaskRelation", "TaskId", first.id) == []
     assert env.emulator.org.records["Task"][first.id]["WhoId"] == "C1"
     assert port.stats.by_method["upsert_activity"] == 3  # create, update, delete the stale relation
+
+
+def test_a_big_meeting_relates_every_contact(salesforce) -> None:
+    crowd = tuple(Contact(id=f"C{i:02d}", email=f"p{i}@acme.example", account_ids=("A1",)) for i in range(30))
+    env = salesforce(CrmSlice(accounts=CRM.accounts, contacts=crowd))
+    port = env.port()
+    ids = tuple(c.id for c in crowd)
+    written = port.upsert_activity(MEETING, Decision(call_id=MEETING.id, case=Case.CONTACTS, contact_ids=ids))
+    assert sorted(_relations(env, "EventRelation", "EventId", written.id)) == list(ids[1:])
+    assert port.stats.by_method["upsert_activity"] == 2
+    again = env.port()
+    again.upsert_activity(MEETING, Decision(call_id=MEETING.id, case=Case.CONTACTS, contact_ids=ids))
+    assert sorted(_relations(env, "EventRelation", "EventId", written.id)) == list(ids[1:])
