@@ -222,12 +222,6 @@ class SalesforceCrm(CrmPort):
             or bool(self._phones_of(record.phones) & phones)
         )
 
-    def _missing_phones(self, phones: Sequence[str], found: Sequence[Contact | Lead]) -> list[str]:
-        confirmed: set[str] = set()
-        for person in found:
-            confirmed |= self._phones_of(person.phones)
-        return [p for p in phones if p not in confirmed]
-
     def _keep_account(self, account: Account, domains: set[str], ids: set[str]) -> bool:
         return account.id in ids or bool({norm_domain(d) for d in account.domains} & domains)
 

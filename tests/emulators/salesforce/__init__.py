@@ -1,0 +1,1 @@
+"""A Salesforce REST emulator (HTTPS on loopback) seeded from scenario files, for the real client."""
