@@ -541,6 +541,20 @@ class Org:
         elif isinstance(condition, SemiJoin):
             self._check_path(sobject, condition.path)
             sub_type = self.sobject(condition.query.sobject)
+            if sub_type.name in ("Task", "Event"):
+                raise OrgError(
+                    400,
+                    "MALFORMED_QUERY",
+                    f"Entity '{sub_type.name}' is not supported for semi join inner selects",
+                )
+            if condition.query.order_by or condition.query.limit is not None:
+                raise OrgError(
+                    400, "MALFORMED_QUERY", "ORDER BY and LIMIT are not supported in semi join inner selects"
+                )
+            if "." in condition.query.fields[0]:
+                raise OrgError(
+                    400, "MALFORMED_QUERY", "the selected field of a semi join cannot traverse relationships"
+                )
             self._check_path(sub_type, condition.query.fields[0])
             if self._field_type(sub_type, condition.query.fields[0]) not in ("id", "reference"):
                 raise OrgError(

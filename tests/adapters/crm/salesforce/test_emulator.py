@@ -112,6 +112,12 @@ def test_relationships_children_and_semi_joins(org) -> None:
         ("SELECT Id FROM Nothing__c", "NOT_FOUND"),
         ("SELECT Id, Nope__c FROM Contact", "INVALID_FIELD"),
         ("SELECT Id FROM Contact WHERE Email IN (SELECT Name FROM Account)", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Contact WHERE Id IN (SELECT WhoId FROM Task)", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact LIMIT 1)", "MALFORMED_QUERY"),
+        (
+            "SELECT Id FROM Account WHERE Id IN (SELECT Contact.AccountId FROM OpportunityContactRole)",
+            "MALFORMED_QUERY",
+        ),
     ],
 )
 def test_refuses_what_salesforce_refuses(org, soql: str, code: str) -> None:
