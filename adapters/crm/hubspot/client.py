@@ -96,6 +96,8 @@ class HubSpotSettings:
     max_rate_limit_wait: float = 30.0
     budget_reserve: float = 0.1
     refresh_margin: float = 60.0
+    burst_floor: int = 2
+    """When HubSpot says this many requests or fewer are left in its window, pause (see Cooldown)."""
 
 
 class TokenSource:
@@ -140,6 +142,42 @@ class TokenSource:
             self._token = token
             self._expires_at = self._clock() + expires_in
             self.refreshes += 1
+
+
+class Cooldown:
+    """A pause every request of this process takes before going out (HubSpot's window is nearly full)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def start(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, self._clock() + seconds)
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(self._until - self._clock(), 0.0)
+
+
+class RedisCooldown(Cooldown):
+    """The same pause shared by every worker of the tenant (a Redis key that expires with it)."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        super().__init__()
+        self._redis = client
+        self._key = "callmatch:cooldown:" + key
+
+    def start(self, seconds: float) -> None:
+        millis = max(int(seconds * 1000), 1)
+        current = self._redis.pttl(self._key)
+        if not isinstance(current, int) or current < millis:
+            self._redis.set(self._key, "1", px=millis)
+
+    def remaining(self) -> float:
+        left = self._redis.pttl(self._key)
+        return left / 1000 if isinstance(left, int) and left > 0 else 0.0
 
 
 @dataclass
@@ -221,6 +259,7 @@ class HubSpotClient:
         limiter: Limiter | None = None,
         search_limiter: Limiter | None = None,
         budget: ApiBudget | None = None,
+        cooldown: Cooldown | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         on_failure: Callable[[RetryEvent], None] | None = None,
@@ -230,6 +269,7 @@ class HubSpotClient:
         self.limiter: Limiter = limiter or NullLimiter()
         self.search_limiter: Limiter = search_limiter or NullLimiter()
         self.budget = budget
+        self.cooldown = cooldown or Cooldown()
         self.sleep = sleep
         self.rng = rng
         self.on_failure = on_failure
@@ -265,6 +305,7 @@ class HubSpotClient:
                 redis_client, f"{prefix}:search", settings.search_limit, settings.search_period, sleep=sleep
             ),
             budget=ApiBudget(redis_client, f"{prefix}:daily"),
+            cooldown=RedisCooldown(redis_client, prefix),
             **kwargs,
         )
 
@@ -317,6 +358,9 @@ class HubSpotClient:
             self.budget.check(self.settings.budget_reserve)
         if self.tokens.needs_refresh():
             self._refresh(only_if_needed=True)
+        pause = self.cooldown.remaining()
+        if pause > 0:
+            self.sleep(pause)
         if search:
             self.search_limiter.acquire(self.settings.acquire_timeout)
         self.limiter.acquire(self.settings.acquire_timeout)
@@ -364,9 +408,17 @@ class HubSpotClient:
                 raise FatalError(SERVICE, f"207 {category} {sub}".strip(), status=207, code=category or None)
 
     def _note_limits(self, headers: Any) -> None:
+        """HubSpot's own count: the daily figure feeds the budget; a nearly full 10-second
+        window (someone else spends this app's budget too) pauses every worker a little."""
         remaining = _header(headers, "X-HubSpot-RateLimit-Remaining")
+        cap = _header(headers, "X-HubSpot-RateLimit-Max")
+        interval = _header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
         if remaining is not None and remaining.isdigit():
-            self.stats.burst_remaining = int(remaining)
+            left = int(remaining)
+            self.stats.burst_remaining = left
+            floor = self.settings.burst_floor
+            if left <= floor and cap and cap.isdigit() and int(cap) > 0 and interval and interval.isdigit():
+                self.cooldown.start(int(interval) / 1000 / int(cap) * (floor + 1 - left))
         daily = _header(headers, "X-HubSpot-RateLimit-Daily")
         daily_left = _header(headers, "X-HubSpot-RateLimit-Daily-Remaining")
         if self.budget is not None and daily and daily_left and daily.isdigit() and daily_left.isdigit():

@@ -220,3 +220,31 @@ def test_without_the_shared_limiter_the_same_load_is_refused(scenario: Scenario)
             for _ in range(6):
                 client.search("contacts", group, ["email"])
     assert failure.value.code == "SECONDLY"
+
+
+def test_a_nearly_full_hubspot_window_pauses_the_next_request(scenario: Scenario) -> None:
+    """Someone else spends this app's budget: HubSpot's Remaining header, not our limiter, says so."""
+    with portal(scenario, limits=Limits(burst=4, burst_window=60)) as emulator:
+        client, sleeps = make_client(emulator)
+        read_contact(client)  # 3 left of 4: no pause
+        read_contact(client)  # 2 left: at the floor
+        assert sleeps.waits == []
+        read_contact(client)
+        assert len(sleeps.waits) == 1
+        assert 0 < sleeps.waits[0] <= 60 / 4
+        assert emulator.statuses[429] == 0
+
+
+def test_the_pause_is_shared_by_every_worker_of_the_tenant(
+    scenario: Scenario, redis_client: redis.Redis
+) -> None:
+    with portal(scenario, limits=Limits(burst=4, burst_window=60)) as emulator:
+        first = HubSpotClient.for_tenant(settings(emulator), TokenSource(TOKEN), redis_client, sleep=Sleeps())
+        second_sleeps = Sleeps()
+        second = HubSpotClient.for_tenant(
+            settings(emulator), TokenSource(TOKEN), redis_client, sleep=second_sleeps
+        )
+        read_contact(first)
+        read_contact(first)
+        read_contact(second)
+    assert len(second_sleeps.waits) == 1 and 0 < second_sleeps.waits[0] <= 15
