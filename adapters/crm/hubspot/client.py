@@ -403,8 +403,8 @@ class HubSpotClient:
         """A 207 batch answer: missing objects are normal; any other error is not."""
         for error in data.get("errors") or []:
             category = str(error.get("category") or "")
-            if category not in _NOT_FOUND:
-                sub = str(error.get("subCategory") or "")
+            sub = str(error.get("subCategory") or "")
+            if category not in _NOT_FOUND and "NOT_FOUND" not in category and "NOT_FOUND" not in sub:
                 raise FatalError(SERVICE, f"207 {category} {sub}".strip(), status=207, code=category or None)
 
     def _note_limits(self, headers: Any) -> None:
