@@ -187,6 +187,9 @@ class HubSpotCrm(CrmPort):
             digits = sorted({d for d in (national_digits(p) for p in new_phones) if d})
             groups += _groups_in("hs_searchable_calculated_phone_number", digits)
             groups += _groups_in("hs_searchable_calculated_mobile_number", digits)
+            raw = _groups_in("phone", new_phones) + _groups_in("mobilephone", new_phones)
+            free = -len(groups) % MAX_GROUPS
+            groups += raw[:free]  # exact `phone`/`mobilephone` values ride along when a search has room
         if groups:
             for obj in self._search("contacts_search", "contacts", groups, mapping.contact_properties):
                 self._contacts.setdefault(str(obj["id"]), obj)

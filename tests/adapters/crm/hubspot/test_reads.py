@@ -130,7 +130,7 @@ def test_requests_do_not_grow_with_the_number_of_participants(additional_emails:
     if additional_emails == "missing":
         assert costs[40] == costs[1]
     else:
-        assert (searches[1], searches[40]) == (1, 9)  # (1 + 2) and (40 + 2) filter groups
+        assert (searches[1], searches[40]) == (1, 9)  # (1 + 2 + 2 riding along) and (40 + 2) filter groups
         assert costs[40] - searches[40] == costs[1] - searches[1]
 
 
