@@ -6,7 +6,7 @@ Shared by the CLI and the HTTP admin routes, so both say and do the same thing.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,6 +20,19 @@ from worker.model import Decision
 from worker.service import Pipeline
 from worker.store import CallRecord, DeadLetter, Stage
 from worker.tasks import ASSOCIATE_TASK, FETCH_TASK, REFRESH_TASK, WRITE_TASK
+
+Sender = Callable[[str, list[Any]], None]
+
+
+def celery_sender(celery: Any = None) -> Sender:
+    """Fire-and-forget sends on the worker's queue (results are never awaited)."""
+    target = celery if celery is not None else app
+
+    def send(task: str, args: list[Any]) -> None:
+        target.send_task(task, args=args, ignore_result=True)
+
+    return send
+
 
 STAGE_TASKS = {
     Stage.FETCH.value: FETCH_TASK,
@@ -52,11 +65,11 @@ def explain(pipeline: Pipeline, call_id: str, tenant: str | None = None) -> Call
     return pipeline.explain(resolve_tenant(pipeline, call_id, tenant), call_id)
 
 
-def refresh(pipeline: Pipeline, call_id: str, tenant: str | None = None) -> str:
+def refresh(pipeline: Pipeline, call_id: str, tenant: str | None = None, send: Sender | None = None) -> str:
     """R1 on demand: enqueue the associate stage again; the write-back follows it."""
     name = resolve_tenant(pipeline, call_id, tenant)
     pipeline.store.require(name, call_id)
-    app.send_task(REFRESH_TASK, args=[name, call_id])
+    (send or celery_sender())(REFRESH_TASK, [name, call_id])
     return name
 
 
@@ -68,6 +81,7 @@ def override(
     account_id: str | None = None,
     opportunity_id: str | None = None,
     contact_ids: Sequence[str] | None = None,
+    send: Sender | None = None,
 ) -> CallRecord:
     if account_id is None and opportunity_id is None and contact_ids is None:
         raise OpsError("nothing to override: give --account, --opportunity or --contact")
@@ -75,7 +89,7 @@ def override(
     record = pipeline.override(
         name, call_id, account_id=account_id, opportunity_id=opportunity_id, contact_ids=contact_ids
     )
-    app.send_task(REFRESH_TASK, args=[name, call_id])
+    (send or celery_sender())(REFRESH_TASK, [name, call_id])
     return record
 
 
@@ -84,7 +98,11 @@ def dead_letters(pipeline: Pipeline, tenant: str | None = None) -> list[DeadLett
 
 
 def replay(
-    pipeline: Pipeline, call_ids: Sequence[str], tenant: str | None = None, everything: bool = False
+    pipeline: Pipeline,
+    call_ids: Sequence[str],
+    tenant: str | None = None,
+    everything: bool = False,
+    send: Sender | None = None,
 ) -> list[DeadLetter]:
     """Take dead letters back to the stage where they stopped; returns those replayed."""
     letters = pipeline.store.dead_letters(tenant=tenant)
@@ -98,7 +116,7 @@ def replay(
             continue
         if letter.stage == "accept":
             continue
-        app.send_task(STAGE_TASKS[letter.stage], args=[letter.tenant, letter.call_id])
+        (send or celery_sender())(STAGE_TASKS[letter.stage], [letter.tenant, letter.call_id])
         replayed.append(letter)
     return replayed
 
@@ -143,8 +161,8 @@ def status(pipeline: Pipeline, client: redis.Redis) -> Status:
     )
 
 
-def enqueue_event(event_json: dict[str, Any]) -> None:
-    app.send_task(PROCESS_CALL_TASK, args=[event_json])
+def enqueue_event(event_json: dict[str, Any], send: Sender | None = None) -> None:
+    (send or celery_sender())(PROCESS_CALL_TASK, [event_json])
 
 
 def dumps(value: Any) -> str:

@@ -118,6 +118,11 @@ def run_ops(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"callmatch {args.command}: Redis is not reachable at {_redis_url()} ({exc}); start it with `make run` or set CALLMATCH_REDIS_URL\n"
         )
         return EXIT_UNAVAILABLE
+    except Exception as exc:  # a bug of ours: one line, never a traceback
+        err.write(
+            f"callmatch {args.command}: internal error, please report it: {type(exc).__name__}: {exc}\n"
+        )
+        return EXIT_INTERNAL
     return EXIT_OK
 
 

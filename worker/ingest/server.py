@@ -20,7 +20,12 @@ def build_app() -> FastAPI:
     url = redis_url()
     tenants = load_tenants(default_tenants_path())
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return create_app(tenants, CeleryEnqueuer(create_celery(url)), client)
+    app = create_app(tenants, CeleryEnqueuer(create_celery(url)), client)
+    from worker.admin import mount
+    from worker.tasks import pipeline
+
+    mount(app, pipeline, client)
+    return app
 
 
 def main() -> None:

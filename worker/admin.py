@@ -1,0 +1,152 @@
+"""HTTP operations on calls (explain, refresh, override, dead letters) and /readyz.
+
+The same functions as the CLI (`worker.ops`). Every route needs
+`Authorization: Bearer $CALLMATCH_ADMIN_TOKEN`; with no token configured the
+routes answer 403, so an exposed receiver never lets strangers rewrite activities.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from worker import ops
+from worker.service import Pipeline, UnknownTenantError
+from worker.store import RecordNotFoundError
+
+
+class OverrideBody(BaseModel):
+    """Fields a person sets; each one given is locked against every later refresh (R2, R4)."""
+
+    account_id: str | None = Field(default=None, description="lock the account")
+    opportunity_id: str | None = Field(default=None, description="lock the opportunity")
+    contact_ids: list[str] | None = Field(default=None, description="lock the contacts")
+
+
+class ReplayBody(BaseModel):
+    call_ids: list[str] = Field(default_factory=list)
+    all: bool = False
+    tenant: str | None = None
+
+
+def _problem(status: int, reason: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": reason}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status)
+
+
+def admin_router(
+    pipeline: Callable[[], Pipeline], token: str | None = None, send: ops.Sender | None = None
+) -> APIRouter:
+    expected = token if token is not None else os.environ.get("CALLMATCH_ADMIN_TOKEN")
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        from fastapi import HTTPException
+
+        if not expected:
+            raise HTTPException(403, "admin routes are off: set CALLMATCH_ADMIN_TOKEN to use them")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    router = APIRouter(prefix="/calls", tags=["operations"], dependencies=[Depends(authorised)])
+
+    def guarded(action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except (RecordNotFoundError, UnknownTenantError, ops.OpsError) as exc:
+            return _problem(404 if not isinstance(exc, ops.OpsError) else 400, str(exc))
+        except redis.RedisError:
+            return _problem(503, "redis unreachable")
+
+    @router.get("/{tenant}/{call_id:path}", summary="A call's stored result, trace, status and attempts")
+    def explain(tenant: str, call_id: str) -> Any:
+        return guarded(lambda: ops.explain(pipeline(), call_id, tenant).to_json())
+
+    @router.post(
+        "/{tenant}/{call_id:path}/refresh",
+        status_code=202,
+        summary="Run the rules again (R1-R4), then write back",
+    )
+    def refresh(tenant: str, call_id: str) -> Any:
+        return guarded(
+            lambda: {
+                "call_id": call_id,
+                "tenant": ops.refresh(pipeline(), call_id, tenant, send),
+                "status": "enqueued",
+            }
+        )
+
+    @router.post(
+        "/{tenant}/{call_id:path}/override",
+        status_code=202,
+        summary="Lock account, opportunity or contacts, then write back",
+    )
+    def override(tenant: str, call_id: str, body: OverrideBody) -> Any:
+        def run() -> dict[str, Any]:
+            record = ops.override(
+                pipeline(),
+                call_id,
+                tenant=tenant,
+                account_id=body.account_id,
+                opportunity_id=body.opportunity_id,
+                contact_ids=body.contact_ids,
+                send=send,
+            )
+            return {"call_id": call_id, "locked": record.locked, "status": "enqueued"}
+
+        return guarded(run)
+
+    return router
+
+
+def dead_letter_router(
+    pipeline: Callable[[], Pipeline], token: str | None = None, send: ops.Sender | None = None
+) -> APIRouter:
+    calls = admin_router(pipeline, token, send)
+    router = APIRouter(prefix="/dead-letters", tags=["operations"], dependencies=calls.dependencies)
+
+    @router.get("", summary="Calls kept after a fatal error or the last retry")
+    def listing(tenant: str | None = None) -> Any:
+        return [letter.__dict__ for letter in ops.dead_letters(pipeline(), tenant)]
+
+    @router.post("/replay", summary="Send dead letters back to the stage where they stopped")
+    def replay(body: ReplayBody) -> Any:
+        try:
+            replayed = ops.replay(pipeline(), body.call_ids, body.tenant, everything=body.all, send=send)
+        except ops.OpsError as exc:
+            return _problem(400, str(exc), "call_ids")
+        return {"replayed": [letter.__dict__ for letter in replayed]}
+
+    return router
+
+
+def mount(
+    app: FastAPI,
+    pipeline: Callable[[], Pipeline],
+    redis_client: redis.Redis,
+    token: str | None = None,
+    send: ops.Sender | None = None,
+) -> None:
+    """Operations routes and /readyz on the receiver."""
+    app.include_router(admin_router(pipeline, token, send))
+    app.include_router(dead_letter_router(pipeline, token, send))
+
+    @app.get("/readyz", summary="Ready to take webhooks: Redis answers and the tenants are loaded")
+    def readyz() -> Any:
+        try:
+            redis_client.ping()
+            tenants = len(pipeline().tenants)
+        except redis.RedisError:
+            return _problem(503, "redis unreachable")
+        if not tenants:
+            return _problem(503, "no tenant configured")
+        return {"status": "ready", "tenants": tenants}
