@@ -26,6 +26,7 @@ from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import (
     ACTIVITY_ASSOCIATION_TYPES,
     COMPANY_DEAL_PRIMARY,
+    COMPANY_DEAL_UNLABELED,
     CONTACT_COMPANY_PRIMARY,
     DEAL_COMPANY_PRIMARY,
     ClosedState,
@@ -249,6 +250,39 @@ class HubSpotCrm(CrmPort):
             self._companies[str(obj["id"])] = obj
         return out
 
+    def _company_with_deals(self, ids: Iterable[str]) -> None:
+        """One company whose record and deals are both unread: one v3 GET with its deal ids.
+
+        v3 names the company's primary deal link `company_to_deal` (v4 type 6) and the others
+        `company_to_deal_unlabeled`; an unknown name only costs the deal->company read later.
+        """
+        unread = [i for i in ids if i not in self._companies and i not in self._deals_of_company]
+        if len(unread) != 1:
+            return
+        company_id = unread[0]
+        try:
+            obj = self.client.get(
+                "companies",
+                company_id,
+                self.mapping.company_properties,
+                ("deals",),
+                meter=self._meter("accounts_by_ids"),
+            )
+        except FatalError as error:
+            if error.status == 404:
+                return
+            raise
+        self._companies[company_id] = obj
+        entries: dict[str, set[int]] = {}
+        for link in ((obj.get("associations") or {}).get("deals") or {}).get("results") or []:
+            kind = str(link.get("type", ""))
+            type_id = COMPANY_DEAL_PRIMARY if kind == "company_to_deal" else COMPANY_DEAL_UNLABELED
+            entries.setdefault(str(link["id"]), set()).add(type_id)
+        self._deals_of_company[company_id] = [
+            {"toObjectId": deal_id, "associationTypes": [{"typeId": t} for t in sorted(types)]}
+            for deal_id, types in sorted(entries.items())
+        ]
+
     def _companies_by_id(self, ids: Sequence[str]) -> list[JsonObject]:
         missing = [i for i in ids if i not in self._companies]
         if missing:
@@ -466,6 +500,7 @@ class HubSpotCrm(CrmPort):
         if keys.domains:
             companies.update((str(o["id"]), o) for o in self._companies_by_domains(sorted(keys.domains)))
         if keys.account_ids:
+            self._company_with_deals(keys.account_ids)
             companies.update((str(o["id"]), o) for o in self._companies_by_id(sorted(keys.account_ids)))
         accounts = [account_from(companies[k], self.mapping) for k in sorted(companies)]
         deal_ids: set[str] = set(keys.opportunity_ids)

@@ -32,6 +32,7 @@ JsonObject = dict[str, Any]
 CONTACT_COMPANY_PRIMARY = 1
 DEAL_COMPANY_PRIMARY = 5
 COMPANY_DEAL_PRIMARY = 6
+COMPANY_DEAL_UNLABELED = 342
 
 # HUBSPOT_DEFINED association type ids for what we write (W3).
 ACTIVITY_ASSOCIATION_TYPES: dict[str, dict[str, int]] = {

@@ -23,7 +23,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.emulators.hubspot.store import PIPELINE, SINGULAR, TYPE_IDS, HsObject, Store, iso
+from tests.emulators.hubspot.store import (
+    HUBSPOT_DEFINED,
+    PIPELINE,
+    SINGULAR,
+    TYPE_IDS,
+    HsObject,
+    Store,
+    iso,
+)
 
 SEARCH_MAX_GROUPS = 5
 SEARCH_MAX_FILTERS_PER_GROUP = 6
@@ -492,8 +500,6 @@ class HubSpotEmulator:
         return obj.to_json(None)
 
     def _kind_of_type_ids(self, kind: str, types: list[dict[str, Any]]) -> str | None:
-        from tests.emulators.hubspot.store import HUBSPOT_DEFINED
-
         for t in types:
             for (a, b), ids in HUBSPOT_DEFINED.items():
                 if a == kind and int(t.get("associationTypeId", -1)) in ids:
@@ -516,14 +522,25 @@ class HubSpotEmulator:
             wanted = [_kind(n) for v in query.get("associations", []) for n in v.split(",") if n]
             if wanted:
                 out["associations"] = {
-                    to_kind: {
-                        "results": [
-                            {"id": to_id, "type": f"{SINGULAR[kind]}_to_{SINGULAR[to_kind]}"}
-                            for to_id in sorted(self.store.associated(kind, object_id, to_kind))
-                        ]
-                    }
-                    for to_kind in wanted
+                    to_kind: {"results": self._v3_links(kind, object_id, to_kind)} for to_kind in wanted
                 }
+        return out
+
+    def _v3_links(self, kind: str, object_id: str, to_kind: str) -> list[dict[str, str]]:
+        """v3 names the HubSpot-defined types: `contact_to_company` (primary where the pair has one),
+        `contact_to_company_unlabeled`; pairs without a primary type only have `call_to_contact`."""
+        unlabeled, primary = HUBSPOT_DEFINED[(kind, to_kind)]
+        base = f"{SINGULAR[kind]}_to_{SINGULAR[to_kind]}"
+        out = []
+        for to_id, types in sorted(self.store.associated(kind, object_id, to_kind).items()):
+            ids = {type_id for category, type_id, _ in types if category == "HUBSPOT_DEFINED"}
+            if primary is None:
+                out.append({"id": to_id, "type": base})
+                continue
+            if primary in ids:
+                out.append({"id": to_id, "type": base})
+            if unlabeled in ids:
+                out.append({"id": to_id, "type": base + "_unlabeled"})
         return out
 
     def _assoc_read(self, from_kind: str, to_kind: str, body: dict[str, Any]) -> Any:
