@@ -1,16 +1,17 @@
 """`HubSpotCrm`: the CRM port over HubSpot, one batched request per kind of read in each round.
 
 One `HubSpotCrm` serves one association (it remembers what it read, so a later round
-never asks twice); the `HubSpotClient` and `TenantCache` behind it are per tenant and
-shared. A round (`lookup`) costs at most: owners (cached per tenant), one batch read of
-contacts by primary email, one contact search (additional emails and phones together,
-five filter groups per search), one batch read of contacts by id, one contact->company
-association read, one company search by domain, one company batch read, contact->deal
-and company->deal association reads, one deal batch read, a deal->company read only for
-deals whose primary company is not among the links already read, pipelines (cached per
-tenant, only when `hs_is_closed` is absent), and a search each for calls and meetings
-carrying the call id, plus one GET (or three association reads) for the hits.
-"""
+never asks twice); the `HubSpotClient`, `TenantCache` and ledger behind it are per
+tenant and shared. A round (`lookup`) costs at most: owners (cached per tenant), one
+batch read of contacts by primary email, one contact search per five filter groups
+(additional emails, calculated and exact phone numbers), one batch read of contacts by
+id, one contact->company association read, one company search by domain, one company
+batch read and one company->deal association read (a single company: one v3 GET with
+its deal ids), one contact->deal association read (labels give the primary role), one
+deal batch read, a deal->company read only for deals whose primary company is not among
+the links already read, pipelines (cached per tenant, only without `hs_is_closed`), and
+a search each for calls and meetings carrying the call id, plus one GET (or three
+association reads) for the hits. Write-back reuses that search (W1)."""
 
 from __future__ import annotations
 
