@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {name:<15} reads {reads}, write-back {writes}: {detail}")
     print(f"  decisions batched == baseline      {same}/{len(scenarios)}")
     print(
-        f"  decisions batched == HubSpot-native {same_lean}/{len(scenarios)} (generated files break email uniqueness)"
+        f"  decisions batched == HubSpot-native {same_lean}/{len(scenarios)} (generated files share emails between contacts and put call ids on the other kind of activity, which a portal does not)"
     )
     print(
         f"  wall time (emulator on loopback)   batched {batched['seconds']:.1f} s, baseline {baseline['seconds']:.1f} s"
