@@ -17,8 +17,17 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # The longest countdown a task may ask for on retry (a CRM's daily limit resets
 # within the hour we wait at most); the broker must not redeliver before it.
-MAX_RETRY_COUNTDOWN_SECONDS = 3600
-VISIBILITY_TIMEOUT_SECONDS = MAX_RETRY_COUNTDOWN_SECONDS * 2
+MAX_RETRY_COUNTDOWN_SECONDS = int(os.environ.get("CALLMATCH_MAX_RETRY_COUNTDOWN_SECONDS", "3600"))
+VISIBILITY_TIMEOUT_SECONDS = int(
+    os.environ.get("CALLMATCH_VISIBILITY_TIMEOUT_SECONDS", str(MAX_RETRY_COUNTDOWN_SECONDS * 2))
+)
+if VISIBILITY_TIMEOUT_SECONDS <= MAX_RETRY_COUNTDOWN_SECONDS:
+    raise ValueError(
+        "CALLMATCH_VISIBILITY_TIMEOUT_SECONDS must be longer than CALLMATCH_MAX_RETRY_COUNTDOWN_SECONDS,"
+        " or Redis redelivers a task that is only waiting for its retry"
+    )
+# How often a worker looks for messages a dead worker left unacknowledged (one ZRANGE).
+UNACKED_RESTORE_INTERVAL_SECONDS = int(os.environ.get("CALLMATCH_UNACKED_RESTORE_INTERVAL_SECONDS", "10"))
 SOFT_TIME_LIMIT_SECONDS = 120
 HARD_TIME_LIMIT_SECONDS = 150
 
@@ -43,7 +52,11 @@ def celery_config(url: str) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": SOFT_TIME_LIMIT_SECONDS,
         "task_time_limit": HARD_TIME_LIMIT_SECONDS,
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            "unacked_restore_interval": UNACKED_RESTORE_INTERVAL_SECONDS,
+            "unacked_restore_throttle": 1,
+        },
         "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
         "result_expires": 24 * 3600,
         "task_ignore_result": True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -24,6 +25,7 @@ class CrmFactory:
 
     def __init__(self, client: redis.Redis):
         self.redis = client
+        self._tenants: dict[str, Any] = {}
 
     def crm_for(self, tenant: Tenant) -> CrmPort:
         kind = tenant.crm.kind
@@ -32,4 +34,11 @@ class CrmFactory:
             assert path is not None
             crm = _scenario_crm(path, path.stat().st_mtime)
             return ScenarioCrm(crm, tenant.policy.default_region, RedisActivityLog(self.redis, tenant.name))
+        if kind == "salesforce":
+            from adapters.crm.salesforce.tenant import SalesforceTenant
+
+            if tenant.name not in self._tenants:
+                self._tenants[tenant.name] = SalesforceTenant.from_config(tenant, self.redis)
+            port: CrmPort = self._tenants[tenant.name].port()
+            return port
         raise NotImplementedError(f"tenant {tenant.name}: CRM kind {kind!r} is not wired yet")

@@ -114,6 +114,7 @@ class SalesforceEmulator:
         self.stats = Stats()
         self.faults: deque[Fault] = deque()
         self.latency = 0.0
+        self.validation_rules: dict[str, str] = {}
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_token = refresh_token
@@ -414,6 +415,9 @@ def dispatch(
 def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], payload: Any) -> tuple[int, Any]:
     org = emulator.org
     sobject = org.sobject(parts[0])
+    rule = emulator.validation_rules.get(sobject.name)
+    if rule is not None and method in ("POST", "PATCH"):
+        raise OrgError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule)
     if len(parts) == 1:
         if method != "POST":
             raise OrgError(
