@@ -41,4 +41,17 @@ class CrmFactory:
                 self._tenants[tenant.name] = SalesforceTenant.from_config(tenant, self.redis)
             port: CrmPort = self._tenants[tenant.name].port()
             return port
-        raise NotImplementedError(f"tenant {tenant.name}: CRM kind {kind!r} is not wired yet")
+        if kind == "hubspot":
+            from adapters.crm.hubspot.tenant import HubSpotTenant
+
+            if tenant.name not in self._tenants:
+                self._tenants[tenant.name] = HubSpotTenant.from_config(
+                    tenant.name,
+                    tenant.crm.settings,
+                    tenant.crm.credentials,
+                    default_region=tenant.policy.default_region,
+                    redis_client=self.redis,
+                )
+            hubspot: CrmPort = self._tenants[tenant.name].port()
+            return hubspot
+        raise NotImplementedError(f"tenant {tenant.name}: CRM kind {kind!r} is not supported")
