@@ -7,6 +7,7 @@ stops them all, in reverse order, and waits for them.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -87,6 +88,7 @@ def main() -> int:
     tenants = os.environ.get("CALLMATCH_TENANTS", str(ROOT / "config" / "tenants.yaml"))
     RUN_DIR.mkdir(exist_ok=True)
     multiproc = tempfile.mkdtemp(prefix="callmatch-metrics-")
+    admin_token = os.environ.get("CALLMATCH_ADMIN_TOKEN") or secrets.token_urlsafe(18)
     env = {
         **os.environ,
         "CALLMATCH_REDIS_URL": redis_url,
@@ -94,6 +96,7 @@ def main() -> int:
         "CALLMATCH_PORT": str(api_port),
         "CALLMATCH_WORKER_METRICS_PORT": metrics_port,
         "PROMETHEUS_MULTIPROC_DIR": multiproc,
+        "CALLMATCH_ADMIN_TOKEN": admin_token,
     }
     stack = Stack()
 
@@ -165,6 +168,7 @@ def main() -> int:
             f"  metrics:   http://127.0.0.1:{api_port}/metrics (receiver), http://127.0.0.1:{metrics_port}/metrics (worker)\n"
             "  try:       make demo   (in another terminal: signed sample webhooks, then the activities and traces)\n"
             "  inspect:   .venv/bin/callmatch status | explain CALL_ID | dead-letters list\n"
+            f"  HTTP ops:  curl -H 'Authorization: Bearer {admin_token}' http://127.0.0.1:{api_port}/calls/demo/aircall:812731\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
