@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import httpx
 import redis
 
 from tests.adapters.providers.samples import aircall_call, zoom_document, zoom_sign
+from tests.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRCALL_TOKEN = "bench-aircall-token"
@@ -150,36 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=int(os.environ.get("BENCH_INGEST_COUNT", "4000")))
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv if argv is not None else [])
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         print("ingest: skipped (redis-server not installed)")
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="callmatch-bench-ingest-"))
-    redis_port, http_port = _free_port(), _free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    http_port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
+    resources = contextlib.ExitStack()
     try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        redis_url = resources.enter_context(redis_server(use_preset=False))
         client = redis.Redis.from_url(redis_url)
-        _wait(client.ping, 15, "redis-server")
         env = dict(
             os.environ,
             CALLMATCH_REDIS_URL=redis_url,
@@ -251,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        resources.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -6,67 +6,14 @@ Uses CALLMATCH_TEST_REDIS_URL when set, else starts a throwaway redis-server on 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import redis
 
 from adapters.ratelimit import RedisRateLimiter
 from adapters.retry import call_with_retries
-from tests.conftest import free_port, wait_until
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    preset = os.environ.get("CALLMATCH_TEST_REDIS_URL")
-    if preset:
-        yield preset
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="callmatch-bench-redis-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        probe = redis.Redis.from_url(url)
-
-        def answers() -> bool:
-            try:
-                return bool(probe.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, timeout=15, what="redis-server")
-        probe.close()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+from tests.redis_server import redis_server
 
 
 def percentile(values: list[float], q: float) -> float:
