@@ -363,3 +363,21 @@ def test_a_fatal_crm_error_ends_as_a_dead_letter_and_replay_succeeds_once_cleare
     stack.wait_status("aircall:9005", CallStatus.WRITTEN)
     assert len(stack.tasks_for("aircall:9005")) == 1
     assert "0 dead letter(s)" in stack.callmatch("dead-letters", "list").stdout
+
+
+def test_beat_refresh_due_re_runs_calls_whose_next_look_is_due(stack: Stack) -> None:
+    from worker.celery_app import create_celery
+    from worker.tasks import REFRESH_DUE_TASK
+
+    assert stack.post_aircall(9006, "kim@contoso.com", "+33 6 99 88 77 66").status_code == 200
+    before = stack.wait_status("aircall:9006", CallStatus.WRITTEN).refreshes
+    stack.store.schedule_refresh("acme", "aircall:9006", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    create_celery(stack.env["CALLMATCH_REDIS_URL"]).send_task(REFRESH_DUE_TASK, ignore_result=True)
+
+    def refreshed() -> bool:
+        current = stack.record("aircall:9006")
+        return current is not None and current.refreshes > before and current.status is CallStatus.WRITTEN
+
+    wait_until(refreshed, timeout=60, what="beat's refresh_due to refresh aircall:9006")
+    assert stack.store.due_refreshes(dt.datetime.now(dt.UTC)) == []
+    assert len(stack.tasks_for("aircall:9006")) == 1

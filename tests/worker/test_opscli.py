@@ -102,3 +102,17 @@ def test_status_counts(cli, decided, redis_client) -> None:
     status = json.loads(cli("status", "--json").stdout)
     assert status["dead_letters"] == 1 and status["calls"] == 1 and status["queued"] == {"callmatch": 0}
     assert "dead letters: 1" in cli("status").stdout
+
+
+def test_simulate_decides_against_the_crm_and_writes_nothing(cli, redis_client, tmp_path) -> None:
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event("aircall:sim-1").to_json()))
+    proc = cli("simulate", "--tenant", "demo", str(event_file))
+    assert proc.returncode == 0, proc.stderr
+    assert "call aircall:sim-1: contacts" in proc.stdout and "[S1.1]" in proc.stdout
+    as_json = json.loads(cli("simulate", "--tenant", "demo", "--format", "json", str(event_file)).stdout)
+    assert as_json["opportunity_id"] == "O1"
+    assert redis_client.keys("callmatch:call:*") == []
+    assert redis_client.hlen("callmatch:scenario-crm:demo:activities") == 0
+    bad = cli("simulate", "--tenant", "demo", str(tmp_path / "missing.json"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
