@@ -43,6 +43,15 @@ class RetryEvent:
     delay: float | None
 
 
+_LISTENERS: list[Callable[[RetryEvent], None]] = []
+
+
+def add_listener(listener: Callable[[RetryEvent], None]) -> None:
+    """Called on every failed attempt of every API call in this process (metrics, not control)."""
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
+
+
 @dataclass
 class Attempts:
     """What happened during one call: pass one in to assert on it or report it."""
@@ -181,6 +190,8 @@ def call_with_retries(
         )
         if on_failure is not None:
             on_failure(event)
+        for listener in _LISTENERS:
+            listener(event)
         return delay is not None
 
     def wait(state: RetryCallState) -> float:

@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from adapters.retry import RetryEvent, add_listener
 from worker.normalize import mask_email, mask_phone
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
@@ -87,12 +88,27 @@ DEAD_LETTERS = Counter("callmatch_dead_letters_total", "Calls kept as dead lette
 WRITES = Counter(
     "callmatch_activities_written_total", "CRM activities written (created or updated)", ["tenant", "created"]
 )
+API_FAILURES = Counter(
+    "callmatch_api_failures_total",
+    "Failed external API attempts by what to do: retry, rate_limited (429 and limits), refresh_credentials, fatal",
+    ["service", "action", "will_retry"],
+)
 STAGE_SECONDS = Histogram(
     "callmatch_stage_seconds",
     "Time spent in one pipeline stage",
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+
+
+def _count_api_failure(event: RetryEvent) -> None:
+    service = event.service.split(":", 1)[0]
+    API_FAILURES.labels(
+        service=service, action=event.action.value, will_retry=str(event.will_retry).lower()
+    ).inc()
+
+
+add_listener(_count_api_failure)
 
 
 @contextmanager

@@ -38,3 +38,19 @@ def test_metrics_exposition_names_the_counters() -> None:
     text = metrics_text().decode()
     assert 'callmatch_associations_total{case="contacts",tenant="acme"}' in text
     assert 'callmatch_stage_seconds_bucket{le="0.005",stage="associate"}' in text
+
+
+def test_api_failures_inside_adapters_are_counted() -> None:
+    from adapters.errors import RateLimitedError
+    from adapters.retry import call_with_retries
+
+    failures = [RateLimitedError("hubspot", "429 TEN_SECONDLY_ROLLING", retry_after=0.0)]
+
+    def flaky() -> str:
+        if failures:
+            raise failures.pop()
+        return "ok"
+
+    assert call_with_retries(flaky, service="hubspot:acme", sleep=lambda _: None) == "ok"
+    text = metrics_text().decode()
+    assert 'callmatch_api_failures_total{action="rate_limited",service="hubspot",will_retry="true"}' in text
