@@ -5,7 +5,6 @@ Shared by the CLI and the HTTP admin routes, so both say and do the same thing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,7 +13,7 @@ import redis
 
 from adapters.ratelimit import all_budgets
 from worker.association import associate
-from worker.celery_app import PROCESS_CALL_TASK, QUEUE, app
+from worker.celery_app import QUEUE, app
 from worker.events import CallEvent
 from worker.model import Decision
 from worker.service import Pipeline
@@ -159,11 +158,3 @@ def status(pipeline: Pipeline, client: redis.Redis) -> Status:
         calls=int(client.zcard(pipeline.store.index_key)),
         budgets=budgets,
     )
-
-
-def enqueue_event(event_json: dict[str, Any], send: Sender | None = None) -> None:
-    (send or celery_sender())(PROCESS_CALL_TASK, [event_json])
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=False)

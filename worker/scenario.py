@@ -39,7 +39,7 @@ from worker.model import (
     User,
     Windows,
 )
-from worker.normalize import norm_domain, norm_email
+from worker.normalize import norm_domain
 
 SUPPORTED_VERSION = 1
 CRM_KINDS = ("salesforce", "hubspot", "generic")
@@ -401,13 +401,3 @@ def loads_scenario(text: str | bytes) -> Scenario:
             "(document)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     return parse_scenario(document)
-
-
-def participant_emails(call: Call) -> list[str]:
-    """Normalised participant emails, in participant order, without repeats."""
-    out: list[str] = []
-    for person in call.participants:
-        email = norm_email(person.email)
-        if email and email not in out:
-            out.append(email)
-    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from worker.association import associate
@@ -177,7 +177,3 @@ class Pipeline:
 
     def explain(self, tenant_name: str, call_id: str) -> CallRecord:
         return self.store.require(tenant_name, call_id)
-
-
-def with_trace(decision: Decision, *entries: TraceEntry) -> Decision:
-    return replace(decision, trace=(*decision.trace, *entries))
