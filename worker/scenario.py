@@ -373,6 +373,11 @@ def _previous(obj: _Obj | None) -> Previous | None:
     )
 
 
+def parse_policy(document: object, path: str = "policy") -> Policy:
+    """A scenario-v1 `policy` object alone (as tenants configure it); errors name `policy.<field>`."""
+    return _policy(_Obj(document, path))
+
+
 def parse_scenario(document: object) -> Scenario:
     """A decoded JSON document -> Scenario, or ScenarioError naming the first bad field."""
     root = _Obj(document, "")

@@ -19,7 +19,7 @@ import yaml
 
 from worker.model import Policy
 from worker.normalize import norm_domain
-from worker.scenario import ScenarioError, parse_scenario
+from worker.scenario import ScenarioError, parse_policy
 
 PROVIDERS = ("aircall", "ringover", "zoom", "google_meet", "teams")
 CRM_KINDS = ("scenario", "salesforce", "hubspot")
@@ -229,9 +229,8 @@ def _policy(reader: _Reader, raw: object) -> Policy:
     if raw is None:
         return Policy()
     reader.mapping(raw, "policy")
-    probe = {"call": {"id": "probe", "started_at": "2026-01-01T00:00:00Z"}, "policy": raw}
     try:
-        return parse_scenario(probe).policy
+        return parse_policy(raw)
     except ScenarioError as exc:
         raise reader.fail(exc.path, exc.reason) from None
 
