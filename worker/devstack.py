@@ -56,6 +56,22 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def worker_command(bin_dir: Path, concurrency: int) -> list[str]:
+    """A Celery worker on the callmatch queue, as `make run`, compose and the tests start it."""
+    return [
+        str(bin_dir / "celery"),
+        "-A",
+        "worker.tasks:app",
+        "worker",
+        "-Q",
+        "callmatch",
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+    ]
+
+
 class Stack:
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -137,24 +153,7 @@ def main() -> int:
             )
             _wait("redis-server", lambda: _reachable(host, redis_port), redis_proc)
         api = stack.start("receiver", [str(bin_dir / "python"), "-m", "worker.ingest.server"], env)
-        stack.start(
-            "worker",
-            [
-                str(bin_dir / "celery"),
-                "-A",
-                "worker.tasks:app",
-                "worker",
-                "-Q",
-                "callmatch",
-                "-c",
-                "2",
-                "--loglevel",
-                "INFO",
-                "-n",
-                "callmatch@%h",
-            ],
-            env,
-        )
+        stack.start("worker", [*worker_command(bin_dir, concurrency=2), "-n", "callmatch@%h"], env)
         stack.start(
             "beat",
             [str(bin_dir / "celery"), "-A", "worker.tasks:app", "beat", "--loglevel", "INFO"],

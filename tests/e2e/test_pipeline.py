@@ -26,6 +26,7 @@ from adapters.crm.salesforce.mapping import SalesforceSettings
 from tests.conftest import free_port, wait_until
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
+from worker.devstack import worker_command
 from worker.scenario import parse_scenario
 from worker.store import CallRecord, CallStatus, CallStore
 
@@ -84,18 +85,7 @@ class Stack:
     def start_worker(self) -> None:
         log = (self.log_dir / "worker.log").open("ab")
         self.worker = subprocess.Popen(
-            [
-                str(BIN / "celery"),
-                "-A",
-                "worker.tasks:app",
-                "worker",
-                "-Q",
-                "callmatch",
-                "-c",
-                "1",
-                "--loglevel",
-                "INFO",
-            ],
+            worker_command(BIN, concurrency=1),
             env=self.env,
             cwd=ROOT,
             stdout=log,
