@@ -82,6 +82,9 @@ class Stack:
         return proc
 
     def stop(self) -> None:
+        """Terminate children in reverse order; a second Ctrl-C must not cut this short."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
