@@ -2,16 +2,24 @@
 
 One `HubSpotCrm` serves one association (it remembers what it read, so a later round
 never asks twice); the `HubSpotClient`, `TenantCache` and ledger behind it are per
-tenant and shared. A round (`lookup`) costs at most: owners (cached per tenant), one
-batch read of contacts by primary email, one contact search per five filter groups
-(additional emails, calculated and exact phone numbers), one batch read of contacts by
-id, one contact->company association read, one company search by domain, one company
-batch read and one company->deal association read (a single company: one v3 GET with
-its deal ids), one contact->deal association read (labels give the primary role), one
-deal batch read, a deal->company read only for deals whose primary company is not among
-the links already read, pipelines (cached per tenant, only without `hs_is_closed`), and
-a search each for calls and meetings carrying the call id, plus one GET (or three
-association reads) for the hits. Write-back reuses that search (W1)."""
+tenant and shared. Per round the strategy follows the number of keys: few keys go
+through v3 GETs that bring the record and its association ids together (`?associations=`,
+`idProperty=email`); more go through batch reads and v4 association batch reads.
+
+A round (`lookup`) costs at most: owners (cached per tenant); contacts by email (one
+email: one GET with its company and deal ids; more: one batch read by primary email);
+one contact search per five filter groups (additional emails, calculated and exact
+phone numbers); contacts by id (one or two: a GET each with their links; more: one
+batch read); one contact->company association read (a single contact without links: a
+GET instead); one company search by domain; one company batch read and one
+company->deal association read (a single company: one GET with its deal ids); one
+contact->deal association read (labels give the primary role); one deal batch read
+(a single deal of unknown company: one GET with its company ids); a deal->company read
+only for deals whose primary company is not among the links already read; pipelines
+(cached per tenant, only without `hs_is_closed`); and a search each for calls and
+meetings carrying the call id, plus a GET per hit (three association reads beyond two
+hits). A v3 association block that HubSpot pages (over 100 entries) is read through
+v4 instead. Write-back reuses that search (W1)."""
 
 from __future__ import annotations
 
@@ -27,7 +35,6 @@ from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import (
     ACTIVITY_ASSOCIATION_TYPES,
     COMPANY_DEAL_PRIMARY,
-    COMPANY_DEAL_UNLABELED,
     CONTACT_COMPANY_PRIMARY,
     DEAL_COMPANY_PRIMARY,
     ClosedState,
@@ -40,9 +47,10 @@ from adapters.crm.hubspot.mapping import (
     domains_of,
     e164s_of,
     emails_of,
+    entries_from_v3,
+    has_label,
     is_lead,
     iso,
-    labels,
     lead_from,
     national_digits,
     opportunity_from,
@@ -72,6 +80,12 @@ from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
 
 MAX_GROUPS = 5
 MAX_IN_VALUES = 100
+SINGLE_GETS = 2
+"""Up to this many ids, one v3 GET each (record and association ids together) beats a batch
+read plus one association read per linked kind."""
+EMAIL_GETS = 1
+"""Emails often match nobody: a GET by email pays off for one, not for two (two GETs against
+one batch read when neither is a contact)."""
 
 _V = TypeVar("_V")
 
@@ -164,7 +178,10 @@ class HubSpotCrm(CrmPort):
         wanted_phones = set(phones)
         new_emails = sorted(wanted_emails - self._emails_read)
         new_phones = sorted(wanted_phones - self._phones_read)
-        if new_emails:
+        if 0 < len(new_emails) <= EMAIL_GETS:
+            for email in new_emails:
+                self._contact_with_links(email, "email", "contacts_by_emails")
+        elif new_emails:
             for obj in self.client.batch_read(
                 "contacts",
                 new_emails,
@@ -203,9 +220,36 @@ class HubSpotCrm(CrmPort):
             if set(emails_of(obj)) & wanted_emails or e164s_of(obj, mapping) & wanted_phones
         ]
 
+    def _contact_with_links(self, key: str, id_property: str | None, method: str) -> None:
+        """One contact (by email or id) with its company and deal ids: one v3 GET instead of a
+        batch read and two association reads. A paged block is left to the v4 reads."""
+        obj = self.client.find(
+            "contacts",
+            key,
+            self.mapping.contact_properties,
+            ("companies", "deals"),
+            id_property,
+            meter=self._meter(method),
+        )
+        if obj is None:
+            return
+        contact_id = str(obj["id"])
+        self._contacts.setdefault(contact_id, obj)
+        companies = entries_from_v3("contacts", "companies", obj)
+        if companies is not None:
+            self._contact_companies.setdefault(
+                contact_id, ordered_companies(companies, CONTACT_COMPANY_PRIMARY)
+            )
+        deals = entries_from_v3("contacts", "deals", obj)
+        if deals is not None:
+            self._deals_of_contact.setdefault(contact_id, deals)
+
     def _contacts_by_id(self, ids: Sequence[str]) -> list[JsonObject]:
         missing = [i for i in ids if i not in self._contacts]
-        if missing:
+        if len(missing) <= SINGLE_GETS:
+            for contact_id in missing:
+                self._contact_with_links(contact_id, None, "contacts_by_ids")
+        else:
             for obj in self.client.batch_read(
                 "contacts", missing, self.mapping.contact_properties, meter=self._meter("contacts_by_ids")
             ):
@@ -215,6 +259,9 @@ class HubSpotCrm(CrmPort):
     def _as_contacts(self, objs: Iterable[JsonObject]) -> list[Contact]:
         people = [o for o in objs if not is_lead(o, self.mapping)]
         need = [str(o["id"]) for o in people if str(o["id"]) not in self._contact_companies]
+        if len(need) == 1 and need[0] not in self._deals_of_contact:
+            self._contact_with_links(need[0], None, "contacts_companies")
+            need = [i for i in need if i not in self._contact_companies]
         if need:
             links = self.client.associations_of(
                 "contacts", "companies", need, meter=self._meter("contacts_companies")
@@ -261,28 +308,19 @@ class HubSpotCrm(CrmPort):
         if len(unread) != 1:
             return
         company_id = unread[0]
-        try:
-            obj = self.client.get(
-                "companies",
-                company_id,
-                self.mapping.company_properties,
-                ("deals",),
-                meter=self._meter("accounts_by_ids"),
-            )
-        except FatalError as error:
-            if error.status == 404:
-                return
-            raise
+        obj = self.client.find(
+            "companies",
+            company_id,
+            self.mapping.company_properties,
+            ("deals",),
+            meter=self._meter("accounts_by_ids"),
+        )
+        if obj is None:
+            return
         self._companies[company_id] = obj
-        entries: dict[str, set[int]] = {}
-        for link in ((obj.get("associations") or {}).get("deals") or {}).get("results") or []:
-            kind = str(link.get("type", ""))
-            type_id = COMPANY_DEAL_PRIMARY if kind == "company_to_deal" else COMPANY_DEAL_UNLABELED
-            entries.setdefault(str(link["id"]), set()).add(type_id)
-        self._deals_of_company[company_id] = [
-            {"toObjectId": deal_id, "associationTypes": [{"typeId": t} for t in sorted(types)]}
-            for deal_id, types in sorted(entries.items())
-        ]
+        deals = entries_from_v3("companies", "deals", obj)
+        if deals is not None:
+            self._deals_of_company[company_id] = deals
 
     def _companies_by_id(self, ids: Sequence[str]) -> list[JsonObject]:
         missing = [i for i in ids if i not in self._companies]
@@ -314,17 +352,19 @@ class HubSpotCrm(CrmPort):
         about, the only roles the rules look at (C1, C4).
         """
         wanted = sorted(set(ids))
+        for company_id, entries in self._deals_of_company.items():
+            for entry in entries:
+                if COMPANY_DEAL_PRIMARY in type_ids(entry):
+                    self._deal_company.setdefault(str(entry["toObjectId"]), company_id)
         missing = [i for i in wanted if i not in self._deal_objects]
-        if missing:
+        if len(missing) == 1 and missing[0] not in self._deal_company:
+            self._deal_with_company(missing[0])
+        elif missing:
             for obj in self.client.batch_read(
                 "deals", missing, self.mapping.deal_properties, meter=self._meter("opportunities_by_ids")
             ):
                 self._deal_objects[str(obj["id"])] = obj
         found = [i for i in wanted if i in self._deal_objects]
-        for company_id, entries in self._deals_of_company.items():
-            for entry in entries:
-                if COMPANY_DEAL_PRIMARY in type_ids(entry):
-                    self._deal_company.setdefault(str(entry["toObjectId"]), company_id)
         unknown = [i for i in found if i not in self._deal_company]
         if unknown:
             links = self.client.associations_of(
@@ -336,7 +376,7 @@ class HubSpotCrm(CrmPort):
         roles: dict[str, list[ContactRole]] = {}
         for contact_id, entries in self._deals_of_contact.items():
             for entry in entries:
-                primary = bool(labels(entry) & self.mapping.primary_labels)
+                primary = has_label(entry, self.mapping.primary_labels)
                 roles.setdefault(str(entry["toObjectId"]), []).append(ContactRole(contact_id, primary))
         return [
             opportunity_from(
@@ -347,6 +387,24 @@ class HubSpotCrm(CrmPort):
             )
             for i in found
         ]
+
+    def _deal_with_company(self, deal_id: str) -> None:
+        """A single unread deal whose company is unknown: one v3 GET instead of a batch read
+        and a deal->company read (`deal_to_company` is the primary link, v4 type 5)."""
+        obj = self.client.find(
+            "deals",
+            deal_id,
+            self.mapping.deal_properties,
+            ("companies",),
+            meter=self._meter("opportunities_by_ids"),
+        )
+        if obj is None:
+            return
+        self._deal_objects[deal_id] = obj
+        companies = entries_from_v3("deals", "companies", obj)
+        if companies is not None:
+            ordered = ordered_companies(companies, DEAL_COMPANY_PRIMARY)
+            self._deal_company[deal_id] = ordered[0] if ordered else None
 
     def _closed_state(self, deal: JsonObject) -> ClosedState:
         calculated = closed_from_properties(deal)
@@ -454,17 +512,23 @@ class HubSpotCrm(CrmPort):
         return list(self._activities[query])
 
     def _linked_activities(self, kind: str, hits: list[JsonObject]) -> list[Activity]:
-        """The activities' contacts, company and deal: one GET for a single hit, else three batch reads."""
+        """The activities' contacts, company and deal: one GET per hit for a few, else three batch reads."""
         targets = ("contacts", "companies", "deals")
         linked: dict[str, dict[str, list[str]]] = {t: {} for t in targets}
-        if len(hits) == 1:
-            hit_id = str(hits[0]["id"])
-            obj = self.client.get(kind, hit_id, [], targets, meter=self._meter("activity_links"))
-            found = obj.get("associations") or {}
-            for target in targets:
-                results = (found.get(target) or {}).get("results") or []
-                linked[target][hit_id] = sorted({str(r["id"]) for r in results})
-        elif hits:
+        if len(hits) <= SINGLE_GETS:
+            for hit in hits:
+                hit_id = str(hit["id"])
+                obj = self.client.get(kind, hit_id, [], targets, meter=self._meter("activity_links"))
+                for target in targets:
+                    block = (obj.get("associations") or {}).get(target) or {}
+                    if block.get("paging"):
+                        more = self.client.associations_of(
+                            kind, target, [hit_id], meter=self._meter("activity_links")
+                        )
+                        linked[target][hit_id] = sorted(set(to_ids(more.get(hit_id, []))))
+                    else:
+                        linked[target][hit_id] = sorted({str(r["id"]) for r in block.get("results") or []})
+        else:
             ids = [str(h["id"]) for h in hits]
             for target in targets:
                 links = self.client.associations_of(kind, target, ids, meter=self._meter("activity_links"))

@@ -325,17 +325,19 @@ class HubSpotClient:
         *,
         search: bool = False,
         meter: Meter | None = None,
+        missing_ok: bool = False,
     ) -> JsonObject:
         """Send one request with limits, classification and retries; the parsed JSON body.
 
-        `meter(route)` is told once per logical request (retries are in `stats`).
+        `meter(route)` is told once per logical request (retries are in `stats`). With
+        `missing_ok`, a 404 is an answer (an empty body), not a failure to log or retry.
         """
         if meter is not None:
             meter(route)
         attempts = Attempts()
         try:
             return call_with_retries(
-                lambda: self._once(route, call, search),
+                lambda: self._once(route, call, search, missing_ok),
                 service=SERVICE,
                 max_attempts=self.settings.max_attempts,
                 refresh=self.refresh_token if self.tokens.can_refresh else None,
@@ -353,7 +355,9 @@ class HubSpotClient:
                 self.stats.retries += attempts.retries
                 self.stats.rate_limited += attempts.rate_limited
 
-    def _once(self, route: str, call: Callable[[dict[str, Any]], Any], search: bool) -> JsonObject:
+    def _once(
+        self, route: str, call: Callable[[dict[str, Any]], Any], search: bool, missing_ok: bool = False
+    ) -> JsonObject:
         if self.budget is not None:
             self.budget.check(self.settings.budget_reserve)
         if self.tokens.needs_refresh():
@@ -381,6 +385,8 @@ class HubSpotClient:
         try:
             response = call(kwargs)
         except _API_EXCEPTIONS as error:
+            if missing_ok and int(getattr(error, "status", 0) or 0) == 404:
+                return {}
             raise classify(
                 int(getattr(error, "status", 0) or 0),
                 getattr(error, "body", None),
@@ -600,6 +606,28 @@ class HubSpotClient:
             ),
             meter=meter,
         )
+
+    def find(
+        self,
+        kind: str,
+        key: str,
+        properties: Sequence[str],
+        associations: Sequence[str] = (),
+        id_property: str | None = None,
+        *,
+        meter: Meter | None = None,
+    ) -> JsonObject | None:
+        """`get` for a lookup: None when HubSpot has no such object (its 404 is the answer)."""
+        kw_id: dict[str, Any] = {"id_property": id_property} if id_property is not None else {}
+        data = self.send(
+            f"GET /crm/v3/objects/{kind}/{{id}}",
+            lambda kw: self.objects_basic.get_by_id(
+                kind, key, properties=list(properties), associations=list(associations), **kw_id, **kw
+            ),
+            meter=meter,
+            missing_ok=True,
+        )
+        return data or None
 
     def pipeline(self, pipeline_id: str, *, meter: Meter | None = None) -> JsonObject:
         return self.send(

@@ -9,6 +9,7 @@ Contact roles (rule C4) are the deal<->contact associations; one whose label is 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -221,6 +222,49 @@ def type_ids(entry: JsonObject) -> set[int]:
 
 def labels(entry: JsonObject) -> set[str]:
     return {str(t.get("label")).lower() for t in entry.get("associationTypes") or [] if t.get("label")}
+
+
+def label_key(label: str) -> str:
+    """A label and the internal name HubSpot derives from it compare equal (`Decision maker` ~ `decision_maker`)."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def has_label(entry: JsonObject, wanted: Iterable[str]) -> bool:
+    return bool({label_key(x) for x in labels(entry)} & {label_key(x) for x in wanted})
+
+
+V3_TYPES: dict[tuple[str, str], tuple[str, int, int | None]] = {
+    ("contacts", "companies"): ("contact_to_company", 279, CONTACT_COMPANY_PRIMARY),
+    ("contacts", "deals"): ("contact_to_deal", 4, None),
+    ("companies", "deals"): ("company_to_deal", COMPANY_DEAL_UNLABELED, COMPANY_DEAL_PRIMARY),
+    ("deals", "companies"): ("deal_to_company", 341, DEAL_COMPANY_PRIMARY),
+}
+"""v3 names of the HUBSPOT_DEFINED types we read, with their v4 ids (unlabeled, primary)."""
+
+
+def entries_from_v3(from_kind: str, to_kind: str, obj: JsonObject) -> list[JsonObject] | None:
+    """A v3 object's `associations.<to_kind>` block as v4 `to` entries; None when it is paged.
+
+    v3 lists one entry per (id, type): `contact_to_company` is the primary link (type 1),
+    `contact_to_company_unlabeled` any link (279); a pair without a primary type names its
+    one type `contact_to_deal` (4); a custom label appears under its internal name. Over
+    100 entries v3 pages the block, and the caller reads the pair through v4 instead.
+    """
+    block = (obj.get("associations") or {}).get(to_kind) or {}
+    if block.get("paging"):
+        return None
+    base, unlabeled, primary = V3_TYPES[(from_kind, to_kind)]
+    found: dict[str, list[JsonObject]] = {}
+    for link in block.get("results") or []:
+        kind = str(link.get("type", ""))
+        types = found.setdefault(str(link["id"]), [])
+        if kind == base:
+            types.append({"category": "HUBSPOT_DEFINED", "typeId": primary or unlabeled})
+        elif kind == base + "_unlabeled":
+            types.append({"category": "HUBSPOT_DEFINED", "typeId": unlabeled})
+        else:
+            types.append({"category": "USER_DEFINED", "label": kind})
+    return [{"toObjectId": to_id, "associationTypes": types} for to_id, types in sorted(found.items())]
 
 
 def ordered_companies(entries: Iterable[JsonObject], primary_type: int) -> list[str]:

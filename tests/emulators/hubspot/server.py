@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.emulators.hubspot.store import (
     HUBSPOT_DEFINED,
@@ -38,6 +38,8 @@ SEARCH_MAX_FILTERS_PER_GROUP = 6
 SEARCH_MAX_FILTERS = 18
 SEARCH_MAX_LIMIT = 200
 BATCH_MAX_INPUTS = 100
+V3_ASSOCIATION_PAGE = 100
+"""v3 object reads page an association block beyond 100 entries (HubSpot changelog, Jan 2021)."""
 
 
 @dataclass
@@ -513,22 +515,52 @@ class HubSpotEmulator:
         return obj.to_json(None)
 
     def _get(self, kind: str, object_id: str, query: dict[str, list[str]]) -> Any:
+        """One object by id, or by a unique property (`idProperty=email`: the primary email,
+        as the batch read matches it), with `associations=companies,deals` ids as v3 lists them."""
         names = [n for v in query.get("properties", []) for n in v.split(",") if n] or None
+        id_property = (query.get("idProperty") or [""])[0]
+        key = unquote(object_id)
         with self.store.lock:
-            obj = self.store.objects[kind].get(object_id)
+            objects = self.store.objects[kind]
+            if id_property and id_property != "hs_object_id":
+                obj = next(
+                    (
+                        o
+                        for _, o in sorted(objects.items())
+                        if o.properties.get(id_property, "").lower() == key.lower() != ""
+                    ),
+                    None,
+                )
+            else:
+                obj = objects.get(key)
             if obj is None:
-                raise ApiError(404, error_body(f"Object {object_id} not found", "OBJECT_NOT_FOUND"))
+                raise ApiError(404, error_body(f"Object {key} not found", "OBJECT_NOT_FOUND"))
             out = obj.to_json(names)
             wanted = [_kind(n) for v in query.get("associations", []) for n in v.split(",") if n]
             if wanted:
-                out["associations"] = {
-                    to_kind: {"results": self._v3_links(kind, object_id, to_kind)} for to_kind in wanted
-                }
+                out["associations"] = {}
+                for to_kind in wanted:
+                    links = self._v3_links(kind, obj.id, to_kind)
+                    if not links:
+                        continue
+                    block: dict[str, Any] = {"results": links[:V3_ASSOCIATION_PAGE]}
+                    if len(links) > V3_ASSOCIATION_PAGE:
+                        after = str(V3_ASSOCIATION_PAGE)
+                        block["paging"] = {
+                            "next": {
+                                "after": after,
+                                "link": f"/crm/v3/objects/{kind}/{obj.id}/associations/{to_kind}?after={after}",
+                            }
+                        }
+                    out["associations"][to_kind] = block
+                if not out["associations"]:
+                    del out["associations"]
         return out
 
     def _v3_links(self, kind: str, object_id: str, to_kind: str) -> list[dict[str, str]]:
         """v3 names the HubSpot-defined types: `contact_to_company` (primary where the pair has one),
-        `contact_to_company_unlabeled`; pairs without a primary type only have `call_to_contact`."""
+        `contact_to_company_unlabeled`; pairs without a primary type only have `contact_to_deal`.
+        A user-defined label shows as its internal name (`Primary` -> `primary`), one entry more."""
         unlabeled, primary = HUBSPOT_DEFINED[(kind, to_kind)]
         base = f"{SINGULAR[kind]}_to_{SINGULAR[to_kind]}"
         out = []
@@ -536,11 +568,13 @@ class HubSpotEmulator:
             ids = {type_id for category, type_id, _ in types if category == "HUBSPOT_DEFINED"}
             if primary is None:
                 out.append({"id": to_id, "type": base})
-                continue
-            if primary in ids:
-                out.append({"id": to_id, "type": base})
-            if unlabeled in ids:
-                out.append({"id": to_id, "type": base + "_unlabeled"})
+            else:
+                if primary in ids:
+                    out.append({"id": to_id, "type": base})
+                if unlabeled in ids:
+                    out.append({"id": to_id, "type": base + "_unlabeled"})
+            for name in sorted({internal_name(lb) for c, _, lb in types if c != "HUBSPOT_DEFINED" and lb}):
+                out.append({"id": to_id, "type": name})
         return out
 
     def _assoc_read(self, from_kind: str, to_kind: str, body: dict[str, Any]) -> Any:
@@ -640,6 +674,11 @@ def rate_limit_body(policy: str) -> dict[str, Any]:
         "policyName": policy,
         "groupName": "publicapi:private-app",
     }
+
+
+def internal_name(label: str) -> str:
+    """The internal name HubSpot derives from a label made in the UI (`Decision maker` -> `decision_maker`)."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
 def iso_now() -> str:

@@ -74,5 +74,5 @@ def test_a_partial_batch_error_other_than_not_found_is_fatal() -> None:
         }
         emulator.inject(Fault(207, body, path="/deals/batch/read"))
         with pytest.raises(FatalError) as failure:
-            tenant.port().opportunities_by_ids(["O1"])
+            tenant.port().opportunities_by_ids(["O1", "O2"])  # one deal alone is a v3 GET
     assert failure.value.code == "MISSING_SCOPES"
