@@ -29,7 +29,28 @@ TOKEN = "pat-emulator-token"
 
 
 class OnePerObjectClient(HubSpotClient):
-    """The baseline: the same endpoints, one object (or id, or filter group) per request."""
+    """The baseline: the same endpoints, one object (or id, or filter group) per request.
+
+    A lookup GET brings the record alone: its association blocks come back as paged, so
+    the adapter reads each pair apart, one id per request, as a naive client would.
+    """
+
+    def find(
+        self,
+        kind: str,
+        key: str,
+        properties: Sequence[str],
+        associations: Sequence[str] = (),
+        id_property: str | None = None,
+        *,
+        meter: Meter | None = None,
+    ) -> JsonObject | None:
+        obj = super().find(kind, key, properties, (), id_property, meter=meter)
+        if obj is not None:
+            obj["associations"] = {
+                name: {"results": [], "paging": {"next": {"after": "0"}}} for name in associations
+            }
+        return obj
 
     def batch_read(
         self,
