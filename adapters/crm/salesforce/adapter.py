@@ -270,7 +270,10 @@ class SalesforceCrm(CrmPort):
             )
             assert prefix_where is not None
             queries |= self._prefetch_queries(prefix_where, -len(queries) % MAX_QUERIES_PER_CALL)
-        results = self.client.composite_queries(queries) if queries else {}
+        results = {
+            name: self._whole(records)
+            for name, records in (self.client.composite_queries(queries) if queries else {}).items()
+        }
         self._remember_prefetch(results)
 
         users = [mapping.to_user(r) for r in results.get("users", [])]
@@ -324,6 +327,23 @@ class SalesforceCrm(CrmPort):
             activities=tuple(_unique(sorted(activities, key=lambda a: a.id))),
         )
 
+    def _whole(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Records with every subquery's rows: a paged child result is followed by query_more."""
+        out = []
+        for record in records:
+            paged = {
+                key: value
+                for key, value in record.items()
+                if isinstance(value, dict) and "records" in value and not mapping.is_complete(record, key)
+            }
+            if paged:
+                record = dict(record)
+                for key, value in paged.items():
+                    rows = self.client.more(value)
+                    record[key] = {"totalSize": len(rows), "done": True, "records": rows}
+            out.append(record)
+        return out
+
     def _remember_prefetch(self, results: dict[str, list[dict[str, Any]]]) -> None:
         """What the prefetch read covers: roles of every contact the round matched, and when the
         account queries ran too, opportunities and records of each of their related accounts."""
@@ -372,7 +392,7 @@ class SalesforceCrm(CrmPort):
 
     def _query(self, method: str, soql: str) -> list[dict[str, Any]]:
         before = self.client.api_calls
-        records = self.client.query(soql)
+        records = self._whole(self.client.query(soql))
         self.stats.count(method, self.client.api_calls - before)
         return records
 

@@ -74,6 +74,12 @@ def child_records(record: Record, relationship: str) -> list[Record]:
     return list(nested.get("records") or [])
 
 
+def is_complete(record: Record, relationship: str) -> bool:
+    """Whether a child subquery's rows all came back (no `nextRecordsUrl` left inside the record)."""
+    nested = record.get(relationship)
+    return not nested or nested.get("done", True) is not False
+
+
 def _type_of(record: Record, relationship: str) -> str | None:
     nested = record.get(relationship)
     return str(nested.get("Type")) if isinstance(nested, Mapping) and nested.get("Type") else None

@@ -102,6 +102,7 @@ class SalesforceEmulator:
         *,
         daily_limit: int = 15000,
         page_size: int = 2000,
+        child_page_size: int | None = None,
         client_id: str = "callmatch-client",
         client_secret: str = "callmatch-secret",
         refresh_token: str = "refresh-token",
@@ -111,6 +112,7 @@ class SalesforceEmulator:
         self.org = org
         self.daily_limit = daily_limit
         self.page_size = page_size
+        self.child_page_size = child_page_size
         self.stats = Stats()
         self.faults: deque[Fault] = deque()
         self.latency = 0.0
@@ -353,7 +355,7 @@ def _records_page(
     emulator: SalesforceEmulator, rows: list[RecordData], start: int, version: str
 ) -> dict[str, Any]:
     end = start + emulator.page_size
-    page = rows[start:end]
+    page = [_page_children(emulator, row, version) for row in rows[start:end]]
     result: dict[str, Any] = {"totalSize": len(rows), "done": end >= len(rows), "records": page}
     if end < len(rows):
         locator = "01g" + secrets.token_hex(6)
@@ -361,6 +363,32 @@ def _records_page(
             emulator._cursors[locator] = (rows, end)
         result["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{end}"
     return result
+
+
+def _page_children(emulator: SalesforceEmulator, record: RecordData, version: str) -> RecordData:
+    """Subquery results page like query results (`done` false, a `nextRecordsUrl` for query_more)
+    once a record has more children than `child_page_size`."""
+    size = emulator.child_page_size
+    if size is None:
+        return record
+    out = dict(record)
+    for key, value in record.items():
+        if (
+            isinstance(value, dict)
+            and isinstance(value.get("records"), list)
+            and len(value["records"]) > size
+        ):
+            children = list(value["records"])
+            locator = "01g" + secrets.token_hex(6)
+            with emulator._lock:
+                emulator._cursors[locator] = (children, size)
+            out[key] = {
+                "totalSize": len(children),
+                "done": False,
+                "records": children[:size],
+                "nextRecordsUrl": f"/services/data/v{version}/query/{locator}-{size}",
+            }
+    return out
 
 
 def dispatch(

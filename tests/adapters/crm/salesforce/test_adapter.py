@@ -138,3 +138,18 @@ def test_paged_results_inside_a_composite_are_followed(salesforce) -> None:
     assert _ids(slice_.contacts) == ["C1", "C2", "C3"]
     assert env.emulator.stats.by_path.get("query", 0) >= 2
     assert port.stats.requests == env.emulator.stats.api_calls
+
+
+def test_subquery_rows_the_org_pages_are_followed_not_lost(salesforce) -> None:
+    crm = CrmSlice(
+        accounts=(Account(id="A1", name="Acme"), Account(id="A2", name="Acme Holding")),
+        contacts=(Contact(id="C1", email="jane@acme.example", account_ids=("A1", "A2")),),
+    )
+    env = salesforce(crm, child_page_size=1)
+    port = env.port()
+    assert port.lookup(Lookup(emails=frozenset({"jane@acme.example"}))).contacts[0].account_ids == (
+        "A1",
+        "A2",
+    )
+    assert env.emulator.stats.by_path.get("query", 0) >= 1
+    assert port.stats.requests == env.emulator.stats.api_calls
