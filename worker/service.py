@@ -105,12 +105,11 @@ class Pipeline:
         now = self.store.now()
 
         def keep(r: CallRecord) -> None:
+            if r.decision is not None:
+                r.refreshes += 1
             r.decision = decision.to_json()
             r.decided_at = now.isoformat()
-            if r.status in (CallStatus.RECEIVED, CallStatus.FETCHED, CallStatus.DEAD):
-                r.status = CallStatus.DECIDED
-            elif r.status is CallStatus.WRITTEN:
-                r.refreshes += 1
+            r.status = CallStatus.DECIDED
 
         self.store.update(tenant_name, call_id, keep)
         self._plan_refresh(tenant, call_id, call.started_at, decision, now)

@@ -326,7 +326,13 @@ def test_an_override_survives_refresh(stack: Stack) -> None:
 
     def refreshed_again() -> bool:
         current = stack.record("aircall:9004")
-        return current is not None and current.refreshes > before
+        return (
+            current is not None
+            and current.refreshes > before
+            and current.written_at is not None
+            and current.decided_at is not None
+            and current.written_at >= current.decided_at
+        )
 
     wait_until(refreshed_again, timeout=60, what="the second refresh")
     record = stack.wait_status("aircall:9004", CallStatus.WRITTEN)
