@@ -1,17 +1,25 @@
 """`SalesforceCrm`: the CRM port over one tenant's org, in composite rounds, with write-back W1/W2.
 
 One `lookup` round is one composite call (at most 5 queries each, so a round that
-needs more is split); contacts, accounts and opportunities already read are kept for
-the rest of the association. Phones are searched by SOQL over the formats people
-type, confirmed by E.164 in code; SOSL `IN PHONE FIELDS` runs only for a phone that
-SOQL did not find, which catches unusual formats (SOSL lags for fresh records, SOQL
-does not, so the two together miss neither).
+needs more is split). Each Contact row carries its contact roles with their
+opportunities (`Opportunity.` parent fields) and its AccountContactRelations; a
+query slot the round leaves free reads those contacts' accounts with their
+opportunities by a semi-join. So on an ordinary call the round that asks for the
+contacts' opportunities and accounts finds them read already and costs no call.
+Records read are kept for the rest of the association; an opportunity reached by
+several paths is merged (the union of the roles seen).
+
+Phones are searched by SOSL `IN PHONE FIELDS` (one call before the composite, since
+a composite cannot hold a search) and by SOQL over the formats people type, every
+hit confirmed by E.164 in code: SOSL finds unusual formats, SOQL finds records the
+search index has not caught up with.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote as url_quote
 
@@ -40,6 +48,7 @@ from worker.model import (
     Call,
     CallKind,
     Contact,
+    ContactRole,
     CrmSlice,
     Decision,
     Direction,
@@ -51,8 +60,13 @@ from worker.normalize import norm_domain, norm_email, to_e164
 from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
 
 OPPORTUNITY_FIELDS = (
-    "Id, AccountId, OwnerId, IsClosed, IsWon, CloseDate, CreatedDate, LastModifiedDate, "
-    "(SELECT ContactId, IsPrimary FROM OpportunityContactRoles)"
+    f"{', '.join(mapping.OPPORTUNITY_COLUMNS)}, (SELECT ContactId, IsPrimary FROM OpportunityContactRoles)"
+)
+ACCOUNT_OPPORTUNITIES = f"(SELECT {', '.join(mapping.OPPORTUNITY_COLUMNS)} FROM Opportunities)"
+CONTACT_ROLES = (
+    "(SELECT OpportunityId, IsPrimary, "
+    + ", ".join(f"Opportunity.{c}" for c in mapping.OPPORTUNITY_COLUMNS if c != "Id")
+    + " FROM OpportunityContactRoles)"
 )
 ACTIVITY_LINK_FIELDS = "Id, WhoId, Who.Type, WhatId, What.Type"
 
@@ -76,6 +90,7 @@ class SalesforceCrm(CrmPort):
         self._contacts: dict[str, Contact] = {}
         self._accounts: dict[str, Account] = {}
         self._opportunities: dict[str, Opportunity] = {}
+        self._roles: dict[str, dict[str, bool]] = {}
         self._roles_read: set[str] = set()
         self._account_opportunities_read: set[str] = set()
         self._ours: set[tuple[str, str]] = set()
@@ -87,7 +102,9 @@ class SalesforceCrm(CrmPort):
 
     def _contact_select(self) -> str:
         fields = ", ".join(("Id", *self._email_fields(), *CONTACT_PHONE_FIELDS, "AccountId"))
-        return f"SELECT {fields}, (SELECT AccountId FROM AccountContactRelations) FROM Contact"
+        return (
+            f"SELECT {fields}, (SELECT AccountId FROM AccountContactRelations), {CONTACT_ROLES} FROM Contact"
+        )
 
     def _lead_select(self) -> str:
         fields = ", ".join(("Id", *self._email_fields(), *LEAD_PHONE_FIELDS))
@@ -95,7 +112,7 @@ class SalesforceCrm(CrmPort):
 
     def _account_select(self) -> str:
         extra = f", {self.settings.account_domain_field}" if self.settings.account_domain_field else ""
-        return f"SELECT Id, Name, Website{extra} FROM Account"
+        return f"SELECT Id, Name, Website{extra}, {ACCOUNT_OPPORTUNITIES} FROM Account"
 
     def _person_where(
         self, emails: Sequence[str], phones: Sequence[str], phone_fields: tuple[str, ...], prefix: str = ""
@@ -120,26 +137,17 @@ class SalesforceCrm(CrmPort):
         where = self._contact_where(emails, phones, ids)
         return f"{self._contact_select()} WHERE {where}" if where else None
 
-    def _prefetch_queries(self, contact_where: str, spare: int) -> dict[str, str]:
-        """Round-two reads for the contacts this round matches, as semi-joins on the same condition.
+    def _accounts_of_contacts_query(self, contact_where: str) -> str:
+        """The accounts (with their opportunities) related to the contacts this round matches.
 
-        Added only into query slots the round's composite calls have free, so they never
-        cost a call; with all three the next round needs no call for these contacts.
+        A semi-join on AccountContactRelation under the contacts' own condition, which also
+        holds each contact's primary account (IsDirect); sent only in a query slot the
+        round's composite call has free, so the next round needs no call for them.
         """
-        roles = (
-            f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE Id IN "
-            f"(SELECT OpportunityId FROM OpportunityContactRole WHERE {contact_where})"
+        return (
+            f"{self._account_select()} WHERE Id IN "
+            f"(SELECT AccountId FROM AccountContactRelation WHERE {contact_where})"
         )
-        if spare < 1:
-            return {}
-        if spare < 3:
-            return {"prefetch_roles": roles}
-        relations = f"(SELECT AccountId FROM AccountContactRelation WHERE {contact_where})"
-        return {
-            "prefetch_roles": roles,
-            "prefetch_opportunities": f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE AccountId IN {relations}",
-            "prefetch_accounts": f"{self._account_select()} WHERE Id IN {relations}",
-        }
 
     def _lead_query(
         self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str] = ()
@@ -228,7 +236,12 @@ class SalesforceCrm(CrmPort):
     # --- one round --------------------------------------------------------------------------------
 
     def lookup(self, keys: Lookup) -> CrmSlice:
-        """One round in one composite call (two when it needs more than five queries)."""
+        """One round in one composite call (two when it needs more than five queries).
+
+        Contacts come with their roles' opportunities (child subquery with `Opportunity.`
+        parent fields) and, in a free slot, with their accounts and those accounts'
+        opportunities, so the round that asks for them finds them read already.
+        """
         self.stats.rounds += 1
         before = self.client.api_calls
         emails = sorted(e for e in (norm_email(x) for x in keys.emails) if e)
@@ -244,7 +257,8 @@ class SalesforceCrm(CrmPort):
             queries["users"] = self._user_query(
                 sorted(e for e in (norm_email(x) for x in keys.user_emails) if e)
             )
-        contact_where = self._contact_where(emails, phones, sorted({*new_contact_ids, *searched_contacts}))
+        by_id = sorted({*new_contact_ids, *searched_contacts})
+        contact_where = self._contact_where(emails, phones, by_id)
         if contact_where:
             queries["contacts"] = f"{self._contact_select()} WHERE {contact_where}"
         lead_query = self._lead_query(emails, phones, searched_leads)
@@ -264,20 +278,19 @@ class SalesforceCrm(CrmPort):
         if keys.activities is not None:
             queries["tasks"] = self._task_query(keys.activities)
             queries["events"] = self._event_query(keys.activities)
-        if contact_where and (emails or phones):
-            prefix_where = self._contact_where(
-                emails, phones, sorted({*new_contact_ids, *searched_contacts}), prefix="Contact."
-            )
-            assert prefix_where is not None
-            queries |= self._prefetch_queries(prefix_where, -len(queries) % MAX_QUERIES_PER_CALL)
+        if contact_where and len(queries) % MAX_QUERIES_PER_CALL:
+            related = self._contact_where(emails, phones, by_id, prefix="Contact.")
+            assert related is not None
+            queries["contact_accounts"] = self._accounts_of_contacts_query(related)
         results = {
             name: self._whole(records)
             for name, records in (self.client.composite_queries(queries) if queries else {}).items()
         }
-        self._remember_prefetch(results)
 
         users = [mapping.to_user(r) for r in results.get("users", [])]
         wanted_phones = set(phones)
+        for record in results.get("contacts", []):
+            self._remember_roles(record)
         contacts = [
             c
             for c in (mapping.to_contact(r, self.settings) for r in results.get("contacts", []))
@@ -293,26 +306,23 @@ class SalesforceCrm(CrmPort):
         contacts += [
             self._contacts[c] for c in contact_ids if c in self._contacts and c not in new_contact_ids
         ]
+        for record in results.get("contact_accounts", []):
+            self._remember_account(record)
         accounts = [
-            a
-            for a in (mapping.to_account(r, self.settings) for r in results.get("accounts", []))
-            if self._keep_account(a, set(domains), set(new_account_ids))
+            self._remember_account(r)
+            for r in results.get("accounts", [])
+            if self._keep_account(mapping.to_account(r, self.settings), set(domains), set(new_account_ids))
         ]
-        for account in accounts:
-            self._accounts[account.id] = account
         accounts += [
             self._accounts[a] for a in account_ids if a in self._accounts and a not in new_account_ids
         ]
-        opportunities: dict[str, Opportunity] = {}
         for record in [*results.get("roles", []), *results.get("opportunities", [])]:
-            opp = mapping.to_opportunity(record)
-            opportunities.setdefault(opp.id, opp)
-            self._opportunities.setdefault(opp.id, opp)
+            self._remember_opportunity(mapping.to_opportunity(record))
         self._roles_read |= set(unread_roles)
         self._account_opportunities_read |= set(unread_accounts)
+        opportunities: list[Opportunity] = []
         if contact_ids or account_ids or keys.opportunity_ids:
-            for opp_id, opp in self._opportunities.items():
-                opportunities.setdefault(opp_id, opp)
+            opportunities = [self._opportunity(o) for o in sorted(self._opportunities)]
         activities = [mapping.to_task(r, self.settings) for r in results.get("tasks", [])]
         activities += [mapping.to_event(r, self.settings) for r in results.get("events", [])]
         if keys.activities is not None:
@@ -323,7 +333,7 @@ class SalesforceCrm(CrmPort):
             accounts=tuple(_unique(accounts)),
             contacts=tuple(_unique(contacts)),
             leads=tuple(_unique(leads)),
-            opportunities=tuple(opportunities[k] for k in sorted(opportunities)),
+            opportunities=tuple(opportunities),
             activities=tuple(_unique(sorted(activities, key=lambda a: a.id))),
         )
 
@@ -344,24 +354,38 @@ class SalesforceCrm(CrmPort):
             out.append(record)
         return out
 
-    def _remember_prefetch(self, results: dict[str, list[dict[str, Any]]]) -> None:
-        """What the prefetch read covers: roles of every contact the round matched, and when the
-        account queries ran too, opportunities and records of each of their related accounts."""
-        if "prefetch_roles" not in results:
-            return
-        matched = results.get("contacts", [])
-        self._roles_read |= {str(r["Id"]) for r in matched}
-        for record in [*results["prefetch_roles"], *results.get("prefetch_opportunities", [])]:
-            opp = mapping.to_opportunity(record)
-            self._opportunities.setdefault(opp.id, opp)
-        if "prefetch_accounts" in results:
-            for record in matched:
-                self._account_opportunities_read |= {
-                    str(r["AccountId"]) for r in mapping.child_records(record, "AccountContactRelations")
-                }
-            for record in results["prefetch_accounts"]:
-                account = mapping.to_account(record, self.settings)
-                self._accounts.setdefault(account.id, account)
+    def _remember_opportunity(self, opportunity: Opportunity) -> None:
+        """One opportunity read by several paths: the first copy's fields, the union of the roles seen."""
+        self._opportunities.setdefault(opportunity.id, opportunity)
+        roles = self._roles.setdefault(opportunity.id, {})
+        for role in opportunity.contacts:
+            roles.setdefault(role.id, role.is_primary)
+
+    def _opportunity(self, opportunity_id: str) -> Opportunity:
+        """Complete for every contact whose roles were read, whichever path brought which role."""
+        roles = self._roles.get(opportunity_id, {})
+        return replace(
+            self._opportunities[opportunity_id],
+            contacts=tuple(ContactRole(id=c, is_primary=p) for c, p in roles.items()),
+        )
+
+    def _remember_roles(self, record: Record) -> None:
+        """A Contact row's own roles; once all are in, its opportunities need no query of their own."""
+        found, complete = mapping.contact_roles(record)
+        for opportunity, role in found:
+            self._remember_opportunity(replace(opportunity, contacts=(role,)))
+        if complete:
+            self._roles_read.add(str(record["Id"]))
+
+    def _remember_account(self, record: Record) -> Account:
+        """An Account row with its `Opportunities`; once all are in, they need no query of their own."""
+        account = mapping.to_account(record, self.settings)
+        self._accounts.setdefault(account.id, account)
+        for row in mapping.child_records(record, "Opportunities"):
+            self._remember_opportunity(mapping.to_opportunity(row))
+        if mapping.is_complete(record, "Opportunities"):
+            self._account_opportunities_read.add(account.id)
+        return self._accounts[account.id]
 
     def _search_phones(self, phones: Sequence[str]) -> tuple[list[str], list[str]]:
         """SOSL over phone fields, one call for all numbers; ids of hits confirmed by E.164.

@@ -12,6 +12,16 @@ from worker.normalize import norm_domain, norm_email
 
 CONTACT_PHONE_FIELDS: tuple[str, ...] = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
 LEAD_PHONE_FIELDS: tuple[str, ...] = ("Phone", "MobilePhone")
+OPPORTUNITY_COLUMNS: tuple[str, ...] = (
+    "Id",
+    "AccountId",
+    "OwnerId",
+    "IsClosed",
+    "IsWon",
+    "CloseDate",
+    "CreatedDate",
+    "LastModifiedDate",
+)
 
 Record = Mapping[str, Any]
 
@@ -148,6 +158,21 @@ def to_opportunity(record: Record) -> Opportunity:
         close_date=parse_date(record.get("CloseDate")),
         contacts=roles,
     )
+
+
+def contact_roles(record: Record) -> tuple[list[tuple[Opportunity, ContactRole]], bool]:
+    """A Contact's `OpportunityContactRoles` rows, each with its opportunity read through the
+    `Opportunity.` parent fields, and whether they are all of this contact's roles."""
+    out: list[tuple[Opportunity, ContactRole]] = []
+    complete = is_complete(record, "OpportunityContactRoles")
+    for role in child_records(record, "OpportunityContactRoles"):
+        parent = role.get("Opportunity")
+        if not role.get("OpportunityId") or not isinstance(parent, Mapping) or not parent.get("CreatedDate"):
+            complete = False
+            continue
+        opportunity = to_opportunity({**parent, "Id": role["OpportunityId"]})
+        out.append((opportunity, ContactRole(id=str(record["Id"]), is_primary=bool(role.get("IsPrimary")))))
+    return out, complete
 
 
 def _links(record: Record, relations: list[Record]) -> tuple[list[str], str | None, str | None]:
