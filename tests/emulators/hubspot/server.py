@@ -32,6 +32,7 @@ from tests.emulators.hubspot.store import (
     Store,
     iso,
 )
+from tests.emulators.loopback import serve, shut
 
 SEARCH_MAX_GROUPS = 5
 SEARCH_MAX_FILTERS_PER_GROUP = 6
@@ -118,7 +119,6 @@ class HubSpotEmulator:
         self._daily_used = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, port: int = 0) -> HubSpotEmulator:
@@ -144,19 +144,12 @@ class HubSpotEmulator:
             def do_PUT(self) -> None:
                 emulator._handle(self, "PUT")
 
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="hubspot-emulator", daemon=True
-        )
-        self._thread.start()
+        self._server = serve(Handler, "hubspot-emulator", port=port)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            shut(self._server)
             self._server = None
 
     def __enter__(self) -> HubSpotEmulator:

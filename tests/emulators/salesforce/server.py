@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.emulators.loopback import serve, shut
 from tests.emulators.salesforce.org import Org, OrgError, RecordData
 
 API_VERSION = "59.0"
@@ -126,7 +127,6 @@ class SalesforceEmulator:
         self._cursors: dict[str, tuple[list[RecordData], int]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.cert_file, self.key_file = _certificate()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -137,22 +137,14 @@ class SalesforceEmulator:
         class Handler(_Handler):
             owner = emulator
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert_file, self.key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="sf-emulator", daemon=True
-        )
-        self._thread.start()
+        self._server = serve(Handler, "sf-emulator", tls=context)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            shut(self._server)
             self._server = None
 
     def __enter__(self) -> SalesforceEmulator:
