@@ -28,8 +28,20 @@ if VISIBILITY_TIMEOUT_SECONDS <= MAX_RETRY_COUNTDOWN_SECONDS:
     )
 # How often a worker looks for messages a dead worker left unacknowledged (one ZRANGE).
 UNACKED_RESTORE_INTERVAL_SECONDS = int(os.environ.get("CALLMATCH_UNACKED_RESTORE_INTERVAL_SECONDS", "10"))
-SOFT_TIME_LIMIT_SECONDS = 120
-HARD_TIME_LIMIT_SECONDS = 150
+# A stage that runs longer than this is killed (its message is redelivered; the sweep also sees it).
+HARD_TIME_LIMIT_SECONDS = int(os.environ.get("CALLMATCH_HARD_TIME_LIMIT_SECONDS", "150"))
+SOFT_TIME_LIMIT_SECONDS = max(1, HARD_TIME_LIMIT_SECONDS - max(1, HARD_TIME_LIMIT_SECONDS // 5))
+# A call whose owed stage has made no progress for this long is re-enqueued by the sweep: longer
+# than the longest stage, so a live task is never doubled, short enough that a lost message costs
+# minutes, not the call.
+STALL_SECONDS = int(os.environ.get("CALLMATCH_STALL_SECONDS", str(HARD_TIME_LIMIT_SECONDS + 60)))
+if STALL_SECONDS <= HARD_TIME_LIMIT_SECONDS:
+    raise ValueError(
+        "CALLMATCH_STALL_SECONDS must be longer than CALLMATCH_HARD_TIME_LIMIT_SECONDS,"
+        " or the sweep doubles stages that are still running"
+    )
+# How often beat looks for stalled calls (one ZRANGEBYSCORE).
+SWEEP_INTERVAL_SECONDS = float(os.environ.get("CALLMATCH_SWEEP_INTERVAL_SECONDS", "60"))
 
 
 def redis_url() -> str:

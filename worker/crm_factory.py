@@ -25,7 +25,15 @@ class CrmFactory:
 
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._tenants: dict[str, Any] = {}
+        self._tenants: dict[str, tuple[object, Any]] = {}
+
+    def _client(self, tenant: Tenant, build: Any) -> Any:
+        """The tenant's client, built again when a reloaded tenants file changed its CRM settings."""
+        cached = self._tenants.get(tenant.name)
+        if cached is None or cached[0] is not tenant.crm:
+            cached = (tenant.crm, build())
+            self._tenants[tenant.name] = cached
+        return cached[1]
 
     def crm_for(self, tenant: Tenant) -> CrmPort:
         kind = tenant.crm.kind
@@ -37,21 +45,22 @@ class CrmFactory:
         if kind == "salesforce":
             from adapters.crm.salesforce.tenant import SalesforceTenant
 
-            if tenant.name not in self._tenants:
-                self._tenants[tenant.name] = SalesforceTenant.from_config(tenant, self.redis)
-            port: CrmPort = self._tenants[tenant.name].port()
+            port: CrmPort = self._client(
+                tenant, lambda: SalesforceTenant.from_config(tenant, self.redis)
+            ).port()
             return port
         if kind == "hubspot":
             from adapters.crm.hubspot.tenant import HubSpotTenant
 
-            if tenant.name not in self._tenants:
-                self._tenants[tenant.name] = HubSpotTenant.from_config(
+            hubspot: CrmPort = self._client(
+                tenant,
+                lambda: HubSpotTenant.from_config(
                     tenant.name,
                     tenant.crm.settings,
                     tenant.crm.credentials,
                     default_region=tenant.policy.default_region,
                     redis_client=self.redis,
-                )
-            hubspot: CrmPort = self._tenants[tenant.name].port()
+                ),
+            ).port()
             return hubspot
         raise NotImplementedError(f"tenant {tenant.name}: CRM kind {kind!r} is not supported")

@@ -15,6 +15,7 @@ from adapters.ratelimit import all_budgets
 from worker.association import associate
 from worker.celery_app import QUEUE, app
 from worker.events import CallEvent
+from worker.heartbeat import processes
 from worker.model import Decision
 from worker.service import Pipeline
 from worker.store import CallRecord, DeadLetter, Stage
@@ -67,7 +68,7 @@ def explain(pipeline: Pipeline, call_id: str, tenant: str | None = None) -> Call
 def refresh(pipeline: Pipeline, call_id: str, tenant: str | None = None, send: Sender | None = None) -> str:
     """R1 on demand: enqueue the associate stage again; the write-back follows it."""
     name = resolve_tenant(pipeline, call_id, tenant)
-    pipeline.store.require(name, call_id)
+    pipeline.store.request_stage(name, call_id, Stage.ASSOCIATE)  # owed now, even if the message is lost
     (send or celery_sender())(REFRESH_TASK, [name, call_id])
     return name
 
@@ -103,19 +104,26 @@ def replay(
     everything: bool = False,
     send: Sender | None = None,
 ) -> list[DeadLetter]:
-    """Take dead letters back to the stage where they stopped; returns those replayed."""
+    """Take dead letters back to the stage where they stopped; returns those replayed.
+
+    Each call first owes its stage again in its record, then its task is sent, and only
+    then is the letter dropped: a failed send leaves the letter listed (and the sweep
+    runs the stage anyway), never a call that is neither dead nor moving.
+    """
     letters = pipeline.store.dead_letters(tenant=tenant)
     chosen = letters if everything else [d for d in letters if d.call_id in set(call_ids)]
     missing = sorted(set(call_ids) - {d.call_id for d in chosen})
     if missing and not everything:
         raise OpsError(f"not dead letters: {', '.join(missing)}")
-    replayed = []
+    replayed: list[DeadLetter] = []
     for letter in chosen:
-        if pipeline.store.unbury(letter.tenant, letter.call_id) is None:
+        if letter.stage not in STAGE_TASKS:
             continue
-        if letter.stage == "accept":
-            continue
-        (send or celery_sender())(STAGE_TASKS[letter.stage], [letter.tenant, letter.call_id])
+        owed = pipeline.store.revive(letter.tenant, letter.call_id)
+        if owed is None:
+            continue  # no record to replay (it was lost): the letter stays as the only trace
+        (send or celery_sender())(STAGE_TASKS[owed.stage], [letter.tenant, letter.call_id])
+        pipeline.store.forget(letter.tenant, letter.call_id)
         replayed.append(letter)
     return replayed
 
@@ -137,9 +145,40 @@ class Status:
     scheduled_refreshes: int
     calls: int
     budgets: list[dict[str, Any]]
+    owed: int = 0
+    stalled: int = 0
+    processes: list[dict[str, Any]] | None = None
+    warnings: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def config_warnings(running: list[dict[str, Any]], expected_digest: str | None) -> list[str]:
+    """What an operator must know about the processes' tenants files: they differ, or one failed to reload."""
+    warnings = []
+    digests = sorted({str(p.get("tenants_digest")) for p in running})
+    if len(digests) > 1:
+        by_digest = {
+            d: [
+                f"{p.get('role')}@{p.get('host')}:{p.get('pid')}"
+                for p in running
+                if p.get("tenants_digest") == d
+            ]
+            for d in digests
+        }
+        warnings.append(
+            "processes run different tenants files: "
+            + "; ".join(f"{d}: {', '.join(names)}" for d, names in by_digest.items())
+        )
+    if expected_digest and digests and digests != [expected_digest]:
+        warnings.append(f"the tenants file here has digest {expected_digest}, which not every process runs")
+    for p in running:
+        if p.get("reload_error"):
+            warnings.append(
+                f"{p.get('role')}@{p.get('host')}:{p.get('pid')} keeps its previous tenants: {p['reload_error']}"
+            )
+    return warnings
 
 
 def status(pipeline: Pipeline, client: redis.Redis) -> Status:
@@ -150,11 +189,17 @@ def status(pipeline: Pipeline, client: redis.Redis) -> Status:
         {"key": b.key, "used": b.used, "limit": b.limit, "remaining": b.remaining}
         for b in all_budgets(client)
     ]
+    running = processes(client)
+    store = pipeline.store
     return Status(
         queued=queued,
         in_flight=in_flight,
-        dead_letters=pipeline.store.dead_count(),
-        scheduled_refreshes=pipeline.store.scheduled_refreshes(),
-        calls=int(client.zcard(pipeline.store.index_key)),
+        dead_letters=store.dead_count(),
+        scheduled_refreshes=store.scheduled_refreshes(),
+        calls=int(client.zcard(store.index_key)),
         budgets=budgets,
+        owed=store.owed(),
+        stalled=len(store.stalled(store.now())),
+        processes=running,
+        warnings=config_warnings(running, pipeline.tenants.digest or None),
     )

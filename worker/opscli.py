@@ -141,7 +141,17 @@ def _status_text(status: Any) -> str:
         f"dead letters: {status.dead_letters}",
         f"scheduled refreshes: {status.scheduled_refreshes}",
         f"calls kept: {status.calls}",
+        f"calls owing a stage: {status.owed} ({status.stalled} stalled, the sweep wakes them)",
     ]
+    if status.processes:
+        lines.append("processes (role, host:pid, tenants digest):")
+        lines += [
+            f"  {p['role']} {p['host']}:{p['pid']} tenants {p['tenants_digest']} ({len(p.get('tenants', []))})"
+            for p in status.processes
+        ]
+    else:
+        lines.append("processes: none has reported (is a worker running?)")
+    lines += [f"WARNING: {w}" for w in status.warnings or []]
     if status.budgets:
         lines.append("CRM budgets (as the APIs last reported):")
         lines += [f"  {b['key']}: {b['remaining']:,} of {b['limit']:,} left" for b in status.budgets]

@@ -16,19 +16,27 @@ from worker.events import CallEvent
 from worker.model import Case, Decision, Previous, TraceEntry
 from worker.observability import ASSOCIATIONS, CRM_REQUESTS, WRITES
 from worker.port import CrmPort, WrittenActivity
-from worker.store import CallRecord, CallStatus, CallStore
-from worker.tenants import Tenant, Tenants
+from worker.store import CallRecord, CallStatus, CallStore, Stage
+from worker.tenants import Tenant, Tenants, TenantsSource
 
 CrmFactory = Callable[[Tenant], CrmPort]
 ParticipantFetcher = Callable[[Tenant, CallEvent], CallEvent]
 
 
 class UnknownTenantError(LookupError):
-    pass
+    """No such tenant, even after reading the tenants file again: a dead letter until it is added."""
 
 
 class NotReadyError(RuntimeError):
     """A stage was asked for before the one it needs (e.g. write before associate)."""
+
+
+class BusyError(RuntimeError):
+    """Another worker holds this call's write: try again once its lock expires."""
+
+    def __init__(self, message: str, wait_seconds: float):
+        super().__init__(message)
+        self.wait_seconds = wait_seconds
 
 
 def decision_from_json(data: dict[str, Any]) -> Decision:
@@ -64,22 +72,34 @@ class Pipeline:
     store: CallStore
     crm_for: CrmFactory
     fetch_participants: ParticipantFetcher | None = None
+    source: TenantsSource | None = None
+    write_lock_seconds: float = 150.0
+
+    def reload_tenants(self, force: bool = False) -> None:
+        """Pick up a changed tenants file (a stat per call; `force` reads it whatever the stat)."""
+        if self.source is not None:
+            self.source.reload(force)
+            self.tenants = self.source.current
 
     def tenant(self, name: str) -> Tenant:
         tenant = self.tenants.get(name)
+        if tenant is None and self.source is not None:
+            self.reload_tenants(force=True)  # a tenant added since this process read the file
+            tenant = self.tenants.get(name)
         if tenant is None:
             raise UnknownTenantError(f"unknown tenant {name!r}")
         return tenant
 
     def accept(self, event: CallEvent) -> tuple[CallRecord, bool]:
-        """First sight of a call: its record, created once whatever the redeliveries."""
-        self.tenant(event.tenant)
+        """A call's record, created once whatever the redeliveries (or again from its event if lost)."""
         return self.store.create(event.tenant, event.call_id, event.to_json())
 
-    def fetch(self, tenant_name: str, call_id: str) -> CallRecord:
-        """Participants from the provider's API when the webhook did not carry them."""
+    def fetch(self, tenant_name: str, call_id: str) -> CallRecord | None:
+        """Participants from the provider's API when the webhook did not carry them; None if done already."""
         tenant = self.tenant(tenant_name)
         record = self.store.require(tenant_name, call_id)
+        if record.next_stage != Stage.FETCH.value and record.status is not CallStatus.RECEIVED:
+            return None  # a redelivered or swept duplicate: the call is past this stage
         event = CallEvent.from_json(record.event)
         if not event.complete and self.fetch_participants is not None:
             event = self.fetch_participants(tenant, event)
@@ -88,13 +108,20 @@ class Pipeline:
             r.event = event.to_json()
             if r.status is CallStatus.RECEIVED:
                 r.status = CallStatus.FETCHED
+            if r.next_stage in (None, Stage.FETCH.value):
+                r.next_stage = Stage.ASSOCIATE.value
 
         return self.store.update(tenant_name, call_id, keep)
 
-    def decide(self, tenant_name: str, call_id: str) -> Decision:
-        """The rules through the tenant's CRM; a refresh when a result is already stored (R1-R4)."""
+    def decide(self, tenant_name: str, call_id: str) -> Decision | None:
+        """The rules through the tenant's CRM; a refresh when a result is already stored (R1-R4).
+
+        None when the call does not owe this stage (a duplicate message): nothing is read.
+        """
         tenant = self.tenant(tenant_name)
         record = self.store.require(tenant_name, call_id)
+        if record.decision is not None and record.next_stage != Stage.ASSOCIATE.value:
+            return None
         call = CallEvent.from_json(record.event).to_call()
         port = self.crm_for(tenant)
         try:
@@ -110,6 +137,7 @@ class Pipeline:
             r.decision = decision.to_json()
             r.decided_at = now.isoformat()
             r.status = CallStatus.DECIDED
+            r.next_stage = Stage.WRITE.value
 
         self.store.update(tenant_name, call_id, keep)
         self._plan_refresh(tenant, call_id, call.started_at, decision, now)
@@ -125,29 +153,51 @@ class Pipeline:
         else:
             self.store.unschedule_refresh(tenant.name, call_id)
 
-    def write(self, tenant_name: str, call_id: str) -> WrittenActivity:
-        """W1: the one activity of this call, created or updated, never duplicated."""
+    def write(self, tenant_name: str, call_id: str) -> WrittenActivity | None:
+        """W1: the one activity of this call, created or updated, never duplicated.
+
+        One writer per call at a time (a Redis lock), so two deliveries of the write
+        message (a swept stall, a redelivery) never race to create two activities. None
+        when the latest decision is already written (a duplicate message).
+        """
         tenant = self.tenant(tenant_name)
         record = self.store.require(tenant_name, call_id)
         if record.decision is None:
             raise NotReadyError(f"call {call_id!r} has no decision to write")
-        call = CallEvent.from_json(record.event).to_call()
-        port = self.crm_for(tenant)
+        if record.next_stage != Stage.WRITE.value and record.status is CallStatus.WRITTEN:
+            return None
+        token = self.store.lock("write", tenant_name, call_id, self.write_lock_seconds)
+        if token is None:
+            wait = self.store.lock_ttl("write", tenant_name, call_id)
+            raise BusyError(f"call {call_id!r} is being written by another worker", max(wait, 1.0))
         try:
-            written = port.upsert_activity(call, decision_from_json(record.decision))
+            record = self.store.require(tenant_name, call_id)  # the latest decision, read under the lock
+            assert record.decision is not None
+            decided_at = record.decided_at
+            call = CallEvent.from_json(record.event).to_call()
+            port = self.crm_for(tenant)
+            try:
+                written = port.upsert_activity(call, decision_from_json(record.decision))
+            finally:
+                CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
+            WRITES.labels(tenant=tenant.name, created=str(written.created).lower()).inc()
+            now = self.store.now()
+
+            def keep(r: CallRecord) -> None:
+                r.written = {"id": written.id, "kind": written.kind, "created": written.created}
+                r.written_at = now.isoformat()
+                r.error = None
+                if r.decided_at == decided_at and r.next_stage == Stage.WRITE.value:
+                    r.status = CallStatus.WRITTEN
+                    r.next_stage = None
+                # else a newer decision (or a refresh asked for meanwhile) still owes its stage
+
+            kept = self.store.update(tenant_name, call_id, keep)
+            if kept.status is CallStatus.WRITTEN:
+                self.store.forget(tenant_name, call_id)  # a dead letter its call got past is moot
+            return written
         finally:
-            CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
-        WRITES.labels(tenant=tenant.name, created=str(written.created).lower()).inc()
-        now = self.store.now()
-
-        def keep(r: CallRecord) -> None:
-            r.written = {"id": written.id, "kind": written.kind, "created": written.created}
-            r.written_at = now.isoformat()
-            r.status = CallStatus.WRITTEN
-            r.error = None
-
-        self.store.update(tenant_name, call_id, keep)
-        return written
+            self.store.unlock("write", tenant_name, call_id, token)
 
     def override(
         self,
@@ -171,6 +221,7 @@ class Pipeline:
             if contact_ids is not None:
                 r.overrides["contact_ids"] = list(contact_ids)
                 r.locked = sorted({*r.locked, "contacts"})
+            r.next_stage = Stage.ASSOCIATE.value  # the refresh that applies it is owed from now on
 
         return self.store.update(tenant_name, call_id, lock)
 

@@ -1,17 +1,22 @@
-"""Call records in Redis: one per call, the worker's memory of what happened and why.
+"""Call records in Redis: one per call, the truth of what happened, why, and what is still owed.
 
 A record holds the event, the decision with its trace, the status, attempts per
-stage, fields a person locked, and timestamps. Dead letters and the refresh
-schedule are sorted sets of record keys, so they are listable and replayable
-from any machine.
+stage, fields a person locked, timestamps, and `next_stage`: the stage the call
+still owes (None once written or buried). Every record that owes a stage sits in
+the progress set with a deadline; a record whose deadline passes has stalled (its
+message was lost with a killed worker, or a task ended in error) and the sweep
+re-enqueues that stage. The queue only wakes workers: losing a message costs a
+delay, never the call. Dead letters and the refresh schedule are sorted sets of
+record keys, listable and replayable from any machine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +24,27 @@ import redis
 
 PREFIX = "callmatch"
 RECORD_TTL_SECONDS = 180 * 24 * 3600
+DEFAULT_STALL_SECONDS = 210
+
+# The receiver's acceptance, atomically: the de-duplication mark and, on first sight, the record
+# with its event in the index and the progress set. 0 = seen before, 1 = new call, 2 = new event
+# of a call already kept (nothing more to do: that record carries on).
+_ACCEPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], 'done', 'EX', ARGV[1])
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+  return 1
+end
+return 2
+"""
+
+# Release a lock only if it is still ours.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class CallStatus(StrEnum):
@@ -35,6 +61,9 @@ class Stage(StrEnum):
     FETCH = "fetch"
     ASSOCIATE = "associate"
     WRITE = "write"
+
+
+NEXT_STAGE = {Stage.FETCH: Stage.ASSOCIATE, Stage.ASSOCIATE: Stage.WRITE, Stage.WRITE: None}
 
 
 class RecordNotFoundError(LookupError):
@@ -65,6 +94,7 @@ class CallRecord:
     decided_at: str | None = None
     written_at: str | None = None
     refreshes: int = 0
+    next_stage: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -74,6 +104,18 @@ class CallRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallRecord:
         return cls(**{**data, "status": CallStatus(data["status"])})
+
+    @staticmethod
+    def new(tenant: str, call_id: str, event: dict[str, Any], now: str) -> CallRecord:
+        """A call seen for the first time: it owes every stage, starting with fetch."""
+        return CallRecord(
+            tenant=tenant,
+            call_id=call_id,
+            event=event,
+            created_at=now,
+            updated_at=now,
+            next_stage=Stage.FETCH.value,
+        )
 
 
 def record_key(tenant: str, call_id: str) -> str:
@@ -104,16 +146,33 @@ class DeadLetter:
     at: str
 
 
+class Accepted(StrEnum):
+    """What the receiver's acceptance found."""
+
+    NEW = "new"  # a new call: its record now exists and owes fetch
+    DUPLICATE = "duplicate"  # this delivery was seen before
+    KNOWN_CALL = "known_call"  # a new delivery of a call already kept
+
+
 class CallStore:
     """Everything the pipeline keeps about calls, behind one small API."""
 
-    def __init__(self, client: redis.Redis, clock: Callable[[], dt.datetime] | None = None):
+    def __init__(
+        self,
+        client: redis.Redis,
+        clock: Callable[[], dt.datetime] | None = None,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
+    ):
         self.redis = client
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.stall_seconds = stall_seconds
         self.dead_key = f"{PREFIX}:dead"
         self.dead_info_key = f"{PREFIX}:dead:info"
         self.refresh_key = f"{PREFIX}:refresh"
         self.index_key = f"{PREFIX}:calls"
+        self.progress_key = f"{PREFIX}:progress"
+        self._accept = client.register_script(_ACCEPT)
+        self._unlock = client.register_script(_UNLOCK)
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -130,20 +189,56 @@ class CallStore:
             raise RecordNotFoundError(tenant, call_id)
         return record
 
+    def accept(
+        self, seen_key: str, seen_ttl_seconds: int, tenant: str, call_id: str, event: dict[str, Any]
+    ) -> Accepted:
+        """The receiver's one write: de-duplication mark and record together, or neither."""
+        now = self.now()
+        record = CallRecord.new(tenant, call_id, event, _now_iso(now))
+        result = self._accept(
+            keys=[seen_key, record_key(tenant, call_id), self.index_key, self.progress_key],
+            args=[
+                seen_ttl_seconds,
+                json.dumps(record.to_json()),
+                RECORD_TTL_SECONDS,
+                now.timestamp(),
+                now.timestamp() + self.stall_seconds,
+                _member(tenant, call_id),
+            ],
+        )
+        return {0: Accepted.DUPLICATE, 1: Accepted.NEW}.get(int(result), Accepted.KNOWN_CALL)
+
     def create(self, tenant: str, call_id: str, event: dict[str, Any]) -> tuple[CallRecord, bool]:
-        """The record for this call, created on first sight; (record, created)."""
-        now = _now_iso(self.now())
-        record = CallRecord(tenant=tenant, call_id=call_id, event=event, created_at=now, updated_at=now)
+        """The record for this call, created on first sight (or again from its event); (record, created)."""
+        now = self.now()
+        record = CallRecord.new(tenant, call_id, event, _now_iso(now))
         key = record_key(tenant, call_id)
-        created = bool(self.redis.set(key, json.dumps(record.to_json()), nx=True, ex=RECORD_TTL_SECONDS))
+        member = _member(tenant, call_id)
+        with self.redis.pipeline() as pipe:
+            pipe.set(key, json.dumps(record.to_json()), nx=True, ex=RECORD_TTL_SECONDS)
+            pipe.zadd(self.index_key, {member: now.timestamp()}, nx=True)
+            created = bool(pipe.execute()[0])
         if created:
-            self.redis.zadd(self.index_key, {_member(tenant, call_id): self.now().timestamp()})
+            self.redis.zadd(self.progress_key, {member: now.timestamp() + self.stall_seconds})
             return record, True
         return self.require(tenant, call_id), False
 
-    def update(self, tenant: str, call_id: str, change: Callable[[CallRecord], None]) -> CallRecord:
-        """Read-modify-write under WATCH, so concurrent workers never lose each other's changes."""
+    def update(
+        self,
+        tenant: str,
+        call_id: str,
+        change: Callable[[CallRecord], None],
+        *,
+        deadline: dt.datetime | None = None,
+    ) -> CallRecord:
+        """Read-modify-write under WATCH, so concurrent workers never lose each other's changes.
+
+        In the same transaction the progress set follows the record: a call that still owes
+        a stage gets a new deadline (`deadline`, else now + the stall time), one that owes
+        nothing leaves the set.
+        """
         key = record_key(tenant, call_id)
+        member = _member(tenant, call_id)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -153,22 +248,80 @@ class CallStore:
                         raise RecordNotFoundError(tenant, call_id)
                     record = CallRecord.from_json(json.loads(raw))
                     change(record)
-                    record.updated_at = _now_iso(self.now())
+                    now = self.now()
+                    record.updated_at = _now_iso(now)
                     pipe.multi()
                     pipe.set(key, json.dumps(record.to_json()), ex=RECORD_TTL_SECONDS)
+                    if record.next_stage is None:
+                        pipe.zrem(self.progress_key, member)
+                    else:
+                        due = deadline or now + dt.timedelta(seconds=self.stall_seconds)
+                        pipe.zadd(self.progress_key, {member: due.timestamp()})
                     pipe.execute()
                     return record
                 except redis.WatchError:
                     continue
 
     def count_attempt(self, tenant: str, call_id: str, stage: Stage) -> int:
+        """One more attempt at `stage`; it also restarts the stall clock (the stage is alive)."""
         record = self.update(
             tenant, call_id, lambda r: r.attempts.__setitem__(stage.value, r.attempts.get(stage.value, 0) + 1)
         )
         return record.attempts[stage.value]
 
+    def postpone(self, tenant: str, call_id: str, seconds: float) -> None:
+        """A stage waits `seconds` for its retry: the sweep must not count that as a stall."""
+        due = self.now().timestamp() + seconds + self.stall_seconds
+        self.redis.zadd(self.progress_key, {_member(tenant, call_id): due}, xx=True)
+
+    def request_stage(self, tenant: str, call_id: str, stage: Stage) -> CallRecord:
+        """The call owes `stage` again (a refresh, an override, a replay): the sweep now holds it to it."""
+
+        def want(record: CallRecord) -> None:
+            record.next_stage = stage.value
+
+        return self.update(tenant, call_id, want)
+
     def recent(self, limit: int = 50) -> list[tuple[str, str]]:
         return [_unmember(m) for m in self.redis.zrevrange(self.index_key, 0, limit - 1)]
+
+    # progress and its sweep ---------------------------------------------------------------------
+
+    def stalled(self, now: dt.datetime, limit: int = 1000) -> list[tuple[str, str]]:
+        """Calls whose owed stage has made no progress by its deadline."""
+        members = self.redis.zrangebyscore(self.progress_key, "-inf", now.timestamp(), start=0, num=limit)
+        return [_unmember(m) for m in members]
+
+    def owed(self) -> int:
+        return int(self.redis.zcard(self.progress_key))
+
+    def revive_stalled(self, tenant: str, call_id: str) -> Stage | None:
+        """The stage a stalled call owes, with a fresh deadline; None (and out of the set) if it owes none."""
+        record = self.get(tenant, call_id)
+        member = _member(tenant, call_id)
+        if record is None or record.next_stage is None or record.status is CallStatus.DEAD:
+            self.redis.zrem(self.progress_key, member)
+            return None
+        due = self.now().timestamp() + self.stall_seconds
+        self.redis.zadd(self.progress_key, {member: due}, xx=True)
+        return Stage(record.next_stage)
+
+    # per-call locks -----------------------------------------------------------------------------
+
+    def lock(self, name: str, tenant: str, call_id: str, seconds: float) -> str | None:
+        """A lock on one call's `name` step for `seconds`; the token to release it, or None if held."""
+        token = uuid.uuid4().hex
+        key = f"{PREFIX}:lock:{name}:{tenant}:{call_id}"
+        if self.redis.set(key, token, nx=True, px=max(1, int(seconds * 1000))):
+            return token
+        return None
+
+    def lock_ttl(self, name: str, tenant: str, call_id: str) -> float:
+        ttl = int(self.redis.pttl(f"{PREFIX}:lock:{name}:{tenant}:{call_id}"))
+        return max(ttl, 0) / 1000
+
+    def unlock(self, name: str, tenant: str, call_id: str, token: str) -> None:
+        self._unlock(keys=[f"{PREFIX}:lock:{name}:{tenant}:{call_id}"], args=[token])
 
     # dead letters -------------------------------------------------------------------------------
 
@@ -178,16 +331,21 @@ class CallStore:
 
         def mark(record: CallRecord) -> None:
             record.status = CallStatus.DEAD
+            record.next_stage = None
             record.error = {"stage": stage.value, "reason": reason, "action": action, "at": _now_iso(now)}
 
-        record = self.update(tenant, call_id, mark)
+        attempts = 0
+        try:
+            attempts = self.update(tenant, call_id, mark).attempts.get(stage.value, 0)
+        except RecordNotFoundError:
+            reason = f"{reason} (no record was found for this call)"
         letter = DeadLetter(
             tenant=tenant,
             call_id=call_id,
             stage=stage.value,
             reason=reason,
             action=action,
-            attempts=record.attempts.get(stage.value, 0),
+            attempts=attempts,
             at=_now_iso(now),
         )
         member = _member(tenant, call_id)
@@ -213,26 +371,52 @@ class CallStore:
     def dead_count(self) -> int:
         return int(self.redis.zcard(self.dead_key))
 
-    def unbury(self, tenant: str, call_id: str) -> DeadLetter | None:
-        """Take a call out of the dead letters; the caller re-enqueues its stage."""
-        member = _member(tenant, call_id)
-        raw = self.redis.hget(self.dead_info_key, member)
+    def revive(self, tenant: str, call_id: str) -> DeadLetter | None:
+        """Put a dead letter's call back on the stage where it stopped (the letter, with the stage owed).
+
+        The letter itself stays.
+        The record owes that stage again (so the sweep holds it to it even if the message
+        is lost); the caller sends the stage's task and only then `forget`s the letter.
+        """
+        raw = self.redis.hget(self.dead_info_key, _member(tenant, call_id))
         if raw is None:
             return None
         letter = DeadLetter(**json.loads(raw))
+        owed: list[Stage] = []
+
+        def revive(record: CallRecord) -> None:
+            stage = Stage(letter.stage)
+            if stage is Stage.WRITE and not record.decision:
+                stage = Stage.ASSOCIATE
+            record.status = {
+                Stage.FETCH: CallStatus.RECEIVED,
+                Stage.ASSOCIATE: CallStatus.FETCHED,
+                Stage.WRITE: CallStatus.DECIDED,
+            }[stage]
+            record.next_stage = stage.value
+            record.error = None
+            record.attempts.pop(letter.stage, None)
+            owed[:] = [stage]
+
+        try:
+            self.update(tenant, call_id, revive)
+        except RecordNotFoundError:
+            return None
+        return replace(letter, stage=owed[0].value)
+
+    def forget(self, tenant: str, call_id: str) -> None:
+        """Drop a dead letter (after its replay was safely queued, or once its call got through)."""
+        member = _member(tenant, call_id)
         with self.redis.pipeline() as pipe:
             pipe.zrem(self.dead_key, member)
             pipe.hdel(self.dead_info_key, member)
             pipe.execute()
 
-        def revive(record: CallRecord) -> None:
-            record.status = (
-                CallStatus.DECIDED if record.decision and letter.stage == Stage.WRITE else CallStatus.RECEIVED
-            )
-            record.error = None
-            record.attempts.pop(letter.stage, None)
-
-        self.update(tenant, call_id, revive)
+    def unbury(self, tenant: str, call_id: str) -> DeadLetter | None:
+        """Take a call out of the dead letters at once; the caller re-enqueues its stage."""
+        letter = self.revive(tenant, call_id)
+        if letter is not None:
+            self.forget(tenant, call_id)
         return letter
 
     # refresh schedule (R5) ----------------------------------------------------------------------

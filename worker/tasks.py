@@ -2,21 +2,27 @@
 
 Stages chain by sending the next task on success, so each one retries on its own.
 Every stage is idempotent on the call id (records are created once, the activity is
-upserted by call id), which is what makes `acks_late` with redelivery safe. A stage
-that cannot succeed ends as a dead letter with its reason; nothing is dropped.
+upserted by call id under a per-call lock), which is what makes `acks_late` with
+redelivery, and the sweep's re-enqueueing, safe. Every way a stage can end is exactly
+one of: done, retried later, or a dead letter with its reason. And when even that
+cannot be recorded (Redis gone), the call's record still owes the stage, so the
+sweep starts it again: a message is only a wake-up call, the record is the truth.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+import sys
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import redis
 from celery import Task, signals
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from prometheus_client import start_http_server
 
 from adapters.errors import (
@@ -26,20 +32,31 @@ from adapters.errors import (
     RateLimitedError,
     RetryableError,
 )
-from worker.celery_app import MAX_RETRY_COUNTDOWN_SECONDS, PROCESS_CALL_TASK, app, redis_url
+from worker.celery_app import (
+    HARD_TIME_LIMIT_SECONDS,
+    MAX_RETRY_COUNTDOWN_SECONDS,
+    PROCESS_CALL_TASK,
+    STALL_SECONDS,
+    SWEEP_INTERVAL_SECONDS,
+    app,
+    redis_url,
+)
 from worker.crm_factory import CrmFactory
 from worker.events import CallEvent, EventError, IncompleteEventError
+from worker.heartbeat import start_heartbeat
 from worker.ingest.enrich import complete_event
 from worker.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
-from worker.service import NotReadyError, Pipeline, UnknownTenantError
+from worker.service import BusyError, NotReadyError, Pipeline, UnknownTenantError
 from worker.store import CallStore, RecordNotFoundError, Stage
-from worker.tenants import Tenant, default_tenants_path, load_tenants
+from worker.tenants import Tenant, TenantsError, TenantsSource, default_tenants_path
 
 FETCH_TASK = "callmatch.fetch"
 ASSOCIATE_TASK = "callmatch.associate"
 WRITE_TASK = "callmatch.write"
 REFRESH_TASK = "callmatch.refresh"
 REFRESH_DUE_TASK = "callmatch.refresh_due"
+SWEEP_TASK = "callmatch.sweep"
+STAGE_TASKS = {Stage.FETCH: FETCH_TASK, Stage.ASSOCIATE: ASSOCIATE_TASK, Stage.WRITE: WRITE_TASK}
 
 log = logging.getLogger("callmatch.tasks")
 T = TypeVar("T")
@@ -52,16 +69,24 @@ def _env_float(name: str, default: float) -> float:
 MAX_RETRIES = int(os.environ.get("CALLMATCH_MAX_RETRIES", "8"))
 REFRESH_INTERVAL_SECONDS = _env_float("CALLMATCH_REFRESH_INTERVAL_SECONDS", 3600.0)
 
+BEAT_LOOP_SECONDS = max(1.0, min(REFRESH_INTERVAL_SECONDS, SWEEP_INTERVAL_SECONDS, 60.0))
 app.conf.update(
     beat_scheduler="redbeat.RedBeatScheduler",
     redbeat_redis_url=redis_url(),
     redbeat_key_prefix="callmatch:redbeat",
-    redbeat_lock_timeout=int(max(REFRESH_INTERVAL_SECONDS, 60) * 5),
-    beat_max_loop_interval=min(REFRESH_INTERVAL_SECONDS, 300.0),
+    # The lock is renewed every loop; a beat that died frees it after this long.
+    redbeat_lock_timeout=int(max(BEAT_LOOP_SECONDS * 5, 30)),
+    beat_max_loop_interval=BEAT_LOOP_SECONDS,
     beat_schedule={
         "refresh-calls-without-opportunity": {
-            "task": "callmatch.refresh_due",
+            "task": REFRESH_DUE_TASK,
             "schedule": REFRESH_INTERVAL_SECONDS,
+            "options": {"expires": max(REFRESH_INTERVAL_SECONDS, 1.0)},
+        },
+        "sweep-stalled-calls": {
+            "task": SWEEP_TASK,
+            "schedule": SWEEP_INTERVAL_SECONDS,
+            "options": {"expires": max(SWEEP_INTERVAL_SECONDS, 1.0)},
         },
     },
 )
@@ -72,14 +97,33 @@ RETRY_MAX_SECONDS = _env_float("CALLMATCH_RETRY_MAX_SECONDS", 600.0)
 @lru_cache(maxsize=1)
 def pipeline() -> Pipeline:
     """One per worker process, built from the environment the first time a task needs it."""
-    client = redis.Redis.from_url(redis_url(), decode_responses=True)
-    tenants = load_tenants(os.environ.get("CALLMATCH_TENANTS", str(default_tenants_path())))
+    client = redis.Redis.from_url(
+        redis_url(),
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=15,
+    )
+    source = TenantsSource(os.environ.get("CALLMATCH_TENANTS", str(default_tenants_path())))
     factory = CrmFactory(client)
 
     def fetch(tenant: Tenant, event: CallEvent) -> CallEvent:
         return complete_event(event, tenant, client)
 
-    return Pipeline(tenants, CallStore(client), factory.crm_for, fetch)
+    return Pipeline(
+        source.current,
+        CallStore(client, stall_seconds=STALL_SECONDS),
+        factory.crm_for,
+        fetch,
+        source=source,
+        write_lock_seconds=HARD_TIME_LIMIT_SECONDS,
+    )
+
+
+def tenants_source() -> TenantsSource:
+    source = pipeline().source
+    assert source is not None
+    return source
 
 
 def backoff(retries: int) -> float:
@@ -88,9 +132,39 @@ def backoff(retries: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def check_tenants_or_exit(role: str) -> TenantsSource:
+    """What the receiver does at start, for a worker or beat: a bad tenants file is exit 2 and one line."""
+    try:
+        return TenantsSource(default_tenants_path())
+    except TenantsError as exc:
+        print(f"callmatch {role}: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)
+
+
 @signals.setup_logging.connect
 def _json_logs(**_: Any) -> None:
     configure_logging()
+
+
+@signals.worker_init.connect
+def _check_worker_tenants(**_: Any) -> None:
+    source = check_tenants_or_exit("worker")
+    start_heartbeat("worker", source, redis_url())
+
+
+@signals.beat_init.connect
+def _check_beat_tenants(**_: Any) -> None:
+    source = check_tenants_or_exit("beat")
+    start_heartbeat("beat", source, redis_url())
+
+
+@signals.worker_process_init.connect
+def _child_heartbeat(**_: Any) -> None:
+    """Each pool process reports the tenants it runs (it reloads them on its own)."""
+    try:
+        start_heartbeat("worker-process", tenants_source(), redis_url())
+    except TenantsError as exc:  # the file went bad after the worker started: report, keep running
+        log.error("worker process cannot read the tenants file: %s", exc)
 
 
 @signals.worker_ready.connect
@@ -116,66 +190,102 @@ def _forget_child(pid: int | None = None, **_: Any) -> None:
         prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def _bury(stage: Stage, tenant: str, call_id: str, reason: str, action: str) -> None:
-    DEAD_LETTERS.labels(tenant=tenant, stage=stage.value).inc()
+def _bury(task: Task[Any, Any], stage: Stage, tenant: str, call_id: str, reason: str, action: str) -> None:
+    """A dead letter with its reason; if Redis cannot take it now, try again later (never drop it)."""
     try:
         letter = pipeline().store.bury(tenant, call_id, stage, reason, action)
-        log.error(
-            "dead letter",
-            extra={
-                "tenant": tenant,
-                "call_id": call_id,
-                "stage": stage.value,
-                "reason": reason,
-                "attempts": letter.attempts,
-            },
+    except redis.RedisError as exc:
+        log.warning(
+            "cannot record the dead letter now; will try again",
+            extra={"tenant": tenant, "call_id": call_id, "stage": stage.value, "error": type(exc).__name__},
         )
-    except RecordNotFoundError:
-        log.error(
-            "dead letter without record",
-            extra={"tenant": tenant, "call_id": call_id, "stage": stage.value, "reason": reason},
-        )
+        # The record still owes this stage, so even if this retry cannot be queued the sweep re-runs it.
+        raise task.retry(countdown=backoff(0), max_retries=None) from None
+    DEAD_LETTERS.labels(tenant=tenant, stage=stage.value).inc()
+    log.error(
+        "dead letter",
+        extra={
+            "tenant": tenant,
+            "call_id": call_id,
+            "stage": stage.value,
+            "reason": reason,
+            "attempts": letter.attempts,
+        },
+    )
+
+
+def _fatal(exc: BaseException) -> tuple[str, str] | None:
+    """(reason, action) of a failure that no retry can pass, else None."""
+    if isinstance(exc, UnknownTenantError):
+        return f"unknown tenant: {exc}; add it to the tenants file, then replay", "fatal"
+    if isinstance(exc, FatalError | NotReadyError | EventError | IncompleteEventError):
+        return str(exc), "fatal"
+    if isinstance(exc, ExternalError) and not isinstance(
+        exc, RetryableError | RateLimitedError | CredentialsExpiredError
+    ):
+        return str(exc), exc.action.value
+    return None
 
 
 def run_stage(
     task: Task[Any, Any], stage: Stage, tenant: str, call_id: str, work: Callable[[], T]
 ) -> T | None:
-    """Run one stage: retry what may pass, wait when told, bury what cannot."""
-    error: ExternalError
+    """Run one stage: retry what may pass, wait when told, bury what cannot; never end without a trace."""
+    countdown: float | None = None
+    error: Exception
     try:
-        pipeline().store.count_attempt(tenant, call_id, stage)
+        pipe = pipeline()
+        pipe.reload_tenants()
+        pipe.tenant(tenant)  # an unknown tenant reloads the file once, here, before anything else
+        pipe.store.count_attempt(tenant, call_id, stage)
         with timed(stage.value):
             return work()
-    except (
-        FatalError,
-        NotReadyError,
-        UnknownTenantError,
-        EventError,
-        IncompleteEventError,
-        RecordNotFoundError,
-    ) as exc:
-        _bury(stage, tenant, call_id, str(exc), "fatal")
+    except Retry:
+        raise
+    except RecordNotFoundError as exc:
+        _bury(task, stage, tenant, call_id, str(exc), "fatal")
         return None
+    except BusyError as exc:  # not a failure: another worker is writing this call right now
+        log.info("stage waits for another worker", extra={"tenant": tenant, "call_id": call_id})
+        raise task.retry(
+            countdown=min(exc.wait_seconds, MAX_RETRY_COUNTDOWN_SECONDS), max_retries=None
+        ) from None
     except RateLimitedError as exc:
         countdown = exc.retry_after if exc.retry_after is not None else backoff(task.request.retries)
         reason, action, error = str(exc), "rate_limited", exc
-    except (RetryableError, CredentialsExpiredError) as exc:
+    except Exception as exc:
+        fatal = _fatal(exc)
+        if fatal is not None:
+            _bury(task, stage, tenant, call_id, *fatal)
+            return None
+        if isinstance(exc, ExternalError):
+            reason, action = str(exc), exc.action.value
+        elif isinstance(exc, redis.RedisError):
+            reason, action = f"redis unavailable: {type(exc).__name__}", "retry"
+        elif isinstance(exc, SoftTimeLimitExceeded):
+            reason, action = "stage took longer than its time limit", "retry"
+        else:  # a bug of ours: keep the call, say what happened, retry with backoff, then bury
+            log.exception(
+                "stage failed unexpectedly",
+                extra={"tenant": tenant, "call_id": call_id, "stage": stage.value},
+            )
+            reason, action = f"internal error: {type(exc).__name__}: {exc}", "retry"
+        error = exc
+    if countdown is None:
         countdown = backoff(task.request.retries)
-        reason, action, error = str(exc), exc.action.value, exc
-    except ExternalError as exc:
-        _bury(stage, tenant, call_id, str(exc), exc.action.value)
-        return None
-    except Exception as exc:  # a bug of ours: keep the call, say what happened, never drop it
-        log.exception(
-            "stage failed unexpectedly", extra={"tenant": tenant, "call_id": call_id, "stage": stage.value}
-        )
-        _bury(stage, tenant, call_id, f"internal error: {type(exc).__name__}: {exc}", "fatal")
-        return None
     if action == "rate_limited":
         RATE_LIMITED.labels(tenant=tenant, stage=stage.value).inc()
     if task.request.retries >= MAX_RETRIES:
-        _bury(stage, tenant, call_id, f"gave up after {task.request.retries + 1} attempts: {reason}", action)
+        _bury(
+            task,
+            stage,
+            tenant,
+            call_id,
+            f"gave up after {task.request.retries + 1} attempts: {reason}",
+            action,
+        )
         return None
+    countdown = min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
     RETRIES.labels(tenant=tenant, stage=stage.value, action=action).inc()
     log.warning(
         "stage will retry",
@@ -187,9 +297,10 @@ def run_stage(
             "countdown": round(countdown, 1),
         },
     )
-    raise task.retry(
-        exc=error, countdown=min(countdown, MAX_RETRY_COUNTDOWN_SECONDS), max_retries=MAX_RETRIES
-    )
+    # If Redis cannot take the new deadline, the sweep may start the stage a little early: harmless.
+    with contextlib.suppress(redis.RedisError):
+        pipeline().store.postpone(tenant, call_id, countdown)
+    raise task.retry(exc=error, countdown=countdown, max_retries=MAX_RETRIES)
 
 
 TASK_OPTIONS: dict[str, Any] = {
@@ -202,18 +313,29 @@ TASK_OPTIONS: dict[str, Any] = {
 
 @app.task(name=PROCESS_CALL_TASK, **TASK_OPTIONS)
 def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
-    """A verified "call ended" event: keep it, then start the chain."""
-    parsed = CallEvent.from_json(event)
-    record, created = pipeline().accept(parsed)
+    """A verified "call ended" event: its record (recreated from the event if lost), then fetch."""
+    try:
+        parsed = CallEvent.from_json(event)
+    except EventError as exc:
+        tenant = str(event.get("tenant", "?")) if isinstance(event, dict) else "?"
+        call_id = str(event.get("call_id", "?")) if isinstance(event, dict) else "?"
+        _bury(self, Stage.FETCH, tenant, call_id, f"unusable event: {exc}", "fatal")
+        return None
+    try:
+        _, created = pipeline().accept(parsed)
+    except redis.RedisError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=None) from None
     EVENTS_IN.labels(tenant=parsed.tenant, provider=parsed.provider).inc()
-    app.send_task(FETCH_TASK, args=[record.tenant, record.call_id])
+    app.send_task(FETCH_TASK, args=[parsed.tenant, parsed.call_id])
     return "accepted" if created else "redelivered"
 
 
 @app.task(name=FETCH_TASK, **TASK_OPTIONS)
-def fetch(self: Task[Any, Any], tenant: str, call_id: str) -> None:
-    if run_stage(self, Stage.FETCH, tenant, call_id, lambda: pipeline().fetch(tenant, call_id)) is not None:
-        app.send_task(ASSOCIATE_TASK, args=[tenant, call_id])
+def fetch(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
+    if run_stage(self, Stage.FETCH, tenant, call_id, lambda: pipeline().fetch(tenant, call_id)) is None:
+        return None
+    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id])
+    return "fetched"
 
 
 @app.task(name=ASSOCIATE_TASK, **TASK_OPTIONS)
@@ -234,16 +356,43 @@ def write(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
 @app.task(name=REFRESH_TASK, **TASK_OPTIONS)
 def refresh(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
     """R1: the rules again on today's CRM data (the associate stage), then the write-back."""
+    try:
+        pipeline().store.request_stage(tenant, call_id, Stage.ASSOCIATE)
+    except RecordNotFoundError:
+        log.warning("refresh of a call with no record", extra={"tenant": tenant, "call_id": call_id})
+        return None
+    except redis.RedisError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=MAX_RETRIES) from None
     app.send_task(ASSOCIATE_TASK, args=[tenant, call_id])
     return call_id
 
 
 @app.task(name=REFRESH_DUE_TASK, bind=True, acks_late=True)
 def refresh_due(self: Task[Any, Any]) -> int:
-    """R5, from beat: enqueue a refresh for every call whose next look is due."""
+    """R5, from beat: a refresh for every call whose next look is due (owed first, then sent)."""
     store = pipeline().store
     due = store.due_refreshes(store.now())
     for tenant, call_id in due:
+        try:
+            store.request_stage(tenant, call_id, Stage.ASSOCIATE)
+        except RecordNotFoundError:
+            pass
+        else:
+            app.send_task(ASSOCIATE_TASK, args=[tenant, call_id])
         store.unschedule_refresh(tenant, call_id)
-        app.send_task(REFRESH_TASK, args=[tenant, call_id])
     return len(due)
+
+
+@app.task(name=SWEEP_TASK, bind=True, acks_late=True)
+def sweep(self: Task[Any, Any]) -> int:
+    """From beat: wake the owed stage of every call that made no progress by its deadline."""
+    store = pipeline().store
+    woken = 0
+    for tenant, call_id in store.stalled(store.now()):
+        stage = store.revive_stalled(tenant, call_id)
+        if stage is None:
+            continue
+        app.send_task(STAGE_TASKS[stage], args=[tenant, call_id])
+        woken += 1
+        log.warning("stalled call woken", extra={"tenant": tenant, "call_id": call_id, "stage": stage.value})
+    return woken

@@ -8,10 +8,13 @@ turns into a silent 401 or a call linked with the wrong policy.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import re
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from worker.scenario import ScenarioError, parse_policy
 
 PROVIDERS = ("aircall", "ringover", "zoom", "google_meet", "teams")
 CRM_KINDS = ("scenario", "salesforce", "hubspot")
+log = logging.getLogger("callmatch.tenants")
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 # Settings each provider needs to verify its webhooks; API credentials are optional
@@ -112,6 +116,7 @@ class Tenant:
 class Tenants:
     tenants: Mapping[str, Tenant]
     source: str = "(memory)"
+    digest: str = ""  # of the file's bytes: processes that run different files show it in `status`
 
     def get(self, name: str) -> Tenant | None:
         return self.tenants.get(name)
@@ -401,7 +406,57 @@ def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> 
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "(document)"
         raise TenantsError(str(file_path), None, where, "not valid YAML") from None
-    return parse_tenants(document, str(file_path), file_path.resolve().parent, environ)
+    parsed = parse_tenants(document, str(file_path), file_path.resolve().parent, environ)
+    return replace(parsed, digest=file_digest(text))
+
+
+def file_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+class TenantsSource:
+    """The tenants file as one process runs it: validated at start, reloaded when it changes.
+
+    A change is noticed by the file's stat (cheap enough to check before every task);
+    a new file that does not validate is refused with its error logged, and the
+    process keeps the tenants it had (its digest in `callmatch status` shows it).
+    """
+
+    def __init__(self, path: str | Path, environ: Mapping[str, str] | None = None):
+        self.path = Path(path)
+        self.environ = environ
+        self._signature = self._stat()
+        self.current = load_tenants(self.path, environ)
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def reload(self, force: bool = False) -> bool:
+        """Read the file again if it changed (or when `force`); True when the tenants changed."""
+        with self._lock:
+            signature = self._stat()
+            if not force and signature == self._signature:
+                return False
+            self._signature = signature
+            try:
+                fresh = load_tenants(self.path, self.environ)
+            except TenantsError as exc:
+                if self.error != str(exc):
+                    log.error("tenants file not reloaded, keeping the previous one: %s", exc)
+                self.error = str(exc)
+                return False
+            self.error = None
+            if fresh.digest == self.current.digest:
+                return False
+            self.current = fresh
+            log.info("tenants reloaded from %s (digest %s, %d tenants)", self.path, fresh.digest, len(fresh))
+            return True
 
 
 DEFAULT_TENANTS_FILE = Path(__file__).resolve().parent.parent / "config" / "tenants.yaml"

@@ -13,7 +13,7 @@ from worker.events import CallEvent
 from worker.model import CallKind
 from worker.scenario import loads_scenario
 from worker.service import NotReadyError, Pipeline
-from worker.store import CallStatus, CallStore
+from worker.store import CallStatus, CallStore, Stage
 from worker.tenants import CrmConfig, Tenant, Tenants
 
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=dt.UTC)
@@ -63,7 +63,11 @@ def test_event_to_activity_once_however_often_written(pipeline: Pipeline) -> Non
         "A1",
     )
     first = pipeline.write("demo", "aircall:812731")
+    assert first is not None
+    assert pipeline.write("demo", "aircall:812731") is None, "a duplicate message: already written"
+    pipeline.store.request_stage("demo", "aircall:812731", Stage.WRITE)  # owed again (a replay, say)
     second = pipeline.write("demo", "aircall:812731")
+    assert second is not None
     assert first.created and not second.created and first.id == second.id
     crm = pipeline.crm_for(pipeline.tenant("demo"))
     assert isinstance(crm, ScenarioCrm) and crm.log is not None
@@ -78,7 +82,10 @@ def test_written_activity_is_ignored_by_a1_on_refresh(pipeline: Pipeline) -> Non
     pipeline.accept(event("aircall:new"))
     first = pipeline.decide("demo", "aircall:new")
     pipeline.write("demo", "aircall:new")
+    assert pipeline.decide("demo", "aircall:new") is None, "a duplicate message: nothing owed"
+    pipeline.store.request_stage("demo", "aircall:new", Stage.ASSOCIATE)  # what a refresh does
     again = pipeline.decide("demo", "aircall:new")
+    assert first is not None and again is not None
     assert first.case.value == again.case.value == "contacts"
     assert any(e.rule == "A1" and "written by callmatch" in e.message for e in again.trace)
 

@@ -1,11 +1,13 @@
-"""The ASGI receiver: `POST /webhooks/{tenant}/{provider}` verifies, normalises, de-duplicates, enqueues.
+"""The ASGI receiver: `POST /webhooks/{tenant}/{provider}` verifies, normalises, keeps, enqueues.
 
 It answers well inside the senders' deadlines (Zoom and Graph 3 s, Aircall 5 s)
 because it never calls a CRM or a provider API: the worker does that from the
-queue. Errors are answered with the field named and nothing enqueued:
-400 broken or incomplete payload, 401 bad signature, 404 unknown tenant or
-provider, 413 body over the limit, 503 when the queue cannot take the event
-(the provider will redeliver, and the de-duplication mark is released).
+queue. A 2xx means the call's record (with its event) and the de-duplication mark
+were written in one Redis transaction; the queue message only wakes a worker, and
+if it is lost the sweep re-enqueues the call. Errors are JSON, with the field named
+and nothing kept: 400 broken or incomplete payload, 401 bad signature, 404 unknown
+tenant or provider, 413 body over the limit, 503 with Retry-After when Redis cannot
+keep the event (the provider redelivers). No input gives a 5xx other than that 503.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
+from worker.celery_app import STALL_SECONDS
 from worker.ingest import metrics
-from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, Claim, Deduper
+from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, seen_key
 from worker.ingest.enqueue import Enqueuer
 from worker.ingest.logsafe import describe
 from worker.ingest.providers import HANDLERS
-from worker.ingest.webhook import Challenge, Delivery, Handler, WebhookError, WebhookRequest
+from worker.ingest.webhook import Challenge, Delivery, Handler, WebhookError, WebhookRequest, check_event
 from worker.observability import metrics_text
-from worker.tenants import Tenants
+from worker.store import Accepted, CallStore
+from worker.tenants import Tenants, TenantsSource
 
 log = logging.getLogger("callmatch.ingest")
 
@@ -48,7 +52,7 @@ _ERRORS = {
     401: "bad or missing signature or token, or a stale timestamp",
     404: "unknown tenant or provider",
     413: "body over 1 MiB",
-    503: "the queue is unavailable, or the same event is being enqueued; redeliver later",
+    503: "Redis cannot keep the event now; redeliver after Retry-After seconds",
 }
 
 
@@ -79,7 +83,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def create_app(
-    tenants: Tenants,
+    tenants: Tenants | TenantsSource,
     enqueuer: Enqueuer,
     redis_client: redis.Redis,
     *,
@@ -88,8 +92,18 @@ def create_app(
     enqueue_threads: int = 4,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> FastAPI:
-    """The receiver for `tenants`, enqueuing through `enqueuer`, de-duplicating in `redis_client`."""
-    deduper = Deduper(redis_client, dedupe_ttl_seconds)
+    """The receiver for `tenants`, enqueuing through `enqueuer`, keeping records in `redis_client`.
+
+    Given a `TenantsSource`, a changed tenants file is picked up without a restart.
+    """
+
+    def current_tenants() -> Tenants:
+        if isinstance(tenants, TenantsSource):
+            tenants.reload()
+            return tenants.current
+        return tenants
+
+    store = CallStore(redis_client, clock, stall_seconds=STALL_SECONDS)
     # A few threads own the blocking Redis and Celery calls: many threads would only fight for the GIL.
     enqueue_pool = ThreadPoolExecutor(max_workers=enqueue_threads, thread_name_prefix="callmatch-enqueue")
 
@@ -125,29 +139,49 @@ def create_app(
         return outcome
 
     def deliver(delivery: Delivery, tenant: str, provider: str) -> Response:
+        """Keep every event of the delivery (record + mark, atomically), then wake a worker for each new one."""
+        try:
+            for event in delivery.events:
+                check_event(event)
+        except WebhookError as exc:
+            log.info("refused %s/%s: %s %s", tenant, provider, exc.status, exc)
+            metrics.count(tenant, provider, f"refused_{exc.status}")
+            return _error(exc.status, exc.reason, exc.field)
         accepted: list[str] = []
         duplicates: list[str] = []
         for event in delivery.events:
-            claim = deduper.claim(tenant, provider, event.event_id)
-            if claim == Claim.DONE:
-                duplicates.append(event.call_id)
-                log.info("duplicate %s/%s %s acknowledged, not enqueued", tenant, provider, event.call_id)
-                continue
-            if claim == Claim.PENDING:
-                log.info("delivery %s/%s %s already in progress", tenant, provider, event.call_id)
+            try:
+                outcome = store.accept(
+                    seen_key(tenant, provider, event.event_id),
+                    dedupe_ttl_seconds,
+                    tenant,
+                    event.call_id,
+                    event.to_json(),
+                )
+            except redis.RedisError as exc:
+                # Events before this one are kept and will be processed; the redelivery finds them seen.
+                log.error("cannot keep %s/%s %s: %s", tenant, provider, event.call_id, type(exc).__name__)
                 metrics.count(tenant, provider, "unavailable")
-                return _error(503, "the same event is being enqueued; redeliver later", retry_after=True)
+                return _error(503, "Redis cannot keep the event now; redeliver later", retry_after=True)
+            if outcome is not Accepted.NEW:
+                duplicates.append(event.call_id)
+                log.info(
+                    "duplicate %s/%s %s acknowledged (%s)", tenant, provider, event.call_id, outcome.value
+                )
+                continue
+            accepted.append(event.call_id)
             try:
                 enqueuer.enqueue(event)
-            except Exception as exc:
-                deduper.release(tenant, provider, event.event_id)
-                log.error(
-                    "enqueue failed for %s/%s %s: %s", tenant, provider, event.call_id, type(exc).__name__
+            except Exception as exc:  # the record is kept: the sweep wakes a worker for it later
+                log.warning(
+                    "kept %s/%s %s but could not enqueue it (%s); the sweep will",
+                    tenant,
+                    provider,
+                    event.call_id,
+                    type(exc).__name__,
                 )
-                return _error(503, "queue unavailable", retry_after=True)
-            deduper.confirm(tenant, provider, event.event_id)
-            accepted.append(event.call_id)
-            log.info("enqueued %s/%s %s", tenant, provider, describe(event))
+            else:
+                log.info("enqueued %s/%s %s", tenant, provider, describe(event))
         metrics.count(tenant, provider, "accepted", len(accepted))
         metrics.count(tenant, provider, "duplicate", len(duplicates))
         if not delivery.events:
@@ -193,7 +227,7 @@ def create_app(
         return response
 
     async def _receive(tenant: str, provider: str, request: Request) -> Response:
-        tenant_config = tenants.get(tenant)
+        tenant_config = current_tenants().get(tenant)
         if tenant_config is None:
             return _error(404, "unknown tenant", "tenant")
         handler = HANDLERS.get(provider)
@@ -235,6 +269,18 @@ def create_app(
             redis_client.ping()
         except redis.RedisError:
             return _error(503, "redis unreachable")
-        return JSONResponse({"status": "ok", "tenants": len(tenants)})
+        return JSONResponse({"status": "ok", "tenants": len(current_tenants())})
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(request: Request, exc: redis.RedisError) -> Response:
+        """Any route that needs Redis while it is down: JSON 503, the sender comes back later."""
+        log.error("redis unavailable on %s: %s", request.url.path, type(exc).__name__)
+        return _error(503, "redis unreachable; try again later", retry_after=True)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        """A bug of ours still answers JSON (and the webhook's sender redelivers on 5xx)."""
+        log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
+        return _error(500, "internal error", retry_after=True)
 
     return app

@@ -9,18 +9,20 @@ import redis
 from fastapi import FastAPI
 
 from worker.celery_app import create_celery, redis_url
+from worker.heartbeat import start_heartbeat
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
 from worker.observability import configure_logging
-from worker.tenants import TenantsError, default_tenants_path, load_tenants
+from worker.tenants import TenantsError, TenantsSource, default_tenants_path
 
 
 def build_app() -> FastAPI:
     """The receiver for $CALLMATCH_TENANTS on $CALLMATCH_REDIS_URL; a bad tenants file stops it here."""
     url = redis_url()
-    tenants = load_tenants(default_tenants_path())
+    source = TenantsSource(default_tenants_path())
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    app = create_app(tenants, CeleryEnqueuer(create_celery(url)), client)
+    app = create_app(source, CeleryEnqueuer(create_celery(url)), client)
+    start_heartbeat("receiver", source, url)
     from worker.admin import mount
     from worker.tasks import pipeline
 

@@ -353,15 +353,6 @@ def test_a_verified_event_of_another_type_is_acknowledged_and_not_enqueued(
     assert queued_events(redis_client) == []
 
 
-def test_when_the_queue_is_down_the_answer_is_503_and_a_redelivery_is_enqueued(make_client, redis_client):
-    down = make_client(broker_url=f"redis://127.0.0.1:{free_port()}/0")
-    assert post(down, "aircall", samples.aircall()).status_code == 503
-    up = make_client()
-    response = post(up, "aircall", samples.aircall())
-    assert response.status_code == 200 and response.json()["accepted"] == ["aircall:812731"]
-    assert len(queued_events(redis_client)) == 1
-
-
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_no_email_or_phone_from_a_body_reaches_the_logs(client, redis_client, caplog, provider):
     caplog.set_level(logging.DEBUG)
@@ -401,22 +392,6 @@ def test_the_celery_message_headers_show_the_call_id_not_the_participants(client
     headers = json.loads(raw)["headers"]
     assert headers["argsrepr"] == "[<aircall:812731>]"
     assert all(value not in json.dumps(headers) for value in PII)
-
-
-def test_a_redelivery_while_the_first_is_still_being_enqueued_is_told_to_come_back(client, redis_client):
-    from worker.ingest.dedupe import Claim, Deduper
-
-    deduper = Deduper(redis_client)
-    assert deduper.claim("acme", "aircall", "call.ended:812731") == Claim.NEW  # a receiver that died here
-    key = deduper.key("acme", "aircall", "call.ended:812731")
-    assert 0 < redis_client.ttl(key) <= 30
-    response = post(client, "aircall", samples.aircall())
-    assert response.status_code == 503 and response.headers["retry-after"] == "30"
-    assert queued_events(redis_client) == []
-    redis_client.delete(key)  # what the pending mark's expiry does
-    assert post(client, "aircall", samples.aircall()).status_code == 200
-    assert len(queued_events(redis_client)) == 1
-    assert redis_client.get(key) == "done" and redis_client.ttl(key) > 6 * 24 * 3600
 
 
 def test_outcomes_are_counted_in_the_metrics(client, redis_client):
