@@ -199,7 +199,7 @@ def status(pipeline: Pipeline, client: redis.Redis) -> Status:
         calls=int(client.zcard(store.index_key)),
         budgets=budgets,
         owed=store.owed(),
-        stalled=len(store.stalled(store.now())),
+        stalled=len(store.stalled()),
         processes=running,
         warnings=config_warnings(running, pipeline.tenants.digest or None),
     )

@@ -173,7 +173,7 @@ class Pipeline:
         try:
             record = self.store.require(tenant_name, call_id)  # the latest decision, read under the lock
             assert record.decision is not None
-            decided_at = record.decided_at
+            decided = (record.refreshes, record.decision)
             call = CallEvent.from_json(record.event).to_call()
             port = self.crm_for(tenant)
             try:
@@ -187,7 +187,7 @@ class Pipeline:
                 r.written = {"id": written.id, "kind": written.kind, "created": written.created}
                 r.written_at = now.isoformat()
                 r.error = None
-                if r.decided_at == decided_at and r.next_stage == Stage.WRITE.value:
+                if (r.refreshes, r.decision) == decided and r.next_stage == Stage.WRITE.value:
                     r.status = CallStatus.WRITTEN
                     r.next_stage = None
                 # else a newer decision (or a refresh asked for meanwhile) still owes its stage

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -202,7 +203,7 @@ class CallStore:
                 json.dumps(record.to_json()),
                 RECORD_TTL_SECONDS,
                 now.timestamp(),
-                now.timestamp() + self.stall_seconds,
+                time.time() + self.stall_seconds,
                 _member(tenant, call_id),
             ],
         )
@@ -219,7 +220,7 @@ class CallStore:
             pipe.zadd(self.index_key, {member: now.timestamp()}, nx=True)
             created = bool(pipe.execute()[0])
         if created:
-            self.redis.zadd(self.progress_key, {member: now.timestamp() + self.stall_seconds})
+            self.redis.zadd(self.progress_key, {member: time.time() + self.stall_seconds})
             return record, True
         return self.require(tenant, call_id), False
 
@@ -229,13 +230,14 @@ class CallStore:
         call_id: str,
         change: Callable[[CallRecord], None],
         *,
-        deadline: dt.datetime | None = None,
+        deadline: float | None = None,
     ) -> CallRecord:
         """Read-modify-write under WATCH, so concurrent workers never lose each other's changes.
 
         In the same transaction the progress set follows the record: a call that still owes
-        a stage gets a new deadline (`deadline`, else now + the stall time), one that owes
-        nothing leaves the set.
+        a stage gets a new deadline (`deadline`, else now + the stall time, both in wall-clock
+        seconds: the sweep runs on real time even when the domain clock is frozen), one that
+        owes nothing leaves the set.
         """
         key = record_key(tenant, call_id)
         member = _member(tenant, call_id)
@@ -255,8 +257,8 @@ class CallStore:
                     if record.next_stage is None:
                         pipe.zrem(self.progress_key, member)
                     else:
-                        due = deadline or now + dt.timedelta(seconds=self.stall_seconds)
-                        pipe.zadd(self.progress_key, {member: due.timestamp()})
+                        due = deadline or time.time() + self.stall_seconds
+                        pipe.zadd(self.progress_key, {member: due})
                     pipe.execute()
                     return record
                 except redis.WatchError:
@@ -271,7 +273,7 @@ class CallStore:
 
     def postpone(self, tenant: str, call_id: str, seconds: float) -> None:
         """A stage waits `seconds` for its retry: the sweep must not count that as a stall."""
-        due = self.now().timestamp() + seconds + self.stall_seconds
+        due = time.time() + seconds + self.stall_seconds
         self.redis.zadd(self.progress_key, {_member(tenant, call_id): due}, xx=True)
 
     def request_stage(self, tenant: str, call_id: str, stage: Stage) -> CallRecord:
@@ -287,9 +289,9 @@ class CallStore:
 
     # progress and its sweep ---------------------------------------------------------------------
 
-    def stalled(self, now: dt.datetime, limit: int = 1000) -> list[tuple[str, str]]:
-        """Calls whose owed stage has made no progress by its deadline."""
-        members = self.redis.zrangebyscore(self.progress_key, "-inf", now.timestamp(), start=0, num=limit)
+    def stalled(self, limit: int = 1000) -> list[tuple[str, str]]:
+        """Calls whose owed stage has made no progress by its (wall-clock) deadline."""
+        members = self.redis.zrangebyscore(self.progress_key, "-inf", time.time(), start=0, num=limit)
         return [_unmember(m) for m in members]
 
     def owed(self) -> int:
@@ -302,8 +304,7 @@ class CallStore:
         if record is None or record.next_stage is None or record.status is CallStatus.DEAD:
             self.redis.zrem(self.progress_key, member)
             return None
-        due = self.now().timestamp() + self.stall_seconds
-        self.redis.zadd(self.progress_key, {member: due}, xx=True)
+        self.redis.zadd(self.progress_key, {member: time.time() + self.stall_seconds}, xx=True)
         return Stage(record.next_stage)
 
     # per-call locks -----------------------------------------------------------------------------

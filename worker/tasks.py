@@ -41,6 +41,7 @@ from worker.celery_app import (
     app,
     redis_url,
 )
+from worker.clock import process_clock
 from worker.crm_factory import CrmFactory
 from worker.events import CallEvent, EventError, IncompleteEventError
 from worker.heartbeat import start_heartbeat
@@ -112,7 +113,7 @@ def pipeline() -> Pipeline:
 
     return Pipeline(
         source.current,
-        CallStore(client, stall_seconds=STALL_SECONDS),
+        CallStore(client, process_clock(), stall_seconds=STALL_SECONDS),
         factory.crm_for,
         fetch,
         source=source,
@@ -388,7 +389,7 @@ def sweep(self: Task[Any, Any]) -> int:
     """From beat: wake the owed stage of every call that made no progress by its deadline."""
     store = pipeline().store
     woken = 0
-    for tenant, call_id in store.stalled(store.now()):
+    for tenant, call_id in store.stalled():
         stage = store.revive_stalled(tenant, call_id)
         if stage is None:
             continue

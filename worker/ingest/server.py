@@ -9,6 +9,7 @@ import redis
 from fastapi import FastAPI
 
 from worker.celery_app import create_celery, redis_url
+from worker.clock import process_clock
 from worker.heartbeat import start_heartbeat
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
@@ -21,7 +22,7 @@ def build_app() -> FastAPI:
     url = redis_url()
     source = TenantsSource(default_tenants_path())
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    app = create_app(source, CeleryEnqueuer(create_celery(url)), client)
+    app = create_app(source, CeleryEnqueuer(create_celery(url)), client, clock=process_clock())
     start_heartbeat("receiver", source, url)
     from worker.admin import mount
     from worker.tasks import pipeline
