@@ -4,17 +4,25 @@ A provider module turns one HTTP delivery into a `Challenge` (a handshake to
 echo), or a `Delivery` of zero or more events, or raises a `WebhookError` whose
 status the receiver answers with. Reasons name fields, never their values, so
 that no email or phone number from a body reaches a response or a log line.
+
+Every string taken from a delivery goes through `check_text` (by way of
+`Fields`): `json.loads` happily turns a `\\ud800` escape into a lone surrogate
+that no UTF-8 encoder downstream (Redis, Celery, the CRM) accepts, and a
+control character in an id or a name breaks CRM writes and log lines. Such a
+delivery is refused with a 400 naming the field instead of reaching the queue.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.events import CallEvent
+from worker.events import CallEvent, EventError
+from worker.model import Person
 from worker.tenants import ProviderConfig, Tenant
 
 
@@ -73,12 +81,35 @@ Outcome = Challenge | Delivery
 Handler = Callable[[WebhookRequest], Outcome]
 
 
+MAX_ID_LENGTH = 255
+"""Longest call, event, user or record id we accept: ids become Redis keys, CRM fields and log lines."""
+
+# Unicode category Cc (C0 controls, DEL, C1 controls) and the surrogate block.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_text(value: str, path: str, max_length: int | None = None) -> str:
+    """`value` unchanged if it is storable text; else a PayloadError naming `path` (never the value).
+
+    Lone surrogates cannot be encoded to UTF-8 and control characters corrupt ids,
+    CRM fields and logs, so neither may travel past the parser.
+    """
+    if max_length is not None and len(value) > max_length:
+        raise PayloadError(f"longer than {max_length} characters", path)
+    bad = _UNSAFE.search(value)
+    if bad is not None:
+        if "\ud800" <= bad.group() <= "\udfff":
+            raise PayloadError("not valid UTF-8 (lone surrogate)", path)
+        raise PayloadError("contains a control character", path)
+    return value
+
+
 def load_json(body: bytes) -> object:
     try:
         return json.loads(body)
     except UnicodeDecodeError:
         raise PayloadError("not UTF-8 text", "(body)") from None
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, and integers over Python's 4300-digit limit
         raise PayloadError("not valid JSON", "(body)") from None
 
 
@@ -110,29 +141,30 @@ class Fields:
     def opt_obj(self, key: str) -> Fields | None:
         return None if self.data.get(key) is None else Fields(self.data[key], self.at(key))
 
-    def str_(self, key: str) -> str:
-        value = self.opt_str(key)
+    def str_(self, key: str, max_length: int | None = None) -> str:
+        value = self.opt_str(key, max_length)
         if value is None or not value.strip():
             raise PayloadError("missing", self.at(key))
         return value
 
-    def opt_str(self, key: str) -> str | None:
+    def opt_str(self, key: str, max_length: int | None = None) -> str | None:
+        """A string field, checked by `check_text`; `max_length` for ids (`MAX_ID_LENGTH`)."""
         value = self.data.get(key)
         if value is None:
             return None
         if not isinstance(value, str):
             raise PayloadError(f"expected a string, got {_kind(value)}", self.at(key))
-        return value
+        return check_text(value, self.at(key), max_length)
 
     def ident(self, key: str) -> str:
-        """An id that providers send as a number or a string."""
+        """An id that providers send as a number or a string, at most `MAX_ID_LENGTH` characters."""
         value = self.data.get(key)
         if isinstance(value, bool) or value is None:
             raise PayloadError("missing" if value is None else "expected an id", self.at(key))
         if isinstance(value, int):
-            return str(value)
+            return check_text(str(value), self.at(key), MAX_ID_LENGTH)
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return check_text(value.strip(), self.at(key), MAX_ID_LENGTH)
         raise PayloadError(f"expected an id, got {_kind(value)}", self.at(key))
 
     def opt_ident(self, key: str) -> str | None:
@@ -164,13 +196,20 @@ class Fields:
             if required:
                 raise PayloadError("missing", self.at(key))
             return None
-        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
-            value = float(value)
+        if isinstance(value, str):
+            # str.strip takes \x1c-\x1f as spaces and str.isdigit takes "²" as a digit; float() takes neither.
+            text = check_text(value, self.at(key)).strip()
+            digits = text.replace(".", "", 1)
+            if digits.isascii() and digits.isdigit():
+                value = float(text)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return self.iso_time(key, required)
         if not 0 <= value < 253402300800:
             raise PayloadError("not a time", self.at(key))
-        return dt.datetime.fromtimestamp(value, dt.UTC)
+        try:
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+        except (ValueError, OverflowError, OSError):  # rounds up into year 10000
+            raise PayloadError("not a time", self.at(key)) from None
 
     def iso_time(self, key: str, required: bool = False) -> dt.datetime | None:
         value = self.data.get(key)
@@ -184,13 +223,55 @@ class Fields:
 
 
 def parse_iso(value: str, path: str) -> dt.datetime:
-    text = value.strip()
+    text = check_text(value, path).strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:
         parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+01:00 has no UTC time
         raise PayloadError("not an ISO-8601 date-time", path) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+
+
+def _people(event: CallEvent) -> Iterator[tuple[str, Person]]:
+    yield "organizer", event.organizer
+    for group, people in (("participants", event.participants), ("internal", event.internal)):
+        for index, person in enumerate(people):
+            yield f"{group}[{index}]", person
+
+
+def check_event(event: CallEvent, sources: Mapping[str, str] | None = None) -> CallEvent:
+    """`event` unchanged if the worker can use it, else a PayloadError naming the field.
+
+    The last guard before the queue, whichever parser built the event: ids at most
+    `MAX_ID_LENGTH`, no lone surrogate or control character in any string, and the
+    event survives its own JSON round trip (what the Celery task will do with it).
+    `sources` maps event fields to the JSON path they came from (`{"call_id": "data.id"}`),
+    so a provider's 400 names the body's field rather than the event's.
+    """
+    where = sources or {}
+    ids = {
+        "call_id": event.call_id,
+        "event_id": event.event_id,
+        "source_ref": event.source_ref,
+        "organizer_ref": event.organizer_ref,
+    }
+    for name, value in ids.items():
+        if value is not None:
+            check_text(value, where.get(name, name), MAX_ID_LENGTH)
+    for name, text in (("tenant", event.tenant), ("provider", event.provider), ("title", event.title)):
+        if text is not None:
+            check_text(text, where.get(name, name))
+    for path, person in _people(event):
+        for name, text in (("email", person.email), ("phone", person.phone), ("name", person.name)):
+            if text is not None:
+                check_text(text, where.get(f"{path}.{name}", f"{path}.{name}"))
+    try:
+        CallEvent.from_json(event.to_json())
+    except EventError as exc:
+        raise PayloadError(exc.reason, where.get(exc.path, exc.path)) from None
+    except (ValueError, OverflowError):
+        raise PayloadError("not a valid event", "(event)") from None
+    return event

@@ -1,11 +1,22 @@
-"""Aircall `call.ended`: the body's `token` equals the webhook's token (compared in constant time)."""
+"""Aircall `call.ended`: the body's `token` equals the webhook's token (compared in constant time).
+
+Every string is read through `Fields`, which refuses lone surrogates, control
+characters and over-long ids; `check_event` guards the event built from them.
+"""
 
 from __future__ import annotations
 
 import hmac
 
 from worker.events import CallEvent
-from worker.ingest.webhook import Delivery, Fields, SignatureError, WebhookRequest, load_json
+from worker.ingest.webhook import (
+    Delivery,
+    Fields,
+    SignatureError,
+    WebhookRequest,
+    check_event,
+    load_json,
+)
 from worker.model import CallKind, Direction, Person
 
 PROVIDER = "aircall"
@@ -83,22 +94,26 @@ def handle(request: WebhookRequest) -> Delivery:
     call_id = data.ident("id")
     started_at = data.unix_time("started_at", required=True)
     organizer, external, internal = call_people(data)
+    id_path = data.at("id")
     return Delivery(
         events=(
-            CallEvent(
-                tenant=request.tenant.name,
-                provider=PROVIDER,
-                call_id=f"{PROVIDER}:{call_id}",
-                event_id=f"{ENDED}:{call_id}",
-                kind=CallKind.CALL,
-                received_at=request.now,
-                started_at=started_at,
-                ended_at=data.unix_time("ended_at"),
-                direction=_direction(data.opt_str("direction")),
-                organizer=organizer,
-                participants=tuple(external),
-                internal=tuple(internal),
-                source_ref=call_id,
+            check_event(
+                CallEvent(
+                    tenant=request.tenant.name,
+                    provider=PROVIDER,
+                    call_id=f"{PROVIDER}:{call_id}",
+                    event_id=f"{ENDED}:{call_id}",
+                    kind=CallKind.CALL,
+                    received_at=request.now,
+                    started_at=started_at,
+                    ended_at=data.unix_time("ended_at"),
+                    direction=_direction(data.opt_str("direction")),
+                    organizer=organizer,
+                    participants=tuple(external),
+                    internal=tuple(internal),
+                    source_ref=call_id,
+                ),
+                {"call_id": id_path, "event_id": id_path, "source_ref": id_path},
             ),
         )
     )

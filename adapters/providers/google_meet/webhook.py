@@ -3,6 +3,9 @@
 The push carries a Google-signed OIDC token: we check its signature (keys from
 a JWKS URL, or a PEM for tests and air-gapped setups), audience, issuer and
 that it names the configured push service account with a verified email.
+No claim reaches the event; the Pub/Sub attributes and the base64-decoded
+`data` are read through `Fields` (no lone surrogates, no control characters,
+ids of at most 255), like every provider's body.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import jwt
 
 from worker.events import CallEvent
 from worker.ingest.webhook import (
+    MAX_ID_LENGTH,
     Delivery,
     Fields,
     PayloadError,
     SignatureError,
     WebhookRequest,
+    check_event,
     load_json,
     parse_iso,
 )
@@ -113,23 +118,31 @@ def handle(request: WebhookRequest) -> Delivery:
     event_type = attributes.str_("ce-type")
     if event_type != ENDED:
         return Delivery(ignored="not a conference ended event")
-    event_id = attributes.opt_str("ce-id") or message.str_("messageId")
-    record = _decode_data(message).obj("conferenceRecord").str_("name")
+    event_id = attributes.opt_str("ce-id", MAX_ID_LENGTH)
+    event_id_path = attributes.at("ce-id")
+    if not event_id:
+        event_id, event_id_path = message.str_("messageId", MAX_ID_LENGTH), message.at("messageId")
+    record_fields = _decode_data(message).obj("conferenceRecord")
+    record = record_fields.str_("name", MAX_ID_LENGTH)
+    record_path = record_fields.at("name")
     if not record.startswith("conferenceRecords/") or len(record) <= len("conferenceRecords/"):
-        raise PayloadError("expected conferenceRecords/{id}", "message.data.conferenceRecord.name")
+        raise PayloadError("expected conferenceRecords/{id}", record_path)
     record_id = record.split("/", 1)[1]
     ce_time = attributes.opt_str("ce-time")
     return Delivery(
         events=(
-            CallEvent(
-                tenant=request.tenant.name,
-                provider=PROVIDER,
-                call_id=f"{PROVIDER}:{record_id}",
-                event_id=event_id,
-                kind=CallKind.MEETING,
-                received_at=request.now,
-                ended_at=parse_iso(ce_time, "message.attributes.ce-time") if ce_time else None,
-                source_ref=record,
+            check_event(
+                CallEvent(
+                    tenant=request.tenant.name,
+                    provider=PROVIDER,
+                    call_id=f"{PROVIDER}:{record_id}",
+                    event_id=event_id,
+                    kind=CallKind.MEETING,
+                    received_at=request.now,
+                    ended_at=parse_iso(ce_time, "message.attributes.ce-time") if ce_time else None,
+                    source_ref=record,
+                ),
+                {"call_id": record_path, "event_id": event_id_path, "source_ref": record_path},
             ),
         )
     )

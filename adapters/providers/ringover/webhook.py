@@ -1,7 +1,9 @@
 """Ringover call `hangup`: `X-Ringover-Webhook-Signature` is an HS512 JWT signed with the webhook key.
 
 The JWT's `payload` claim is the event as Ringover signed it; a body that
-differs from it is refused, so nothing unsigned is ever enqueued.
+differs from it is refused, so nothing unsigned is ever enqueued. Nothing else
+is taken from the claims: the event's strings are read from the body through
+`Fields` (no lone surrogates, no control characters, ids of at most 255).
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from typing import Any
 import jwt
 
 from worker.events import CallEvent
-from worker.ingest.webhook import Delivery, Fields, SignatureError, WebhookRequest, load_json
+from worker.ingest.webhook import (
+    Delivery,
+    Fields,
+    PayloadError,
+    SignatureError,
+    WebhookRequest,
+    check_event,
+    load_json,
+)
 from worker.model import CallKind, Direction, Person
 
 PROVIDER = "ringover"
@@ -32,7 +42,7 @@ def verify_signature(token: str | None, secrets: tuple[str, ...], now: dt.dateti
                 algorithms=["HS512"],
                 options={"verify_aud": False, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, RecursionError):  # RecursionError: a payload claim nested too deep
             continue
         exp = claims.get("exp")
         if isinstance(exp, int | float) and not isinstance(exp, bool) and exp + 30 < now.timestamp():
@@ -42,7 +52,11 @@ def verify_signature(token: str | None, secrets: tuple[str, ...], now: dt.dateti
 
 
 def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """One spelling of a JSON value, so the body and the signed payload compare whatever their formatting."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (RecursionError, ValueError):  # nesting that json.loads took but dumps cannot
+        raise PayloadError("nested too deeply", "(body)") from None
 
 
 def direction(value: str | None) -> Direction | None:
@@ -109,21 +123,25 @@ def handle(request: WebhookRequest) -> Delivery:
     started_at = data.unix_time("start_time", required=True)
     ended_at = data.unix_time("hangup_time") or data.unix_time("end_time")
     party = external_party(data)
+    id_path = data.at("call_id")
     return Delivery(
         events=(
-            CallEvent(
-                tenant=request.tenant.name,
-                provider=PROVIDER,
-                call_id=f"{PROVIDER}:{call_id}",
-                event_id=f"hangup:{call_id}",
-                kind=CallKind.CALL,
-                received_at=request.now,
-                started_at=started_at,
-                ended_at=ended_at,
-                direction=direction(data.opt_str("direction")),
-                organizer=organizer(data),
-                participants=(party,) if party else (),
-                source_ref=call_id,
+            check_event(
+                CallEvent(
+                    tenant=request.tenant.name,
+                    provider=PROVIDER,
+                    call_id=f"{PROVIDER}:{call_id}",
+                    event_id=f"hangup:{call_id}",
+                    kind=CallKind.CALL,
+                    received_at=request.now,
+                    started_at=started_at,
+                    ended_at=ended_at,
+                    direction=direction(data.opt_str("direction")),
+                    organizer=organizer(data),
+                    participants=(party,) if party else (),
+                    source_ref=call_id,
+                ),
+                {"call_id": id_path, "event_id": id_path, "source_ref": id_path},
             ),
         )
     )

@@ -3,7 +3,10 @@
 Graph first proves the URL with a `validationToken` query parameter that we echo
 as text; real deliveries carry several notifications, each with the
 `clientState` we gave the subscription, compared in constant time. One bad
-`clientState` refuses the whole delivery: nothing from it is enqueued.
+`clientState` refuses the whole delivery: nothing from it is enqueued. So does
+one unusable string (a lone surrogate, a control character, an id over 255
+characters): body strings are read through `Fields`, and the echoed
+`validationToken`, which comes from the query string, through `check_text`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hmac
 
 from worker.events import CallEvent
 from worker.ingest.webhook import (
+    MAX_ID_LENGTH,
     Challenge,
     Delivery,
     Fields,
@@ -19,6 +23,8 @@ from worker.ingest.webhook import (
     PayloadError,
     SignatureError,
     WebhookRequest,
+    check_event,
+    check_text,
     load_json,
 )
 from worker.model import CallKind
@@ -35,20 +41,23 @@ def verify_client_state(value: str | None, secrets: tuple[str, ...], path: str) 
         raise SignatureError("clientState does not match", path)
 
 
-def _record_id(notification: Fields) -> str:
+def _record_id(notification: Fields) -> tuple[str, str]:
+    """The call record's id and the JSON path it was read from (for a 400 that names it)."""
     data = notification.opt_obj("resourceData")
-    if data is not None and data.opt_str("id"):
-        return data.str_("id")
+    if data is not None and data.opt_str("id", MAX_ID_LENGTH):
+        return data.str_("id", MAX_ID_LENGTH), data.at("id")
+    path = notification.at("resource")
     resource = notification.str_("resource").lstrip("/")
-    if not resource.startswith(RESOURCE_PREFIX) or len(resource) <= len(RESOURCE_PREFIX):
-        raise PayloadError("expected communications/callRecords/{id}", notification.at("resource"))
-    return resource[len(RESOURCE_PREFIX) :].split("/", 1)[0]
+    record_id = resource[len(RESOURCE_PREFIX) :].split("/", 1)[0]
+    if not resource.startswith(RESOURCE_PREFIX) or not record_id.strip():
+        raise PayloadError("expected communications/callRecords/{id}", path)
+    return check_text(record_id, path, MAX_ID_LENGTH), path
 
 
 def handle(request: WebhookRequest) -> Outcome:
     token = request.query.get("validationToken")
     if token is not None:
-        return Challenge(token, media_type="text/plain")
+        return Challenge(check_text(token, "validationToken"), media_type="text/plain")
     root = Fields(load_json(request.body))
     notifications = root.objs("value")
     if root.data.get("value") is None:
@@ -61,18 +70,21 @@ def handle(request: WebhookRequest) -> Outcome:
         if notification.data.get("lifecycleEvent") is not None:
             continue
         change = notification.str_("changeType")
-        record_id = _record_id(notification)
+        record_id, path = _record_id(notification)
         if change not in ("created", "updated"):
             continue
         events.append(
-            CallEvent(
-                tenant=request.tenant.name,
-                provider=PROVIDER,
-                call_id=f"{PROVIDER}:{record_id}",
-                event_id=f"callRecords/{record_id}",
-                kind=CallKind.MEETING,
-                received_at=request.now,
-                source_ref=record_id,
+            check_event(
+                CallEvent(
+                    tenant=request.tenant.name,
+                    provider=PROVIDER,
+                    call_id=f"{PROVIDER}:{record_id}",
+                    event_id=f"callRecords/{record_id}",
+                    kind=CallKind.MEETING,
+                    received_at=request.now,
+                    source_ref=record_id,
+                ),
+                {"call_id": path, "event_id": path, "source_ref": path},
             )
         )
     if not events:

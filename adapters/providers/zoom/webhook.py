@@ -2,7 +2,8 @@
 
 The timestamp must be within five minutes of our clock, so a captured delivery
 cannot be replayed later; `endpoint.url_validation` is answered with the token
-hashed under the secret that verified the request.
+hashed under the secret that verified the request. Body strings are read
+through `Fields` (no lone surrogates, no control characters, ids of at most 255).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import hmac
 
 from worker.events import CallEvent
 from worker.ingest.webhook import (
+    MAX_ID_LENGTH,
     Challenge,
     Delivery,
     Fields,
     Outcome,
     SignatureError,
     WebhookRequest,
+    check_event,
     load_json,
 )
 from worker.model import CallKind, Person
@@ -42,7 +45,8 @@ def verify_signature(request: WebhookRequest) -> str:
     timestamp = request.header(TIMESTAMP_HEADER)
     if not signature:
         raise SignatureError("missing signature", SIGNATURE_HEADER)
-    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+    # isascii: headers arrive as latin-1, and "²" passes str.isdigit but not int().
+    if not timestamp or not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise SignatureError("missing or malformed timestamp", TIMESTAMP_HEADER)
     sent = dt.datetime.fromtimestamp(int(timestamp), dt.UTC)
     if abs(request.now - sent) > MAX_SKEW:
@@ -66,23 +70,34 @@ def handle(request: WebhookRequest) -> Outcome:
         encrypted = hmac.new(secret.encode(), plain.encode(), hashlib.sha256).hexdigest()
         return Challenge({"plainToken": plain, "encryptedToken": encrypted})
     meeting = payload.obj("object")
-    uuid = meeting.str_("uuid")
+    uuid = meeting.str_("uuid", MAX_ID_LENGTH)
     host_email = meeting.opt_str("host_email")
+    uuid_path = meeting.at("uuid")
     return Delivery(
         events=(
-            CallEvent(
-                tenant=request.tenant.name,
-                provider=PROVIDER,
-                call_id=f"{PROVIDER}:{uuid}",
-                event_id=f"{ENDED}:{uuid}",
-                kind=CallKind.MEETING,
-                received_at=request.now,
-                started_at=meeting.iso_time("start_time", required=True),
-                ended_at=meeting.iso_time("end_time"),
-                organizer=Person(email=host_email) if host_email else Person(),
-                title=meeting.opt_str("topic"),
-                source_ref=uuid,
-                organizer_ref=meeting.opt_str("host_id"),
+            check_event(
+                CallEvent(
+                    tenant=request.tenant.name,
+                    provider=PROVIDER,
+                    call_id=f"{PROVIDER}:{uuid}",
+                    event_id=f"{ENDED}:{uuid}",
+                    kind=CallKind.MEETING,
+                    received_at=request.now,
+                    started_at=meeting.iso_time("start_time", required=True),
+                    ended_at=meeting.iso_time("end_time"),
+                    organizer=Person(email=host_email) if host_email else Person(),
+                    title=meeting.opt_str("topic"),
+                    source_ref=uuid,
+                    organizer_ref=meeting.opt_str("host_id", MAX_ID_LENGTH),
+                ),
+                {
+                    "call_id": uuid_path,
+                    "event_id": uuid_path,
+                    "source_ref": uuid_path,
+                    "organizer.email": meeting.at("host_email"),
+                    "title": meeting.at("topic"),
+                    "organizer_ref": meeting.at("host_id"),
+                },
             ),
         )
     )

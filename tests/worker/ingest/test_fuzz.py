@@ -1,7 +1,11 @@
-"""Hypothesis fuzz of every provider's parser, through the receiver: no payload ever yields a 5xx.
+"""Hypothesis fuzz of every provider's parser, through the receiver: no payload ever yields a 5xx or junk.
 
 Payloads are signed correctly, so the fuzz reaches the parsing behind verification:
 arbitrary JSON, and the realistic payloads with fields deleted or replaced by junk.
+Strings draw from all of Unicode including lone surrogates and control characters
+(what `json.loads` makes of `\\ud800` and `\\u0000` escapes), and every event the
+receiver enqueues must be usable by the worker (`tests.fuzz.junk_reason`).
+`python -m tests.fuzz` is the long-running version of this.
 """
 
 from __future__ import annotations
@@ -20,17 +24,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.adapters.providers import samples
-from worker.celery_app import create_celery
+from tests.fuzz import RecordingEnqueuer
 from worker.ingest.app import create_app
-from worker.ingest.enqueue import CeleryEnqueuer
+from worker.ingest.webhook import PayloadError, check_text
 from worker.tenants import parse_tenants
+
+# All of Unicode, lone surrogates included (hypothesis leaves category Cs out by default), and a
+# good share of the characters that must be refused or that sit right next to them.
+hostile_text = st.text(
+    st.characters(exclude_categories=())
+    | st.sampled_from(["\ud800", "\udfff", "\x00", "\x1f", "\x7f", "\x85", "\x9f", "\u2028", "\ufeff"]),
+    max_size=30,
+)
 
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False)
-    | st.text(max_size=30),
+    | hostile_text
+    | st.text(max_size=300).map(lambda text: text * 2),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
     ),
@@ -40,16 +53,15 @@ json_values = st.recursive(
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+ENQUEUER = RecordingEnqueuer()
+
+
 @pytest.fixture(scope="module")
 def client(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The real receiver on the real Redis; the enqueuer checks every event it is given."""
     tmp = tmp_path_factory.mktemp("fuzz")
     tenants = parse_tenants(samples.tenant_document(str(tmp)), "fuzz.yaml", tmp, samples.ENVIRON)
-    app = create_app(
-        tenants,
-        CeleryEnqueuer(create_celery(redis_url)),
-        redis.Redis.from_url(redis_url),
-        clock=lambda: samples.NOW,
-    )
+    app = create_app(tenants, ENQUEUER, redis.Redis.from_url(redis_url), clock=lambda: samples.NOW)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -89,11 +101,13 @@ def _documents(realistic: Any) -> st.SearchStrategy[Any]:
 
 
 def _post(client: TestClient, provider: str, body: bytes, headers: dict[str, str]) -> int:
+    junk_before = len(ENQUEUER.junk)
     response = client.post(f"/webhooks/acme/{provider}", content=body, headers=headers)
     assert response.status_code < 500, (response.status_code, response.text)
     assert response.status_code in (200, 400, 401), response.status_code
     if response.status_code == 400:
         assert response.json()["error"] != "unreadable payload", "a parser failed without naming the field"
+    assert ENQUEUER.junk[junk_before:] == [], "an event the worker cannot use was enqueued"
     return response.status_code
 
 
@@ -143,6 +157,18 @@ def test_teams_parser_never_fails_with_a_5xx(client, document):
             if isinstance(item, dict):
                 item["clientState"] = samples.TEAMS_STATE
     _post(client, "teams", json.dumps(document).encode(), {})
+
+
+@given(text=hostile_text)
+def test_check_text_passes_exactly_the_storable_strings(text):
+    storable = not any(
+        0xD800 <= ord(ch) <= 0xDFFF or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text
+    )
+    try:
+        assert check_text(text, "x") == text and storable
+        text.encode("utf-8")
+    except PayloadError as exc:
+        assert not storable and exc.field == "x"
 
 
 @FUZZ
