@@ -3,7 +3,8 @@
 Celery's `rate_limit` counts per worker; a CRM's limit counts per org. So every
 acquisition goes through one Lua script that reads the Redis server's clock, and
 every budget an API reports is stored where all workers (and `callmatch status`)
-read the latest figure.
+read the latest figure. A Redis failure on any of these paths is a RetryableError
+(service "redis", see adapters.redis_errors), never an unclassified exception.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Protocol
 
 import redis
 
-from adapters.errors import BudgetExhaustedError, RateLimitedError, RetryableError
+from adapters.errors import BudgetExhaustedError, RateLimitedError
+from adapters.redis_errors import redis_call
 
 RATELIMIT_PREFIX = "callmatch:ratelimit:"
 BUDGET_PREFIX = "callmatch:budget:"
@@ -149,14 +151,10 @@ class RedisRateLimiter:
         Redis being unreachable is a RetryableError, so the retry policy backs off as for the API.
         """
         member = os.urandom(8).hex()
-        try:
+        with redis_call(f"rate limiter {self.key}"):
             granted, now_us, wait_us = self._script(
                 keys=[self.redis_key], args=[self.limit, self._period_us, member]
             )
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            raise RetryableError(
-                "redis", f"rate limiter {self.key} unavailable: {type(error).__name__}"
-            ) from error
         return Acquisition(
             granted=bool(int(granted)), wait=int(wait_us) / 1_000_000, server_time_us=int(now_us)
         )
@@ -189,7 +187,8 @@ class RedisRateLimiter:
 
     def reset(self) -> None:
         """Forget every grant of this key (operator action, tests)."""
-        self._redis.delete(self.redis_key)
+        with redis_call(f"rate limiter {self.key}"):
+            self._redis.delete(self.redis_key)
 
 
 @dataclass(frozen=True)
@@ -243,14 +242,17 @@ class ApiBudget:
         """Store the latest usage the API reported (e.g. ``api-usage=1234/15000`` -> 1234, 15000)."""
         if limit < 0 or used < 0:
             raise ValueError(f"budget figures must not be negative: used={used} limit={limit}")
-        self._script(keys=[self.redis_key], args=[int(used), int(limit), BUDGET_TTL_SECONDS])
+        with redis_call(f"budget {self.key}"):
+            self._script(keys=[self.redis_key], args=[int(used), int(limit), BUDGET_TTL_SECONDS])
 
     def record_remaining(self, remaining: int, limit: int) -> None:
         """Store a figure reported as remaining (HubSpot ``X-HubSpot-RateLimit-Daily-Remaining``)."""
         self.record(max(limit - remaining, 0), limit)
 
     def snapshot(self) -> BudgetSnapshot | None:
-        return _snapshot(self.key, self._redis.hgetall(self.redis_key))
+        with redis_call(f"budget {self.key}"):
+            raw = self._redis.hgetall(self.redis_key)
+        return _snapshot(self.key, raw)
 
     def remaining(self) -> tuple[int, int] | None:
         """(remaining, limit) from the latest report, or None before any report."""
@@ -268,10 +270,11 @@ class ApiBudget:
         """
         if not 0.0 <= reserve_fraction <= 1.0:
             raise ValueError(f"reserve_fraction must be within [0, 1], got {reserve_fraction}")
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(self.redis_key)
-        pipe.time()
-        raw, (seconds, micros) = pipe.execute()
+        with redis_call(f"budget {self.key}"):
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hgetall(self.redis_key)
+            pipe.time()
+            raw, (seconds, micros) = pipe.execute()
         snap = _snapshot(self.key, raw)
         if snap is None:
             return
@@ -311,7 +314,10 @@ def parse_hubspot_daily(headers: Mapping[str, str]) -> tuple[int, int] | None:
 
 
 def all_budgets(redis_client: redis.Redis) -> list[BudgetSnapshot]:
-    """Every recorded budget, sorted by key (for `callmatch status`)."""
+    """Every recorded budget, sorted by key (for `callmatch status`).
+
+    Not an API call path: Redis errors stay Redis errors, which the CLI reports as such.
+    """
     found: list[BudgetSnapshot] = []
     for redis_key in redis_client.scan_iter(match=BUDGET_PREFIX + "*", count=200):
         name = _text(redis_key)

@@ -2,7 +2,9 @@
 
 The adapter base classifies each response once; this module decides what that
 class means: back off (retry), wait what the API asked (rate-limited), refresh the
-session once (credentials), or stop (fatal, daily limit, our own budget reserve).
+session (credentials), or stop (fatal, daily limit, our own budget reserve).
+A `redis.RedisError` that reaches it unclassified is a RetryableError of service
+"redis": shared infrastructure that is briefly away, not a request that can never work.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import redis
 from tenacity import RetryCallState, Retrying, stop_after_attempt
 
 from adapters.errors import (
@@ -25,8 +28,15 @@ from adapters.errors import (
     ResponseAction,
     RetryableError,
 )
+from adapters.redis_errors import redis_failure
 
 T = TypeVar("T")
+
+DEFAULT_POST_REFRESH_REJECTIONS = 3
+"""Rejections in a row right after a refresh before the credentials count as revoked.
+
+With several workers, another one may rotate the session between our refresh and
+our request; one rejection right after a refresh is no proof the credentials are bad."""
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +105,20 @@ def call_with_retries(
     on_failure: Callable[[RetryEvent], None] | None = None,
     rng: random.Random | None = None,
     max_total_wait: float | None = None,
+    max_post_refresh_rejections: int = DEFAULT_POST_REFRESH_REJECTIONS,
 ) -> T:
     """Call `fn` until it succeeds or its classified error says to stop; re-raise that error.
 
-    - RetryableError: exponential backoff with full jitter.
+    - RetryableError, and a bare `redis.RedisError` (raised as RetryableError of service
+      "redis"): exponential backoff with full jitter.
     - RateLimitedError: wait `retry_after` when given and at most `max_rate_limit_wait`;
       re-raise at once when longer (the task reschedules itself with `retry_after`) or daily;
       without `retry_after`, back off.
     - BudgetExhaustedError (our reserve): re-raise at once.
     - CredentialsExpiredError: call `refresh()` and retry at once; without `refresh` it is
-      re-raised; an expiry right after a refresh raises FatalError (credentials revoked).
+      re-raised. An expiry right after a refresh (another worker may have rotated the
+      session in between) backs off, refreshes again and retries; the
+      `max_post_refresh_rejections`-th such expiry in a row raises FatalError (revoked).
     - FatalError and anything unclassified: re-raise at once.
     After `max_attempts` calls, or when the next wait would take the total past
     `max_total_wait`, the last error is re-raised as is (never tenacity's RetryError).
@@ -112,9 +126,13 @@ def call_with_retries(
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+    if max_post_refresh_rejections < 1:
+        raise ValueError(f"max_post_refresh_rejections must be at least 1, got {max_post_refresh_rejections}")
     record = attempts if attempts is not None else Attempts()
     jitter = rng if rng is not None else random.Random()
     refreshed_last = [False]
+    # Consecutive expiries right after a refresh; 0 when the last failure was anything else.
+    rejections = [0]
     planned: dict[int, float] = {}
 
     def decide(error: BaseException, attempt: int) -> float | None:
@@ -135,26 +153,40 @@ def call_with_retries(
                 return wait if wait <= max_rate_limit_wait else None
             return backoff_delay(attempt, base_delay, max_delay, jitter)
         if isinstance(error, CredentialsExpiredError):
-            return None if refresh is None else 0.0
+            if refresh is None:
+                return None
+            # The first expiry refreshes at once; one right after a refresh gives the
+            # worker that rotated the session time to publish it.
+            return backoff_delay(rejections[0], base_delay, max_delay, jitter) if rejections[0] else 0.0
         if isinstance(error, RetryableError):
             return backoff_delay(attempt, base_delay, max_delay, jitter)
         return None
 
+    def classified() -> T:
+        try:
+            return fn()
+        except redis.RedisError as error:
+            raise redis_failure(error, f"during a {service} call") from error
+
     def attempt_once() -> T:
         record.count += 1
         try:
-            return fn()
+            return classified()
         except BaseException as error:
             record.errors.append(type(error).__name__)
             if isinstance(error, RateLimitedError):
                 record.rate_limited += 1
             if isinstance(error, CredentialsExpiredError) and refreshed_last[0]:
-                raise FatalError(
-                    error.service,
-                    "credentials rejected again right after a refresh",
-                    status=error.status,
-                    code=error.code,
-                ) from error
+                rejections[0] += 1
+                if rejections[0] >= max_post_refresh_rejections:
+                    raise FatalError(
+                        error.service,
+                        f"credentials rejected {rejections[0]} time(s) in a row right after a refresh",
+                        status=error.status,
+                        code=error.code,
+                    ) from error
+            else:
+                rejections[0] = 0
             raise
         finally:
             refreshed_last[0] = False

@@ -21,15 +21,16 @@ MAX_RETRY_COUNTDOWN_SECONDS = int(os.environ.get("CALLMATCH_MAX_RETRY_COUNTDOWN_
 VISIBILITY_TIMEOUT_SECONDS = int(
     os.environ.get("CALLMATCH_VISIBILITY_TIMEOUT_SECONDS", str(MAX_RETRY_COUNTDOWN_SECONDS * 2))
 )
-if VISIBILITY_TIMEOUT_SECONDS <= MAX_RETRY_COUNTDOWN_SECONDS:
-    raise ValueError(
-        "CALLMATCH_VISIBILITY_TIMEOUT_SECONDS must be longer than CALLMATCH_MAX_RETRY_COUNTDOWN_SECONDS,"
-        " or Redis redelivers a task that is only waiting for its retry"
-    )
 # How often a worker looks for messages a dead worker left unacknowledged (one ZRANGE).
 UNACKED_RESTORE_INTERVAL_SECONDS = int(os.environ.get("CALLMATCH_UNACKED_RESTORE_INTERVAL_SECONDS", "10"))
 # A stage that runs longer than this is killed (its message is redelivered; the sweep also sees it).
 HARD_TIME_LIMIT_SECONDS = int(os.environ.get("CALLMATCH_HARD_TIME_LIMIT_SECONDS", "150"))
+if max(MAX_RETRY_COUNTDOWN_SECONDS, HARD_TIME_LIMIT_SECONDS) >= VISIBILITY_TIMEOUT_SECONDS:
+    raise ValueError(
+        "CALLMATCH_VISIBILITY_TIMEOUT_SECONDS must be longer than CALLMATCH_MAX_RETRY_COUNTDOWN_SECONDS and"
+        " CALLMATCH_HARD_TIME_LIMIT_SECONDS, or Redis redelivers a task that is only waiting for its retry"
+        " or still running, and the stage runs twice"
+    )
 SOFT_TIME_LIMIT_SECONDS = max(1, HARD_TIME_LIMIT_SECONDS - max(1, HARD_TIME_LIMIT_SECONDS // 5))
 # A call whose owed stage has made no progress for this long is re-enqueued by the sweep: longer
 # than the longest stage, so a live task is never doubled, short enough that a lost message costs
@@ -62,6 +63,9 @@ def celery_config(url: str) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A task running when the broker connection drops keeps running: its message is redelivered
+        # and every stage is idempotent (the write under a per-call lock), so nothing is doubled.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_soft_time_limit": SOFT_TIME_LIMIT_SECONDS,
         "task_time_limit": HARD_TIME_LIMIT_SECONDS,
         "broker_transport_options": {
@@ -73,6 +77,8 @@ def celery_config(url: str) -> dict[str, Any]:
         "result_expires": 24 * 3600,
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
+        # Workers outlive any Redis outage: they keep reconnecting instead of exiting after 100 tries.
+        "broker_connection_max_retries": None,
         "broker_connection_timeout": 2,
         "enable_utc": True,
         "timezone": "UTC",

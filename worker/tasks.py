@@ -39,6 +39,7 @@ from worker.celery_app import (
     STALL_SECONDS,
     SWEEP_INTERVAL_SECONDS,
     app,
+    create_celery,
     redis_url,
 )
 from worker.clock import process_clock
@@ -49,6 +50,7 @@ from worker.ingest.enrich import complete_event
 from worker.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
 from worker.service import BusyError, NotReadyError, Pipeline, UnknownTenantError
 from worker.store import CallStore, RecordNotFoundError, Stage
+from worker.sweep import celery_stage_sender, start_sweeper, sweep_once
 from worker.tenants import Tenant, TenantsError, TenantsSource, default_tenants_path
 
 FETCH_TASK = "callmatch.fetch"
@@ -70,9 +72,9 @@ def _env_float(name: str, default: float) -> float:
 MAX_RETRIES = int(os.environ.get("CALLMATCH_MAX_RETRIES", "8"))
 REFRESH_INTERVAL_SECONDS = _env_float("CALLMATCH_REFRESH_INTERVAL_SECONDS", 3600.0)
 
-BEAT_LOOP_SECONDS = max(1.0, min(REFRESH_INTERVAL_SECONDS, SWEEP_INTERVAL_SECONDS, 60.0))
+BEAT_LOOP_SECONDS = max(1.0, min(REFRESH_INTERVAL_SECONDS, 60.0))
 app.conf.update(
-    beat_scheduler="redbeat.RedBeatScheduler",
+    beat_scheduler="worker.beat:Scheduler",
     redbeat_redis_url=redis_url(),
     redbeat_key_prefix="callmatch:redbeat",
     # The lock is renewed every loop; a beat that died frees it after this long.
@@ -83,11 +85,6 @@ app.conf.update(
             "task": REFRESH_DUE_TASK,
             "schedule": REFRESH_INTERVAL_SECONDS,
             "options": {"expires": max(REFRESH_INTERVAL_SECONDS, 1.0)},
-        },
-        "sweep-stalled-calls": {
-            "task": SWEEP_TASK,
-            "schedule": SWEEP_INTERVAL_SECONDS,
-            "options": {"expires": max(SWEEP_INTERVAL_SECONDS, 1.0)},
         },
     },
 )
@@ -151,6 +148,16 @@ def _json_logs(**_: Any) -> None:
 def _check_worker_tenants(**_: Any) -> None:
     source = check_tenants_or_exit("worker")
     start_heartbeat("worker", source, redis_url())
+
+
+@signals.worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    """Every worker sweeps (one per round across the cluster): no call waits on beat being up."""
+    client = redis.Redis.from_url(
+        redis_url(), decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+    )
+    store = CallStore(client, process_clock(), stall_seconds=STALL_SECONDS)
+    start_sweeper(store, celery_stage_sender(create_celery(redis_url()), STAGE_TASKS), SWEEP_INTERVAL_SECONDS)
 
 
 @signals.beat_init.connect
@@ -295,6 +302,7 @@ def run_stage(
             "call_id": call_id,
             "stage": stage.value,
             "reason": reason,
+            "action": action,
             "countdown": round(countdown, 1),
         },
     )
@@ -386,14 +394,5 @@ def refresh_due(self: Task[Any, Any]) -> int:
 
 @app.task(name=SWEEP_TASK, bind=True, acks_late=True)
 def sweep(self: Task[Any, Any]) -> int:
-    """From beat: wake the owed stage of every call that made no progress by its deadline."""
-    store = pipeline().store
-    woken = 0
-    for tenant, call_id in store.stalled():
-        stage = store.revive_stalled(tenant, call_id)
-        if stage is None:
-            continue
-        app.send_task(STAGE_TASKS[stage], args=[tenant, call_id])
-        woken += 1
-        log.warning("stalled call woken", extra={"tenant": tenant, "call_id": call_id, "stage": stage.value})
-    return woken
+    """One sweep round on demand (workers also sweep on their own timer)."""
+    return sweep_once(pipeline().store, celery_stage_sender(app, STAGE_TASKS))

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
+from adapters.redis_errors import redis_call
 from worker.model import (
     Account,
     Activity,
@@ -76,21 +77,24 @@ class MemoryActivityLog:
 
 
 class RedisActivityLog:
-    """One Redis hash per tenant: call id -> the activity as JSON."""
+    """One Redis hash per tenant: call id -> the activity as JSON (Redis away: RetryableError)."""
 
     def __init__(self, client: redis.Redis, tenant: str):
         self.redis = client
         self.key = f"callmatch:scenario-crm:{tenant}:activities"
 
     def get(self, call_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(self.key, call_id)
+        with redis_call("scenario activity log"):
+            raw = self.redis.hget(self.key, call_id)
         return None if raw is None else dict(json.loads(raw))
 
     def put(self, call_id: str, activity: dict[str, Any]) -> None:
-        self.redis.hset(self.key, call_id, json.dumps(activity))
+        with redis_call("scenario activity log"):
+            self.redis.hset(self.key, call_id, json.dumps(activity))
 
     def all(self) -> list[dict[str, Any]]:
-        entries = self.redis.hgetall(self.key)
+        with redis_call("scenario activity log"):
+            entries = self.redis.hgetall(self.key)
         return [dict(json.loads(entries[k])) for k in sorted(entries)]
 
 

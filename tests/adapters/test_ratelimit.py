@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -21,6 +22,7 @@ from adapters.ratelimit import (
     parse_hubspot_daily,
     parse_sforce_limit_info,
 )
+from tests.adapters.crm.redis_down import stoppable_redis
 
 
 def client_of(fixture: object) -> redis.Redis:
@@ -365,6 +367,35 @@ def test_unreachable_redis_is_retryable() -> None:
 
     assert raised.value.service == "redis"
     client.close()
+
+
+_AFTER_REDIS_STOPPED: dict[str, Callable[[RedisRateLimiter, ApiBudget], object]] = {
+    "limiter acquire": lambda limiter, _: limiter.acquire(timeout=0),
+    "limiter try_acquire": lambda limiter, _: limiter.try_acquire(),
+    "limiter reset": lambda limiter, _: limiter.reset(),
+    "budget record": lambda _, budget: budget.record(11, 100),
+    "budget record_remaining": lambda _, budget: budget.record_remaining(89, 100),
+    "budget check": lambda _, budget: budget.check(0.1),
+    "budget remaining": lambda _, budget: budget.remaining(),
+}
+
+
+@pytest.mark.parametrize("use", list(_AFTER_REDIS_STOPPED), ids=list(_AFTER_REDIS_STOPPED))
+def test_a_redis_stopped_under_a_worker_is_retryable(use: str) -> None:
+    """Redis killed after the worker connected (the chaos run): every access is RetryableError("redis")."""
+    with stoppable_redis() as server:
+        limiter = RedisRateLimiter(server.client, "salesforce:tenant-a:requests", limit=5, period_seconds=1)
+        budget = ApiBudget(server.client, "salesforce:tenant-a:daily")
+        limiter.acquire(timeout=0)
+        budget.record(10, 100)
+        budget.check(0.1)
+        server.stop()
+
+        with pytest.raises(RetryableError) as raised:
+            _AFTER_REDIS_STOPPED[use](limiter, budget)
+
+    assert raised.value.service == "redis"
+    assert isinstance(raised.value.__cause__, redis.RedisError)
 
 
 def test_stale_refusal_lets_a_probe_through(redis_client: object) -> None:

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+import redis
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,13 @@ from adapters.errors import (
     ResponseAction,
     RetryableError,
 )
-from adapters.retry import Attempts, RetryEvent, backoff_delay, call_with_retries
+from adapters.retry import (
+    DEFAULT_POST_REFRESH_REJECTIONS,
+    Attempts,
+    RetryEvent,
+    backoff_delay,
+    call_with_retries,
+)
 
 
 class Script:
@@ -187,24 +194,103 @@ def test_expired_credentials_refresh_once_then_retry_at_once() -> None:
     assert clock.sleeps == []
 
 
-def test_second_expiry_in_a_row_is_fatal() -> None:
-    second = expired()
-    fn, refreshes, attempts = Script(expired(), second), [], Attempts()
+def test_expiry_right_after_a_refresh_backs_off_refreshes_again_and_succeeds() -> None:
+    """Another worker may rotate the session between our refresh and our request."""
+    fn, clock, attempts = Script(expired(), expired(), expired()), Clock(), Attempts()
+    refreshes: list[int] = []
+
+    result = call_with_retries(
+        fn,
+        service="salesforce",
+        refresh=lambda: refreshes.append(fn.calls),
+        base_delay=0.5,
+        sleep=clock.sleep,
+        attempts=attempts,
+        rng=random.Random(7),
+    )
+
+    assert result == "ok"
+    assert DEFAULT_POST_REFRESH_REJECTIONS == 3
+    assert fn.calls == 4 and refreshes == [1, 2, 3] and attempts.refreshes == 3
+    first, *after_refresh = attempts.delays
+    assert first == 0.0, "the first expiry refreshes at once"
+    assert len(after_refresh) == 2
+    assert 0.0 < after_refresh[0] <= 0.5 and 0.0 < after_refresh[1] <= 1.0, "then backs off, with jitter"
+    assert clock.sleeps == after_refresh
+
+
+@pytest.mark.parametrize("allowed", [1, 2, 3, 4])
+def test_expiry_right_after_a_refresh_is_fatal_after_the_configured_count(allowed: int) -> None:
+    outcomes = [expired() for _ in range(allowed + 1)]
+    last = outcomes[-1]
+    fn, refreshes, attempts = Script(*outcomes), [], Attempts()
 
     with pytest.raises(FatalError) as raised:
         call_with_retries(
             fn,
             service="salesforce",
+            max_attempts=10,
             refresh=lambda: refreshes.append(1),
             sleep=Clock().sleep,
             attempts=attempts,
+            max_post_refresh_rejections=allowed,
         )
 
-    assert raised.value.__cause__ is second
+    assert raised.value.__cause__ is last
     assert raised.value.code == "INVALID_SESSION_ID"
-    assert fn.calls == 2
-    assert refreshes == [1]
-    assert attempts.errors == ["CredentialsExpiredError", "CredentialsExpiredError"]
+    assert fn.calls == allowed + 1
+    assert len(refreshes) == allowed
+    assert attempts.errors == ["CredentialsExpiredError"] * (allowed + 1)
+
+
+def test_post_refresh_rejections_count_only_in_a_row() -> None:
+    """An unrelated failure between two rejections starts the count again."""
+    fn = Script(expired(), expired(), retryable(), expired(), expired())
+    refreshes: list[int] = []
+
+    result = call_with_retries(
+        fn,
+        service="salesforce",
+        max_attempts=10,
+        refresh=lambda: refreshes.append(1),
+        sleep=Clock().sleep,
+        max_post_refresh_rejections=2,
+    )
+
+    assert result == "ok" and fn.calls == 6 and len(refreshes) == 4
+
+
+def test_post_refresh_rejections_must_be_allowed_at_least_once() -> None:
+    with pytest.raises(ValueError, match="max_post_refresh_rejections"):
+        call_with_retries(Script(), service="salesforce", max_post_refresh_rejections=0)
+
+
+def test_a_bare_redis_error_is_retried_as_retryable() -> None:
+    """Redis restarting under a worker is transient infrastructure, not a request that cannot work."""
+    fn, clock, attempts = (
+        Script(redis.ConnectionError("reset"), redis.TimeoutError("slow")),
+        Clock(),
+        Attempts(),
+    )
+
+    assert call_with_retries(fn, service="salesforce", sleep=clock.sleep, attempts=attempts) == "ok"
+
+    assert fn.calls == 3
+    assert attempts.errors == ["RetryableError", "RetryableError"]
+    assert len(clock.sleeps) == 2
+
+
+def test_a_persistent_redis_error_ends_retryable_of_service_redis() -> None:
+    cause = redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+    fn = Script(redis.ConnectionError("refused"), redis.ResponseError("LOADING"), cause)
+
+    with pytest.raises(RetryableError) as raised:
+        call_with_retries(fn, service="hubspot", max_attempts=3, sleep=Clock().sleep)
+
+    assert raised.value.service == "redis"
+    assert raised.value.__cause__ is cause
+    assert "127.0.0.1" not in str(raised.value), "names the failure, not the server"
+    assert fn.calls == 3
 
 
 def test_expiry_after_an_unrelated_failure_may_refresh_again() -> None:
@@ -403,6 +489,7 @@ _KINDS = [
     "budget",
     "expired",
     "fatal",
+    "redis",
 ]
 
 
@@ -416,23 +503,28 @@ def _make(kind: str, after: float) -> BaseException:
         "budget": lambda: BudgetExhaustedError("svc", "reserve", retry_after=5.0, daily=True),
         "expired": lambda: CredentialsExpiredError("svc", "401", status=401),
         "fatal": lambda: FatalError("svc", "400", status=400),
+        "redis": lambda: redis.ConnectionError("Connection refused"),
     }[kind]()
 
 
-def _expected(kinds: list[str], max_attempts: int, with_refresh: bool) -> tuple[int, str, int]:
+def _expected(kinds: list[str], max_attempts: int, with_refresh: bool, allowed: int) -> tuple[int, str, int]:
     """(calls, outcome class name or "ok", refreshes) as the docstring of call_with_retries states it."""
-    refreshes, refreshed_last = 0, False
+    refreshes, refreshed_last, rejections = 0, False, 0
     for calls, kind in enumerate([*kinds, "ok"], start=1):
         if kind == "ok":
             return calls, "ok", refreshes
         if kind == "expired" and refreshed_last:
-            return calls, "FatalError", refreshes
+            rejections += 1
+            if rejections >= allowed:
+                return calls, "FatalError", refreshes
+        else:
+            rejections = 0
         refreshed_last = False
-        retried = kind in ("retryable", "rate_limited", "rate_limited_after") or (
+        retried = kind in ("retryable", "rate_limited", "rate_limited_after", "redis") or (
             kind == "expired" and with_refresh
         )
         if not retried or calls == max_attempts:
-            return calls, type(_make(kind, 0.0)).__name__, refreshes
+            return calls, "RetryableError" if kind == "redis" else type(_make(kind, 0.0)).__name__, refreshes
         if kind == "expired":
             refreshes += 1
             refreshed_last = True
@@ -445,13 +537,14 @@ def _expected(kinds: list[str], max_attempts: int, with_refresh: bool) -> tuple[
     after=st.floats(min_value=0.0, max_value=60.0),
     max_attempts=st.integers(min_value=1, max_value=6),
     with_refresh=st.booleans(),
+    allowed=st.integers(min_value=1, max_value=3),
 )
 def test_policy_matches_its_statement(
-    kinds: list[str], after: float, max_attempts: int, with_refresh: bool
+    kinds: list[str], after: float, max_attempts: int, with_refresh: bool, allowed: int
 ) -> None:
     fn = Script(*[_make(kind, after) for kind in kinds])
     clock, attempts, refreshes = Clock(), Attempts(), []
-    calls, outcome, expected_refreshes = _expected(kinds, max_attempts, with_refresh)
+    calls, outcome, expected_refreshes = _expected(kinds, max_attempts, with_refresh, allowed)
 
     try:
         result = call_with_retries(
@@ -462,6 +555,7 @@ def test_policy_matches_its_statement(
             sleep=clock.sleep,
             attempts=attempts,
             rng=random.Random(0),
+            max_post_refresh_rejections=allowed,
         )
         got = "ok" if result == "ok" else "?"
     except ExternalError as error:

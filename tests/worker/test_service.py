@@ -57,6 +57,7 @@ def test_event_to_activity_once_however_often_written(pipeline: Pipeline) -> Non
     assert not pipeline.accept(event())[1]
     pipeline.fetch("demo", "aircall:812731")
     decision = pipeline.decide("demo", "aircall:812731")
+    assert decision is not None
     assert (decision.case.value, decision.opportunity_id, decision.account_id) == (
         "activity_contact",
         "O1",
@@ -95,7 +96,7 @@ def test_override_locks_fields_and_survives_refresh(pipeline: Pipeline) -> None:
     pipeline.decide("demo", "aircall:812731")
     pipeline.override("demo", "aircall:812731", opportunity_id="O-manual")
     refreshed = pipeline.decide("demo", "aircall:812731")
-    assert refreshed.opportunity_id == "O-manual"
+    assert refreshed is not None and refreshed.opportunity_id == "O-manual"
     assert any(e.rule == "R4" for e in refreshed.trace)
 
 
@@ -109,6 +110,7 @@ def test_no_opportunity_schedules_a_refresh_until_the_window_closes(pipeline: Pi
     ev = event("aircall:lonely")
     lonely = CallEvent.from_json({**ev.to_json(), "participants": [{"email": "stranger@nowhere.example"}]})
     pipeline.accept(lonely)
-    assert pipeline.decide("demo", "aircall:lonely").opportunity_id is None
+    decision = pipeline.decide("demo", "aircall:lonely")
+    assert decision is not None and decision.opportunity_id is None
     assert pipeline.store.due_refreshes(NOW + dt.timedelta(days=1)) == [("demo", "aircall:lonely")]
     assert lonely.kind is CallKind.CALL

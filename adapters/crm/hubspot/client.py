@@ -6,7 +6,9 @@ urllib3 retries are off, every response is classified here once into
 adapters.errors, and `call_with_retries` decides what to do. Each request first
 takes a slot in the tenant's Redis-shared 10-second limiter (and the search
 limiter for search), and the daily figures HubSpot reports in
-`X-HubSpot-RateLimit-*` headers go into the tenant's `ApiBudget`.
+`X-HubSpot-RateLimit-*` headers go into the tenant's `ApiBudget`. An OAuth app's
+access token comes from a SessionStore: with Redis, one refresh per tenant across
+all workers (adapters.sessions); a private app's token is static and never shared.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from adapters.errors import (
     RetryableError,
 )
 from adapters.ratelimit import ApiBudget, Limiter, NullLimiter, RedisRateLimiter
-from adapters.retry import Attempts, RetryEvent, call_with_retries
+from adapters.redis_errors import redis_call
+from adapters.retry import DEFAULT_POST_REFRESH_REJECTIONS, Attempts, RetryEvent, call_with_retries
+from adapters.sessions import LocalSessions, RedisSessions, Session, SessionSettings, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,18 @@ class HubSpotSettings:
     max_rate_limit_wait: float = 30.0
     budget_reserve: float = 0.1
     refresh_margin: float = 60.0
+    max_post_refresh_rejections: int = DEFAULT_POST_REFRESH_REJECTIONS
+    """401s in a row right after a refresh before the app's credentials count as revoked."""
     burst_floor: int = 2
     """When HubSpot says this many requests or fewer are left in its window, pause (see Cooldown)."""
 
 
 class TokenSource:
-    """The tenant's access token; with an OAuth app it is refreshed before `expires_in` runs out."""
+    """The tenant's access token; with an OAuth app it is refreshed before `expires_in` runs out.
+
+    `refreshes` counts tokens this process asked HubSpot for, `adoptions` tokens it took
+    from another worker's refresh (the shared session store).
+    """
 
     def __init__(
         self,
@@ -118,9 +128,11 @@ class TokenSource:
         self.margin = margin
         self._clock = clock
         self._token = access_token
+        self._issued_us = 0
         self._expires_at = None if expires_in is None else clock() + expires_in
         self._lock = threading.Lock()
         self.refreshes = 0
+        self.adoptions = 0
 
     @property
     def can_refresh(self) -> bool:
@@ -137,11 +149,23 @@ class TokenSource:
         with self._lock:
             return self._token
 
-    def store(self, token: str, expires_in: float) -> None:
+    def session(self) -> Session | None:
+        """The token with its place in the order of sessions (to name it if HubSpot rejects it)."""
         with self._lock:
-            self._token = token
-            self._expires_at = self._clock() + expires_in
-            self.refreshes += 1
+            if self._token is None:
+                return None
+            return Session(token=self._token, issued_us=self._issued_us)
+
+    def install(self, session: Session, *, fetched: bool) -> None:
+        """Use `session` from now on; `fetched` when this process asked HubSpot for it."""
+        with self._lock:
+            self._token = session.token
+            self._issued_us = session.issued_us
+            self._expires_at = None if session.expires_in is None else self._clock() + session.expires_in
+            if fetched:
+                self.refreshes += 1
+            else:
+                self.adoptions += 1
 
 
 class Cooldown:
@@ -171,12 +195,14 @@ class RedisCooldown(Cooldown):
 
     def start(self, seconds: float) -> None:
         millis = max(int(seconds * 1000), 1)
-        current = self._redis.pttl(self._key)
-        if not isinstance(current, int) or current < millis:
-            self._redis.set(self._key, "1", px=millis)
+        with redis_call(f"cooldown {self._key}"):
+            current = self._redis.pttl(self._key)
+            if not isinstance(current, int) or current < millis:
+                self._redis.set(self._key, "1", px=millis)
 
     def remaining(self) -> float:
-        left = self._redis.pttl(self._key)
+        with redis_call(f"cooldown {self._key}"):
+            left = self._redis.pttl(self._key)
         return left / 1000 if isinstance(left, int) and left > 0 else 0.0
 
 
@@ -189,6 +215,7 @@ class ClientStats:
     rate_limited: int = 0
     retries: int = 0
     refreshes: int = 0
+    adoptions: int = 0
     last_attempts: Attempts | None = None
     burst_remaining: int | None = None
 
@@ -263,9 +290,11 @@ class HubSpotClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         on_failure: Callable[[RetryEvent], None] | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.settings = settings
         self.tokens = tokens
+        self.sessions: SessionStore = sessions if sessions is not None else LocalSessions()
         self.limiter: Limiter = limiter or NullLimiter()
         self.search_limiter: Limiter = search_limiter or NullLimiter()
         self.budget = budget
@@ -290,11 +319,20 @@ class HubSpotClient:
         settings: HubSpotSettings,
         tokens: TokenSource,
         redis_client: redis.Redis,
+        *,
+        session_settings: SessionSettings | None = None,
         **kwargs: Any,
     ) -> HubSpotClient:
-        """The production wiring: limits and the daily budget shared by all workers through Redis."""
+        """The production wiring: limits, the daily budget and an OAuth app's token shared by all
+        workers through Redis (a private app's token is static: nothing to share)."""
         sleep = kwargs.get("sleep", time.sleep)
         prefix = f"hubspot:{settings.tenant}"
+        if tokens.can_refresh and "sessions" not in kwargs:
+            # The lock outlives the slowest token request, so a slow refresh is never joined by a second.
+            lock_ttl = max(SessionSettings.lock_ttl, settings.connect_timeout + settings.read_timeout + 5.0)
+            kwargs["sessions"] = RedisSessions(
+                redis_client, prefix, session_settings or SessionSettings(lock_ttl=lock_ttl)
+            )
         return cls(
             settings,
             tokens,
@@ -335,12 +373,17 @@ class HubSpotClient:
         if meter is not None:
             meter(route)
         attempts = Attempts()
+        used: list[Session | None] = [None]
+
+        def refresh() -> None:
+            self._renew(used[0])
+
         try:
             return call_with_retries(
-                lambda: self._once(route, call, search, missing_ok),
+                lambda: self._once(route, call, search, missing_ok, used),
                 service=SERVICE,
                 max_attempts=self.settings.max_attempts,
-                refresh=self.refresh_token if self.tokens.can_refresh else None,
+                refresh=refresh if self.tokens.can_refresh else None,
                 base_delay=self.settings.base_delay,
                 max_delay=self.settings.max_delay,
                 max_rate_limit_wait=self.settings.max_rate_limit_wait,
@@ -348,6 +391,7 @@ class HubSpotClient:
                 attempts=attempts,
                 on_failure=self.on_failure,
                 rng=self.rng,
+                max_post_refresh_rejections=self.settings.max_post_refresh_rejections,
             )
         finally:
             with self._stats_lock:
@@ -356,19 +400,28 @@ class HubSpotClient:
                 self.stats.rate_limited += attempts.rate_limited
 
     def _once(
-        self, route: str, call: Callable[[dict[str, Any]], Any], search: bool, missing_ok: bool = False
+        self,
+        route: str,
+        call: Callable[[dict[str, Any]], Any],
+        search: bool,
+        missing_ok: bool = False,
+        used: list[Session | None] | None = None,
     ) -> JsonObject:
+        """One attempt; `used[0]` is set to the token it sends, the one to replace on a 401."""
         if self.budget is not None:
             self.budget.check(self.settings.budget_reserve)
         if self.tokens.needs_refresh():
-            self._refresh(only_if_needed=True)
+            self._renew(self.tokens.session(), only_if_due=True)
         pause = self.cooldown.remaining()
         if pause > 0:
             self.sleep(pause)
         if search:
             self.search_limiter.acquire(self.settings.acquire_timeout)
         self.limiter.acquire(self.settings.acquire_timeout)
-        token = self.tokens.current() or ""
+        session = self.tokens.session()
+        if used is not None:
+            used[0] = session
+        token = session.token if session is not None else ""
         kwargs: dict[str, Any] = {
             "_preload_content": False,
             "_request_timeout": (self.settings.connect_timeout, self.settings.read_timeout),
@@ -415,7 +468,17 @@ class HubSpotClient:
 
     def _note_limits(self, headers: Any) -> None:
         """HubSpot's own count: the daily figure feeds the budget; a nearly full 10-second
-        window (someone else spends this app's budget too) pauses every worker a little."""
+        window (someone else spends this app's budget too) pauses every worker a little.
+
+        This runs after HubSpot answered: Redis being away must not turn a delivered
+        response (perhaps a write) into a failure that is retried, so it is only logged.
+        """
+        try:
+            self._record_limits(headers)
+        except RetryableError as error:
+            log.warning("hubspot tenant %s: rate-limit headers not recorded: %s", self.settings.tenant, error)
+
+    def _record_limits(self, headers: Any) -> None:
         remaining = _header(headers, "X-HubSpot-RateLimit-Remaining")
         cap = _header(headers, "X-HubSpot-RateLimit-Max")
         interval = _header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
@@ -431,42 +494,67 @@ class HubSpotClient:
             self.budget.record_remaining(int(daily_left), int(daily))
 
     def refresh_token(self) -> None:
-        """After a 401: exchange the refresh token for a new access token."""
-        self._refresh(only_if_needed=False)
+        """After a 401 with the current token: a newer token, shared or fetched."""
+        self._renew(self.tokens.session())
 
-    def _refresh(self, *, only_if_needed: bool) -> None:
+    def _renew(self, held: Session | None, *, only_if_due: bool = False) -> None:
+        """Replace `held` (rejected, or due with `only_if_due`) by a newer token.
+
+        A token another thread of this process installed since `held` is used as is; the
+        session store does the same across workers and lets only one of them ask HubSpot.
+        """
         oauth = self.tokens.oauth
         if oauth is None:
             raise CredentialsExpiredError(SERVICE, "access token rejected and no OAuth app to refresh it")
         with self._refresh_lock:
-            if only_if_needed and not self.tokens.needs_refresh():
+            if only_if_due and not self.tokens.needs_refresh():
                 return
-            try:
-                response = self.oauth_tokens.create(
-                    grant_type="refresh_token",
-                    client_id=oauth.client_id,
-                    client_secret=oauth.client_secret,
-                    refresh_token=oauth.refresh_token,
-                    _preload_content=False,
-                    _request_timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            current = self.tokens.session()
+            if not only_if_due and current is not None and current.replaces(held):
+                return
+            fetched: list[Session] = []
+
+            def fetch() -> Session:
+                fetched.append(self._request_token(oauth))
+                return fetched[0]
+
+            session = self.sessions.renew(held, fetch, min_lifetime=self.tokens.margin)
+            self.tokens.install(session, fetched=bool(fetched))
+            if not fetched:
+                with self._stats_lock:
+                    self.stats.adoptions += 1
+                log.info(
+                    "hubspot tenant %s: adopted the token another worker refreshed", self.settings.tenant
                 )
-            except _API_EXCEPTIONS as error:
-                failure = classify(int(getattr(error, "status", 0) or 0), getattr(error, "body", None), None)
-                if isinstance(failure, CredentialsExpiredError) or failure.status == 400:
-                    raise FatalError(SERVICE, "refresh token rejected", status=failure.status) from None
-                raise failure from None
-            except (urllib3.exceptions.HTTPError, OSError) as error:
-                raise RetryableError(SERVICE, f"token refresh: {type(error).__name__}") from None
-            with self._stats_lock:
-                self.stats.attempts += 1
-                self.stats.by_route["POST /oauth/v1/token"] += 1
-                self.stats.refreshes += 1
-            try:
-                data = json.loads(response.data)
-            finally:
-                response.release_conn()
-            self.tokens.store(str(data["access_token"]), float(data.get("expires_in", 1800)))
-            log.info("hubspot token refreshed for tenant %s", self.settings.tenant)
+
+    def _request_token(self, oauth: OAuthApp) -> Session:
+        """One refresh-token grant; a refused one is fatal, a 5xx or network failure retryable."""
+        try:
+            response = self.oauth_tokens.create(
+                grant_type="refresh_token",
+                client_id=oauth.client_id,
+                client_secret=oauth.client_secret,
+                refresh_token=oauth.refresh_token,
+                _preload_content=False,
+                _request_timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            )
+        except _API_EXCEPTIONS as error:
+            failure = classify(int(getattr(error, "status", 0) or 0), getattr(error, "body", None), None)
+            if isinstance(failure, CredentialsExpiredError) or failure.status == 400:
+                raise FatalError(SERVICE, "refresh token rejected", status=failure.status) from None
+            raise failure from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise RetryableError(SERVICE, f"token refresh: {type(error).__name__}") from None
+        with self._stats_lock:
+            self.stats.attempts += 1
+            self.stats.by_route["POST /oauth/v1/token"] += 1
+            self.stats.refreshes += 1
+        try:
+            data = json.loads(response.data)
+        finally:
+            response.release_conn()
+        log.info("hubspot token refreshed for tenant %s", self.settings.tenant)
+        return Session(token=str(data["access_token"]), expires_in=float(data.get("expires_in", 1800)))
 
     # -- typed operations --------------------------------------------------------------------
     def batch_read(

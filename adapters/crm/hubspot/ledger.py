@@ -3,23 +3,27 @@
 HubSpot's search index lags writes by a few seconds, so a search alone cannot stop
 two workers (or a retry after a timed-out create) from writing the same call twice.
 The ledger serialises writers of one call id with a lock and remembers the object it
-created, so later writes update it without searching at all.
+created, so later writes update it without searching at all. Redis being away is a
+RetryableError (service "redis"): the write is tried again later, never buried.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 import redis
-from redis.exceptions import LockError
 
 from adapters.errors import RetryableError
+from adapters.redis_errors import redis_call
 
 LEDGER_PREFIX = "callmatch:hubspot:activity:"
 LEDGER_TTL_SECONDS = 400 * 24 * 3600
+
+log = logging.getLogger(__name__)
 
 
 class ActivityLedger(Protocol):
@@ -68,7 +72,8 @@ class RedisLedger:
         self.lock_timeout = lock_timeout
 
     def find(self, call_id: str) -> tuple[str, str] | None:
-        raw = self._redis.get(self._prefix + call_id)
+        with redis_call("hubspot activity ledger"):
+            raw = self._redis.get(self._prefix + call_id)
         if raw is None:
             return None
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -76,20 +81,28 @@ class RedisLedger:
         return (kind, object_id) if object_id else None
 
     def record(self, call_id: str, kind: str, object_id: str) -> None:
-        self._redis.set(self._prefix + call_id, f"{kind}:{object_id}", ex=LEDGER_TTL_SECONDS)
+        with redis_call("hubspot activity ledger"):
+            self._redis.set(self._prefix + call_id, f"{kind}:{object_id}", ex=LEDGER_TTL_SECONDS)
 
     def forget(self, call_id: str) -> None:
-        self._redis.delete(self._prefix + call_id)
+        with redis_call("hubspot activity ledger"):
+            self._redis.delete(self._prefix + call_id)
 
     @contextmanager
     def hold(self, call_id: str) -> Iterator[None]:
         lock = self._redis.lock(
             self._prefix + "lock:" + call_id, timeout=self.lock_timeout, blocking_timeout=self.lock_timeout
         )
-        if not lock.acquire():
+        with redis_call("hubspot activity ledger lock"):
+            acquired = lock.acquire()
+        if not acquired:
             raise RetryableError("hubspot", "another worker is still writing this call")
         try:
             yield
         finally:
-            with suppress(LockError):
+            # A lock we cannot release (expired, or Redis away) frees itself by its timeout;
+            # failing here would hide how the write itself ended.
+            try:
                 lock.release()
+            except redis.RedisError as error:
+                log.warning("hubspot activity ledger lock not released: %s", type(error).__name__)

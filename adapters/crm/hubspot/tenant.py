@@ -99,7 +99,8 @@ class HubSpotTenant:
         redis_client: redis.Redis | None = None,
         **client_options: Any,
     ) -> HubSpotTenant:
-        """With `redis_client`, limits, the daily budget and the W1 ledger are shared by all workers."""
+        """With `redis_client`, limits, the daily budget, the W1 ledger and an OAuth app's token
+        (refreshed by one worker at a time) are shared by all workers."""
         hs_settings = _settings(tenant, settings)
         tokens = _tokens(credentials, hs_settings.refresh_margin)
         if redis_client is not None:

@@ -4,13 +4,16 @@ simple-salesforce sets no timeout and raises its own exceptions; here every requ
 gets an explicit timeout, waits for the tenant's Redis-shared limiter, reports
 `Sforce-Limit-Info` to the tenant's API budget, and every failure is classified once
 into adapters.errors (retry / rate-limited / refresh credentials / fatal) before the
-shared retry policy (tenacity, jittered waits) decides what to do.
+shared retry policy (tenacity, jittered waits) decides what to do. Sessions come from
+a SessionStore: with Redis, one refresh per tenant across all workers, and a worker
+whose session was rejected adopts a newer one another worker already fetched.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +33,8 @@ from adapters.errors import (
     RetryableError,
 )
 from adapters.ratelimit import parse_sforce_limit_info
-from adapters.retry import Attempts, call_with_retries
+from adapters.retry import DEFAULT_POST_REFRESH_REJECTIONS, Attempts, call_with_retries
+from adapters.sessions import LocalSessions, Session, SessionStore
 
 SERVICE = "salesforce"
 MAX_SUBREQUESTS = 25
@@ -160,6 +164,7 @@ class RetrySettings:
     max_delay: float = 30.0
     max_rate_limit_wait: float = 60.0
     sleep: Callable[[float], None] = time.sleep
+    max_post_refresh_rejections: int = DEFAULT_POST_REFRESH_REJECTIONS
 
 
 @dataclass
@@ -187,6 +192,7 @@ class SalesforceClient:
         budget: Budget | None = None,
         reserve_fraction: float = 0.1,
         retry: RetrySettings | None = None,
+        sessions: SessionStore | None = None,
     ):
         self.tenant = tenant
         self.api_version = api_version
@@ -197,13 +203,21 @@ class SalesforceClient:
         self.usage = Usage()
         self.api_calls = 0
         self.refreshes = 0
+        self.adoptions = 0
         self.last_attempts = Attempts()
+        self.sessions: SessionStore = sessions if sessions is not None else LocalSessions()
         self.session = SalesforceSession(
-            timeout=timeout, verify=verify, limiter=limiter, on_usage=self._on_usage
+            timeout=timeout,
+            verify=verify,
+            limiter=limiter,
+            limiter_timeout=limiter_timeout,
+            on_usage=self._on_usage,
         )
-        self._sf: Salesforce | None = None
+        self._renew_lock = threading.Lock()
+        # The connection and the session it carries, replaced together (one attribute: never torn).
+        self._active: tuple[Salesforce, Session] | None = None
         if instance_url and access_token:
-            self._sf = self._connect(instance_url, access_token)
+            self._install(Session(token=access_token, instance_url=instance_url))
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -212,20 +226,59 @@ class SalesforceClient:
             instance_url=instance_url, session_id=access_token, session=self.session, version=self.api_version
         )
 
+    def _install(self, session: Session) -> None:
+        self._active = (self._connect(session.instance_url, session.token), session)
+
+    def _connection(self) -> tuple[Salesforce, Session]:
+        """The connection to use and the session it carries (the one to name if it is rejected)."""
+        active = self._active
+        if active is None:
+            self._renew(None)
+            active = self._active
+        assert active is not None
+        return active
+
     @property
     def sf(self) -> Salesforce:
-        if self._sf is None:
-            self.refresh()
-        assert self._sf is not None
-        return self._sf
+        return self._connection()[0]
 
     def refresh(self) -> None:
-        """A new session by the tenant's refresh token, else by login; neither is fatal."""
+        """Replace the current session: a newer one another worker fetched, else a token request."""
+        active = self._active
+        self._renew(None if active is None else active[1])
+
+    def _renew(self, rejected: Session | None) -> None:
+        """A session newer than `rejected` (None: none held yet), from the store or a token request.
+
+        In this process, a session another thread installed since `rejected` is used as is;
+        the store does the same across workers, and lets only one of them ask Salesforce.
+        """
         creds = self.credentials
         if creds is None:
             raise CredentialsExpiredError(
                 SERVICE, f"tenant {self.tenant}: session expired and no credentials"
             )
+        form = self._token_form(creds)
+        with self._renew_lock:
+            active = self._active
+            if active is not None and active[1] is not rejected:
+                return
+            fetched: list[Session] = []
+
+            def fetch() -> Session:
+                fetched.append(self._request_token(creds.token_url, form))
+                return fetched[0]
+
+            session = self.sessions.renew(rejected, fetch)
+            self._install(session)
+            if fetched:
+                log.info("salesforce tenant %s: new session (%d refreshes)", self.tenant, self.refreshes)
+            else:
+                self.adoptions += 1
+                log.info("salesforce tenant %s: adopted the session another worker refreshed", self.tenant)
+
+    def _token_form(self, creds: Credentials) -> dict[str, str]:
+        """The grant to ask for: OAuth refresh token when configured, else the password flow."""
         if creds.refresh_token:
             form = {
                 "grant_type": "refresh_token",
@@ -243,8 +296,12 @@ class SalesforceClient:
             }
         else:
             raise FatalError(SERVICE, f"tenant {self.tenant}: neither refresh token nor login configured")
+        return form
+
+    def _request_token(self, token_url: str, form: dict[str, str]) -> Session:
+        """One token request; a refused grant is fatal, a 5xx or network failure retryable."""
         try:
-            response = self.session.post(creds.token_url, data=form)
+            response = self.session.post(token_url, data=form)
         except requests.RequestException as error:
             raise classify(error, "token") from error
         if response.status_code != 200:
@@ -265,15 +322,19 @@ class SalesforceClient:
             )
         body = response.json()
         self.refreshes += 1
-        self._sf = self._connect(str(body["instance_url"]), str(body["access_token"]))
-        log.info("salesforce tenant %s: new session (%d refreshes)", self.tenant, self.refreshes)
+        return Session(token=str(body["access_token"]), instance_url=str(body["instance_url"]))
 
     # --- usage and budget ------------------------------------------------------------------------
 
     def _on_usage(self, used: int, limit: int) -> None:
+        """Bookkeeping after Salesforce answered: Redis being away must not turn a delivered
+        response (perhaps a write) into a failure that is retried; the next response reports again."""
         self.usage.used, self.usage.limit = used, limit
         if self.budget is not None:
-            self.budget.record(used, limit)
+            try:
+                self.budget.record(used, limit)
+            except RetryableError as error:
+                log.warning("salesforce tenant %s: API usage not recorded: %s", self.tenant, error)
 
     @property
     def remaining(self) -> int | None:
@@ -301,26 +362,35 @@ class SalesforceClient:
     def call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         """One API call with the budget check, classification and the shared retry policy."""
 
+        used: list[Session | None] = [None]
+
         def attempt() -> T:
             self._check_budget()
             try:
-                result = fn(self.sf)
+                sf, used[0] = self._connection()
+                result = fn(sf)
+            except ExternalError:
+                raise  # classified where it happened (limiter, budget, token request): keep its cause
             except Exception as error:
                 raise classify(error, what) from error
             self.api_calls += 1
             return result
+
+        def refresh() -> None:
+            self._renew(used[0])
 
         self.last_attempts = Attempts()
         return call_with_retries(
             attempt,
             service=SERVICE,
             max_attempts=self.retry.max_attempts,
-            refresh=self.refresh if self.credentials is not None else None,
+            refresh=refresh if self.credentials is not None else None,
             base_delay=self.retry.base_delay,
             max_delay=self.retry.max_delay,
             max_rate_limit_wait=self.retry.max_rate_limit_wait,
             sleep=self.retry.sleep,
             attempts=self.last_attempts,
+            max_post_refresh_rejections=self.retry.max_post_refresh_rejections,
         )
 
     def data_path(self, resource: str) -> str:

@@ -13,7 +13,8 @@ Built from a tenant's `crm` settings and credentials (worker.tenants.CrmConfig):
   `attendee_emails_field`, `task_start_field`).
 The tenant's `rate_limit` becomes a Redis-shared limiter (`burst` requests per
 `burst / per_second` seconds) so all workers together stay under it; the daily
-budget Salesforce reports is shared under `salesforce:<tenant>:daily`.
+budget Salesforce reports is shared under `salesforce:<tenant>:daily`, and the
+session under `salesforce:<tenant>` (adapters.sessions: one refresh at a time).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from adapters.crm.salesforce.adapter import SalesforceCrm
 from adapters.crm.salesforce.client import Credentials, RetrySettings, SalesforceClient
 from adapters.crm.salesforce.mapping import SalesforceSettings
 from adapters.ratelimit import ApiBudget, RedisRateLimiter
+from adapters.sessions import RedisSessions, SessionSettings
 from worker.tenants import Tenant
 
 _TEXT_FIELDS = tuple(
@@ -102,7 +104,8 @@ class SalesforceTenant:
             raise SalesforceConfigError(
                 "crm.credentials: need OAuth or login credentials, or an access_token"
             )
-        limiter = budget = None
+        limiter = budget = sessions = None
+        timeout = (_number(raw, "connect_timeout", 3.05), _number(raw, "read_timeout", 30.0))
         if redis_client is not None:
             rate = crm.rate_limit
             burst = max(1, int(rate.burst))
@@ -110,6 +113,11 @@ class SalesforceTenant:
                 redis_client, f"salesforce:{tenant.name}:requests", burst, burst / max(rate.per_second, 1e-3)
             )
             budget = ApiBudget(redis_client, f"salesforce:{tenant.name}:daily")
+            # The lock outlives the slowest token request, so a slow refresh is never joined by a second.
+            lock_ttl = max(SessionSettings.lock_ttl, sum(timeout) + 5.0)
+            sessions = RedisSessions(
+                redis_client, f"salesforce:{tenant.name}", SessionSettings(lock_ttl=lock_ttl)
+            )
         settings = settings_from(raw)
         client = SalesforceClient(
             tenant=tenant.name,
@@ -117,12 +125,13 @@ class SalesforceTenant:
             access_token=access_token,
             credentials=credentials,
             api_version=settings.api_version,
-            timeout=(_number(raw, "connect_timeout", 3.05), _number(raw, "read_timeout", 30.0)),
+            timeout=timeout,
             verify=raw.get("ca_file") or True,
             limiter=limiter,
             budget=budget,
             reserve_fraction=_number(raw, "reserve_fraction", 0.1),
             retry=retry,
+            sessions=sessions,
         )
         return cls(tenant.name, client, settings, tenant.policy.default_region)
 

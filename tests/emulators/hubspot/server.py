@@ -47,7 +47,8 @@ V3_ASSOCIATION_PAGE = 100
 class Fault:
     """A canned answer for the next matching requests (`path` is a substring, '' matches all).
 
-    Status 0 only delays the request, which is then served normally.
+    Status 0 only delays the request, which is then served normally; with `expire`, every
+    token issued so far expires first (so the request is answered 401 for real).
     """
 
     status: int
@@ -56,6 +57,7 @@ class Fault:
     path: str = ""
     remaining: int = 1
     delay: float = 0.0
+    expire: bool = False
 
 
 @dataclass
@@ -183,6 +185,18 @@ class HubSpotEmulator:
         """The next `count` matching requests are answered normally, `seconds` late (client timeouts)."""
         self.inject(Fault(0, {}, path=path, remaining=count, delay=seconds))
 
+    def issue_token(self) -> str:
+        """A new access token valid for `token_lifetime` (what the token endpoint hands out)."""
+        token = "emu-" + secrets.token_hex(12)
+        with self._lock:
+            self.tokens[token] = self.clock() + self.token_lifetime
+        return token
+
+    def expire_next(self, count: int = 1, path: str = "/crm/") -> None:
+        """The next `count` matching requests expire every token issued before them (a session
+        rotated or revoked elsewhere); tokens issued afterwards are valid until the next one."""
+        self.inject(Fault(0, {}, path=path, remaining=count, expire=True))
+
     def expire_tokens(self) -> None:
         """Every access token issued so far is now expired (401 EXPIRED_AUTHENTICATION)."""
         with self._lock:
@@ -248,6 +262,8 @@ class HubSpotEmulator:
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
+            if fault.expire:
+                self.expire_tokens()
             if fault.status:
                 raise ApiError(fault.status, fault.body, fault.headers)
         if path == "/oauth/v1/token":
@@ -337,11 +353,8 @@ class HubSpotEmulator:
             raise ApiError(
                 400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"}
             )
-        token = "emu-" + secrets.token_hex(12)
-        with self._lock:
-            self.tokens[token] = self.clock() + self.token_lifetime
         return {
-            "access_token": token,
+            "access_token": self.issue_token(),
             "refresh_token": self.refresh_token,
             "expires_in": self.token_lifetime,
             "token_type": "bearer",

@@ -12,7 +12,6 @@ from collections.abc import Callable
 import pytest
 
 from tests.adapters.providers import samples
-from tests.conftest import free_port
 from tests.worker.ingest.conftest import post, queued_events
 from worker.events import CallEvent
 from worker.model import CallKind, Direction, Person
