@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from worker import ops
+from worker.durability import durability
 from worker.service import Pipeline, UnknownTenantError
 from worker.store import RecordNotFoundError
 
@@ -140,13 +141,19 @@ def mount(
     app.include_router(admin_router(pipeline, token, send))
     app.include_router(dead_letter_router(pipeline, token, send))
 
-    @app.get("/readyz", summary="Ready to take webhooks: Redis answers and the tenants are loaded")
+    @app.get(
+        "/readyz",
+        summary="Ready to take webhooks: Redis answers and the tenants are loaded",
+        description="`durability` says what a 2xx is worth: `fsync-always` survives any crash, "
+        "`aof-everysec` a Redis crash, `none` nothing (see docs/operations.md).",
+    )
     def readyz() -> Any:
         try:
             redis_client.ping()
             tenants = len(pipeline().tenants)
+            level = durability(redis_client)
         except redis.RedisError:
             return _problem(503, "redis unreachable")
         if not tenants:
             return _problem(503, "no tenant configured")
-        return {"status": "ready", "tenants": tenants}
+        return {"status": "ready", "tenants": tenants, "durability": level.value}

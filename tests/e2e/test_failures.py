@@ -294,3 +294,18 @@ def test_worker_and_beat_refuse_a_bad_tenants_file_with_one_line(
     assert (
         len(lines) == 1 and str(bad) in lines[0] and f"tenant {TENANT}" in lines[0] and "crm.kind" in lines[0]
     )
+
+
+def test_a_2xx_survives_redis_being_killed_right_after_it(stack: Stack, redis_process: RedisProcess) -> None:
+    import httpx
+
+    assert httpx.get(f"{stack.api_url}/readyz", timeout=5).json()["durability"] == "fsync-always"
+    stack.kill_worker()
+    assert stack.post_aircall(9111, "jane@acme.com", "+33 6 12 34 56 78").status_code == 200
+    redis_process.kill()
+    redis_process.start()
+    record = stack.record("aircall:9111")
+    assert record is not None and record.next_stage == "fetch", "the acknowledged call is still kept"
+    stack.start_worker()
+    stack.wait_status("aircall:9111", CallStatus.WRITTEN, timeout=60)
+    assert len(stack.tasks_for("aircall:9111")) == 1

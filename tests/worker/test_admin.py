@@ -79,4 +79,4 @@ def test_dead_letters_and_readyz(client: TestClient, pipeline: Pipeline, redis_c
     replayed = client.post("/dead-letters/replay", headers=AUTH, json={"call_ids": [CALL]}).json()
     assert [d["stage"] for d in replayed["replayed"]] == ["write"]
     assert queued(redis_client) == ["callmatch.write"]
-    assert client.get("/readyz").json() == {"status": "ready", "tenants": 1}
+    assert client.get("/readyz").json() == {"status": "ready", "tenants": 1, "durability": "none"}

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from worker.celery_app import create_celery, redis_url
 from worker.clock import process_clock
+from worker.durability import warn_if_weak
 from worker.heartbeat import start_heartbeat
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
@@ -24,6 +25,7 @@ def build_app() -> FastAPI:
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     app = create_app(source, CeleryEnqueuer(create_celery(url)), client, clock=process_clock())
     start_heartbeat("receiver", source, url)
+    warn_if_weak(client)
     from worker.admin import mount
     from worker.tasks import pipeline
 
