@@ -145,7 +145,7 @@ def mount(
         "/readyz",
         summary="Ready to take webhooks: Redis answers and the tenants are loaded",
         description="`durability` says what a 2xx is worth: `fsync-always` survives any crash, "
-        "`aof-everysec` a Redis crash, `none` nothing (see docs/operations.md).",
+        "`aof-everysec` a Redis crash, `none` nothing (see docs/reliability.md).",
     )
     def readyz() -> Any:
         try:

@@ -145,6 +145,8 @@ def main() -> int:
                     str(RUN_DIR),
                     "--appendonly",
                     "yes",
+                    "--appendfsync",
+                    "always",
                     "--maxmemory-policy",
                     "noeviction",
                     "--save",
