@@ -198,10 +198,12 @@ def _forget_child(pid: int | None = None, **_: Any) -> None:
         prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def _bury(task: Task[Any, Any], stage: Stage, tenant: str, call_id: str, reason: str, action: str) -> None:
+def _bury(
+    task: Task[Any, Any], store: CallStore, stage: Stage, tenant: str, call_id: str, reason: str, action: str
+) -> None:
     """A dead letter with its reason; if Redis cannot take it now, try again later (never drop it)."""
     try:
-        letter = pipeline().store.bury(tenant, call_id, stage, reason, action)
+        letter = store.bury(tenant, call_id, stage, reason, action)
     except redis.RedisError as exc:
         log.warning(
             "cannot record the dead letter now; will try again",
@@ -236,13 +238,19 @@ def _fatal(exc: BaseException) -> tuple[str, str] | None:
 
 
 def run_stage(
-    task: Task[Any, Any], stage: Stage, tenant: str, call_id: str, work: Callable[[], T]
+    task: Task[Any, Any],
+    stage: Stage,
+    tenant: str,
+    call_id: str,
+    work: Callable[[], T],
+    pipe: Pipeline | None = None,
 ) -> T | None:
     """Run one stage: retry what may pass, wait when told, bury what cannot; never end without a trace."""
     countdown: float | None = None
     error: Exception
+    pipe = pipe or pipeline()
+    store = pipe.store
     try:
-        pipe = pipeline()
         pipe.reload_tenants()
         pipe.tenant(tenant)  # an unknown tenant reloads the file once, here, before anything else
         pipe.store.count_attempt(tenant, call_id, stage)
@@ -251,7 +259,7 @@ def run_stage(
     except Retry:
         raise
     except RecordNotFoundError as exc:
-        _bury(task, stage, tenant, call_id, str(exc), "fatal")
+        _bury(task, store, stage, tenant, call_id, str(exc), "fatal")
         return None
     except BusyError as exc:  # not a failure: another worker is writing this call right now
         log.info("stage waits for another worker", extra={"tenant": tenant, "call_id": call_id})
@@ -264,7 +272,7 @@ def run_stage(
     except Exception as exc:
         fatal = _fatal(exc)
         if fatal is not None:
-            _bury(task, stage, tenant, call_id, *fatal)
+            _bury(task, store, stage, tenant, call_id, *fatal)
             return None
         if isinstance(exc, ExternalError):
             reason, action = str(exc), exc.action.value
@@ -286,6 +294,7 @@ def run_stage(
     if task.request.retries >= MAX_RETRIES:
         _bury(
             task,
+            store,
             stage,
             tenant,
             call_id,
@@ -308,7 +317,7 @@ def run_stage(
     )
     # If Redis cannot take the new deadline, the sweep may start the stage a little early: harmless.
     with contextlib.suppress(redis.RedisError):
-        pipeline().store.postpone(tenant, call_id, countdown)
+        store.postpone(tenant, call_id, countdown)
     raise task.retry(exc=error, countdown=countdown, max_retries=MAX_RETRIES)
 
 
@@ -328,7 +337,7 @@ def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
     except EventError as exc:
         tenant = str(event.get("tenant", "?")) if isinstance(event, dict) else "?"
         call_id = str(event.get("call_id", "?")) if isinstance(event, dict) else "?"
-        _bury(self, Stage.FETCH, tenant, call_id, f"unusable event: {exc}", "fatal")
+        _bury(self, pipeline().store, Stage.FETCH, tenant, call_id, f"unusable event: {exc}", "fatal")
         return None
     try:
         _, created = pipeline().accept(parsed)
