@@ -463,4 +463,14 @@ DEFAULT_TENANTS_FILE = Path(__file__).resolve().parent.parent / "config" / "tena
 
 
 def default_tenants_path() -> Path:
-    return Path(os.environ.get("CALLMATCH_TENANTS", str(DEFAULT_TENANTS_FILE)))
+    """$CALLMATCH_TENANTS, else the checkout's config/tenants.yaml, else ./config/tenants.yaml.
+
+    The last one is for a plain (non-editable) install, where the package sits in
+    site-packages, away from any config/ folder.
+    """
+    configured = os.environ.get("CALLMATCH_TENANTS")
+    if configured:
+        return Path(configured)
+    if DEFAULT_TENANTS_FILE.is_file():
+        return DEFAULT_TENANTS_FILE
+    return Path.cwd() / "config" / "tenants.yaml"
