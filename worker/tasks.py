@@ -344,8 +344,12 @@ def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
     except redis.RedisError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=None) from None
     EVENTS_IN.labels(tenant=parsed.tenant, provider=parsed.provider).inc()
+    if created:  # the receiver keeps every record it acknowledges: this one had been lost
+        log.warning(
+            "call record recreated from its event", extra={"tenant": parsed.tenant, "call_id": parsed.call_id}
+        )
     app.send_task(FETCH_TASK, args=[parsed.tenant, parsed.call_id])
-    return "accepted" if created else "redelivered"
+    return "recreated" if created else "accepted"
 
 
 @app.task(name=FETCH_TASK, **TASK_OPTIONS)
