@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 EXAMPLES := $(filter-out %.expected.json,$(wildcard config/examples/*.json))
 
-.PHONY: install test lint typecheck pytest bench fuzz run demo examples redis-server clean
+.PHONY: install test lint typecheck pytest bench fuzz chaos run demo examples redis-server clean
 
 install: $(VENV)/.installed
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis-server
@@ -45,6 +45,10 @@ bench: install
 # Hostile webhook bodies against the receiver; e.g. make fuzz FUZZ_ARGS="--bodies 100000 --seed 7"
 fuzz: install
 	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
+
+# The real stack under faults, SIGKILLed workers and a restarted Redis; e.g. make chaos CHAOS_ARGS="--calls 100 --seed 7"
+chaos: install
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 run: install
 	$(BIN)/python -m worker.devstack

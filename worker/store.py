@@ -231,13 +231,14 @@ class CallStore:
         change: Callable[[CallRecord], None],
         *,
         deadline: float | None = None,
+        also: Callable[[Any, CallRecord], None] | None = None,
     ) -> CallRecord:
         """Read-modify-write under WATCH, so concurrent workers never lose each other's changes.
 
         In the same transaction the progress set follows the record: a call that still owes
         a stage gets a new deadline (`deadline`, else now + the stall time, both in wall-clock
         seconds: the sweep runs on real time even when the domain clock is frozen), one that
-        owes nothing leaves the set.
+        owes nothing leaves the set. `also(pipe, record)` queues more commands in that transaction.
         """
         key = record_key(tenant, call_id)
         member = _member(tenant, call_id)
@@ -259,6 +260,8 @@ class CallStore:
                     else:
                         due = deadline or time.time() + self.stall_seconds
                         pipe.zadd(self.progress_key, {member: due})
+                    if also is not None:
+                        also(pipe, record)
                     pipe.execute()
                     return record
                 except redis.WatchError:
@@ -327,34 +330,48 @@ class CallStore:
     # dead letters -------------------------------------------------------------------------------
 
     def bury(self, tenant: str, call_id: str, stage: Stage, reason: str, action: str) -> DeadLetter:
-        """Keep a call that could not go on, with why; it stays until replayed."""
+        """Keep a call that could not go on, with why; it stays until replayed.
+
+        The record's DEAD status and the letter are written in one transaction: nobody
+        ever sees a dead call without its letter.
+        """
         now = self.now()
+        member = _member(tenant, call_id)
+
+        def letter_of(attempts: int, why: str) -> DeadLetter:
+            return DeadLetter(
+                tenant=tenant,
+                call_id=call_id,
+                stage=stage.value,
+                reason=why,
+                action=action,
+                attempts=attempts,
+                at=_now_iso(now),
+            )
 
         def mark(record: CallRecord) -> None:
             record.status = CallStatus.DEAD
             record.next_stage = None
             record.error = {"stage": stage.value, "reason": reason, "action": action, "at": _now_iso(now)}
 
-        attempts = 0
-        try:
-            attempts = self.update(tenant, call_id, mark).attempts.get(stage.value, 0)
-        except RecordNotFoundError:
-            reason = f"{reason} (no record was found for this call)"
-        letter = DeadLetter(
-            tenant=tenant,
-            call_id=call_id,
-            stage=stage.value,
-            reason=reason,
-            action=action,
-            attempts=attempts,
-            at=_now_iso(now),
-        )
-        member = _member(tenant, call_id)
-        with self.redis.pipeline() as pipe:
+        def keep_letter(pipe: Any, letter: DeadLetter) -> None:
             pipe.zadd(self.dead_key, {member: now.timestamp()})
             pipe.hset(self.dead_info_key, member, json.dumps(asdict(letter)))
-            pipe.execute()
-        return letter
+
+        try:
+            record = self.update(
+                tenant,
+                call_id,
+                mark,
+                also=lambda pipe, r: keep_letter(pipe, letter_of(r.attempts.get(stage.value, 0), reason)),
+            )
+        except RecordNotFoundError:
+            letter = letter_of(0, f"{reason} (no record was found for this call)")
+            with self.redis.pipeline() as pipe:
+                keep_letter(pipe, letter)
+                pipe.execute()
+            return letter
+        return letter_of(record.attempts.get(stage.value, 0), reason)
 
     def dead_letters(self, tenant: str | None = None, limit: int = 1000) -> list[DeadLetter]:
         members = self.redis.zrange(self.dead_key, 0, -1)

@@ -53,13 +53,13 @@ class SObjectType:
     phone_fields: tuple[str, ...] = ()
     email_fields: tuple[str, ...] = ()
     name_fields: tuple[str, ...] = ()
+    _lower: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def canonical(self, name: str) -> str | None:
-        lower = name.lower()
-        for known in self.fields:
-            if known.lower() == lower:
-                return known
-        return None
+        """The field's own spelling; a dict look-up, since every record of every query asks."""
+        if len(self._lower) != len(self.fields):
+            self._lower = {known.lower(): known for known in self.fields}
+        return self._lower.get(name.lower())
 
 
 _SYSTEM = {"Id": "id", "CreatedDate": "datetime", "LastModifiedDate": "datetime", "IsDeleted": "boolean"}
@@ -307,6 +307,10 @@ class Org:
         self.now = now
         self.unsearchable: set[str] = set()
         self._counter = itertools.count(1)
+        self.semi_join_runs = 0
+        self._types: dict[tuple[str, str], str | None] = {}
+        self._refs: dict[tuple[str, str], str | None] = {}
+        self._checked: set[tuple[str, str]] = set()
 
     def clock(self) -> dt.datetime:
         return self.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -414,7 +418,10 @@ class Org:
         candidates = list(rows if rows is not None else self.live(sobject.name, include_deleted))
         if query.where is not None:
             self._check_condition(sobject, query.where)
-            candidates = [r for r in candidates if self._matches(sobject, r, query.where)]
+            where = query.where
+            # One execution, one evaluation of each semi-join's inner query (not one per outer row).
+            cache: _Cache = {}
+            candidates = [r for r in candidates if self._matches(sobject, r, where, cache)]
         for item in reversed(query.order_by):
             self._check_path(sobject, item.path)
             present = [r for r in candidates if self._value(sobject, r, item.path) is not None]
@@ -462,6 +469,13 @@ class Org:
         return _json_value(self._value(sobject, record, path))
 
     def _check_path(self, sobject: SObjectType, path: str) -> None:
+        key = (sobject.name, path.lower())
+        if key in self._checked:
+            return
+        self._check_path_once(sobject, path)
+        self._checked.add(key)
+
+    def _check_path_once(self, sobject: SObjectType, path: str) -> None:
         parts = path.split(".")
         current = [sobject]
         for index, part in enumerate(parts):
@@ -492,6 +506,9 @@ class Org:
             current = targets
 
     def _value(self, sobject: SObjectType, record: RecordData | None, path: str) -> Any:
+        if record is not None and "." not in path:
+            name = sobject.canonical(path)
+            return None if name is None else record.get(name)
         parts = path.split(".")
         current_type: SObjectType | None = sobject
         current = record
@@ -503,10 +520,7 @@ class Org:
                     return current_type.name
                 name = current_type.canonical(part)
                 return None if name is None else current.get(name)
-            ref_field = next(
-                (f for f, ref in current_type.references.items() if ref.relationship.lower() == part.lower()),
-                None,
-            )
+            ref_field = self._ref_field(current_type, part)
             if ref_field is None:
                 return None
             target = self.get(current.get(ref_field))
@@ -514,7 +528,22 @@ class Org:
             current_type = self.schema[self.object_of[str(target["Id"])]] if target else None
         return None
 
+    def _ref_field(self, sobject: SObjectType, relationship: str) -> str | None:
+        """The lookup field behind a relationship name (`Contact` -> `ContactId`), cached per schema."""
+        key = (sobject.name, relationship.lower())
+        if key not in self._refs:
+            self._refs[key] = next(
+                (f for f, ref in sobject.references.items() if ref.relationship.lower() == key[1]), None
+            )
+        return self._refs[key]
+
     def _field_type(self, sobject: SObjectType, path: str) -> str | None:
+        key = (sobject.name, path.lower())
+        if key not in self._types:
+            self._types[key] = self._field_type_once(sobject, path)
+        return self._types[key]
+
+    def _field_type_once(self, sobject: SObjectType, path: str) -> str | None:
         parts = path.split(".")
         current = [sobject]
         for part in parts[:-1]:
@@ -567,33 +596,49 @@ class Org:
             for literal in literals:
                 _check_literal(condition.path, kind, literal)
 
-    def _matches(self, sobject: SObjectType, record: RecordData, condition: Condition) -> bool:
+    def _matches(
+        self, sobject: SObjectType, record: RecordData, condition: Condition, cache: _Cache | None = None
+    ) -> bool:
+        """Whether `record` meets `condition`; `cache` holds what one query execution computed once."""
+        if cache is None:
+            cache = {}
         if isinstance(condition, BoolOp):
-            results = (self._matches(sobject, record, part) for part in condition.parts)
+            results = (self._matches(sobject, record, part, cache) for part in condition.parts)
             return all(results) if condition.op == "AND" else any(results)
         if isinstance(condition, Not):
-            return not self._matches(sobject, record, condition.part)
+            return not self._matches(sobject, record, condition.part, cache)
         value = self._value(sobject, record, condition.path)
         kind = self._field_type(sobject, condition.path) or "string"
         if isinstance(condition, SemiJoin):
-            sub_type = self.sobject(condition.query.sobject)
-            sub_rows = self._semi_rows(condition)
-            ids = {self._value(sub_type, r, condition.query.fields[0]) for r in sub_rows}
+            ids = cache.get(id(condition))
+            if ids is None:
+                ids = cache[id(condition)] = self._semi_ids(condition)
             found = value is not None and value in ids
             return not found if condition.negated else found
         if isinstance(condition, InList):
-            found = any(_equal(kind, value, literal) for literal in condition.values)
+            key = id(condition)
+            if key not in cache:
+                cache[key] = _literal_set(kind, condition.values)
+            known = cache[key]
+            if known is not None and (value is None or isinstance(value, str)):
+                found = _normal(kind, value) in known
+            else:
+                found = any(_equal(kind, value, literal) for literal in condition.values)
             return not found if condition.negated else found
         return _compare(kind, value, condition.op, condition.literal)
 
-    def _semi_rows(self, condition: SemiJoin) -> list[RecordData]:
+    def _semi_ids(self, condition: SemiJoin) -> frozenset[object]:
+        """The values the semi-join's inner query selects: evaluated once per outer query."""
         sub = condition.query
         sub_type = self.sobject(sub.sobject)
         rows = list(self.live(sub_type.name))
         if sub.where is not None:
             self._check_condition(sub_type, sub.where)
-            rows = [r for r in rows if self._matches(sub_type, r, sub.where)]
-        return rows
+            where = sub.where
+            cache: _Cache = {}
+            rows = [r for r in rows if self._matches(sub_type, r, where, cache)]
+        self.semi_join_runs += 1
+        return frozenset(self._value(sub_type, r, sub.fields[0]) for r in rows)
 
     # --- SOSL -----------------------------------------------------------------------------------
 
@@ -704,6 +749,25 @@ def _check_literal(path: str, kind: str | None, literal: Literal) -> None:
             "INVALID_FIELD",
             f"value of filter criterion for field '{path}' must be of type {kind} and should not be enclosed in quotes",
         )
+
+
+_Cache = dict[int, Any]
+
+
+def _normal(kind: str, value: str | None) -> str | None:
+    """A string value as `_equal` compares it: exact for ids and references, else case-folded."""
+    if value is None or kind in ("id", "reference"):
+        return value
+    return value.lower()
+
+
+def _literal_set(kind: str, literals: tuple[Literal, ...]) -> frozenset[str | None] | None:
+    """An IN list of string literals as a set of `_normal` values; None when it holds other kinds."""
+    if not all(literal.kind in ("string", "null") for literal in literals):
+        return None
+    return frozenset(
+        None if literal.kind == "null" else _normal(kind, _unlike(str(literal.value))) for literal in literals
+    )
 
 
 def _equal(kind: str, value: Any, literal: Literal) -> bool:

@@ -4,8 +4,11 @@ It serves what the adapter uses: query / queryAll with paging (`nextRecordsUrl`)
 search (SOSL), sObject CRUD and upsert by external id, composite (one API call for
 up to 25 subrequests, at most 5 of them queries), the OAuth token endpoint (refresh
 token and password grants). Every response carries `Sforce-Limit-Info`; API calls
-are counted as Salesforce does. Faults are queued by tests: 5xx, 403
-REQUEST_LIMIT_EXCEEDED (daily or concurrent), expired sessions, latency, resets.
+are counted as Salesforce does. Faults are queued by tests (`inject`): 5xx, 403
+REQUEST_LIMIT_EXCEEDED (daily or concurrent), expired sessions, latency, resets; or
+drawn at random per request (`fault_rate`, `fault_mix`, a seedable `fault_rng`) for
+chaos runs. Every fault is decided before the request touches the org, so a faulted
+write never happened; `lost_reply` (a 500 for a write that did happen) is opt-in.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import datetime as dt
 import hmac
 import ipaddress
 import json
+import random
 import re
 import secrets
 import socket
@@ -41,9 +45,39 @@ MAX_COMPOSITE_QUERIES = 5
 class Fault:
     """One injected failure, consumed by the next API request that reaches it."""
 
-    kind: str  # status, limit_daily, limit_concurrent, expire, reset, delay
+    kind: str  # status, limit_daily, limit_concurrent, expire, expire_token, reset, delay, lost_reply
     status: int = 503
     seconds: float = 0.0
+
+
+RATE_KINDS: dict[str, Fault] = {
+    "server_unavailable": Fault("status", 503),
+    "unknown_exception": Fault("status", 500),
+    "limit_concurrent": Fault("limit_concurrent"),
+    "expired_session": Fault("expire_token"),
+    "lost_reply": Fault("lost_reply", 500),
+    "limit_daily": Fault("limit_daily"),
+    "reset": Fault("reset"),
+    "delay": Fault("delay", seconds=1.0),
+}
+"""What each kind a `fault_mix` may name does; `limit_daily`, `reset`, `delay` and `lost_reply`
+are there for tests that want them, never in the default mix."""
+
+DEFAULT_FAULT_MIX: dict[str, float] = {
+    "server_unavailable": 3.0,
+    "unknown_exception": 1.0,
+    "limit_concurrent": 3.0,
+    "expired_session": 2.0,
+}
+"""Transient faults only: a client that retries (and refreshes its session) always gets through."""
+
+
+@dataclass
+class _Session:
+    """An access token's life: when it was issued and how many requests it has served."""
+
+    issued: float
+    uses: int = 0
 
 
 @dataclass
@@ -52,6 +86,8 @@ class Stats:
     requests: int = 0
     by_path: dict[str, int] = field(default_factory=dict)
     logins: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    """Faults applied, by kind: the `fault_mix` name for drawn ones, the `inject` kind for queued ones."""
 
 
 _CERT_DIR: Path | None = None
@@ -116,6 +152,11 @@ class SalesforceEmulator:
         self.child_page_size = child_page_size
         self.stats = Stats()
         self.faults: deque[Fault] = deque()
+        self.fault_rate = 0.0
+        self.fault_mix: dict[str, float] = dict(DEFAULT_FAULT_MIX)
+        self.fault_rng = random.Random()
+        self.token_fault_rate = 0.0
+        self.session_min_age = 2.0
         self.latency = 0.0
         self.validation_rules: dict[str, str] = {}
         self.client_id = client_id
@@ -123,7 +164,7 @@ class SalesforceEmulator:
         self.refresh_token = refresh_token
         self.username = username
         self.password = password
-        self._tokens: set[str] = set()
+        self._tokens: dict[str, _Session] = {}
         self._cursors: dict[str, tuple[list[RecordData], int]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -171,20 +212,73 @@ class SalesforceEmulator:
     def issue_token(self) -> str:
         token = "00D" + secrets.token_urlsafe(24)
         with self._lock:
-            self._tokens.add(token)
+            self._tokens[token] = _Session(time.monotonic())
         return token
 
     def expire_sessions(self) -> None:
         with self._lock:
             self._tokens.clear()
 
+    def _known(self, token: str) -> str | None:
+        return next((k for k in self._tokens if hmac.compare_digest(token, k)), None)
+
     def token_valid(self, token: str) -> bool:
+        """Whether the session is live; counts the request as one of its uses."""
         with self._lock:
-            return any(hmac.compare_digest(token, known) for known in self._tokens)
+            known = self._known(token)
+            if known is not None:
+                self._tokens[known].uses += 1
+            return known is not None
+
+    def revoke_if_old(self, token: str) -> bool:
+        """End one session, as Salesforce does when it times out; never one just issued.
+
+        A client retries at once with the session it just fetched: expiring that one too
+        would be a fault no retry passes (and not what Salesforce does), so a session is
+        spared until it has served a request and is `session_min_age` seconds old.
+        """
+        with self._lock:
+            known = self._known(token)
+            if known is None:
+                return False
+            session = self._tokens[known]
+            if session.uses < 1 or time.monotonic() - session.issued < self.session_min_age:
+                return False
+            del self._tokens[known]
+            return True
 
     def inject(self, kind: str, times: int = 1, *, status: int = 503, seconds: float = 0.0) -> None:
         for _ in range(times):
             self.faults.append(Fault(kind, status, seconds))
+
+    def seed_faults(self, seed: int | None) -> None:
+        """Make the drawn faults repeatable (for one request order: threads still interleave)."""
+        self.fault_rng = random.Random(seed)
+
+    def count_fault(self, kind: str) -> None:
+        with self._lock:
+            self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
+
+    def next_fault(self) -> tuple[str, Fault] | None:
+        """The queued fault if any, else one drawn at `fault_rate` from `fault_mix`: (name, fault)."""
+        with self._lock:
+            if self.faults:
+                fault = self.faults.popleft()
+                return fault.kind, fault
+            if self.fault_rate <= 0 or self.fault_rng.random() >= self.fault_rate:
+                return None
+            kinds = [k for k, w in self.fault_mix.items() if w > 0]
+            if not kinds:
+                return None
+            name = self.fault_rng.choices(kinds, [self.fault_mix[k] for k in kinds])[0]
+        if name not in RATE_KINDS:
+            raise ValueError(f"unknown fault kind {name!r} in fault_mix (known: {', '.join(RATE_KINDS)})")
+        return name, RATE_KINDS[name]
+
+    def token_fault(self) -> bool:
+        """Whether this token request gets a 503 (only 5xx there: a refresh always passes in the end)."""
+        with self._lock:
+            return self.token_fault_rate > 0 and self.fault_rng.random() < self.token_fault_rate
 
     def limit_info(self) -> str:
         return f"api-usage={self.stats.api_calls}/{self.daily_limit}"
@@ -197,6 +291,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
+
+    def handle(self) -> None:
+        """A client that went away mid-request (a SIGKILLed worker) is no error of the emulator's."""
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            self.close_connection = True
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -239,7 +340,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if emulator.latency:
             time.sleep(emulator.latency)
-        fault = emulator.faults.popleft() if emulator.faults else None
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        drawn = emulator.next_fault()
+        fault: Fault | None = None
+        if drawn is not None:
+            name, fault = drawn
+            if fault.kind == "expire_token" and not emulator.revoke_if_old(token):
+                fault = None  # a session fetched moments ago: spared (see revoke_if_old)
+            else:
+                emulator.count_fault(name)
         if fault is not None:
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
@@ -251,15 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault.kind == "expire":
                 emulator.expire_sessions()
             elif fault.kind == "status":
-                self._send(
-                    fault.status,
-                    [
-                        {
-                            "errorCode": "SERVER_UNAVAILABLE" if fault.status == 503 else "UNKNOWN_EXCEPTION",
-                            "message": "An unexpected error occurred. Please include this ErrorId if you contact support: 1234-5678 (-1)",
-                        }
-                    ],
-                )
+                self._send(fault.status, _server_error(fault.status))
                 return
             elif fault.kind == "limit_daily":
                 self._send(
@@ -280,8 +382,6 @@ class _Handler(BaseHTTPRequestHandler):
                     {"Sforce-Limit-Info": emulator.limit_info()},
                 )
                 return
-        auth = self.headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
         if not token or not emulator.token_valid(token):
             self._send(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
             return
@@ -307,10 +407,21 @@ class _Handler(BaseHTTPRequestHandler):
             )
         except OrgError as error:
             status, result = error.status, error.body()
+        if fault is not None and fault.kind == "lost_reply":
+            # The request was carried out (a write is in the org); only its answer is lost.
+            self._send(fault.status, _server_error(fault.status))
+            return
         self._send(status, result, {"Sforce-Limit-Info": emulator.limit_info()})
 
     def _token(self, body: bytes) -> None:
         emulator = self.owner
+        if emulator.token_fault():
+            emulator.count_fault("token_unavailable")
+            self._send(
+                503,
+                {"error": "temporarily_unavailable", "error_description": "service temporarily unavailable"},
+            )
+            return
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         client_ok = hmac.compare_digest(
             form.get("client_id", ""), emulator.client_id
@@ -328,7 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not ok:
             self._send(400, {"error": "invalid_grant", "error_description": "authentication failure"})
             return
-        emulator.stats.logins += 1
+        with emulator._lock:
+            emulator.stats.logins += 1
         token = emulator.issue_token()
         self._send(
             200,
@@ -341,6 +453,24 @@ class _Handler(BaseHTTPRequestHandler):
                 "signature": "emulated",
             },
         )
+
+
+def _server_error(status: int) -> list[dict[str, str]]:
+    """The bodies Salesforce sends with a 503 (SERVER_UNAVAILABLE) and a 500 (UNKNOWN_EXCEPTION)."""
+    if status == 503:
+        return [
+            {
+                "errorCode": "SERVER_UNAVAILABLE",
+                "message": "Server temporarily unavailable, please try again later.",
+            }
+        ]
+    return [
+        {
+            "errorCode": "UNKNOWN_EXCEPTION",
+            "message": "An unexpected error occurred. Please include this ErrorId if you contact support: "
+            f"{secrets.randbelow(10**9)}-{secrets.randbelow(10**5)} ({-secrets.randbelow(10**9)})",
+        }
+    ]
 
 
 def _records_page(
