@@ -60,6 +60,22 @@ def _on_task_insert(stack: Stack, hook: Callable[[], None], *, before: bool) -> 
     org.insert = insert  # type: ignore[method-assign]  # the emulator's hook point, not our code
 
 
+def _killer(redis_process: RedisProcess) -> tuple[Callable[[], None], threading.Event]:
+    """A hook that SIGKILLs Redis and starts it again a second later; the event is set once it answers."""
+    restarted = threading.Event()
+
+    def kill_redis() -> None:
+        redis_process.kill()
+
+        def restart() -> None:
+            redis_process.start()
+            restarted.set()
+
+        threading.Timer(1.0, restart).start()
+
+    return kill_redis, restarted
+
+
 @pytest.mark.parametrize("moment", ["during", "right_after"])
 def test_a_worker_killed_during_or_right_after_the_write_leaves_exactly_one_activity(
     stack: Stack, moment: str
@@ -89,17 +105,7 @@ def test_a_worker_killed_during_or_right_after_the_write_leaves_exactly_one_acti
 def test_redis_killed_and_restarted_mid_stage_loses_nothing(
     stack: Stack, redis_process: RedisProcess
 ) -> None:
-    restarted = threading.Event()
-
-    def kill_redis() -> None:
-        redis_process.kill()
-
-        def restart() -> None:
-            redis_process.start()
-            restarted.set()
-
-        threading.Timer(1.0, restart).start()
-
+    kill_redis, restarted = _killer(redis_process)
     _on_task_insert(stack, kill_redis, before=False)
     assert stack.post_aircall(9103, "jane@acme.com", "+33 6 12 34 56 78").status_code == 200
     wait_until(restarted.is_set, timeout=60, what="Redis to be killed at the write and restarted")
@@ -126,17 +132,7 @@ class _RuleThatKillsRedis(dict[str, str]):
 def test_a_dead_letter_that_cannot_be_recorded_while_redis_is_down_is_recorded_once_it_is_back(
     stack: Stack, redis_process: RedisProcess
 ) -> None:
-    restarted = threading.Event()
-
-    def kill_redis() -> None:
-        redis_process.kill()
-
-        def restart() -> None:
-            redis_process.start()
-            restarted.set()
-
-        threading.Timer(1.0, restart).start()
-
+    kill_redis, restarted = _killer(redis_process)
     stack.emulator.validation_rules = _RuleThatKillsRedis(
         {"Task": "Calls must have a Subject approved by RevOps"}, kill_redis
     )
