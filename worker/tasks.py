@@ -248,7 +248,14 @@ def run_stage(
     """Run one stage: retry what may pass, wait when told, bury what cannot; never end without a trace."""
     countdown: float | None = None
     error: Exception
-    pipe = pipe or pipeline()
+    if pipe is None:
+        try:
+            pipe = pipeline()
+        except TenantsError as exc:
+            # This process never read a valid tenants file (it started after the file broke):
+            # nothing can run here until it is fixed; the call waits, it is not buried.
+            log.error("cannot run stages: %s", exc, extra={"tenant": tenant, "call_id": call_id})
+            raise task.retry(countdown=backoff(task.request.retries), max_retries=None) from None
     store = pipe.store
     try:
         pipe.reload_tenants()
