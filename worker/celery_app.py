@@ -7,6 +7,7 @@ Tasks are named by strings so that the HTTP receiver can enqueue
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from celery import Celery
@@ -43,6 +44,15 @@ if STALL_SECONDS <= HARD_TIME_LIMIT_SECONDS:
     )
 # How often beat looks for stalled calls (one ZRANGEBYSCORE).
 SWEEP_INTERVAL_SECONDS = float(os.environ.get("CALLMATCH_SWEEP_INTERVAL_SECONDS", "60"))
+
+
+# Every message we send carries its send time: the sweep compares the oldest waiting message's
+# with a stalled call's last progress, so a call still waiting in a backlog is not sent twice.
+SENT_AT_HEADER = "callmatch_sent_at"
+
+
+def sent_now() -> dict[str, float]:
+    return {SENT_AT_HEADER: time.time()}
 
 
 def redis_url() -> str:

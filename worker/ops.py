@@ -13,7 +13,7 @@ import redis
 
 from adapters.ratelimit import all_budgets
 from worker.association import associate
-from worker.celery_app import QUEUE, app
+from worker.celery_app import QUEUE, app, sent_now
 from worker.events import CallEvent
 from worker.heartbeat import processes
 from worker.model import Decision
@@ -29,7 +29,7 @@ def celery_sender(celery: Any = None) -> Sender:
     target = celery if celery is not None else app
 
     def send(task: str, args: list[Any]) -> None:
-        target.send_task(task, args=args, ignore_result=True)
+        target.send_task(task, args=args, ignore_result=True, headers=sent_now())
 
     return send
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -296,6 +296,17 @@ class CallStore:
         """Calls whose owed stage has made no progress by its (wall-clock) deadline."""
         members = self.redis.zrangebyscore(self.progress_key, "-inf", time.time(), start=0, num=limit)
         return [_unmember(m) for m in members]
+
+    def stalled_since(self, limit: int = 1000) -> list[tuple[str, str, float]]:
+        """Stalled calls with when each last made progress (its deadline less the stall time)."""
+        rows = self.redis.zrangebyscore(
+            self.progress_key, "-inf", time.time(), start=0, num=limit, withscores=True
+        )
+        out = []
+        for member, score in cast(list[tuple[Any, float]], rows):
+            tenant, call_id = _unmember(member)
+            out.append((tenant, call_id, float(score) - self.stall_seconds))
+        return out
 
     def owed(self) -> int:
         return int(self.redis.zcard(self.progress_key))

@@ -6,11 +6,18 @@ record whose deadline passes: the sweep sends its stage again (stages are
 idempotent). It runs in every worker's main process, on a timer, so it needs no
 other process to be up; a Redis lock makes one worker of the cluster sweep per
 interval, and a Redis outage only skips a round.
+
+A call is not woken while its message may still wait in the queue: every message
+carries its send time, and a call whose last progress (when its message was sent)
+is later than the oldest message still waiting has its message behind that one.
+So a backlog longer than the stall time is not doubled by the sweep.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Callable
@@ -18,18 +25,37 @@ from typing import Any
 
 import redis
 
+from worker.celery_app import QUEUE, SENT_AT_HEADER, sent_now
 from worker.store import CallStore, Stage
 
 log = logging.getLogger("callmatch.sweep")
 
 Sender = Callable[[Stage, str, str], None]
 LOCK_KEY = "callmatch:sweep:lock"
+# Clocks of the machines sending and sweeping may differ by this much.
+CLOCK_SKEW_SECONDS = 5.0
 
 
-def sweep_once(store: CallStore, send: Sender, limit: int = 1000) -> int:
+def oldest_waiting(client: redis.Redis, queue: str = QUEUE) -> float | None:
+    """When the oldest message still in the queue was sent; +inf when none waits; None if unknown."""
+    raw = client.lindex(queue, -1)  # kombu pushes on the left and pops on the right
+    if raw is None:
+        return math.inf
+    try:
+        return float(json.loads(raw)["headers"][SENT_AT_HEADER])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def sweep_once(store: CallStore, send: Sender, limit: int = 1000, queue: str = QUEUE) -> int:
     """One round: every stalled call's owed stage is sent again; returns how many were woken."""
+    waiting_since = oldest_waiting(store.redis, queue)
+    if waiting_since is None:
+        return 0  # a message of unknown age heads the queue: look again next round
     woken = 0
-    for tenant, call_id in store.stalled(limit):
+    for tenant, call_id, progressed_at in store.stalled_since(limit):
+        if progressed_at >= waiting_since - CLOCK_SKEW_SECONDS:
+            continue  # its message was sent after the oldest one still waiting: it is queued, not lost
         stage = store.revive_stalled(tenant, call_id)
         if stage is None:
             continue
@@ -64,6 +90,6 @@ def start_sweeper(
 
 def celery_stage_sender(celery: Any, tasks: dict[Stage, str]) -> Sender:
     def send(stage: Stage, tenant: str, call_id: str) -> None:
-        celery.send_task(tasks[stage], args=[tenant, call_id], ignore_result=True)
+        celery.send_task(tasks[stage], args=[tenant, call_id], ignore_result=True, headers=sent_now())
 
     return send

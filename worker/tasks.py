@@ -41,6 +41,7 @@ from worker.celery_app import (
     app,
     create_celery,
     redis_url,
+    sent_now,
 )
 from worker.clock import process_clock
 from worker.crm_factory import CrmFactory
@@ -210,7 +211,7 @@ def _bury(
             extra={"tenant": tenant, "call_id": call_id, "stage": stage.value, "error": type(exc).__name__},
         )
         # The record still owes this stage, so even if this retry cannot be queued the sweep re-runs it.
-        raise task.retry(countdown=backoff(0), max_retries=None) from None
+        raise task.retry(countdown=backoff(0), max_retries=None, headers=sent_now()) from None
     DEAD_LETTERS.labels(tenant=tenant, stage=stage.value).inc()
     log.error(
         "dead letter",
@@ -255,7 +256,9 @@ def run_stage(
             # This process never read a valid tenants file (it started after the file broke):
             # nothing can run here until it is fixed; the call waits, it is not buried.
             log.error("cannot run stages: %s", exc, extra={"tenant": tenant, "call_id": call_id})
-            raise task.retry(countdown=backoff(task.request.retries), max_retries=None) from None
+            raise task.retry(
+                countdown=backoff(task.request.retries), max_retries=None, headers=sent_now()
+            ) from None
     store = pipe.store
     try:
         pipe.reload_tenants()
@@ -271,7 +274,7 @@ def run_stage(
     except BusyError as exc:  # not a failure: another worker is writing this call right now
         log.info("stage waits for another worker", extra={"tenant": tenant, "call_id": call_id})
         raise task.retry(
-            countdown=min(exc.wait_seconds, MAX_RETRY_COUNTDOWN_SECONDS), max_retries=None
+            countdown=min(exc.wait_seconds, MAX_RETRY_COUNTDOWN_SECONDS), max_retries=None, headers=sent_now()
         ) from None
     except RateLimitedError as exc:
         countdown = exc.retry_after if exc.retry_after is not None else backoff(task.request.retries)
@@ -325,7 +328,7 @@ def run_stage(
     # If Redis cannot take the new deadline, the sweep may start the stage a little early: harmless.
     with contextlib.suppress(redis.RedisError):
         store.postpone(tenant, call_id, countdown)
-    raise task.retry(exc=error, countdown=countdown, max_retries=MAX_RETRIES)
+    raise task.retry(exc=error, countdown=countdown, max_retries=MAX_RETRIES, headers=sent_now())
 
 
 TASK_OPTIONS: dict[str, Any] = {
@@ -349,13 +352,15 @@ def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
     try:
         _, created = pipeline().accept(parsed)
     except redis.RedisError as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=None) from None
+        raise self.retry(
+            exc=exc, countdown=backoff(self.request.retries), max_retries=None, headers=sent_now()
+        ) from None
     EVENTS_IN.labels(tenant=parsed.tenant, provider=parsed.provider).inc()
     if created:  # the receiver keeps every record it acknowledges: this one had been lost
         log.warning(
             "call record recreated from its event", extra={"tenant": parsed.tenant, "call_id": parsed.call_id}
         )
-    app.send_task(FETCH_TASK, args=[parsed.tenant, parsed.call_id])
+    app.send_task(FETCH_TASK, args=[parsed.tenant, parsed.call_id], headers=sent_now())
     return "recreated" if created else "accepted"
 
 
@@ -363,7 +368,7 @@ def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
 def fetch(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
     if run_stage(self, Stage.FETCH, tenant, call_id, lambda: pipeline().fetch(tenant, call_id)) is None:
         return None
-    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id])
+    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now())
     return "fetched"
 
 
@@ -372,7 +377,7 @@ def associate(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
     decision = run_stage(self, Stage.ASSOCIATE, tenant, call_id, lambda: pipeline().decide(tenant, call_id))
     if decision is None:
         return None
-    app.send_task(WRITE_TASK, args=[tenant, call_id])
+    app.send_task(WRITE_TASK, args=[tenant, call_id], headers=sent_now())
     return decision.case.value
 
 
@@ -391,8 +396,10 @@ def refresh(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
         log.warning("refresh of a call with no record", extra={"tenant": tenant, "call_id": call_id})
         return None
     except redis.RedisError as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=MAX_RETRIES) from None
-    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id])
+        raise self.retry(
+            exc=exc, countdown=backoff(self.request.retries), max_retries=MAX_RETRIES, headers=sent_now()
+        ) from None
+    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now())
     return call_id
 
 
@@ -407,7 +414,7 @@ def refresh_due(self: Task[Any, Any]) -> int:
         except RecordNotFoundError:
             pass
         else:
-            app.send_task(ASSOCIATE_TASK, args=[tenant, call_id])
+            app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now())
         store.unschedule_refresh(tenant, call_id)
     return len(due)
 

@@ -41,3 +41,28 @@ def test_the_sweeper_thread_wakes_a_call_whose_message_was_lost(redis_client: An
         wait_until(lambda: (Stage.FETCH, "acme", "a:lost") in sent, timeout=10, what="the sweeper to wake it")
     finally:
         stop.set()
+
+
+def test_a_call_whose_message_waits_behind_a_backlog_is_not_sent_twice(redis_client: Any) -> None:
+    import json
+    import time
+
+    from worker.celery_app import SENT_AT_HEADER
+
+    store = CallStore(redis_client, stall_seconds=-1)
+    store.create("acme", "a:queued", {})
+    sent: list[tuple[Stage, str, str]] = []
+
+    def head_sent_at(seconds: float | None) -> None:
+        redis_client.delete("callmatch")
+        headers = {} if seconds is None else {SENT_AT_HEADER: seconds}
+        redis_client.lpush("callmatch", json.dumps({"headers": headers, "body": ""}))
+
+    head_sent_at(time.time() - 600)  # the oldest waiting message is older than the call's last progress
+    assert sweep_once(store, lambda *args: sent.append(args)) == 0 and sent == []
+    head_sent_at(None)  # a message of unknown age: nothing is decided this round
+    assert sweep_once(store, lambda *args: sent.append(args)) == 0
+    head_sent_at(time.time() + 600)  # everything sent before that has been taken: the call's message is gone
+    assert sweep_once(store, lambda *args: sent.append(args)) == 1 and sent == [
+        (Stage.FETCH, "acme", "a:queued")
+    ]

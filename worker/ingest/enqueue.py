@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from worker.celery_app import PROCESS_CALL_TASK, QUEUE
+from worker.celery_app import PROCESS_CALL_TASK, QUEUE, sent_now
 from worker.events import CallEvent
 
 
@@ -29,4 +29,5 @@ class CeleryEnqueuer:
             ignore_result=True,
             argsrepr=f"[<{event.call_id}>]",
             kwargsrepr="{}",
+            headers=sent_now(),
         )
