@@ -341,7 +341,11 @@ TASK_OPTIONS: dict[str, Any] = {
 
 @app.task(name=PROCESS_CALL_TASK, **TASK_OPTIONS)
 def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
-    """A verified "call ended" event: its record (recreated from the event if lost), then fetch."""
+    """A verified "call ended" event: its record (recreated from the event if lost), then the fetch stage.
+
+    The fetch stage runs here rather than behind one more message, so the record's
+    progress and the message that carries the call on move together (the sweep relies on it).
+    """
     try:
         parsed = CallEvent.from_json(event)
     except EventError as exc:
@@ -355,21 +359,26 @@ def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
         raise self.retry(
             exc=exc, countdown=backoff(self.request.retries), max_retries=None, headers=sent_now()
         ) from None
-    EVENTS_IN.labels(tenant=parsed.tenant, provider=parsed.provider).inc()
+    if self.request.retries == 0:
+        EVENTS_IN.labels(tenant=parsed.tenant, provider=parsed.provider).inc()
     if created:  # the receiver keeps every record it acknowledges: this one had been lost
         log.warning(
             "call record recreated from its event", extra={"tenant": parsed.tenant, "call_id": parsed.call_id}
         )
-    app.send_task(FETCH_TASK, args=[parsed.tenant, parsed.call_id], headers=sent_now())
-    return "recreated" if created else "accepted"
+    return _fetch_stage(self, parsed.tenant, parsed.call_id)
+
+
+def _fetch_stage(task: Task[Any, Any], tenant: str, call_id: str) -> str | None:
+    if run_stage(task, Stage.FETCH, tenant, call_id, lambda: pipeline().fetch(tenant, call_id)) is None:
+        return None
+    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now())
+    return "fetched"
 
 
 @app.task(name=FETCH_TASK, **TASK_OPTIONS)
 def fetch(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
-    if run_stage(self, Stage.FETCH, tenant, call_id, lambda: pipeline().fetch(tenant, call_id)) is None:
-        return None
-    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now())
-    return "fetched"
+    """The fetch stage on its own: what the sweep and replays send."""
+    return _fetch_stage(self, tenant, call_id)
 
 
 @app.task(name=ASSOCIATE_TASK, **TASK_OPTIONS)
