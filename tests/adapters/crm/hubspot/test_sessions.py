@@ -19,6 +19,7 @@ from adapters.ratelimit import ApiBudget, RedisRateLimiter
 from adapters.sessions import LocalSessions, RedisSessions, Session, SessionSettings
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal, settings
 from tests.adapters.crm.redis_down import StoppableRedis
+from tests.concurrently import at_once
 from tests.conftest import wait_until
 from tests.emulators.hubspot import HubSpotEmulator
 
@@ -67,24 +68,7 @@ def test_two_workers_share_one_token_request(emulator: HubSpotEmulator, redis_cl
 
 def test_concurrent_workers_refresh_once(emulator: HubSpotEmulator, redis_client: redis.Redis) -> None:
     workers = [worker(emulator, redis_client) for _ in range(6)]
-    start = threading.Barrier(len(workers))
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def work(client: HubSpotClient) -> None:
-        try:
-            start.wait(timeout=10)
-            results.append(read_contact(client))
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=work, args=(client,)) for client in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert errors == []
+    results = at_once(read_contact, workers)
     assert results == [["C1"]] * len(workers)
     assert emulator.requests[TOKEN_ROUTE] == 1
     assert sum(c.stats.refreshes for c in workers) == 1

@@ -20,6 +20,7 @@ from adapters.sessions import RedisSessions, Session, SessionSettings
 from tests.adapters.crm.redis_down import StoppableRedis
 from tests.adapters.crm.salesforce.test_faults import CRM, SOQL
 from tests.adapters.crm.salesforce.test_tenant import _tenant
+from tests.concurrently import at_once
 from tests.conftest import wait_until
 
 KEY = "salesforce:tenant-a"
@@ -57,24 +58,7 @@ def test_concurrent_workers_with_expired_sessions_refresh_once(salesforce, redis
     env = salesforce(CRM)
     workers = [env.client(sessions=store(redis_client)) for _ in range(6)]
     env.emulator.expire_sessions()
-    start = threading.Barrier(len(workers))
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def work(client: SalesforceClient) -> None:
-        try:
-            start.wait(timeout=10)
-            results.append(ids(client.query(SOQL)))
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=work, args=(client,)) for client in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert errors == []
+    results = at_once(lambda client: ids(client.query(SOQL)), workers)
     assert results == [["C1"]] * len(workers)
     assert env.emulator.stats.logins == 1
     assert sum(c.refreshes for c in workers) == 1
