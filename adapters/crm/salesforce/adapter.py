@@ -18,7 +18,7 @@ search index has not caught up with.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote as url_quote
@@ -58,6 +58,9 @@ from worker.model import (
 )
 from worker.normalize import norm_domain, norm_email, to_e164
 from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
+
+# Salesforce's REST API limits a request URI (GET /query?q=...) to 16,384 bytes, else 414.
+MAX_URI_BYTES = 16_384
 
 OPPORTUNITY_FIELDS = (
     f"{', '.join(mapping.OPPORTUNITY_COLUMNS)}, (SELECT ContactId, IsPrimary FROM OpportunityContactRoles)"
@@ -440,12 +443,37 @@ class SalesforceCrm(CrmPort):
             "contacts_by_emails", self._contact_query(wanted, [], []), set(wanted), set(), set()
         )
 
+    def _query_in_parts(
+        self, method: str, build: Callable[[Sequence[str]], str | None], items: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The records of `build(items)`, in as many queries as the URI limit takes, each record once.
+
+        Salesforce answers 414 to a GET whose URI passes 16,384 bytes; a handful of phones,
+        each with its typed variants, gets there. Halving the items keeps every query under it.
+        """
+        soql = build(items)
+        if soql is None:
+            return []
+        if len(items) <= 1 or len(self.client.query_url(soql).encode()) <= MAX_URI_BYTES:
+            return self._query(method, soql)
+        half = len(items) // 2
+        records: dict[str, dict[str, Any]] = {}
+        for part in (items[:half], items[half:]):
+            for record in self._query_in_parts(method, build, part):
+                records.setdefault(str(record.get("Id")), record)
+        return list(records.values())
+
     def contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
         before = self.client.api_calls
         searched, _ = self._search_phones(phones) if self.search_phones else ([], [])
         self.stats.count("contacts_by_phones", self.client.api_calls - before)
-        soql = self._contact_query([], phones, searched)
-        return self._contact_hits("contacts_by_phones", soql, set(), set(phones), set())
+        records = self._query_in_parts(
+            "contacts_by_phones", lambda part: self._contact_query([], part, searched), sorted(phones)
+        )
+        found = [mapping.to_contact(r, self.settings) for r in records]
+        return sorted(
+            (c for c in found if self._keep_person(c, set(), set(phones), set())), key=lambda c: c.id
+        )
 
     def contacts_by_ids(self, ids: Sequence[str]) -> list[Contact]:
         return self._contact_hits("contacts_by_ids", self._contact_query([], [], ids), set(), set(), set(ids))
@@ -464,7 +492,13 @@ class SalesforceCrm(CrmPort):
         before = self.client.api_calls
         _, searched = self._search_phones(phones) if self.search_phones else ([], [])
         self.stats.count("leads_by_phones", self.client.api_calls - before)
-        return self._leads("leads_by_phones", self._lead_query([], phones, searched), set(), set(phones))
+        records = self._query_in_parts(
+            "leads_by_phones", lambda part: self._lead_query([], part, searched), sorted(phones)
+        )
+        found = [mapping.to_lead(r, self.settings) for r in records]
+        return sorted(
+            (x for x in found if self._keep_person(x, set(), set(phones), set())), key=lambda x: x.id
+        )
 
     def _accounts_query(self, method: str, domains: Sequence[str], ids: Sequence[str]) -> list[Account]:
         soql = self._account_query(domains, ids)

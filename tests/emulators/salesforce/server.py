@@ -38,6 +38,7 @@ from tests.emulators.salesforce.org import Org, OrgError, RecordData
 
 API_VERSION = "59.0"
 MAX_COMPOSITE = 25
+MAX_URI_BYTES = 16_384  # the REST API's limit on a request URI (GET /query?q=...)
 MAX_COMPOSITE_QUERIES = 5
 
 
@@ -337,6 +338,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not url.path.startswith("/services/data/"):
             self._send(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+            return
+        if len(self.path.encode()) > MAX_URI_BYTES:
+            # Salesforce: "the URI for a GET request is limited to 16,384 bytes"; longer ones get 414.
+            self._send(414, [{"errorCode": "URI_TOO_LONG", "message": "The request URI is too long"}])
             return
         if emulator.latency:
             time.sleep(emulator.latency)
