@@ -19,7 +19,7 @@ from worker.heartbeat import processes
 from worker.model import Decision
 from worker.service import Pipeline
 from worker.store import CallRecord, DeadLetter, Stage
-from worker.tasks import ASSOCIATE_TASK, FETCH_TASK, REFRESH_TASK, WRITE_TASK
+from worker.tasks import REFRESH_TASK, STAGE_TASKS
 
 Sender = Callable[[str, list[Any]], None]
 
@@ -32,13 +32,6 @@ def celery_sender(celery: Any = None) -> Sender:
         target.send_task(task, args=args, ignore_result=True, headers=sent_now())
 
     return send
-
-
-STAGE_TASKS = {
-    Stage.FETCH.value: FETCH_TASK,
-    Stage.ASSOCIATE.value: ASSOCIATE_TASK,
-    Stage.WRITE.value: WRITE_TASK,
-}
 
 
 class OpsError(LookupError):
@@ -122,7 +115,7 @@ def replay(
         owed = pipeline.store.revive(letter.tenant, letter.call_id)
         if owed is None:
             continue  # no record to replay (it was lost): the letter stays as the only trace
-        (send or celery_sender())(STAGE_TASKS[owed.stage], [letter.tenant, letter.call_id])
+        (send or celery_sender())(STAGE_TASKS[Stage(owed.stage)], [letter.tenant, letter.call_id])
         pipeline.store.forget(letter.tenant, letter.call_id)
         replayed.append(letter)
     return replayed
@@ -199,7 +192,7 @@ def status(pipeline: Pipeline, client: redis.Redis) -> Status:
         calls=int(client.zcard(store.index_key)),
         budgets=budgets,
         owed=store.owed(),
-        stalled=len(store.stalled()),
+        stalled=store.stalled_count(),
         processes=running,
         warnings=config_warnings(running, pipeline.tenants.digest or None),
     )

@@ -64,9 +64,6 @@ class Stage(StrEnum):
     WRITE = "write"
 
 
-NEXT_STAGE = {Stage.FETCH: Stage.ASSOCIATE, Stage.ASSOCIATE: Stage.WRITE, Stage.WRITE: None}
-
-
 class RecordNotFoundError(LookupError):
     def __init__(self, tenant: str, call_id: str):
         super().__init__(f"no call {call_id!r} for tenant {tenant!r}")
@@ -230,15 +227,14 @@ class CallStore:
         call_id: str,
         change: Callable[[CallRecord], None],
         *,
-        deadline: float | None = None,
         also: Callable[[Any, CallRecord], None] | None = None,
     ) -> CallRecord:
         """Read-modify-write under WATCH, so concurrent workers never lose each other's changes.
 
         In the same transaction the progress set follows the record: a call that still owes
-        a stage gets a new deadline (`deadline`, else now + the stall time, both in wall-clock
-        seconds: the sweep runs on real time even when the domain clock is frozen), one that
-        owes nothing leaves the set. `also(pipe, record)` queues more commands in that transaction.
+        a stage gets a new deadline, now + the stall time in wall-clock seconds (the sweep
+        runs on real time even when the domain clock is frozen); one that owes nothing
+        leaves the set. `also(pipe, record)` queues more commands in that transaction.
         """
         key = record_key(tenant, call_id)
         member = _member(tenant, call_id)
@@ -258,8 +254,7 @@ class CallStore:
                     if record.next_stage is None:
                         pipe.zrem(self.progress_key, member)
                     else:
-                        due = deadline or time.time() + self.stall_seconds
-                        pipe.zadd(self.progress_key, {member: due})
+                        pipe.zadd(self.progress_key, {member: time.time() + self.stall_seconds})
                     if also is not None:
                         also(pipe, record)
                     pipe.execute()
@@ -292,10 +287,9 @@ class CallStore:
 
     # progress and its sweep ---------------------------------------------------------------------
 
-    def stalled(self, limit: int = 1000) -> list[tuple[str, str]]:
-        """Calls whose owed stage has made no progress by its (wall-clock) deadline."""
-        members = self.redis.zrangebyscore(self.progress_key, "-inf", time.time(), start=0, num=limit)
-        return [_unmember(m) for m in members]
+    def stalled_count(self) -> int:
+        """How many calls owing a stage are past their (wall-clock) deadline."""
+        return int(self.redis.zcount(self.progress_key, "-inf", time.time()))
 
     def stalled_since(self, limit: int = 1000) -> list[tuple[str, str, float]]:
         """Stalled calls with when each last made progress (its deadline less the stall time)."""
@@ -323,20 +317,24 @@ class CallStore:
 
     # per-call locks -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _lock_key(name: str, tenant: str, call_id: str) -> str:
+        return f"{PREFIX}:lock:{name}:{tenant}:{call_id}"
+
     def lock(self, name: str, tenant: str, call_id: str, seconds: float) -> str | None:
         """A lock on one call's `name` step for `seconds`; the token to release it, or None if held."""
         token = uuid.uuid4().hex
-        key = f"{PREFIX}:lock:{name}:{tenant}:{call_id}"
-        if self.redis.set(key, token, nx=True, px=max(1, int(seconds * 1000))):
+        if self.redis.set(
+            self._lock_key(name, tenant, call_id), token, nx=True, px=max(1, int(seconds * 1000))
+        ):
             return token
         return None
 
     def lock_ttl(self, name: str, tenant: str, call_id: str) -> float:
-        ttl = int(self.redis.pttl(f"{PREFIX}:lock:{name}:{tenant}:{call_id}"))
-        return max(ttl, 0) / 1000
+        return max(int(self.redis.pttl(self._lock_key(name, tenant, call_id))), 0) / 1000
 
     def unlock(self, name: str, tenant: str, call_id: str, token: str) -> None:
-        self._unlock(keys=[f"{PREFIX}:lock:{name}:{tenant}:{call_id}"], args=[token])
+        self._unlock(keys=[self._lock_key(name, tenant, call_id)], args=[token])
 
     # dead letters -------------------------------------------------------------------------------
 
@@ -401,11 +399,11 @@ class CallStore:
         return int(self.redis.zcard(self.dead_key))
 
     def revive(self, tenant: str, call_id: str) -> DeadLetter | None:
-        """Put a dead letter's call back on the stage where it stopped (the letter, with the stage owed).
+        """Put a dead letter's call back on the stage where it stopped; the letter, with the stage owed.
 
-        The letter itself stays.
-        The record owes that stage again (so the sweep holds it to it even if the message
-        is lost); the caller sends the stage's task and only then `forget`s the letter.
+        The letter itself stays. The record owes that stage again (so the sweep holds it to
+        it even if the message is lost); the caller sends the stage's task and only then
+        `forget`s the letter.
         """
         raw = self.redis.hget(self.dead_info_key, _member(tenant, call_id))
         if raw is None:
@@ -440,13 +438,6 @@ class CallStore:
             pipe.zrem(self.dead_key, member)
             pipe.hdel(self.dead_info_key, member)
             pipe.execute()
-
-    def unbury(self, tenant: str, call_id: str) -> DeadLetter | None:
-        """Take a call out of the dead letters at once; the caller re-enqueues its stage."""
-        letter = self.revive(tenant, call_id)
-        if letter is not None:
-            self.forget(tenant, call_id)
-        return letter
 
     # refresh schedule (R5) ----------------------------------------------------------------------
 

@@ -93,17 +93,22 @@ RETRY_BASE_SECONDS = _env_float("CALLMATCH_RETRY_BASE_SECONDS", 5.0)
 RETRY_MAX_SECONDS = _env_float("CALLMATCH_RETRY_MAX_SECONDS", 600.0)
 
 
-@lru_cache(maxsize=1)
-def pipeline() -> Pipeline:
-    """One per worker process, built from the environment the first time a task needs it."""
-    client = redis.Redis.from_url(
+def _redis_client() -> redis.Redis:
+    """The pipeline's and the sweeper's Redis client: bounded waits, dead connections noticed."""
+    return redis.Redis.from_url(
         redis_url(),
         decode_responses=True,
         socket_timeout=10,
         socket_connect_timeout=5,
         health_check_interval=15,
     )
-    source = TenantsSource(os.environ.get("CALLMATCH_TENANTS", str(default_tenants_path())))
+
+
+@lru_cache(maxsize=1)
+def pipeline() -> Pipeline:
+    """One per worker process, built from the environment the first time a task needs it."""
+    client = _redis_client()
+    source = TenantsSource(default_tenants_path())
     factory = CrmFactory(client)
 
     def fetch(tenant: Tenant, event: CallEvent) -> CallEvent:
@@ -154,9 +159,7 @@ def _check_worker_tenants(**_: Any) -> None:
 @signals.worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
     """Every worker sweeps (one per round across the cluster): no call waits on beat being up."""
-    client = redis.Redis.from_url(
-        redis_url(), decode_responses=True, socket_timeout=10, socket_connect_timeout=5
-    )
+    client = _redis_client()
     store = CallStore(client, process_clock(), stall_seconds=STALL_SECONDS)
     start_sweeper(store, celery_stage_sender(create_celery(redis_url()), STAGE_TASKS), SWEEP_INTERVAL_SECONDS)
 

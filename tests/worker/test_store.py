@@ -55,14 +55,15 @@ def test_dead_letters_are_listable_and_replayable(store: CallStore) -> None:
     assert store.require("acme", "zoom:1").status is CallStatus.DEAD
     assert [d.call_id for d in store.dead_letters()] == ["zoom:1", "aircall:2"]
     assert [d.call_id for d in store.dead_letters(tenant="beta")] == ["aircall:2"]
-    revived = store.unbury("acme", "zoom:1")
+    revived = store.revive("acme", "zoom:1")
+    store.forget("acme", "zoom:1")
     assert revived is not None and revived.stage == "associate"  # no decision yet to write
     assert store.dead_count() == 1
     record = store.require("acme", "zoom:1")
     # a write that has no decision to write owes the associate stage first
     assert record.status is CallStatus.FETCHED and record.error is None and "write" not in record.attempts
     assert record.next_stage == "associate"
-    assert store.unbury("acme", "zoom:1") is None
+    assert store.revive("acme", "zoom:1") is None
 
 
 def test_refresh_schedule(store: CallStore) -> None:
