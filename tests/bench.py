@@ -26,7 +26,14 @@ from worker.association import associate
 from worker.engine.rules import apply_rules
 from worker.scenario import parse_scenario
 
-SECTIONS = ("tests.bench_salesforce", "tests.bench_hubspot", "tests.bench_ingest", "tests.bench_ratelimit")
+SECTIONS = (
+    "tests.bench_salesforce",
+    "tests.adapters.crm.salesforce.cost_by_profile",
+    "tests.bench_hubspot",
+    "tests.adapters.crm.hubspot.cost_by_profile",
+    "tests.bench_ingest",
+    "tests.bench_ratelimit",
+)
 
 
 def _rate(count: int, seconds: float) -> str:
