@@ -19,7 +19,7 @@ from typing import Any
 from adapters.crm.hubspot.adapter import HubSpotCrm, TenantCache
 from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, JsonObject, Meter, TokenSource
 from adapters.crm.hubspot.mapping import HubSpotMapping
-from tests.emulators.hubspot import HubSpotEmulator, Limits, Store
+from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
 from tests.scenario_gen import generate_scenarios
 from worker.association import associate
 from worker.model import Scenario
@@ -103,7 +103,7 @@ def _run(
     decisions = []
     started = time.perf_counter()
     for scenario in scenarios:
-        emulator.store = Store.from_scenario(scenario)
+        emulator.store = Store.from_scenario(scenario, profile=PortalProfile.full())
         before_search = sum(n for route, n in emulator.requests.items() if route.endswith("/search"))
         client = client_class(HubSpotSettings(tenant="bench", host=emulator.url), TokenSource(TOKEN))
         crm = HubSpotCrm(
@@ -178,7 +178,7 @@ ORDINARY: dict[str, Any] = {
 def _ordinary(emulator: HubSpotEmulator, mapping_extra: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
     """The second of two such calls of one tenant: owners and pipelines come from the tenant cache."""
     scenario = parse_scenario(ORDINARY)
-    emulator.store = Store.from_scenario(scenario)
+    emulator.store = Store.from_scenario(scenario, profile=PortalProfile.full())
     client = HubSpotClient(HubSpotSettings(tenant="bench", host=emulator.url), TokenSource(TOKEN))
     cache = TenantCache()
     mapping = HubSpotMapping(default_region="US", **mapping_extra)
@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4)
     args, _ = parser.parse_known_args(argv)
     scenarios = [parse_scenario(d) for d in generate_scenarios(args.count, args.seed)]
-    with HubSpotEmulator(Store(), limits=Limits(burst=10**9, search=10**9, daily=10**9)) as emulator:
+    with HubSpotEmulator(
+        Store(profile=PortalProfile.full()), limits=Limits(burst=10**9, search=10**9, daily=10**9)
+    ) as emulator:
         batched = _run(scenarios, emulator, HubSpotClient, {})
         lean = _run(
             scenarios, emulator, HubSpotClient, {"additional_emails": "missing", "activity_kinds": "own"}

@@ -425,7 +425,7 @@ class HubSpotEmulator:
                     found.extend(h for h in hits if h not in found)
                 else:
                     missing.append(key)
-            results = [o.to_json(names) for o in found]
+            results = [self.store.view(o, names) for o in found]
         now = iso_now()
         out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
         if missing:
@@ -474,7 +474,7 @@ class HubSpotEmulator:
                 and (not groups or any(self.store.matches(o, g.get("filters") or []) for g in groups))
             ]
             hits.sort(key=lambda o: o.id)
-            page = [o.to_json(names) for o in hits[after : after + limit]]
+            page = [self.store.view(o, names) for o in hits[after : after + limit]]
         out: dict[str, Any] = {"total": len(hits), "results": page}
         if after + limit < len(hits):
             out["paging"] = {"next": {"after": str(after + limit), "link": "?after=" + str(after + limit)}}
@@ -505,7 +505,7 @@ class HubSpotEmulator:
                     type_id=int(t["associationTypeId"]),
                     category=str(t["associationCategory"]),
                 )
-        return obj.to_json(None)
+        return self.store.view(obj, None)
 
     def _kind_of_type_ids(self, kind: str, types: list[dict[str, Any]]) -> str | None:
         for t in types:
@@ -518,7 +518,7 @@ class HubSpotEmulator:
         obj = self.store.update(kind, object_id, body.get("properties") or {}, iso_now())
         if obj is None:
             raise ApiError(404, error_body(f"Object {object_id} not found", "OBJECT_NOT_FOUND"))
-        return obj.to_json(None)
+        return self.store.view(obj, None)
 
     def _get(self, kind: str, object_id: str, query: dict[str, list[str]]) -> Any:
         """One object by id, or by a unique property (`idProperty=email`: the primary email,
@@ -541,7 +541,7 @@ class HubSpotEmulator:
                 obj = objects.get(key)
             if obj is None:
                 raise ApiError(404, error_body(f"Object {key} not found", "OBJECT_NOT_FOUND"))
-            out = obj.to_json(names)
+            out = self.store.view(obj, names)
             wanted = [_kind(n) for v in query.get("associations", []) for n in v.split(",") if n]
             if wanted:
                 out["associations"] = {}

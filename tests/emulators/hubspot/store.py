@@ -18,22 +18,32 @@ import fnmatch
 import itertools
 import threading
 from collections import defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
 
+from tests.emulators.hubspot import catalog
+from tests.emulators.hubspot.catalog import OBJECT_TYPES
+from tests.emulators.hubspot.profile import CALLMATCH_GROUP, PortalProfile
 from worker.model import ActivityType, Scenario
-from worker.normalize import norm_domain, norm_email
 
-OBJECT_TYPES = ("contacts", "companies", "deals", "calls", "meetings")
-TYPE_IDS = {"0-1": "contacts", "0-2": "companies", "0-3": "deals", "0-48": "calls", "0-47": "meetings"}
+TYPE_IDS = {
+    "0-1": "contacts",
+    "0-2": "companies",
+    "0-3": "deals",
+    "0-48": "calls",
+    "0-47": "meetings",
+    "0-46": "notes",
+}
 SINGULAR = {
     "contacts": "contact",
     "companies": "company",
     "deals": "deal",
     "calls": "call",
     "meetings": "meeting",
+    "notes": "note",
 }
 
 PRIMARY_LABEL_TYPE_ID = 9
@@ -59,6 +69,12 @@ HUBSPOT_DEFINED: dict[tuple[str, str], tuple[int, int | None]] = {
     ("companies", "meetings"): (187, None),
     ("meetings", "deals"): (212, None),
     ("deals", "meetings"): (211, None),
+    ("notes", "contacts"): (202, None),
+    ("contacts", "notes"): (201, None),
+    ("notes", "companies"): (190, None),
+    ("companies", "notes"): (189, None),
+    ("notes", "deals"): (214, None),
+    ("deals", "notes"): (213, None),
 }
 
 PIPELINE: dict[str, Any] = {
@@ -126,6 +142,25 @@ DATETIME_PROPERTIES = frozenset(
 )
 
 
+def company_domain(value: str) -> str:
+    """How a scenario's account domain is held in `domain`: the bare host name, lower case.
+    HubSpot's `domain` property is the company's domain name (not a URL); a website typed
+    with a scheme, a path or `www.` is stored by HubSpot's company enrichment as its root
+    domain, which is what a scenario's seed means by it."""
+    host = value.strip().lower()
+    for prefix in ("https://", "http://"):
+        if host.startswith(prefix):
+            host = host[len(prefix) :]
+    host = host.split("/", 1)[0].split(":", 1)[0].strip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def contact_email(value: str | None) -> str:
+    """HubSpot stores a contact's email trimmed and in lower case (emails are case-insensitive
+    there: `email` is the contacts' unique identifier)."""
+    return (value or "").strip().lower()
+
+
 def tokens(value: str) -> set[str]:
     """CONTAINS_TOKEN's view of a value: multi-values split on `;`, words on blanks."""
     out: set[str] = set()
@@ -144,12 +179,14 @@ class HsObject:
     indexed_at: float = 0.0
     """When search starts to see it (HubSpot's search index lags writes)."""
 
-    def to_json(self, names: list[str] | None) -> dict[str, Any]:
+    def to_json(self, names: list[str] | None, known: Collection[str]) -> dict[str, Any]:
+        """The v3 object: the `names` asked for (null when unset; a name the portal has no property
+        for is left out, as HubSpot does), or every value held when `names` is None."""
         props: dict[str, str | None]
         if names is None:
-            props = dict(self.properties)
+            props = {k: v for k, v in self.properties.items() if k in known}
         else:
-            props = {name: self.properties.get(name) for name in names}
+            props = {name: self.properties.get(name) for name in names if name in known}
         props["hs_object_id"] = self.id
         return {
             "id": self.id,
@@ -162,22 +199,96 @@ class HsObject:
 
 @dataclass
 class Store:
-    """Objects by type and id, associations both ways, owners; thread-safe behind one lock."""
+    """Objects by type and id, associations both ways, owners, the portal's properties; one lock."""
 
     region: str = "US"
+    profile: PortalProfile = field(default_factory=PortalProfile.plain)
     objects: dict[str, dict[str, HsObject]] = field(default_factory=lambda: {t: {} for t in OBJECT_TYPES})
     # (from_type, to_type) -> from_id -> to_id -> set of (category, type id, label)
     links: dict[tuple[str, str], dict[str, dict[str, set[tuple[str, int, str | None]]]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(dict))
     )
     owners: list[dict[str, Any]] = field(default_factory=list)
+    properties: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """objectType -> name -> v3 property definition: what the properties API lists."""
+    groups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(9_000_000_001))
 
+    def __post_init__(self) -> None:
+        if not self.properties:
+            self.properties = {t: catalog.default_properties(t) for t in OBJECT_TYPES}
+            self.groups = {t: catalog.default_groups(t) for t in OBJECT_TYPES}
+        self.set_profile(self.profile)
+
+    # -- the portal's properties -------------------------------------------------------------
+    def set_profile(self, profile: PortalProfile) -> None:
+        """Make the portal's custom properties those of `profile` (a test changing the portal at
+        run time). Values of a removed property stay stored but are not served, as HubSpot keeps
+        an archived property's values until it is restored."""
+        with self.lock:
+            for kind in OBJECT_TYPES:
+                for name, spec in list(self.properties[kind].items()):
+                    if not spec.get("hubspotDefined") and not profile.has(kind, name):
+                        del self.properties[kind][name]
+            for key in sorted(profile.custom_properties):
+                kind, _, name = key.partition(".")
+                if kind not in self.properties:
+                    raise ValueError(f"unknown object type in profile property {key!r}")
+                unique = key in profile.unique_properties
+                current = self.properties[kind].get(name)
+                if current is None:
+                    self.groups[kind].setdefault(CALLMATCH_GROUP, catalog.group(CALLMATCH_GROUP, "callmatch"))
+                    current = catalog.custom_definition(kind, name, unique=unique, group_name=CALLMATCH_GROUP)
+                    self.properties[kind][name] = current
+                current["hasUniqueValue"] = unique
+            self.profile = profile
+
+    def view(self, obj: HsObject, names: list[str] | None) -> dict[str, Any]:
+        """`obj` as the API answers it on this portal (see `HsObject.to_json`)."""
+        with self.lock:
+            return obj.to_json(names, self.properties.get(obj.type, {}))
+
+    def has_property(self, kind: str, name: str) -> bool:
+        with self.lock:
+            return name in self.properties.get(kind, {})
+
+    def unknown_properties(self, kind: str, names: Iterable[str]) -> list[str]:
+        """The names among `names` the portal has no property for (in order, once each)."""
+        with self.lock:
+            known = self.properties.get(kind, {})
+            return [n for n in dict.fromkeys(names) if n not in known]
+
+    def is_unique(self, kind: str, name: str) -> bool:
+        with self.lock:
+            spec = self.properties.get(kind, {}).get(name)
+            return bool(spec and spec.get("hasUniqueValue"))
+
+    def add_property(self, kind: str, spec: dict[str, Any]) -> None:
+        """A property created through the properties API: the profile follows."""
+        with self.lock:
+            name = str(spec["name"])
+            self.properties[kind][name] = spec
+            self.profile = self.profile.with_property(kind, name, unique=bool(spec.get("hasUniqueValue")))
+
+    def remove_property(self, kind: str, name: str) -> bool:
+        """Archive a custom property (its values are no longer served); False when there is none."""
+        with self.lock:
+            spec = self.properties.get(kind, {}).get(name)
+            if spec is None or spec.get("hubspotDefined"):
+                return False
+            del self.properties[kind][name]
+            self.profile = self.profile.without_property(kind, name)
+            return True
+
     # -- seeding -----------------------------------------------------------------------------
     @classmethod
-    def from_scenario(cls, scenario: Scenario, *, calculated_closed: bool = True) -> Store:
-        store = cls(region=scenario.policy.default_region)
+    def from_scenario(
+        cls, scenario: Scenario, *, profile: PortalProfile | None = None, calculated_closed: bool = True
+    ) -> Store:
+        """The portal a scenario describes, in HubSpot's terms, on a portal shaped by `profile`
+        (plain by default): a value whose property the portal lacks is not stored anywhere."""
+        store = cls(region=scenario.policy.default_region, profile=profile or PortalProfile.plain())
         now = iso(scenario.call.started_at)
         crm = scenario.crm
         for number, user in enumerate(crm.users):
@@ -193,21 +304,20 @@ class Store:
                     "createdAt": now,
                     "updatedAt": now,
                     "archived": False,
-                    "teams": [],
                 }
             )
         for account in crm.accounts:
-            domains = list(dict.fromkeys(norm_domain(d) for d in account.domains if norm_domain(d)))
+            domains = list(dict.fromkeys(d for d in (company_domain(x) for x in account.domains) if d))
             props = {"name": account.name or "", "domain": domains[0] if domains else ""}
             if domains[1:]:
                 props["hs_additional_domains"] = ";".join(domains[1:])
-            store.put("companies", account.id, props, now, now)
+            store.seed("companies", account.id, props, now)
         taken: set[str] = set()
         people = [(c.id, c.email, c.emails, c.phones, "customer") for c in crm.contacts] + [
             (lead.id, lead.email, lead.emails, lead.phones, "lead") for lead in crm.leads
         ]
         for record_id, email, emails, phones, stage in people:
-            all_emails = [e for e in dict.fromkeys(norm_email(x) for x in (email, *emails)) if e]
+            all_emails = [e for e in dict.fromkeys(contact_email(x) for x in (email, *emails)) if e]
             primary = next((e for e in all_emails if e not in taken), None)
             if primary is not None:
                 taken.add(primary)
@@ -221,7 +331,7 @@ class Store:
                 props["mobilephone"] = phones[1]
             if len(phones) > 2:
                 props["callmatch_other_phones"] = ";".join(phones[2:])
-            store.put("contacts", record_id, props, now, now)
+            store.seed("contacts", record_id, props, now)
         for contact in crm.contacts:
             for index, account_id in enumerate(contact.account_ids):
                 store.link("contacts", contact.id, "companies", account_id, primary=index == 0)
@@ -239,7 +349,7 @@ class Store:
             if calculated_closed:
                 props["hs_is_closed"] = "true" if opp.is_closed else "false"
                 props["hs_is_closed_won"] = "true" if opp.is_closed and opp.is_won else "false"
-            store.put("deals", opp.id, props, iso(opp.created_at), iso(opp.updated_at))
+            store.seed("deals", opp.id, props, iso(opp.created_at), iso(opp.updated_at))
             if opp.account_id is not None:
                 store.link("deals", opp.id, "companies", opp.account_id, primary=True)
             for role in opp.contacts:
@@ -255,7 +365,7 @@ class Store:
                 props["hs_timestamp"] = iso(activity.start)
                 if kind == "meetings":
                     props["hs_meeting_start_time"] = iso(activity.start)
-            store.put(kind, activity.id, props, now, now)
+            store.seed(kind, activity.id, props, now)
             for contact_id in activity.contact_ids:
                 store.link(kind, activity.id, "contacts", contact_id)
             if activity.account_id is not None:
@@ -263,6 +373,13 @@ class Store:
             if activity.opportunity_id is not None:
                 store.link(kind, activity.id, "deals", activity.opportunity_id)
         return store
+
+    def seed(
+        self, kind: str, object_id: str, props: dict[str, str], created: str, updated: str = ""
+    ) -> HsObject:
+        """Store a seeded record with only the values the portal has a property for."""
+        kept = {k: v for k, v in props.items() if self.has_property(kind, k)}
+        return self.put(kind, object_id, kept, created, updated or created)
 
     # -- writes ------------------------------------------------------------------------------
     def new_id(self) -> str:

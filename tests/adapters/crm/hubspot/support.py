@@ -14,7 +14,7 @@ from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, TokenSou
 from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import HubSpotMapping
 from tests.conftest import example_dir
-from tests.emulators.hubspot import HubSpotEmulator, Limits, Store
+from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
 from worker.model import Scenario
 from worker.normalize import email_domain, norm_email, to_e164
 from worker.port import ActivityQuery, Lookup
@@ -54,7 +54,7 @@ def portal(
     scenario: Scenario, *, limits: Limits | None = None, calculated_closed: bool = True
 ) -> Iterator[HubSpotEmulator]:
     emulator = HubSpotEmulator(
-        Store.from_scenario(scenario, calculated_closed=calculated_closed),
+        Store.from_scenario(scenario, profile=PortalProfile.full(), calculated_closed=calculated_closed),
         limits=dataclasses.replace(limits or GENEROUS),
     )
     emulator.start()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.adapters.crm.hubspot.support import crm_for, examples, load, portal
-from tests.emulators.hubspot import Store
+from tests.emulators.hubspot import PortalProfile, Store
 from tests.scenario_gen import generate_scenario
 from worker.association import associate, decide_scenario
 from worker.model import Scenario
@@ -40,7 +40,9 @@ def test_generated_scenarios_decide_the_same() -> None:
     requests = 0
     with portal(scenarios[0]) as emulator:
         for index, scenario in enumerate(scenarios):
-            emulator.store = Store.from_scenario(scenario, calculated_closed=index % 2 == 0)
+            emulator.store = Store.from_scenario(
+                scenario, profile=PortalProfile.full(), calculated_closed=index % 2 == 0
+            )
             crm = crm_for(scenario, emulator)
             expected = without_trace(decide_scenario(scenario).to_json())
             got = without_trace(associate(scenario.call, scenario.policy, crm, scenario.previous).to_json())
