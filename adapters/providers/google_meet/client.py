@@ -5,6 +5,10 @@ Anonymous and dial-in participants are kept by name. When the meeting came from
 a calendar event of one of our users, its attendees bring the external guests'
 emails and its organizer the organizer. Calls use a service account with
 domain-wide delegation, acting as `delegated_user` (or as the calendar's owner).
+
+`check` (for `callmatch doctor`) asks for a token as `delegated_user`: that
+works only when an admin granted the service account domain-wide delegation
+for our scopes. Then one harmless request: one conference record.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from typing import Any
 
 import jwt
 
-from adapters.errors import FatalError
+from adapters.crm.readiness import Check, Status
+from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
+from adapters.providers.checks import probe_client, refused
 from worker.events import CallEvent, iso_utc
 from worker.ingest.apiclient import (
     ApiClient,
@@ -65,28 +72,31 @@ class _Google:
         self.tokens: dict[str, BearerToken] = {}
         self.clients: dict[tuple[str, str], ApiClient] = {}
 
+    def token_body(self, subject: str, client: ApiClient) -> Any:
+        """The token response for `subject` (JWT bearer grant signed with the service account's key)."""
+        now = int(time.time())
+        assertion = jwt.encode(
+            {
+                "iss": self.key["client_email"],
+                "sub": subject,
+                "scope": SCOPES,
+                "aud": self.token_url,
+                "iat": now,
+                "exp": now + 3600,
+            },
+            self.key["private_key"],
+            algorithm="RS256",
+        )
+        return client.post_token(
+            self.token_url,
+            {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
+        )
+
     def _token(self, subject: str) -> BearerToken:
         if subject not in self.tokens:
 
             def fetch_token() -> tuple[str, float]:
-                now = int(time.time())
-                assertion = jwt.encode(
-                    {
-                        "iss": self.key["client_email"],
-                        "sub": subject,
-                        "scope": SCOPES,
-                        "aud": self.token_url,
-                        "iat": now,
-                        "exp": now + 3600,
-                    },
-                    self.key["private_key"],
-                    algorithm="RS256",
-                )
-                body = self.token_client.post_token(
-                    self.token_url,
-                    {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
-                )
-                return token_response("google_meet", body)
+                return token_response("google_meet", self.token_body(subject, self.token_client))
 
             self.tokens[subject] = shared_token(self.ctx, self.token_url, subject, fetch_token)
         return self.tokens[subject]
@@ -129,6 +139,81 @@ class _Google:
             with reading("google_meet"):
                 cache[user_id] = norm_email(Fields(body).opt_str("primaryEmail"))
         return cache[user_id]
+
+
+_KEY_FIX = (
+    "set providers.google_meet.credentials.service_account_key to the service account's JSON key"
+    " (Google Cloud console > IAM & Admin > Service accounts > Keys)"
+)
+_DELEGATION_FIX = (
+    "Google Admin console > Security > Access and data control > API controls > Manage Domain Wide"
+    " Delegation: add the service account's client ID (client_id in its JSON key) with the scopes "
+    + SCOPES.replace(" ", ",")
+)
+
+
+def check(ctx: FetchContext) -> list[Check]:
+    """A token as `delegated_user` (domain-wide delegation works) and one conference record read with it."""
+    try:
+        google = _Google(ctx)
+    except FatalError as exc:
+        return [Check("google_meet.api", Status.FAIL, str(exc), _KEY_FIX)]
+    except ValueError:
+        return [
+            Check("google_meet.api", Status.FAIL, "google_meet: service_account_key is not JSON", _KEY_FIX)
+        ]
+    subject = ctx.config.setting("delegated_user")
+    token_client = probe_client(ctx, google.bases["meet"])
+    checks: list[Check] = []
+    if not subject:
+        checks.append(
+            Check(
+                "google_meet.delegation",
+                Status.WARN,
+                "no delegated_user: participants' emails are looked up as the service account itself,"
+                " which the Admin SDK refuses, so signed-in participants stay without email",
+                "set providers.google_meet.delegated_user to a Workspace admin, and grant domain-wide"
+                " delegation (" + _DELEGATION_FIX + ")",
+            )
+        )
+        subject = google.key["client_email"]
+    try:
+        token, _ = token_response("google_meet", google.token_body(subject, token_client))
+    except ExternalError as exc:
+        if exc.code == "unauthorized_client":
+            name, fix = "google_meet.delegation", _DELEGATION_FIX
+        else:
+            name = "google_meet.delegation" if ctx.config.setting("delegated_user") else "google_meet.api"
+            fix = (
+                "check that delegated_user is an existing user of the Workspace domain and that the"
+                " service account key is still active; " + _KEY_FIX
+            )
+        checks.append(refused(name, f"token for {subject}", exc, fix))
+        return checks
+    if ctx.config.setting("delegated_user"):
+        checks.append(
+            Check(
+                "google_meet.delegation",
+                Status.OK,
+                f"a token for {subject} with the Meet, Admin directory and Calendar scopes",
+            )
+        )
+    client = probe_client(ctx, google.bases["meet"], auth=lambda: {"Authorization": f"Bearer {token}"})
+    try:
+        client.get("/v2/conferenceRecords", {"pageSize": 1})
+    except ExternalError as exc:
+        checks.append(
+            refused(
+                "google_meet.api",
+                "GET /v2/conferenceRecords",
+                exc,
+                "enable the Google Meet API in the service account's Google Cloud project, and grant"
+                " domain-wide delegation (" + _DELEGATION_FIX + ")",
+            )
+        )
+        return checks
+    checks.append(Check("google_meet.api", Status.OK, "GET /v2/conferenceRecords answered"))
+    return checks
 
 
 def _calendar_event(

@@ -1,14 +1,40 @@
-"""Ringover's `GET /v2/calls/{call_id}`: the call record with its direction, numbers and user."""
+"""Ringover's `GET /v2/calls/{call_id}`: the call record with its direction, numbers and user.
+
+`check` is doctor's one harmless request: `GET /v2/teams` (the key's own team).
+"""
 
 from __future__ import annotations
 
+from adapters.crm.readiness import Check, Status
+from adapters.errors import ExternalError
 from adapters.providers.aircall.client import merge
+from adapters.providers.checks import probe_client, refused
 from adapters.providers.ringover.webhook import direction, external_party, organizer
 from worker.events import CallEvent
 from worker.ingest.apiclient import FetchContext, reading
 from worker.ingest.webhook import Fields
 
 DEFAULT_BASE_URL = "https://public-api.ringover.com"
+
+
+def check(ctx: FetchContext) -> list[Check]:
+    """The API key is accepted: `GET /v2/teams` answers."""
+    key = ctx.config.credentials["api_key"]
+    client = probe_client(
+        ctx, ctx.config.api_base_url or DEFAULT_BASE_URL, auth=lambda: {"Authorization": key}
+    )
+    try:
+        client.get("/v2/teams")
+    except ExternalError as exc:
+        return [
+            refused(
+                "ringover.api",
+                "GET /v2/teams",
+                exc,
+                "set providers.ringover.credentials.api_key to a Ringover API key allowed to read calls",
+            )
+        ]
+    return [Check("ringover.api", Status.OK, "API key accepted (GET /v2/teams answered)")]
 
 
 def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:

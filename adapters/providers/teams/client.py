@@ -3,11 +3,24 @@
 Users of our own Entra tenant are internal and resolved to their mail through
 `/users/{id}`; phone participants keep their number; guests and users of other
 tenants are kept by name, which is all Graph tells about them.
+
+`check` (for `callmatch doctor`) asks for a client-credentials token, reads the
+application permissions actually granted from its `roles` claim (an app with
+none granted gets a token without `roles`, and every call then answers 403), and
+makes one harmless request: the call records of the last hour, one per page.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
+import jwt
+
+from adapters.crm.readiness import Check, Status
+from adapters.errors import ExternalError
 from adapters.providers.aircall.client import merge
+from adapters.providers.checks import missing_scopes, probe_client, refused, wording
 from worker.events import CallEvent
 from worker.ingest.apiclient import (
     ApiClient,
@@ -25,26 +38,115 @@ DEFAULT_BASE_URL = "https://graph.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com/{azure_tenant_id}/oauth2/v2.0/token"
 SCOPE = "https://graph.microsoft.com/.default"
 MAX_PAGES = 50
+# Application permissions this module's calls need (Graph permissions reference): any one of each.
+NEEDED_ROLES: dict[str, tuple[str, ...]] = {
+    "to read call records and their participants": ("CallRecords.Read.All",),
+    "to read our users' email": (
+        "User.ReadBasic.All",
+        "User.Read.All",
+        "User.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    ),
+}
+
+
+def _token_url(ctx: FetchContext) -> str:
+    template = ctx.config.setting("token_url", DEFAULT_TOKEN_URL) or DEFAULT_TOKEN_URL
+    return template.replace("{azure_tenant_id}", ctx.config.setting("azure_tenant_id", "common") or "common")
+
+
+def _token_body(ctx: FetchContext, client: ApiClient) -> Any:
+    credentials = ctx.config.credentials
+    return client.post_token(
+        _token_url(ctx),
+        {
+            "client_id": credentials["client_id"],
+            "client_secret": credentials["client_secret"],
+            "scope": SCOPE,
+            "grant_type": "client_credentials",
+        },
+    )
 
 
 def _token(ctx: FetchContext, client: ApiClient) -> BearerToken:
-    credentials = ctx.config.credentials
-    template = ctx.config.setting("token_url", DEFAULT_TOKEN_URL) or DEFAULT_TOKEN_URL
-    url = template.replace("{azure_tenant_id}", ctx.config.setting("azure_tenant_id", "common") or "common")
-
     def fetch_token() -> tuple[str, float]:
-        body = client.post_token(
-            url,
-            {
-                "client_id": credentials["client_id"],
-                "client_secret": credentials["client_secret"],
-                "scope": SCOPE,
-                "grant_type": "client_credentials",
-            },
-        )
-        return token_response("teams", body)
+        return token_response("teams", _token_body(ctx, client))
 
-    return shared_token(ctx, url, "app", fetch_token)
+    return shared_token(ctx, _token_url(ctx), "app", fetch_token)
+
+
+def granted_roles(access_token: str) -> set[str] | None:
+    """The `roles` claim of an app-only token (read, not verified: Graph checks it, we only read it).
+
+    None when the token is not a JWT we can read; an empty set when no permission is granted.
+    """
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    roles = claims.get("roles", [])
+    return {r for r in roles if isinstance(r, str)} if isinstance(roles, list) else set()
+
+
+_APP_FIX = (
+    "in the Microsoft Entra admin center, App registrations > the app: check the client ID,"
+    " create a new client secret if it expired, and set providers.teams.credentials and azure_tenant_id"
+)
+_PERMISSIONS_FIX = (
+    "Microsoft Entra admin center > App registrations > the app > API permissions > Add a permission >"
+    " Microsoft Graph > Application permissions: add them, then Grant admin consent"
+)
+
+
+def check(ctx: FetchContext) -> list[Check]:
+    """A token is issued, its roles cover what we call, and `GET /communications/callRecords` answers."""
+    base = ctx.config.api_base_url or DEFAULT_BASE_URL
+    try:
+        token, _ = token_response("teams", _token_body(ctx, probe_client(ctx, base)))
+    except ExternalError as exc:
+        return [refused("teams.api", "token (client_credentials)", exc, _APP_FIX)]
+    checks: list[Check] = []
+    client = probe_client(
+        ctx, base, auth=lambda: {"Authorization": f"Bearer {token}", "Prefer": "odata.maxpagesize=1"}
+    )
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        client.get(
+            "/v1.0/communications/callRecords", {"$select": "id", "$filter": f"startDateTime ge {since}"}
+        )
+        checks.append(
+            Check("teams.api", Status.OK, "app token issued; GET /communications/callRecords answered")
+        )
+    except ExternalError as exc:
+        fix = _PERMISSIONS_FIX if exc.status == 403 else _APP_FIX
+        checks.append(refused("teams.api", "GET /communications/callRecords", exc, fix))
+    roles = granted_roles(token)
+    if roles is None:
+        checks.append(
+            Check(
+                "teams.permissions",
+                Status.WARN,
+                "the token is not a JWT: cannot read its roles",
+                "check the app's application permissions: " + wording(list(NEEDED_ROLES.items())),
+            )
+        )
+        return checks
+    missing = missing_scopes(roles, NEEDED_ROLES)
+    if missing:
+        granted = ", ".join(sorted(roles)) or "none"
+        checks.append(
+            Check(
+                "teams.permissions",
+                Status.FAIL,
+                f"application permissions not granted: {wording(missing)}; granted: {granted}",
+                _PERMISSIONS_FIX,
+            )
+        )
+    else:
+        covered = sorted(roles.intersection(r for options in NEEDED_ROLES.values() for r in options))
+        checks.append(Check("teams.permissions", Status.OK, f"granted: {', '.join(covered)}"))
+    return checks
 
 
 class _Directory:

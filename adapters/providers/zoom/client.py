@@ -3,15 +3,22 @@
 The meeting UUID is double URL-encoded in the path (a UUID may hold `/` or `//`),
 pages are followed with `next_page_token`, and guests who gave no email are kept
 by name: a person can still recognise them in the trace.
+
+`check` (for `callmatch doctor`) asks for a token, reads the scopes the token
+response grants (`scope`) against what the calls here need, and makes one
+harmless request, `GET /v2/users/me`.
 """
 
 from __future__ import annotations
 
 import base64
+from typing import Any
 from urllib.parse import quote
 
-from adapters.errors import FatalError
+from adapters.crm.readiness import Check, Status
+from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
+from adapters.providers.checks import missing_scopes, probe_client, refused, wording
 from worker.events import CallEvent
 from worker.ingest.apiclient import (
     ApiClient,
@@ -29,26 +36,99 @@ DEFAULT_BASE_URL = "https://api.zoom.us"
 DEFAULT_OAUTH_URL = "https://zoom.us/oauth/token"
 PAGE_SIZE = 300
 MAX_PAGES = 50
+# What each call of this module needs, as Zoom names it: the classic scope or its granular one.
+NEEDED_SCOPES: dict[str, tuple[str, ...]] = {
+    "to read past meeting participants": ("meeting:read:admin", "meeting:read:list_past_participants:admin"),
+    "to read the host's email": ("user:read:admin", "user:read:user:admin"),
+}
 
 
 def double_encode(uuid: str) -> str:
     return quote(quote(uuid, safe=""), safe="")
 
 
-def _token(ctx: FetchContext, client: ApiClient) -> BearerToken:
+def _oauth_url(ctx: FetchContext) -> str:
+    return ctx.config.setting("oauth_url", DEFAULT_OAUTH_URL) or DEFAULT_OAUTH_URL
+
+
+def _token_body(ctx: FetchContext, client: ApiClient) -> Any:
+    """The Server-to-Server OAuth token response (`access_token`, `expires_in`, `scope`)."""
     credentials = ctx.config.credentials
     basic = base64.b64encode(f"{credentials['client_id']}:{credentials['client_secret']}".encode()).decode()
-    url = ctx.config.setting("oauth_url", DEFAULT_OAUTH_URL) or DEFAULT_OAUTH_URL
+    return client.post_token(
+        _oauth_url(ctx),
+        {"grant_type": "account_credentials", "account_id": credentials["account_id"]},
+        {"Authorization": f"Basic {basic}"},
+    )
 
+
+def _token(ctx: FetchContext, client: ApiClient) -> BearerToken:
     def fetch_token() -> tuple[str, float]:
-        body = client.post_token(
-            url,
-            {"grant_type": "account_credentials", "account_id": credentials["account_id"]},
-            {"Authorization": f"Basic {basic}"},
-        )
-        return token_response("zoom", body)
+        return token_response("zoom", _token_body(ctx, client))
 
-    return shared_token(ctx, url, "account", fetch_token)
+    return shared_token(ctx, _oauth_url(ctx), "account", fetch_token)
+
+
+def granted_scopes(body: Any) -> set[str] | None:
+    """The token response's `scope` (space-separated, or a list); None when it has none."""
+    scope = body.get("scope") if isinstance(body, dict) else None
+    if isinstance(scope, str):
+        return set(scope.split())
+    if isinstance(scope, list):
+        return {s for s in scope if isinstance(s, str)}
+    return None
+
+
+_APP_FIX = (
+    "in the Zoom App Marketplace, open the Server-to-Server OAuth app (Manage), check its account ID,"
+    " client ID and client secret against providers.zoom.credentials, and that the app is activated"
+)
+
+
+def check(ctx: FetchContext) -> list[Check]:
+    """A token is issued, its scopes cover what we call, and `GET /v2/users/me` answers."""
+    base = ctx.config.api_base_url or DEFAULT_BASE_URL
+    client = probe_client(ctx, base)
+    try:
+        body = _token_body(ctx, client)
+        token, _ = token_response("zoom", body)
+    except ExternalError as exc:
+        return [refused("zoom.api", "token (account_credentials)", exc, _APP_FIX)]
+    checks: list[Check] = []
+    api = probe_client(ctx, base, auth=lambda: {"Authorization": f"Bearer {token}"})
+    try:
+        api.get("/v2/users/me")
+        checks.append(
+            Check("zoom.api", Status.OK, "Server-to-Server OAuth token issued; GET /v2/users/me answered")
+        )
+    except ExternalError as exc:
+        checks.append(refused("zoom.api", "GET /v2/users/me", exc, _APP_FIX))
+    granted = granted_scopes(body)
+    if granted is None:
+        checks.append(
+            Check(
+                "zoom.scopes",
+                Status.WARN,
+                "the token response lists no scopes: cannot tell whether they cover what callmatch reads",
+                "check the app's scopes in the Zoom App Marketplace: " + wording(list(NEEDED_SCOPES.items())),
+            )
+        )
+        return checks
+    missing = missing_scopes(granted, NEEDED_SCOPES)
+    if missing:
+        checks.append(
+            Check(
+                "zoom.scopes",
+                Status.FAIL,
+                "the app's token lacks " + wording(missing),
+                "in the Zoom App Marketplace, add these scopes to the Server-to-Server OAuth app (Scopes),"
+                " then activate the app again",
+            )
+        )
+    else:
+        covered = sorted(granted.intersection(s for options in NEEDED_SCOPES.values() for s in options))
+        checks.append(Check("zoom.scopes", Status.OK, f"the token grants {', '.join(covered)}"))
+    return checks
 
 
 def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:

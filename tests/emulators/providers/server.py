@@ -1,13 +1,18 @@
 """One HTTP emulator of the five providers' APIs on 127.0.0.1, with the auth each one uses.
 
-- Aircall `GET /v1/calls/{id}` (Basic api_id:api_token)
-- Ringover `GET /v2/calls/{id}` (Authorization: the API key)
-- Zoom `POST /oauth/token` (account_credentials) and `GET /v2/past_meetings/{uuid}/participants`
-  (the UUID double-encoded; paged by next_page_token)
-- Google `POST /token` (JWT bearer grant, the assertion checked against the service account key),
-  Meet `conferenceRecords`, `participants`, `spaces`, Admin directory users, Calendar events
-- Graph `POST /{tenant}/oauth2/v2.0/token`, `callRecords/{id}`, `participants_v2` (paged by
-  @odata.nextLink), `users/{id}`
+- Aircall `GET /v1/calls/{id}` and `GET /v1/ping` (Basic api_id:api_token)
+- Ringover `GET /v2/calls/{id}` and `GET /v2/teams` (Authorization: the API key)
+- Zoom `POST /oauth/token` (account_credentials; the response's `scope` lists the app's scopes),
+  `GET /v2/past_meetings/{uuid}/participants` (the UUID double-encoded; paged by next_page_token)
+  and `GET /v2/users/{id}` (`me`: the account owner); a token without the scope a route needs
+  gets Zoom's 400 code 4711 "does not contain scopes"
+- Google `POST /token` (JWT bearer grant, the assertion checked against the service account key;
+  a subject whose requested scopes domain-wide delegation does not cover gets 401
+  `unauthorized_client`), Meet `conferenceRecords` (list and get), `participants`, `spaces`,
+  Admin directory users, Calendar events
+- Graph `POST /{tenant}/oauth2/v2.0/token` (a JWT whose `roles` claim lists the application
+  permissions granted, absent when none is), `callRecords` (list and get), `participants_v2`
+  (paged by @odata.nextLink), `users/{id}`; a route the token's roles do not allow answers 403
 
 Tests seed `state`, queue faults with `fail_next` (a status and headers served once per
 matching request) and `revoke_tokens` to make every issued bearer token expire.
@@ -20,6 +25,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,12 +50,20 @@ class State:
     aircall_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     ringover_key: str = "ringover-api-key"
     ringover_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ringover_team: dict[str, Any] = field(default_factory=lambda: {"team_id": 4211, "name": "Our Co"})
     zoom_client: tuple[str, str, str] = ("zoom-account", "zoom-client", "zoom-secret")
     zoom_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     zoom_users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The Server-to-Server OAuth app's scopes (granular names), as its token response lists them.
+    zoom_scopes: tuple[str, ...] = ("meeting:read:list_past_participants:admin", "user:read:user:admin")
+    zoom_owner: dict[str, Any] = field(
+        default_factory=lambda: {"id": "KDcuGIm1QgePTO8WbOqwIQ", "email": "owner@ourco.com", "type": 2}
+    )
     google_public_key: str = ""
     google_jwks: dict[str, Any] = field(default_factory=dict)
     google_client_email: str = ""
+    # Scopes the Admin console's domain-wide delegation grants the service account; None: any.
+    google_delegated_scopes: frozenset[str] | None = None
     meet_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     meet_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     meet_spaces: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -59,6 +73,8 @@ class State:
     graph_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     graph_participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     graph_users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Application permissions an admin consented to for the app registration.
+    graph_roles: tuple[str, ...] = ("CallRecords.Read.All", "User.Read.All")
 
 
 class _Reply(Exception):
@@ -87,6 +103,7 @@ class ProviderEmulator:
         self.log: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
         self._tokens: dict[str, str] = {}
+        self._grants: dict[str, frozenset[str]] = {}
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -112,6 +129,7 @@ class ProviderEmulator:
     def revoke_tokens(self) -> None:
         with self._lock:
             self._tokens.clear()
+            self._grants.clear()
 
     def calls(self, prefix: str = "") -> list[str]:
         with self._lock:
@@ -119,11 +137,18 @@ class ProviderEmulator:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _issue(self, who: str) -> dict[str, Any]:
-        token = f"tok-{next(self._counter)}"
+    def _issue(self, who: str, grants: tuple[str, ...] = (), token: str | None = None) -> dict[str, Any]:
+        token = token or f"tok-{next(self._counter)}"
         with self._lock:
             self._tokens[token] = who
+            self._grants[token] = frozenset(grants)
         return {"access_token": token, "token_type": "bearer", "expires_in": 3600}
+
+    def _granted(self, request: Request) -> frozenset[str]:
+        """The scopes or roles of the request's bearer token (401 when it has none we issued)."""
+        self._bearer(request)
+        with self._lock:
+            return self._grants.get(request.headers["authorization"][7:], frozenset())
 
     def _bearer(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -216,6 +241,13 @@ def aircall_call(emu: ProviderEmulator, request: Request, match: re.Match[str]) 
     return {"call": call}
 
 
+def aircall_ping(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    expected = base64.b64encode(":".join(emu.state.aircall_auth).encode()).decode()
+    if request.headers.get("authorization") != f"Basic {expected}":
+        raise _Reply(401, {"error": "Unauthorized", "troubleshoot": "Check your API key"})
+    return {"ping": "pong"}
+
+
 # -- Ringover ---------------------------------------------------------------------------
 
 
@@ -228,7 +260,23 @@ def ringover_call(emu: ProviderEmulator, request: Request, match: re.Match[str])
     return {"call_list_count": 1, "call_list": [call]}
 
 
+def ringover_teams(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    if request.headers.get("authorization") != emu.state.ringover_key:
+        raise _Reply(401, {"message": "Unauthorized"})
+    return emu.state.ringover_team
+
+
 # -- Zoom -------------------------------------------------------------------------------
+
+ZOOM_PAST_PARTICIPANTS = ("meeting:read:list_past_participants:admin", "meeting:read:admin")
+ZOOM_READ_USER = ("user:read:user:admin", "user:read:admin")
+
+
+def _zoom_scopes(emu: ProviderEmulator, request: Request, any_of: tuple[str, ...]) -> None:
+    """Zoom answers a token lacking the route's scope with 400 and code 4711."""
+    if not emu._granted(request).intersection(any_of):
+        message = f"Invalid access token, does not contain scopes:[{', '.join(any_of)}]."
+        raise _Reply(400, {"code": 4711, "message": message})
 
 
 def zoom_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
@@ -238,11 +286,12 @@ def zoom_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) ->
         raise _Reply(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
     if request.form.get("grant_type") != "account_credentials" or request.form.get("account_id") != account:
         raise _Reply(400, {"reason": "Invalid request", "error": "invalid_request"})
-    return emu._issue("zoom")
+    body = emu._issue("zoom", emu.state.zoom_scopes)
+    return {**body, "scope": " ".join(emu.state.zoom_scopes), "api_url": emu.base_url}
 
 
 def zoom_participants(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
-    emu._bearer(request)
+    _zoom_scopes(emu, request, ZOOM_PAST_PARTICIPANTS)
     uuid = unquote(unquote(match["uuid"]))
     rows = emu.state.zoom_participants.get(uuid)
     if rows is None:
@@ -258,8 +307,9 @@ def zoom_participants(emu: ProviderEmulator, request: Request, match: re.Match[s
 
 
 def zoom_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
-    emu._bearer(request)
-    user = emu.state.zoom_users.get(unquote(match["id"]))
+    _zoom_scopes(emu, request, ZOOM_READ_USER)
+    user_id = unquote(match["id"])
+    user = emu.state.zoom_owner if user_id == "me" else emu.state.zoom_users.get(user_id)
     if user is None:
         raise _Reply(404, {"code": 1001, "message": "User does not exist."})
     return user
@@ -282,11 +332,29 @@ def google_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) 
         raise _Reply(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}) from None
     if claims.get("iss") != emu.state.google_client_email or not claims.get("sub"):
         raise _Reply(400, {"error": "invalid_grant"})
+    delegated = emu.state.google_delegated_scopes
+    impersonates = claims["sub"] != claims["iss"]
+    if impersonates and delegated is not None and not set(str(claims.get("scope", "")).split()) <= delegated:
+        raise _Reply(
+            401,
+            {
+                "error": "unauthorized_client",
+                "error_description": "Client is unauthorized to retrieve access tokens using this method,"
+                " or client not authorized for any of the scopes requested.",
+            },
+        )
     return emu._issue(str(claims["sub"]))
 
 
 def google_certs(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
     return emu.state.google_jwks
+
+
+def meet_records(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    rows = list(emu.state.meet_records.values())
+    chunk, following = _page(rows, request, "pageSize", "pageToken")
+    return {"conferenceRecords": chunk, "nextPageToken": following}
 
 
 def meet_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
@@ -330,6 +398,18 @@ def calendar_events(emu: ProviderEmulator, request: Request, match: re.Match[str
 
 # -- Microsoft Graph --------------------------------------------------------------------
 
+GRAPH_SIGNING_KEY = (
+    "provider-emulator-graph-signing-key-0123456789"  # Entra signs RS256; no one verifies here
+)
+GRAPH_CALL_RECORDS = ("CallRecords.Read.All",)
+GRAPH_READ_USERS = (
+    "User.ReadBasic.All",
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+)
+
 
 def graph_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
     client, secret = emu.state.graph_client
@@ -337,11 +417,43 @@ def graph_token(emu: ProviderEmulator, request: Request, match: re.Match[str]) -
         raise _Reply(401, {"error": "invalid_client"})
     if request.form.get("scope") != "https://graph.microsoft.com/.default":
         raise _Reply(400, {"error": "invalid_scope"})
-    return emu._issue("graph")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "aud": "https://graph.microsoft.com",
+        "iss": f"https://sts.windows.net/{match['tenant']}/",
+        "tid": match["tenant"],
+        "appid": client,
+        "idtyp": "app",
+        "iat": now,
+        "exp": now + 3600,
+    }
+    if emu.state.graph_roles:  # Entra leaves the claim out when nothing is granted
+        claims["roles"] = list(emu.state.graph_roles)
+    token = jwt.encode({**claims, "uti": str(next(emu._counter))}, GRAPH_SIGNING_KEY, algorithm="HS256")
+    body = emu._issue("graph", emu.state.graph_roles, token)
+    return {**body, "token_type": "Bearer", "ext_expires_in": 3600}
+
+
+def _graph_roles(emu: ProviderEmulator, request: Request, any_of: tuple[str, ...], code: str) -> None:
+    """Graph answers 403 when none of the roles a route accepts is in the token."""
+    granted = emu._granted(request)
+    if not granted.intersection(any_of):
+        message = (
+            f"Missing role permissions on the request. API requires one of '{', '.join(any_of)}'."
+            f" Roles on the request '{', '.join(sorted(granted))}'."
+        )
+        raise _Reply(403, {"error": {"code": code, "message": message}})
+
+
+def graph_records(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    _graph_roles(emu, request, GRAPH_CALL_RECORDS, "Forbidden")
+    size = int((request.headers.get("prefer") or "odata.maxpagesize=60").rsplit("=", 1)[-1])
+    rows = [{"id": record_id} for record_id in emu.state.graph_records][:size]
+    return {"@odata.context": f"{emu.base_url}/v1.0/$metadata#communications/callRecords", "value": rows}
 
 
 def graph_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
-    emu._bearer(request)
+    _graph_roles(emu, request, GRAPH_CALL_RECORDS, "Forbidden")
     record = emu.state.graph_records.get(match["id"])
     if record is None:
         raise _Reply(404, {"error": {"code": "NotFound", "message": "Resource not found"}})
@@ -349,7 +461,7 @@ def graph_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) 
 
 
 def graph_participants(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
-    emu._bearer(request)
+    _graph_roles(emu, request, GRAPH_CALL_RECORDS, "Forbidden")
     rows = emu.state.graph_participants.get(match["id"], [])
     start = int(request.query.get("$skiptoken") or 0)
     chunk = rows[start : start + 2]
@@ -362,7 +474,7 @@ def graph_participants(emu: ProviderEmulator, request: Request, match: re.Match[
 
 
 def graph_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
-    emu._bearer(request)
+    _graph_roles(emu, request, GRAPH_READ_USERS, "Authorization_RequestDenied")
     user = emu.state.graph_users.get(match["id"])
     if user is None:
         raise _Reply(404, {"error": {"code": "Request_ResourceNotFound"}})
@@ -371,18 +483,22 @@ def graph_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) ->
 
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/v1/calls/(?P<id>[^/]+)"), aircall_call),
+    ("GET", re.compile(r"/v1/ping"), aircall_ping),
     ("GET", re.compile(r"/v2/calls/(?P<id>[^/]+)"), ringover_call),
+    ("GET", re.compile(r"/v2/teams"), ringover_teams),
     ("POST", re.compile(r"/oauth/token"), zoom_token),
     ("GET", re.compile(r"/v2/past_meetings/(?P<uuid>[^/]+)/participants"), zoom_participants),
     ("GET", re.compile(r"/v2/users/(?P<id>[^/]+)"), zoom_user),
     ("POST", re.compile(r"/token"), google_token),
     ("GET", re.compile(r"/oauth2/v3/certs"), google_certs),
+    ("GET", re.compile(r"/v2/conferenceRecords"), meet_records),
     ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)"), meet_record),
     ("GET", re.compile(r"/v2/conferenceRecords/(?P<id>[^/]+)/participants"), meet_participants),
     ("GET", re.compile(r"/v2/spaces/(?P<id>[^/]+)"), meet_space),
     ("GET", re.compile(r"/admin/directory/v1/users/(?P<id>[^/]+)"), directory_user),
     ("GET", re.compile(r"/calendar/v3/calendars/(?P<owner>[^/]+)/events"), calendar_events),
     ("POST", re.compile(r"/(?P<tenant>[^/]+)/oauth2/v2\.0/token"), graph_token),
+    ("GET", re.compile(r"/v1\.0/communications/callRecords"), graph_records),
     ("GET", re.compile(r"/v1\.0/communications/callRecords/(?P<id>[^/]+)"), graph_record),
     (
         "GET",
