@@ -19,6 +19,7 @@ from collections import Counter
 from adapters.crm.salesforce.adapter import SalesforceCrm
 from adapters.crm.salesforce.client import SalesforceClient
 from adapters.crm.salesforce.mapping import SalesforceSettings
+from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.scenario_gen import generate_scenario
@@ -68,7 +69,7 @@ def _measure(
     kinds: Counter[str] = Counter()
     started = time.perf_counter()
     for scenario in scenarios:
-        emulator.org = seed_org(scenario.crm, settings)
+        emulator.org = seed_org(scenario.crm, profile=OrgProfile.full())
         port = port_class(client, settings, scenario.policy.default_region)
         before = emulator.stats.api_calls
         paths = Counter(emulator.stats.by_path)
@@ -124,7 +125,7 @@ def main(count: int | None = None, seed: int = 7) -> None:
     rng = random.Random(seed)
     scenarios = [parse_scenario(generate_scenario(rng)) for _ in range(count)]
     settings = SalesforceSettings()
-    with SalesforceEmulator(seed_org(CrmSlice(), settings)) as emulator:
+    with SalesforceEmulator(seed_org(CrmSlice(), profile=OrgProfile.full())) as emulator:
         client = SalesforceClient(
             tenant="bench",
             instance_url=emulator.instance_url,

@@ -49,6 +49,7 @@ import redis
 
 from tests.emulators.salesforce.bigorg import INTERNAL_DOMAIN, REFERENCE, generate_crm, user_email
 from tests.emulators.salesforce.org import RecordData
+from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import DEFAULT_FAULT_MIX, RATE_KINDS, SalesforceEmulator
 from tests.redis_server import free_port
@@ -468,7 +469,9 @@ class Chaos:
         self.base = parse_scenario(
             {"call": {"id": "seed", "started_at": "2026-01-01T00:00:00Z"}, "crm": self.crm}
         )
-        self.emulator = SalesforceEmulator(seed_org(self.base.crm), daily_limit=10_000_000)
+        self.emulator = SalesforceEmulator(
+            seed_org(self.base.crm, profile=OrgProfile.full()), daily_limit=10_000_000
+        )
         self.redis_port = free_port()
         self.api_port = free_port()
         self.workers: list[Proc] = []

@@ -23,6 +23,7 @@ import redis
 
 from adapters.crm.salesforce.mapping import SalesforceSettings
 from tests.conftest import free_port, wait_until
+from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from worker.devstack import worker_command
@@ -312,7 +313,7 @@ def running_stack(
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
     scenario = parse_scenario({"call": {"id": "seed", "started_at": "2026-01-01T00:00:00Z"}, "crm": CRM})
-    emulator = SalesforceEmulator(seed_org(scenario.crm, SalesforceSettings())).start()
+    emulator = SalesforceEmulator(seed_org(scenario.crm, profile=OrgProfile.full())).start()
     env = {
         **os.environ,
         "CALLMATCH_REDIS_URL": redis_url,

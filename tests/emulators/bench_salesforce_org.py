@@ -24,6 +24,7 @@ from adapters.crm.salesforce.adapter import SalesforceCrm
 from adapters.crm.salesforce.client import SalesforceClient, SubResponse
 from adapters.crm.salesforce.mapping import SalesforceSettings
 from tests.emulators.salesforce.bigorg import REFERENCE, generate_crm, user_email
+from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator, dispatch
 from worker.association import associate
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = SalesforceSettings()
     policy = parse_policy(POLICY)
     rng = random.Random(args.seed)
-    with SalesforceEmulator(seed_org(scenario.crm, settings)) as emulator:
+    with SalesforceEmulator(seed_org(scenario.crm, profile=OrgProfile.full())) as emulator:
         client = TimedClient(
             tenant="bench",
             instance_url=emulator.instance_url,

@@ -12,9 +12,10 @@ import itertools
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tests.emulators.salesforce.profile import CALL_ID_FIELD, OrgProfile, objects_of
 from tests.emulators.salesforce.soql import (
     LIKE_ESCAPE,
     BoolOp,
@@ -42,6 +43,24 @@ class Reference:
     targets: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class FieldInfo:
+    """A field's describe properties (the subset of the REST describe callers read)."""
+
+    type: str
+    custom: bool = False
+    length: int = 0
+    external_id: bool = False
+    unique: bool = False
+    case_sensitive: bool = False
+    id_lookup: bool = False
+    createable: bool = True
+    updateable: bool = True
+    nillable: bool = True
+    filterable: bool = True
+    label: str = ""
+
+
 @dataclass
 class SObjectType:
     name: str
@@ -53,6 +72,10 @@ class SObjectType:
     phone_fields: tuple[str, ...] = ()
     email_fields: tuple[str, ...] = ()
     name_fields: tuple[str, ...] = ()
+    info: dict[str, FieldInfo] = field(default_factory=dict)
+    label: str = ""
+    searchable: bool = False
+    setup: bool = False  # a setup object (permission sets): writes need "Customize Application"
     _lower: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def canonical(self, name: str) -> str | None:
@@ -61,57 +84,200 @@ class SObjectType:
             self._lower = {known.lower(): known for known in self.fields}
         return self._lower.get(name.lower())
 
+    def field_info(self, name: str) -> FieldInfo:
+        return self.info.get(name) or FieldInfo(self.fields[name])
+
 
 _SYSTEM = {"Id": "id", "CreatedDate": "datetime", "LastModifiedDate": "datetime", "IsDeleted": "boolean"}
+_SYSTEM_INFO = {
+    "Id": FieldInfo("id", length=18, id_lookup=True, createable=False, updateable=False, nillable=False),
+    "CreatedDate": FieldInfo("datetime", createable=False, updateable=False, nillable=False),
+    "LastModifiedDate": FieldInfo("datetime", createable=False, updateable=False, nillable=False),
+    "IsDeleted": FieldInfo("boolean", createable=False, updateable=False, nillable=False),
+}
+_LENGTHS = {"string": 255, "email": 80, "phone": 40, "url": 255, "textarea": 255, "id": 18, "reference": 18}
+_READ_ONLY = {
+    "Contact": ("Name",),
+    "Lead": ("Name", "IsConverted"),
+    "User": ("Name",),
+    "Opportunity": ("IsClosed", "IsWon"),
+    "PermissionSet": ("IsOwnedByProfile", "ProfileId"),
+}
+_NOT_FILTERABLE = {"Task": ("Description",), "Event": ("Description",)}
+_ID_LOOKUP = {
+    "Contact": ("Email",),
+    "Lead": ("Email",),
+    "User": ("Email", "Username"),
+    "Account": ("Name",),
+    "Opportunity": ("Name",),
+    "Profile": ("Name",),
+    "PermissionSet": ("Name",),
+}
+
+CUSTOM_FIELD_TYPES: dict[str, tuple[str, int]] = {
+    "Secondary_Email__c": ("email", 80),
+    "Other_Email__c": ("email", 80),
+    "Domains__c": ("textarea", 255),
+    "Call_Id__c": ("string", 255),
+    "Attendee_Emails__c": ("textarea", 32768),  # Long Text Area: not filterable
+    "Callmatch_Call_Id__c": ("string", 255),
+}
+"""The types the known custom fields are created with; any other custom field is Text(255)."""
+
+_TOOLING_TYPES = {"Text": "string", "Email": "email", "TextArea": "textarea", "LongTextArea": "textarea"}
+_TOOLING_NAMES = {"string": "Text", "email": "Email", "textarea": "TextArea"}
+
+
+def custom_field_info(name: str, metadata: dict[str, Any] | None = None) -> FieldInfo:
+    """A custom field's describe properties from its Tooling API Metadata (or the known defaults)."""
+    kind, length = CUSTOM_FIELD_TYPES.get(name, ("string", 255))
+    meta = metadata or {}
+    if meta.get("type") in _TOOLING_TYPES:
+        kind = _TOOLING_TYPES[str(meta["type"])]
+        length = int(meta.get("length") or (32768 if meta["type"] == "LongTextArea" else length))
+        long_text = meta["type"] == "LongTextArea"
+    else:
+        long_text = kind == "textarea" and length > 255
+    external_id = bool(meta.get("externalId", name == "Callmatch_Call_Id__c"))
+    return FieldInfo(
+        kind,
+        custom=True,
+        length=length,
+        external_id=external_id,
+        unique=bool(meta.get("unique", False)),
+        case_sensitive=bool(meta.get("caseSensitive", False)),
+        id_lookup=external_id,
+        filterable=not long_text,
+        label=str(meta.get("label") or name.removesuffix("__c").replace("_", " ")),
+    )
+
+
+def tooling_metadata(info: FieldInfo) -> dict[str, Any]:
+    """A field's Metadata as the Tooling API answers it."""
+    kind = (
+        "LongTextArea"
+        if info.type == "textarea" and not info.filterable
+        else _TOOLING_NAMES.get(info.type, "Text")
+    )
+    return {
+        "type": kind,
+        "length": info.length,
+        "externalId": info.external_id,
+        "unique": info.unique,
+        "caseSensitive": info.case_sensitive,
+        "label": info.label,
+        "required": False,
+    }
 
 
 def _object(name: str, prefix: str, fields: dict[str, str], **kwargs: Any) -> SObjectType:
-    return SObjectType(name, prefix, {**_SYSTEM, **fields}, **kwargs)
+    label = kwargs.pop("label", name)
+    sobject = SObjectType(name, prefix, {**_SYSTEM, **fields}, label=label, **kwargs)
+    info = dict(_SYSTEM_INFO)
+    for field_name, kind in fields.items():
+        info[field_name] = FieldInfo(
+            kind,
+            length=_LENGTHS.get(kind, 0),
+            id_lookup=field_name in _ID_LOOKUP.get(name, ()),
+            createable=field_name not in _READ_ONLY.get(name, ()),
+            updateable=field_name not in _READ_ONLY.get(name, ()),
+            nillable=kind != "boolean",
+            filterable=field_name not in _NOT_FILTERABLE.get(name, ()),
+        )
+    sobject.info = info | sobject.info
+    return sobject
 
 
-def default_schema(
-    extra_email_fields: tuple[str, ...] = ("Secondary_Email__c", "Other_Email__c"),
-    account_domain_field: str = "Domains__c",
-    call_id_fields: tuple[str, ...] = ("CallObject", "Call_Id__c"),
-    external_id_field: str = "Callmatch_Call_Id__c",
-    attendee_field: str = "Attendee_Emails__c",
+def build_schema(
+    profile: OrgProfile | None = None, custom_meta: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, SObjectType]:
-    """The objects and fields of the emulated org (custom fields named by the adapter's settings)."""
-    emails = {name: "email" for name in extra_email_fields}
+    """Every object and field that exists in an org with `profile` (before field-level security).
+
+    Optional objects (TaskRelation, TaskWhoRelation, EventWhoRelation, AccountContactRelation),
+    children and custom fields simply do not exist when the profile lacks them. `custom_meta`
+    holds the Tooling API Metadata of custom fields by full name ("Activity.Callmatch_Call_Id__c").
+    """
+    profile = profile or OrgProfile.plain()
+    metas = custom_meta or {}
+    shared = profile.shared_activities
+    multiple = profile.contacts_to_multiple_accounts
+
+    def custom(obj: str, *names: str) -> dict[str, FieldInfo]:
+        out: dict[str, FieldInfo] = {}
+        for entry in sorted(profile.custom_fields):
+            name = entry.partition(".")[2]
+            if obj not in objects_of(entry) or (names and name not in names):
+                continue
+            info = custom_field_info(name, metas.get(entry))
+            if entry == CALL_ID_FIELD and "unique" not in metas.get(entry, {}):
+                info = replace(info, unique=profile.external_id_unique)
+            out[name] = info
+        return out
+
+    def fields_of(extra: dict[str, FieldInfo]) -> dict[str, str]:
+        return {name: info.type for name, info in extra.items()}
+
     owner = {"OwnerId": Reference("Owner", ("User",))}
+    account_custom = custom("Account")
+    contact_custom = custom("Contact")
+    lead_custom = custom("Lead")
+    task_custom = custom("Task")
+    event_custom = custom("Event")
     activity_fields = {
         "Subject": "string",
         "WhoId": "reference",
         "WhatId": "reference",
         "OwnerId": "reference",
         "Description": "textarea",
-        external_id_field: "string",
-        **{name: "string" for name in call_id_fields},
     }
     activity_refs = {
         "WhoId": Reference("Who", ("Contact", "Lead")),
         "WhatId": Reference("What", ("Account", "Opportunity")),
         **owner,
     }
+    emails = lambda extra: tuple(n for n, i in extra.items() if i.type == "email")  # noqa: E731
     types = [
+        _object("Profile", "00e", {"Name": "string"}, name_fields=("Name",), searchable=True),
         _object(
             "User",
             "005",
-            {"Email": "email", "Username": "string", "Name": "string", "IsActive": "boolean"},
+            {
+                "Email": "email",
+                "Username": "string",
+                "FirstName": "string",
+                "LastName": "string",
+                "Name": "string",
+                "IsActive": "boolean",
+                "ProfileId": "reference",
+            },
+            references={"ProfileId": Reference("Profile", ("Profile",))},
             email_fields=("Email",),
             name_fields=("Name",),
+            searchable=True,
         ),
         _object(
             "Account",
             "001",
-            {"Name": "string", "Website": "url", account_domain_field: "textarea", "OwnerId": "reference"},
+            {
+                "Name": "string",
+                "Website": "url",
+                "Phone": "phone",
+                "Fax": "phone",
+                "OwnerId": "reference",
+                **fields_of(account_custom),
+            },
             references=dict(owner),
             children={
                 "Contacts": ("Contact", "AccountId"),
                 "Opportunities": ("Opportunity", "AccountId"),
-                "AccountContactRelations": ("AccountContactRelation", "AccountId"),
+                "Tasks": ("Task", "WhatId"),
+                "Events": ("Event", "WhatId"),
+                **({"AccountContactRelations": ("AccountContactRelation", "AccountId")} if multiple else {}),
             },
+            phone_fields=("Phone", "Fax"),
             name_fields=("Name",),
+            info=account_custom,
+            searchable=True,
         ),
         _object(
             "Contact",
@@ -121,36 +287,28 @@ def default_schema(
                 "LastName": "string",
                 "Name": "string",
                 "Email": "email",
-                **emails,
                 "Phone": "phone",
                 "MobilePhone": "phone",
                 "HomePhone": "phone",
                 "OtherPhone": "phone",
+                "AssistantPhone": "phone",
+                "Fax": "phone",
                 "AccountId": "reference",
                 "OwnerId": "reference",
+                **fields_of(contact_custom),
             },
             references={"AccountId": Reference("Account", ("Account",)), **owner},
             children={
-                "AccountContactRelations": ("AccountContactRelation", "ContactId"),
                 "OpportunityContactRoles": ("OpportunityContactRole", "ContactId"),
+                "Tasks": ("Task", "WhoId"),
+                "Events": ("Event", "WhoId"),
+                **({"AccountContactRelations": ("AccountContactRelation", "ContactId")} if multiple else {}),
             },
-            phone_fields=("Phone", "MobilePhone", "HomePhone", "OtherPhone"),
-            email_fields=("Email", *extra_email_fields),
+            phone_fields=("Phone", "MobilePhone", "HomePhone", "OtherPhone", "AssistantPhone", "Fax"),
+            email_fields=("Email", *emails(contact_custom)),
             name_fields=("FirstName", "LastName", "Name"),
-        ),
-        _object(
-            "AccountContactRelation",
-            "07k",
-            {
-                "AccountId": "reference",
-                "ContactId": "reference",
-                "IsDirect": "boolean",
-                "IsActive": "boolean",
-            },
-            references={
-                "AccountId": Reference("Account", ("Account",)),
-                "ContactId": Reference("Contact", ("Contact",)),
-            },
+            info=contact_custom,
+            searchable=True,
         ),
         _object(
             "Lead",
@@ -161,16 +319,20 @@ def default_schema(
                 "Name": "string",
                 "Company": "string",
                 "Email": "email",
-                **emails,
                 "Phone": "phone",
                 "MobilePhone": "phone",
+                "Fax": "phone",
                 "IsConverted": "boolean",
                 "OwnerId": "reference",
+                **fields_of(lead_custom),
             },
             references=dict(owner),
-            phone_fields=("Phone", "MobilePhone"),
-            email_fields=("Email", *extra_email_fields),
+            children={"Tasks": ("Task", "WhoId"), "Events": ("Event", "WhoId")},
+            phone_fields=("Phone", "MobilePhone", "Fax"),
+            email_fields=("Email", *emails(lead_custom)),
             name_fields=("FirstName", "LastName", "Name", "Company"),
+            info=lead_custom,
+            searchable=True,
         ),
         _object(
             "Opportunity",
@@ -185,8 +347,13 @@ def default_schema(
                 "StageName": "string",
             },
             references={"AccountId": Reference("Account", ("Account",)), **owner},
-            children={"OpportunityContactRoles": ("OpportunityContactRole", "OpportunityId")},
+            children={
+                "OpportunityContactRoles": ("OpportunityContactRole", "OpportunityId"),
+                "Tasks": ("Task", "WhatId"),
+                "Events": ("Event", "WhatId"),
+            },
             name_fields=("Name",),
+            searchable=True,
         ),
         _object(
             "OpportunityContactRole",
@@ -211,20 +378,18 @@ def default_schema(
                 "Status": "string",
                 "CallDurationInSeconds": "int",
                 "CallType": "string",
+                "CallObject": "string",
                 "ActivityDate": "date",
+                **fields_of(task_custom),
             },
             references=dict(activity_refs),
-            children={"TaskRelations": ("TaskRelation", "TaskId")},
-            external_ids=(external_id_field,),
-        ),
-        _object(
-            "TaskRelation",
-            "0RT",
-            {"TaskId": "reference", "RelationId": "reference", "IsWhat": "boolean"},
-            references={
-                "TaskId": Reference("Task", ("Task",)),
-                "RelationId": Reference("Relation", ("Contact", "Lead", "Account", "Opportunity")),
+            children={
+                **({"TaskRelations": ("TaskRelation", "TaskId")} if shared else {}),
+                **({"TaskWhoRelations": ("TaskWhoRelation", "TaskId")} if shared else {}),
             },
+            external_ids=tuple(n for n, i in task_custom.items() if i.external_id),
+            info=task_custom,
+            searchable=True,
         ),
         _object(
             "Event",
@@ -234,11 +399,16 @@ def default_schema(
                 "StartDateTime": "datetime",
                 "EndDateTime": "datetime",
                 "DurationInMinutes": "int",
-                attendee_field: "textarea",
+                **fields_of(event_custom),
             },
             references=dict(activity_refs),
-            children={"EventRelations": ("EventRelation", "EventId")},
-            external_ids=(external_id_field,),
+            children={
+                "EventRelations": ("EventRelation", "EventId"),
+                **({"EventWhoRelations": ("EventWhoRelation", "EventId")} if shared else {}),
+            },
+            external_ids=tuple(n for n, i in event_custom.items() if i.external_id),
+            info=event_custom,
+            searchable=True,
         ),
         _object(
             "EventRelation",
@@ -246,18 +416,158 @@ def default_schema(
             {
                 "EventId": "reference",
                 "RelationId": "reference",
-                "IsWhat": "boolean",
-                "IsParent": "boolean",
+                **({"IsWhat": "boolean", "IsParent": "boolean"} if shared else {}),
                 "IsInvitee": "boolean",
                 "Status": "string",
             },
             references={
                 "EventId": Reference("Event", ("Event",)),
-                "RelationId": Reference("Relation", ("Contact", "Lead", "User", "Account", "Opportunity")),
+                "RelationId": Reference(
+                    "Relation",
+                    ("Contact", "Lead", "User", "Account", "Opportunity")
+                    if shared
+                    else ("Contact", "Lead", "User"),
+                ),
             },
         ),
+        _object(
+            "PermissionSet",
+            "0PS",
+            {"Name": "string", "Label": "string", "IsOwnedByProfile": "boolean", "ProfileId": "reference"},
+            references={"ProfileId": Reference("Profile", ("Profile",))},
+            children={
+                "Assignments": ("PermissionSetAssignment", "PermissionSetId"),
+                "FieldPerms": ("FieldPermissions", "ParentId"),
+                "ObjectPerms": ("ObjectPermissions", "ParentId"),
+            },
+            name_fields=("Name",),
+            searchable=True,
+            setup=True,
+        ),
+        _object(
+            "PermissionSetAssignment",
+            "0Pa",
+            {"AssigneeId": "reference", "PermissionSetId": "reference"},
+            references={
+                "AssigneeId": Reference("Assignee", ("User",)),
+                "PermissionSetId": Reference("PermissionSet", ("PermissionSet",)),
+            },
+            setup=True,
+        ),
+        _object(
+            "FieldPermissions",
+            "01k",
+            {
+                "ParentId": "reference",
+                "SobjectType": "string",
+                "Field": "string",
+                "PermissionsRead": "boolean",
+                "PermissionsEdit": "boolean",
+            },
+            references={"ParentId": Reference("Parent", ("PermissionSet",))},
+            setup=True,
+        ),
+        _object(
+            "ObjectPermissions",
+            "110",
+            {
+                "ParentId": "reference",
+                "SobjectType": "string",
+                "PermissionsRead": "boolean",
+                "PermissionsCreate": "boolean",
+                "PermissionsEdit": "boolean",
+                "PermissionsDelete": "boolean",
+                "PermissionsViewAllRecords": "boolean",
+                "PermissionsModifyAllRecords": "boolean",
+            },
+            references={"ParentId": Reference("Parent", ("PermissionSet",))},
+            setup=True,
+        ),
     ]
+    if shared:
+        types += [
+            _object(
+                "TaskRelation",
+                "0RT",
+                {"TaskId": "reference", "RelationId": "reference", "IsWhat": "boolean"},
+                references={
+                    "TaskId": Reference("Task", ("Task",)),
+                    "RelationId": Reference("Relation", ("Contact", "Lead", "Account", "Opportunity")),
+                },
+            ),
+            _who_relation("TaskWhoRelation", "0Rt", "TaskId", "Task"),
+            _who_relation("EventWhoRelation", "0Re", "EventId", "Event"),
+        ]
+    if multiple:
+        types.append(
+            _object(
+                "AccountContactRelation",
+                "07k",
+                {
+                    "AccountId": "reference",
+                    "ContactId": "reference",
+                    "IsDirect": "boolean",
+                    "IsActive": "boolean",
+                },
+                references={
+                    "AccountId": Reference("Account", ("Account",)),
+                    "ContactId": Reference("Contact", ("Contact",)),
+                },
+            )
+        )
     return {t.name: t for t in types}
+
+
+def _who_relation(name: str, prefix: str, parent_field: str, parent: str) -> SObjectType:
+    """TaskWhoRelation / EventWhoRelation: read-only views of the relation rows that name a person."""
+    sobject = _object(
+        name,
+        prefix,
+        {parent_field: "reference", "RelationId": "reference", "Type": "string"},
+        references={
+            parent_field: Reference(parent, (parent,)),
+            "RelationId": Reference("Relation", ("Contact", "Lead")),
+        },
+    )
+    sobject.info = {n: replace(i, createable=False, updateable=False) for n, i in sobject.info.items()}
+    return sobject
+
+
+def default_schema() -> dict[str, SObjectType]:
+    """The schema of a plain org (kept for callers that want one without an Org)."""
+    return build_schema(OrgProfile.plain())
+
+
+API_PROFILE_ID = "00e000000000000AAA"
+STANDARD_PROFILE_ID = "00e000000000001AAA"
+API_PROFILE_NAME = "Salesforce API Only System Integrations"
+API_USER_ID = "005000000000000AAA"
+API_USERNAME = "integration@callmatch.test"
+ORG_ID = "00D000000000000AAA"
+PROFILE_PERMISSION_SET_ID = "0PS000000000000AAA"
+PERMISSIONED_OBJECTS = (
+    "Account",
+    "Contact",
+    "Lead",
+    "Opportunity",
+    "OpportunityContactRole",
+    "Task",
+    "Event",
+)
+"""Objects whose permissions the profile's ObjectPermissions rows list (Task and Event included for doctor's sake)."""
+_SECURITY_OBJECTS = ("PermissionSetAssignment", "FieldPermissions")
+_WHO_RELATIONS = {
+    "TaskWhoRelation": ("TaskRelation", "TaskId"),
+    "EventWhoRelation": ("EventRelation", "EventId"),
+}
+
+
+def _lookup(schema: dict[str, SObjectType], name: str) -> SObjectType | None:
+    found = schema.get(name)
+    if found is not None:
+        return found
+    lowered = name.lower()
+    return next((t for known, t in schema.items() if known.lower() == lowered), None)
 
 
 class OrgError(Exception):
@@ -297,11 +607,26 @@ def _unlike(value: str) -> str:
 
 
 class Org:
-    """Records by object and id, with a clock and a lock: the emulator's whole state."""
+    """Records by object and id, with a clock and a lock: the emulator's whole state.
 
-    def __init__(self, schema: dict[str, SObjectType] | None = None, now: dt.datetime | None = None):
-        self.schema = schema or default_schema()
-        self.records: dict[str, dict[str, RecordData]] = {name: {} for name in self.schema}
+    `stored` is every object and field the org has; `schema` is what the API user sees
+    (objects it may read, fields field-level security shows it). Records keep every
+    stored field, so hiding a field and granting it again loses nothing.
+    """
+
+    def __init__(
+        self,
+        schema: dict[str, SObjectType] | None = None,
+        now: dt.datetime | None = None,
+        *,
+        profile: OrgProfile | None = None,
+    ):
+        self.profile = profile or OrgProfile.plain()
+        self.custom_meta: dict[str, dict[str, Any]] = {}
+        self._fixed = schema is not None
+        self.stored: dict[str, SObjectType] = schema if schema is not None else build_schema(self.profile)
+        self.schema: dict[str, SObjectType] = self.stored
+        self.records: dict[str, dict[str, RecordData]] = {name: {} for name in self.stored}
         self.object_of: dict[str, str] = {}
         self.lock = threading.RLock()
         self.now = now
@@ -311,22 +636,203 @@ class Org:
         self._types: dict[tuple[str, str], str | None] = {}
         self._refs: dict[tuple[str, str], str | None] = {}
         self._checked: set[tuple[str, str]] = set()
+        self.read_only: set[tuple[str, str]] = set()
+        if not self._fixed:
+            self._seed_setup()
+            self._rebuild()
+
+    # --- profile, field-level security, setup records ---------------------------------------------
+
+    def set_profile(self, profile: OrgProfile) -> None:
+        """Change what the org has at run time (a test turning a feature on, `setup` creating a field)."""
+        with self.lock:
+            self.profile = profile
+            self._rebuild()
+            self._seed_object_permissions()
+
+    def _rebuild(self) -> None:
+        if self._fixed:
+            return
+        self.stored = build_schema(self.profile, self.custom_meta)
+        for name in self.stored:
+            self.records.setdefault(name, {})
+        hidden, read_only = self._field_security()
+        self.read_only = read_only
+        readable = {name for name in self.stored if self.profile.can(name, "read")}
+        visible: dict[str, SObjectType] = {}
+        for name, sobject in self.stored.items():
+            if name not in readable:
+                continue
+            fields = {f: k for f, k in sobject.fields.items() if (name, f) not in hidden}
+            info = {
+                f: replace(i, createable=False, updateable=False) if (name, f) in read_only else i
+                for f, i in sobject.info.items()
+                if f in fields
+            }
+            visible[name] = replace(
+                sobject,
+                fields=fields,
+                info=info,
+                references={
+                    f: Reference(r.relationship, tuple(t for t in r.targets if t in readable))
+                    for f, r in sobject.references.items()
+                    if f in fields
+                },
+                children={
+                    rel: (child, f)
+                    for rel, (child, f) in sobject.children.items()
+                    if child in readable and (child, f) not in hidden
+                },
+                external_ids=tuple(f for f in sobject.external_ids if f in fields),
+                phone_fields=tuple(f for f in sobject.phone_fields if f in fields),
+                email_fields=tuple(f for f in sobject.email_fields if f in fields),
+                name_fields=tuple(f for f in sobject.name_fields if f in fields),
+                _lower={},
+            )
+        self.schema = visible
+        self._types.clear()
+        self._refs.clear()
+        self._checked.clear()
+
+    def _field_key(self, obj: str, name: str) -> list[tuple[str, str]]:
+        """The (object, field) pairs an "Object.Field" names: an Activity field is one field on Task and Event."""
+        out = []
+        for target in objects_of(f"{obj}.{name}"):
+            sobject = self.stored.get(target)
+            canonical = sobject.canonical(name) if sobject else None
+            if canonical is None:
+                continue
+            out.append((target, canonical))
+            if target in ("Task", "Event") and sobject is not None and sobject.field_info(canonical).custom:
+                other = self.stored.get("Event" if target == "Task" else "Task")
+                twin = other.canonical(name) if other else None
+                if other is not None and twin is not None:
+                    out.append((other.name, twin))
+        return out
+
+    def _field_security(self) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """(hidden, read-only) fields for the API user: the profile's hidden fields and the fields
+        `setup` created, less what FieldPermissions of permission sets assigned to the user grant."""
+        hidden: set[tuple[str, str]] = set()
+        for entry in self.profile.hidden_fields:
+            obj, _, name = entry.partition(".")
+            hidden.update(self._field_key(obj, name))
+        mine = {
+            str(row["PermissionSetId"])
+            for row in self.records.get("PermissionSetAssignment", {}).values()
+            if row.get("AssigneeId") == API_USER_ID and not row["IsDeleted"]
+        }
+        readable: set[tuple[str, str]] = set()
+        editable: set[tuple[str, str]] = set()
+        for row in self.records.get("FieldPermissions", {}).values():
+            if row["IsDeleted"] or row.get("ParentId") not in mine:
+                continue
+            obj, _, name = str(row.get("Field") or "").partition(".")
+            pairs = self._field_key(obj, name)
+            if row.get("PermissionsRead") or row.get("PermissionsEdit"):
+                readable.update(pairs)
+            if row.get("PermissionsEdit"):
+                editable.update(pairs)
+        return hidden - readable, (hidden & readable) - editable
+
+    def _seed_setup(self) -> None:
+        """The API user, its profile and the permission set that profile owns, as every org has them."""
+        self.insert("Profile", {"Id": API_PROFILE_ID, "Name": API_PROFILE_NAME})
+        self.insert("Profile", {"Id": STANDARD_PROFILE_ID, "Name": "Standard User"})
+        self.insert(
+            "User",
+            {
+                "Id": API_USER_ID,
+                "Username": API_USERNAME,
+                "Email": API_USERNAME,
+                "LastName": "Integration",
+                "Name": "Callmatch Integration",
+                "IsActive": True,
+                "ProfileId": API_PROFILE_ID,
+            },
+        )
+        self.insert(
+            "PermissionSet",
+            {
+                "Id": PROFILE_PERMISSION_SET_ID,
+                "Name": "X00ex00000018ozT_128_09_04_12_1",
+                "Label": API_PROFILE_NAME,
+                "IsOwnedByProfile": True,
+                "ProfileId": API_PROFILE_ID,
+            },
+        )
+        self.insert(
+            "PermissionSetAssignment",
+            {"AssigneeId": API_USER_ID, "PermissionSetId": PROFILE_PERMISSION_SET_ID},
+        )
+        self._seed_object_permissions()
+
+    def _seed_object_permissions(self) -> None:
+        """ObjectPermissions of the API user's profile, from the profile's `denied` list."""
+        if self._fixed:
+            return
+        rows = self.records.setdefault("ObjectPermissions", {})
+        for record_id in [k for k, r in rows.items() if r.get("ParentId") == PROFILE_PERMISSION_SET_ID]:
+            del rows[record_id]
+            self.object_of.pop(record_id, None)
+        for name in PERMISSIONED_OBJECTS:
+            can = self.profile.can
+            self.insert(
+                "ObjectPermissions",
+                {
+                    "ParentId": PROFILE_PERMISSION_SET_ID,
+                    "SobjectType": name,
+                    "PermissionsRead": can(name, "read"),
+                    "PermissionsCreate": can(name, "create"),
+                    "PermissionsEdit": can(name, "edit"),
+                    "PermissionsDelete": can(name, "delete"),
+                    "PermissionsViewAllRecords": False,
+                    "PermissionsModifyAllRecords": False,
+                },
+            )
+
+    def effective_profile(self) -> OrgProfile:
+        """The profile as the API user now lives it: fields `setup` granted are no longer hidden."""
+        hidden, _ = self._field_security()
+        still = frozenset(
+            entry
+            for entry in self.profile.hidden_fields
+            if any(pair in hidden for pair in self._field_key(*entry.split(".", 1)))
+        )
+        return replace(self.profile, hidden_fields=still)
+
+    # --- records --------------------------------------------------------------------------------------
 
     def clock(self) -> dt.datetime:
         return self.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
 
     def sobject(self, name: str) -> SObjectType:
-        for known, sobject in self.schema.items():
-            if known.lower() == name.lower():
-                return sobject
-        raise OrgError(400, "NOT_FOUND", f"sObject type '{name}' is not supported.")
+        """The object as the API user sees it; an absent (or unreadable) one is INVALID_TYPE, as in SOQL."""
+        found = _lookup(self.schema, name)
+        if found is None:
+            raise OrgError(
+                400,
+                "INVALID_TYPE",
+                f"sObject type '{name}' is not supported. If you are attempting to use a custom object, be "
+                "sure to append the '__c' after the entity name. Please reference your WSDL or the describe "
+                "call for the appropriate names.",
+            )
+        return found
+
+    def stored_type(self, name: str) -> SObjectType:
+        found = _lookup(self.stored, name)
+        if found is None:
+            raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+        return found
 
     def new_id(self, sobject: SObjectType) -> str:
         return f"{sobject.key_prefix}{next(self._counter):012d}AAA"
 
-    def insert(self, object_name: str, values: RecordData, *, searchable: bool = True) -> str:
-        """Store a record (seeding or create); unknown fields are refused."""
-        sobject = self.sobject(object_name)
+    def insert(
+        self, object_name: str, values: RecordData, *, searchable: bool = True, api: bool = False
+    ) -> str:
+        """Store a record (seeding, or an API create when `api`: then only fields the user sees)."""
+        sobject = self.sobject(object_name) if api else self.stored_type(object_name)
         with self.lock:
             record: RecordData = {
                 name: False if kind == "boolean" else None for name, kind in sobject.fields.items()
@@ -341,6 +847,8 @@ class Org:
                         [key],
                     )
                 record[name] = value
+            if api:
+                self._check_unique(sobject, record, None)
             record_id = record.get("Id") or self.new_id(sobject)
             record["Id"] = record_id
             now = self.clock()
@@ -353,15 +861,36 @@ class Org:
             self.object_of[record_id] = sobject.name
             if not searchable:
                 self.unsearchable.add(record_id)
+            if sobject.name in _SECURITY_OBJECTS:
+                self._rebuild()
             return str(record_id)
 
-    def update(self, object_name: str, record_id: str, values: RecordData) -> None:
-        sobject = self.sobject(object_name)
+    def _check_unique(self, sobject: SObjectType, values: RecordData, own_id: str | None) -> None:
+        """A Unique field refuses a value another live record holds (DUPLICATE_VALUE)."""
+        for name, value in values.items():
+            info = sobject.info.get(name)
+            if info is None or not info.unique or value in (None, ""):
+                continue
+            for row in self.records[sobject.name].values():
+                other = row.get(name)
+                if row["IsDeleted"] or row["Id"] == own_id or not isinstance(other, str):
+                    continue
+                same = other == value if info.case_sensitive else other.lower() == str(value).lower()
+                if same:
+                    raise OrgError(
+                        400,
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {name} duplicates value on record with id: {row['Id']}",
+                        [name],
+                    )
+
+    def update(self, object_name: str, record_id: str, values: RecordData, *, api: bool = False) -> None:
+        sobject = self.sobject(object_name) if api else self.stored_type(object_name)
         with self.lock:
             record = self.records[sobject.name].get(record_id)
             if record is None or record["IsDeleted"]:
                 raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
-            for key, value in values.items():
+            for key in values:
                 name = sobject.canonical(key)
                 if name is None or name in _SYSTEM:
                     raise OrgError(
@@ -370,16 +899,25 @@ class Org:
                         f"No such column '{key}' on sobject of type {sobject.name}",
                         [key],
                     )
-                record[name] = value
+            if api:
+                self._check_unique(
+                    sobject, {sobject.canonical(k) or k: v for k, v in values.items()}, record_id
+                )
+            for key, value in values.items():
+                record[sobject.canonical(key) or key] = value
             record["LastModifiedDate"] = self.clock()
+            if sobject.name in _SECURITY_OBJECTS:
+                self._rebuild()
 
-    def delete(self, object_name: str, record_id: str) -> None:
-        sobject = self.sobject(object_name)
+    def delete(self, object_name: str, record_id: str, *, api: bool = False) -> None:
+        sobject = self.sobject(object_name) if api else self.stored_type(object_name)
         with self.lock:
             record = self.records[sobject.name].get(record_id)
             if record is None or record["IsDeleted"]:
                 raise OrgError(404, "ENTITY_IS_DELETED", "entity is deleted")
             record["IsDeleted"] = True
+            if sobject.name in _SECURITY_OBJECTS:
+                self._rebuild()
 
     def get(self, record_id: str | None) -> RecordData | None:
         if record_id is None:
@@ -388,15 +926,47 @@ class Org:
         return None if name is None else self.records[name].get(record_id)
 
     def live(self, object_name: str, include_deleted: bool = False) -> Iterable[RecordData]:
-        rows = self.records[self.sobject(object_name).name].values()
+        name = self.stored_type(object_name).name
+        if name in _WHO_RELATIONS:
+            return self._who_rows(name)
+        rows = self.records[name].values()
         return [r for r in rows if include_deleted or not r["IsDeleted"]]
 
+    def _who_rows(self, name: str) -> list[RecordData]:
+        """TaskWhoRelation / EventWhoRelation rows: the relation rows of a person, derived as the org does."""
+        source, parent = _WHO_RELATIONS[name]
+        out = []
+        for row in self.records.get(source, {}).values():
+            person = self.object_of.get(str(row.get("RelationId")))
+            if row["IsDeleted"] or person not in ("Contact", "Lead") or row.get("IsWhat"):
+                continue
+            if source == "EventRelation" and not row.get("IsParent"):
+                continue  # an invitee only: not a "who" of the event
+            out.append(
+                {
+                    "Id": name[:1] + str(row["Id"])[1:],
+                    parent: row.get(parent),
+                    "RelationId": row.get("RelationId"),
+                    "Type": person,
+                    "CreatedDate": row.get("CreatedDate"),
+                    "LastModifiedDate": row.get("LastModifiedDate"),
+                    "IsDeleted": False,
+                }
+            )
+        return out
+
     def find_by(self, object_name: str, field_name: str, value: str) -> list[RecordData]:
-        sobject = self.sobject(object_name)
+        sobject = self.stored_type(object_name)
         name = sobject.canonical(field_name)
         if name is None:
             raise OrgError(400, "INVALID_FIELD", f"No such column '{field_name}' on {sobject.name}")
-        return [r for r in self.live(sobject.name) if r.get(name) == value]
+        info = sobject.field_info(name)
+        if info.type in ("id", "reference") or info.case_sensitive:
+            return [r for r in self.live(sobject.name) if r.get(name) == value]
+        lowered = value.lower()
+        return [
+            r for r in self.live(sobject.name) if isinstance(r.get(name), str) and r[name].lower() == lowered
+        ]
 
     # --- SOQL -----------------------------------------------------------------------------------
 
@@ -415,6 +985,8 @@ class Org:
         sobject = self.sobject(query.sobject)
         for path in query.fields:
             self._check_path(sobject, path)
+        for child in query.children:
+            self._check_child(sobject, child)
         candidates = list(rows if rows is not None else self.live(sobject.name, include_deleted))
         if query.where is not None:
             self._check_condition(sobject, query.where)
@@ -464,6 +1036,25 @@ class Org:
                 None if not shaped else {"totalSize": len(shaped), "done": True, "records": shaped}
             )
         return out
+
+    def _check_child(self, sobject: SObjectType, child: Query) -> None:
+        """A subquery is checked before any row is read: an absent relationship or field fails the query."""
+        relationship = _canonical_key(sobject.children, child.sobject)
+        if relationship is None:
+            raise OrgError(
+                400,
+                "INVALID_TYPE",
+                f"Didn't understand relationship '{child.sobject}' in FROM part of query call. If you are "
+                "attempting to use a custom relationship, be sure to append the '__r' after the custom "
+                "relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+            )
+        child_type = self.sobject(sobject.children[relationship][0])
+        for path in child.fields:
+            self._check_path(child_type, path)
+        if child.where is not None:
+            self._check_condition(child_type, child.where)
+        for item in child.order_by:
+            self._check_path(child_type, item.path)
 
     def _shaped_value(self, sobject: SObjectType, record: RecordData, path: str) -> Any:
         return _json_value(self._value(sobject, record, path))
@@ -525,7 +1116,7 @@ class Org:
                 return None
             target = self.get(current.get(ref_field))
             current = target
-            current_type = self.schema[self.object_of[str(target["Id"])]] if target else None
+            current_type = self.schema.get(self.object_of[str(target["Id"])]) if target else None
         return None
 
     def _ref_field(self, sobject: SObjectType, relationship: str) -> str | None:
@@ -591,6 +1182,9 @@ class Org:
                 )
         else:
             self._check_path(sobject, condition.path)
+            name = sobject.canonical(condition.path)
+            if name is not None and not sobject.field_info(name).filterable:
+                raise OrgError(400, "INVALID_FIELD", f"field '{name}' can not be filtered in query call")
             kind = self._field_type(sobject, condition.path)
             literals = condition.values if isinstance(condition, InList) else (condition.literal,)
             for literal in literals:

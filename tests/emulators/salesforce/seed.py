@@ -1,31 +1,34 @@
-"""A scenario's CRM slice as Salesforce records, keeping the scenario's ids as record Ids."""
+"""A scenario's CRM slice as Salesforce records, keeping the scenario's ids as record Ids.
+
+Records are written in the vendor's terms (the Salesforce object reference's field
+API names), never through the adapter's mapping: a contact's phones fill the
+standard phone fields in order, extra emails go to the custom email fields only
+when the org has them, a second account becomes an AccountContactRelation row only
+with "Contacts to Multiple Accounts", relation rows beyond WhoId/WhatId exist only
+with "Shared Activities" (without it an event keeps its invitees alone).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from adapters.crm.salesforce.mapping import CONTACT_PHONE_FIELDS, LEAD_PHONE_FIELDS, SalesforceSettings
-from tests.emulators.salesforce.org import Org, default_schema
+from tests.emulators.salesforce.org import STANDARD_PROFILE_ID, Org
+from tests.emulators.salesforce.profile import OrgProfile
 from worker.model import ActivityType, Contact, CrmSlice, Lead, User
 from worker.normalize import norm_email
 
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+EVENT_MINUTES = 30
+
+CONTACT_PHONES = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
+"""Contact's phone fields a person's numbers go to (AssistantPhone and Fax are someone else's)."""
+LEAD_PHONES = ("Phone", "MobilePhone")
+EXTRA_EMAILS = ("Secondary_Email__c", "Other_Email__c")
+"""Custom email fields an org may have; a scenario's extra emails fill those present, in order."""
 
 
 class SeedError(ValueError):
     """A scenario record that has no place in the org's fields (say, five phones on a lead)."""
-
-
-def schema_for(settings: SalesforceSettings) -> Org:
-    return Org(
-        default_schema(
-            extra_email_fields=settings.extra_email_fields,
-            account_domain_field=settings.account_domain_field or "Domains__c",
-            call_id_fields=tuple(dict.fromkeys((settings.task_call_id_field, settings.event_call_id_field))),
-            external_id_field=settings.external_id_field,
-            attendee_field=settings.attendee_emails_field or "Attendee_Emails__c",
-        )
-    )
 
 
 def _spread(kind: str, owner: str, values: tuple[str, ...], fields: tuple[str, ...]) -> dict[str, str]:
@@ -34,13 +37,15 @@ def _spread(kind: str, owner: str, values: tuple[str, ...], fields: tuple[str, .
     return dict(zip(fields, values, strict=False))
 
 
-def seed_org(
-    crm: CrmSlice, settings: SalesforceSettings | None = None, *, now: dt.datetime | None = None
-) -> Org:
-    """Load every record of `crm` into a new org; ids are the scenario's own."""
-    settings = settings or SalesforceSettings()
-    org = schema_for(settings)
-    org.now = now
+def seed_org(crm: CrmSlice, profile: OrgProfile | None = None, *, now: dt.datetime | None = None) -> Org:
+    """Load every record of `crm` into a new org with `profile` (plain by default); ids are the scenario's own.
+
+    A value the org has no field for is left out (an extra email on a plain org), as a
+    customer's data would be: the scenario then states more than the org can tell.
+    """
+    profile = profile or OrgProfile.plain()
+    org = Org(profile=profile, now=now)
+    has = profile.has_field
     for user in crm.users:
         org.insert(
             "User",
@@ -48,8 +53,10 @@ def seed_org(
                 "Id": user.id,
                 "Email": user.email,
                 "Username": user.email or user.id,
+                "LastName": user.id,
                 "Name": user.id,
                 "IsActive": True,
+                "ProfileId": STANDARD_PROFILE_ID,
             },
         )
     for account in crm.accounts:
@@ -57,33 +64,40 @@ def seed_org(
         if account.domains:
             values["Website"] = account.domains[0]
             rest = account.domains[1:]
-            if rest:
-                if not settings.account_domain_field:
-                    raise SeedError(f"account {account.id} has several domains and no domain field")
-                values[settings.account_domain_field] = "; ".join(rest)
+            if rest and has("Account", "Domains__c"):
+                values["Domains__c"] = "; ".join(rest)
         org.insert("Account", values)
     for contact in crm.contacts:
         values = {"Id": contact.id, "LastName": contact.id, "Name": contact.id, "Email": contact.email}
-        values |= _spread("contact", contact.id, contact.emails, settings.extra_email_fields)
-        values |= _spread("contact", contact.id, contact.phones, CONTACT_PHONE_FIELDS)
+        emails = tuple(f for f in EXTRA_EMAILS if has("Contact", f))
+        values |= dict(zip(emails, contact.emails, strict=False))
+        values |= _spread("contact", contact.id, contact.phones, CONTACT_PHONES)
         if contact.account_ids:
             values["AccountId"] = contact.account_ids[0]
         org.insert("Contact", values)
-        for index, account_id in enumerate(contact.account_ids):
-            org.insert(
-                "AccountContactRelation",
-                {"AccountId": account_id, "ContactId": contact.id, "IsDirect": index == 0, "IsActive": True},
-            )
+        if profile.contacts_to_multiple_accounts:
+            for index, account_id in enumerate(contact.account_ids):
+                org.insert(
+                    "AccountContactRelation",
+                    {
+                        "AccountId": account_id,
+                        "ContactId": contact.id,
+                        "IsDirect": index == 0,
+                        "IsActive": True,
+                    },
+                )
     for lead in crm.leads:
         values = {
             "Id": lead.id,
             "LastName": lead.id,
+            "Name": lead.id,
             "Company": lead.id,
             "Email": lead.email,
             "IsConverted": False,
         }
-        values |= _spread("lead", lead.id, lead.emails, settings.extra_email_fields)
-        values |= _spread("lead", lead.id, lead.phones, LEAD_PHONE_FIELDS)
+        emails = tuple(f for f in EXTRA_EMAILS if has("Lead", f))
+        values |= dict(zip(emails, lead.emails, strict=False))
+        values |= _spread("lead", lead.id, lead.phones, LEAD_PHONES)
         org.insert("Lead", values)
     for opp in crm.opportunities:
         org.insert(
@@ -108,6 +122,13 @@ def seed_org(
                 "OpportunityContactRole",
                 {"OpportunityId": opp.id, "ContactId": role.id, "IsPrimary": role.is_primary},
             )
+    _activities(org, crm, profile)
+    return org
+
+
+def _activities(org: Org, crm: CrmSlice, profile: OrgProfile) -> None:
+    has = profile.has_field
+    shared = profile.shared_activities
     by_email: dict[str, str] = {}
     people: list[User | Lead | Contact] = [*crm.users, *crm.leads, *crm.contacts]
     for person in people:
@@ -116,23 +137,25 @@ def seed_org(
             by_email[email] = person.id
     taken: set[tuple[ActivityType, str | None]] = set()
     for activity in crm.activities:
-        ours = None
-        if activity.written_by_us:
-            # our external id is unique per object, as in the org: a second one keeps the call id field only
-            ours = activity.call_id if (activity.type, activity.call_id) not in taken else None
-            ours = ours or f"seed:{activity.id}"
-            taken.add((activity.type, ours))
-        values = {
+        kind = "Task" if activity.type is ActivityType.TASK else "Event"
+        values: dict[str, object] = {
             "Id": activity.id,
             "Subject": f"Activity {activity.id}",
             "WhoId": activity.contact_ids[0] if activity.contact_ids else None,
             "WhatId": activity.opportunity_id or activity.account_id,
-            settings.external_id_field: ours,
         }
+        if activity.written_by_us and has(kind, "Callmatch_Call_Id__c"):
+            # unique per object when the field is Unique, as in the org: a second one keeps the call id alone
+            ours = activity.call_id
+            if profile.external_id_unique and (activity.type, ours) in taken:
+                ours = None
+            ours = ours or f"seed:{activity.id}"
+            taken.add((activity.type, ours))
+            values["Callmatch_Call_Id__c"] = ours
         start = activity.start.astimezone(dt.UTC) if activity.start else None
-        if activity.type is ActivityType.TASK:
+        if kind == "Task":
             values |= {
-                settings.task_call_id_field: activity.call_id,
+                "CallObject": activity.call_id,
                 "TaskSubtype": "Call",
                 "Status": "Completed",
                 "ActivityDate": start.date() if start else None,
@@ -140,29 +163,31 @@ def seed_org(
             }
             org.insert("Task", values)
             org.records["Task"][activity.id]["CreatedDate"] = start
-            for contact_id in activity.contact_ids[1:]:
-                org.insert("TaskRelation", {"TaskId": activity.id, "RelationId": contact_id, "IsWhat": False})
+            if shared:
+                for contact_id in activity.contact_ids[1:]:
+                    org.insert(
+                        "TaskRelation", {"TaskId": activity.id, "RelationId": contact_id, "IsWhat": False}
+                    )
             continue
         values |= {
-            settings.event_call_id_field: activity.call_id,
             "StartDateTime": start,
-            "EndDateTime": start + dt.timedelta(minutes=settings.event_minutes_default) if start else None,
-            "DurationInMinutes": settings.event_minutes_default,
+            "EndDateTime": start + dt.timedelta(minutes=EVENT_MINUTES) if start else None,
+            "DurationInMinutes": EVENT_MINUTES,
         }
-        if settings.attendee_emails_field and activity.attendee_emails:
-            values[settings.attendee_emails_field] = "; ".join(activity.attendee_emails)
+        if has("Event", "Call_Id__c"):
+            values["Call_Id__c"] = activity.call_id
+        if activity.attendee_emails and has("Event", "Attendee_Emails__c"):
+            values["Attendee_Emails__c"] = "; ".join(activity.attendee_emails)
         org.insert("Event", values)
-        linked = set(activity.contact_ids[1:])
+        parents = list(activity.contact_ids[1:]) if shared else []
+        linked = set(parents)
         invited = {by_email[e] for e in map(norm_email, activity.attendee_emails) if e and e in by_email}
-        for relation_id in [*activity.contact_ids[1:], *sorted(invited - linked)]:
-            org.insert(
-                "EventRelation",
-                {
-                    "EventId": activity.id,
-                    "RelationId": relation_id,
-                    "IsWhat": False,
-                    "IsParent": relation_id in linked,
-                    "IsInvitee": relation_id in invited,
-                },
-            )
-    return org
+        for relation_id in [*parents, *sorted(invited - linked)]:
+            row: dict[str, object] = {
+                "EventId": activity.id,
+                "RelationId": relation_id,
+                "IsInvitee": relation_id in invited,
+            }
+            if shared:
+                row |= {"IsWhat": False, "IsParent": relation_id in linked}
+            org.insert("EventRelation", row)

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.emulators.loopback import serve, shut
-from tests.emulators.salesforce.org import Org, OrgError, RecordData
+from tests.emulators.salesforce.org import Org, OrgError, RecordData, SObjectType
 
 API_VERSION = "59.0"
 MAX_COMPOSITE = 25
@@ -555,6 +555,8 @@ def dispatch(
         if not top_level:
             raise OrgError(400, "INVALID_API_INPUT", "composite cannot be nested")
         return 200, _composite(emulator, payload)
+    if head == "sobjects" and len(parts) == 1 and method == "GET":
+        return 200, describe_global(emulator, version)
     if head == "sobjects" and len(parts) >= 2:
         return _sobjects(emulator, method, parts[1:], payload)
     if head == "limits":
@@ -569,7 +571,13 @@ def dispatch(
 
 def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], payload: Any) -> tuple[int, Any]:
     org = emulator.org
-    sobject = org.sobject(parts[0])
+    try:
+        sobject = org.sobject(parts[0])
+    except OrgError as error:
+        # The REST resource of an object the org lacks (or the user may not read) does not exist.
+        raise OrgError(404, "NOT_FOUND", "The requested resource does not exist") from error
+    if len(parts) >= 2 and parts[1] == "describe" and method == "GET":
+        return 200, describe(emulator, sobject.name)
     rule = emulator.validation_rules.get(sobject.name)
     if rule is not None and method in ("POST", "PATCH"):
         raise OrgError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule)
@@ -578,7 +586,9 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
             raise OrgError(
                 405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,POST"
             )
+        _allowed(emulator, sobject.name, "create")
         values = _values(sobject.name, payload)
+        _refuse_read_only(org, sobject.name, values, "create")
         if sobject.name in _RELATIONS:
             parent = _RELATIONS[sobject.name]
             with org.lock:
@@ -591,9 +601,11 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                             "DUPLICATE_VALUE",
                             f"duplicate value found: RelationId duplicates value on record with id: {row['Id']}",
                         )
-                record_id = org.insert(sobject.name, values)
+                record_id = org.insert(sobject.name, values, api=True)
             return 201, {"id": record_id, "success": True, "errors": []}
-        record_id = org.insert(sobject.name, values)
+        if sobject.name == "FieldPermissions":
+            _check_field_permission(org, values)
+        record_id = org.insert(sobject.name, values, api=True)
         return 201, {"id": record_id, "success": True, "errors": []}
     if len(parts) == 2:
         record_id = parts[1]
@@ -603,18 +615,29 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                 raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
             return 200, _full(org, sobject.name, record)
         if method == "PATCH":
+            _allowed(emulator, sobject.name, "edit")
             values = _values(sobject.name, payload)
             _refuse_create_only(sobject.name, values)
-            org.update(sobject.name, record_id, values)
+            _refuse_read_only(org, sobject.name, values, "update")
+            org.update(sobject.name, record_id, values, api=True)
             return 204, None
         if method == "DELETE":
-            org.delete(sobject.name, record_id)
+            _allowed(emulator, sobject.name, "delete")
+            org.delete(sobject.name, record_id, api=True)
             return 204, None
     if len(parts) == 3:
         field_name = sobject.canonical(parts[1])
-        if field_name is None or (field_name not in sobject.external_ids and field_name != "Id"):
+        if field_name is None:
             raise OrgError(
                 400,
+                "INVALID_FIELD",
+                f"No such column '{parts[1]}' on sobject of type {sobject.name}",
+                [parts[1]],
+            )
+        info = sobject.field_info(field_name)
+        if not (info.external_id or info.id_lookup):
+            raise OrgError(
+                404,
                 "NOT_FOUND",
                 f"Provided external ID field does not exist or is not accessible: {parts[1]}",
             )
@@ -622,6 +645,7 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
         with org.lock:
             matches = org.find_by(sobject.name, field_name, value)
             if len(matches) > 1:
+                # The real 300 body: the matching records' URLs, nothing created or updated.
                 urls = [f"/services/data/v{API_VERSION}/sobjects/{sobject.name}/{m['Id']}" for m in matches]
                 return 300, urls
             if method == "GET":
@@ -635,12 +659,80 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                         400, "INVALID_FIELD", f"The external ID field {field_name} must not be in the body"
                     )
                 if matches:
+                    _allowed(emulator, sobject.name, "edit")
                     _refuse_create_only(sobject.name, values)
-                    org.update(sobject.name, str(matches[0]["Id"]), values)
+                    _refuse_read_only(org, sobject.name, values, "update")
+                    org.update(sobject.name, str(matches[0]["Id"]), values, api=True)
                     return 200, {"id": matches[0]["Id"], "success": True, "errors": [], "created": False}
-                record_id = org.insert(sobject.name, {**values, field_name: value})
+                _allowed(emulator, sobject.name, "create")
+                _refuse_read_only(org, sobject.name, {**values, field_name: value}, "create")
+                record_id = org.insert(sobject.name, {**values, field_name: value}, api=True)
                 return 201, {"id": record_id, "success": True, "errors": [], "created": True}
     raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _allowed(emulator: SalesforceEmulator, object_name: str, action: str) -> None:
+    """Object permissions of the API user: what Salesforce answers a create, edit or delete it lacks."""
+    org = emulator.org
+    if org.stored_type(object_name).setup and not org.profile.customize_application:
+        raise OrgError(
+            400,
+            "INSUFFICIENT_ACCESS_OR_READONLY",
+            "insufficient access rights on object id",
+        )
+    if org.profile.can(object_name, action):
+        return
+    verb = {"create": "inserted", "edit": "updated", "delete": "deleted"}[action]
+    raise OrgError(
+        400,
+        "INSUFFICIENT_ACCESS_OR_READONLY" if action != "create" else "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+        f"entity type cannot be {verb}: {object_name}",
+    )
+
+
+def _refuse_read_only(org: Org, object_name: str, values: dict[str, Any], action: str) -> None:
+    """A field the user may read but not edit (field-level security, or a system field) is refused."""
+    sobject = org.sobject(object_name)
+    for key in values:
+        name = sobject.canonical(key)
+        if name is None or name == "Id":
+            continue
+        info = sobject.field_info(name)
+        if (action == "create" and not info.createable) or (action == "update" and not info.updateable):
+            if (object_name, name) not in org.read_only:
+                continue  # system fields: the emulator's own seeding and old clients set them
+            raise OrgError(
+                400,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {name}. Please check the security settings of this field "
+                "and verify that it is read/write for your profile or permission set.",
+                [name],
+            )
+
+
+def _check_field_permission(org: Org, values: dict[str, Any]) -> None:
+    """FieldPermissions name an existing field as "Object.Field" (a restricted picklist)."""
+    field_path = str(values.get("Field") or "")
+    obj, _, name = field_path.partition(".")
+    stored = org.stored.get(obj)
+    if stored is None or stored.canonical(name) is None or str(values.get("SobjectType") or obj) != obj:
+        raise OrgError(
+            400,
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"Field Name: bad value for restricted picklist field: {field_path}",
+            ["Field"],
+        )
+    with org.lock:
+        for row in org.live("FieldPermissions"):
+            if (
+                row.get("ParentId") == values.get("ParentId")
+                and str(row.get("Field")).lower() == field_path.lower()
+            ):
+                raise OrgError(
+                    400,
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: Field duplicates value on record with id: {row['Id']}",
+                )
 
 
 _RELATIONS = {"TaskRelation": "TaskId", "EventRelation": "EventId"}
@@ -769,3 +861,123 @@ def _composite(emulator: SalesforceEmulator, payload: Any) -> dict[str, Any]:
             {"body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": reference}
         )
     return {"compositeResponse": responses}
+
+
+# --- describe -----------------------------------------------------------------------------------------
+
+
+def _object_flags(org: Org, sobject: SObjectType) -> dict[str, bool]:
+    """What the API user may do with an object, as describe reports it."""
+    can = org.profile.can
+    setup_ok = not sobject.setup or org.profile.customize_application
+    derived = sobject.name in ("TaskWhoRelation", "EventWhoRelation")
+    return {
+        "queryable": can(sobject.name, "read"),
+        "retrieveable": can(sobject.name, "read"),
+        "createable": can(sobject.name, "create") and setup_ok and not derived,
+        "updateable": can(sobject.name, "edit") and setup_ok and not derived,
+        "deletable": can(sobject.name, "delete") and setup_ok and not derived,
+        "searchable": sobject.searchable and can(sobject.name, "read"),
+    }
+
+
+def _urls(name: str, version: str) -> dict[str, str]:
+    base = f"/services/data/v{version}/sobjects/{name}"
+    return {
+        "rowTemplate": f"{base}/{{ID}}",
+        "defaultValues": f"{base}/defaultValues?recordTypeId&fields",
+        "describe": f"{base}/describe",
+        "sobject": base,
+    }
+
+
+def _object_summary(org: Org, sobject: SObjectType, version: str) -> dict[str, Any]:
+    return {
+        "activateable": False,
+        "custom": sobject.name.endswith("__c"),
+        "customSetting": False,
+        "feedEnabled": sobject.searchable,
+        "keyPrefix": sobject.key_prefix,
+        "label": sobject.label or sobject.name,
+        "labelPlural": (sobject.label or sobject.name) + "s",
+        "layoutable": sobject.searchable,
+        "mergeable": sobject.name in ("Account", "Contact", "Lead"),
+        "mruEnabled": sobject.searchable,
+        "name": sobject.name,
+        "replicateable": True,
+        "triggerable": True,
+        "undeletable": sobject.searchable,
+        **_object_flags(org, sobject),
+        "urls": _urls(sobject.name, version),
+    }
+
+
+def describe_global(emulator: SalesforceEmulator, version: str = API_VERSION) -> dict[str, Any]:
+    """GET /sobjects: every object the org has (an object the user may not read is listed, queryable false)."""
+    org = emulator.org
+    with org.lock:
+        objects = [_object_summary(org, sobject, version) for sobject in org.stored.values()]
+    return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sorted(objects, key=lambda o: o["name"])}
+
+
+def describe(emulator: SalesforceEmulator, object_name: str, version: str = API_VERSION) -> dict[str, Any]:
+    """GET /sobjects/{Object}/describe: the fields the API user sees, its child relationships and rights."""
+    org = emulator.org
+    with org.lock:
+        sobject = org.sobject(object_name)
+        fields = []
+        for name, kind in sobject.fields.items():
+            info = sobject.field_info(name)
+            ref = sobject.references.get(name)
+            fields.append(
+                {
+                    "name": name,
+                    "label": info.label or name,
+                    "type": kind,
+                    "soapType": _SOAP_TYPES.get(kind, "xsd:string"),
+                    "custom": info.custom,
+                    "externalId": info.external_id,
+                    "unique": info.unique,
+                    "caseSensitive": info.case_sensitive,
+                    "idLookup": info.id_lookup,
+                    "createable": info.createable,
+                    "updateable": info.updateable,
+                    "filterable": info.filterable,
+                    "sortable": info.filterable,
+                    "groupable": info.filterable and kind not in ("datetime", "double"),
+                    "nillable": info.nillable,
+                    "defaultedOnCreate": kind == "boolean"
+                    or name in ("Id", "CreatedDate", "LastModifiedDate"),
+                    "length": info.length,
+                    "referenceTo": list(ref.targets) if ref else [],
+                    "relationshipName": ref.relationship if ref else None,
+                    "polymorphicForeignKey": bool(ref and len(ref.targets) > 1),
+                }
+            )
+        children = [
+            {
+                "cascadeDelete": False,
+                "childSObject": child,
+                "deprecatedAndHidden": False,
+                "field": child_field,
+                "relationshipName": relationship,
+                "restrictedDelete": False,
+            }
+            for relationship, (child, child_field) in sobject.children.items()
+        ]
+        return {
+            **_object_summary(org, sobject, version),
+            "fields": fields,
+            "childRelationships": children,
+        }
+
+
+_SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "int": "xsd:int",
+    "double": "xsd:double",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
+}

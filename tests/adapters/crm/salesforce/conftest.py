@@ -10,6 +10,7 @@ import pytest
 from adapters.crm.salesforce.adapter import SalesforceCrm
 from adapters.crm.salesforce.client import Credentials, RetrySettings, SalesforceClient
 from adapters.crm.salesforce.mapping import SalesforceSettings
+from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from worker.model import CrmSlice
@@ -53,7 +54,7 @@ def salesforce() -> Iterator[Callable[..., SalesforceEnv]]:
 
     def start(crm: CrmSlice, settings: SalesforceSettings | None = None, **options: object) -> SalesforceEnv:
         settings = settings or SalesforceSettings()
-        emulator = SalesforceEmulator(seed_org(crm, settings), **options).start()  # type: ignore[arg-type]
+        emulator = SalesforceEmulator(seed_org(crm, profile=OrgProfile.full()), **options).start()  # type: ignore[arg-type]
         started.append(emulator)
         return SalesforceEnv(emulator, settings, [])
 

@@ -10,6 +10,7 @@ from adapters.crm.salesforce.client import RetrySettings
 from adapters.errors import RateLimitedError, RetryableError
 from tests.emulators.salesforce.bigorg import generate_crm
 from tests.emulators.salesforce.org import OrgError
+from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import DEFAULT_FAULT_MIX
 from worker.model import Account, Contact, ContactRole, CrmSlice, Lead, Opportunity
@@ -43,7 +44,7 @@ CRM = CrmSlice(
 
 @pytest.fixture()
 def org():
-    return seed_org(CRM)
+    return seed_org(CRM, profile=OrgProfile.full())
 
 
 def ids(rows) -> list[str]:
@@ -114,7 +115,7 @@ def test_relationships_children_and_semi_joins(org) -> None:
         ),
         ("SELECT Id FROM Contact WHERE Email = 'unterminated", "MALFORMED_QUERY"),
         ("SELECT Id FROM Contact WHERE Email = 'a\\qb'", "MALFORMED_QUERY"),
-        ("SELECT Id FROM Nothing__c", "NOT_FOUND"),
+        ("SELECT Id FROM Nothing__c", "INVALID_TYPE"),
         ("SELECT Id, Nope__c FROM Contact", "INVALID_FIELD"),
         ("SELECT Id FROM Contact WHERE Email IN (SELECT Name FROM Account)", "MALFORMED_QUERY"),
         ("SELECT Id FROM Contact WHERE Id IN (SELECT WhoId FROM Task)", "MALFORMED_QUERY"),
@@ -294,7 +295,7 @@ def test_a_semi_join_inner_query_runs_once_per_outer_query() -> None:
     crm = parse_scenario(
         {"call": {"id": "seed", "started_at": "2026-01-01T00:00:00Z"}, "crm": generate_crm(5)}
     ).crm
-    org = seed_org(crm)
+    org = seed_org(crm, profile=OrgProfile.full())
     email = next(c.email for c in crm.contacts if c.email)
     before = org.semi_join_runs
     rows = org.query(

@@ -6,6 +6,7 @@ import random
 
 from adapters.crm.salesforce.adapter import SalesforceCrm
 from tests.adapters.crm.salesforce.conftest import SalesforceEnv
+from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.scenario_gen import generate_scenario
 from worker.association import associate, decide_scenario
@@ -35,7 +36,7 @@ def _decide_alike(env: SalesforceEnv, rng: random.Random, count: int) -> None:
     rounds = 0
     for index in range(count):
         scenario = parse_scenario(generate_scenario(rng))
-        env.emulator.org = seed_org(scenario.crm, env.settings)
+        env.emulator.org = seed_org(scenario.crm, profile=OrgProfile.full())
         port = SalesforceCrm(env.client(), env.settings, scenario.policy.default_region)
         expected = _without_trace(decide_scenario(scenario).to_json())
         got = _without_trace(associate(scenario.call, scenario.policy, port, scenario.previous).to_json())
