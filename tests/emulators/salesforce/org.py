@@ -623,6 +623,7 @@ class Org:
     ):
         self.profile = profile or OrgProfile.plain()
         self.custom_meta: dict[str, dict[str, Any]] = {}
+        self.custom_ids: dict[str, str] = {}
         self._fixed = schema is not None
         self.stored: dict[str, SObjectType] = schema if schema is not None else build_schema(self.profile)
         self.schema: dict[str, SObjectType] = self.stored
@@ -1237,6 +1238,19 @@ class Org:
     # --- SOSL -----------------------------------------------------------------------------------
 
     def search(self, text: str) -> list[RecordData]:
+        """Run a SOSL search.
+
+        `IN PHONE FIELDS` is modelled on what Salesforce documents and shows: phone fields
+        are searched by the digits of the term, whatever the punctuation on either side
+        (the API's own sample searches "4155551212" in phone fields, stored numbers
+        carry any format). A term matches a stored number when its digits are the
+        number's digits or their trailing part (the number without its country code
+        or trunk prefix: "612345678" finds "06 12 34 56 78" and "+33 6 12 34 56 78").
+        Never the other way round: a stored short number is not found by a longer term
+        that ends with it ("5550101" stored is not a hit for "+1 212 555 0101"), since
+        the search looks for the term in the stored number, not the number in the term.
+        An extension ("x 12", "ext. 12") is not part of the number.
+        """
         try:
             parsed = parse_sosl(text)
         except SoqlError as error:
@@ -1272,7 +1286,7 @@ class Org:
                         continue
                     if sosl.scope == "PHONE":
                         stored = re.sub(r"\D", "", _EXTENSION.split(str(value))[0])
-                        if stored and any(stored.endswith(d) or d.endswith(stored) for d in numbers):
+                        if stored and any(stored.endswith(d) for d in numbers):
                             hits.append(record)
                             break
                     elif any(t in str(value).lower() for t in terms):

@@ -34,7 +34,16 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.emulators.loopback import serve, shut
-from tests.emulators.salesforce.org import Org, OrgError, RecordData, SObjectType
+from tests.emulators.salesforce.org import (
+    API_USER_ID,
+    API_USERNAME,
+    ORG_ID,
+    Org,
+    OrgError,
+    RecordData,
+    SObjectType,
+)
+from tests.emulators.salesforce.tooling import limits, tooling, userinfo
 
 API_VERSION = "59.0"
 MAX_COMPOSITE = 25
@@ -138,17 +147,17 @@ class SalesforceEmulator:
         self,
         org: Org,
         *,
-        daily_limit: int = 15000,
+        daily_limit: int | None = None,
         page_size: int = 2000,
         child_page_size: int | None = None,
         client_id: str = "callmatch-client",
         client_secret: str = "callmatch-secret",
         refresh_token: str = "refresh-token",
-        username: str = "integration@callmatch.test",
+        username: str = API_USERNAME,
         password: str = "password+token",
     ):
         self.org = org
-        self.daily_limit = daily_limit
+        self._daily_limit = daily_limit
         self.page_size = page_size
         self.child_page_size = child_page_size
         self.stats = Stats()
@@ -170,6 +179,15 @@ class SalesforceEmulator:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.cert_file, self.key_file = _certificate()
+
+    @property
+    def daily_limit(self) -> int:
+        """The org's daily API request limit: the profile's unless a test set one."""
+        return self._daily_limit if self._daily_limit is not None else self.org.profile.daily_api_limit
+
+    @daily_limit.setter
+    def daily_limit(self, value: int) -> None:
+        self._daily_limit = value
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -336,6 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/services/oauth2/token":
             self._token(body)
             return
+        if url.path == "/services/oauth2/userinfo" or url.path.startswith("/id/"):
+            self._identity(url.path)
+            return
         if not url.path.startswith("/services/data/"):
             self._send(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
             return
@@ -418,6 +439,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(status, result, {"Sforce-Limit-Info": emulator.limit_info()})
 
+    def _identity(self, path: str) -> None:
+        """The OpenID Connect UserInfo endpoint and the identity URL: who the access token belongs to."""
+        emulator = self.owner
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        if not token or not emulator.token_valid(token):
+            self._send(403, "Bad_OAuth_Token")
+            return
+        if path.startswith("/id/") and path.rstrip("/") != f"/id/{ORG_ID}/{API_USER_ID}":
+            self._send(404, "Bad_Id")
+            return
+        self._send(200, userinfo(emulator, identity=path.startswith("/id/")))
+
     def _token(self, body: bytes) -> None:
         emulator = self.owner
         if emulator.token_fault():
@@ -452,7 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "access_token": token,
                 "instance_url": emulator.instance_url,
-                "id": f"{emulator.instance_url}/id/00D000000000001/005000000000001",
+                "id": f"{emulator.instance_url}/id/{ORG_ID}/{API_USER_ID}",
                 "token_type": "Bearer",
                 "issued_at": str(int(time.time() * 1000)),
                 "signature": "emulated",
@@ -559,13 +593,12 @@ def dispatch(
         return 200, describe_global(emulator, version)
     if head == "sobjects" and len(parts) >= 2:
         return _sobjects(emulator, method, parts[1:], payload)
-    if head == "limits":
-        return 200, {
-            "DailyApiRequests": {
-                "Max": emulator.daily_limit,
-                "Remaining": emulator.daily_limit - emulator.stats.api_calls,
-            }
-        }
+    if head == "limits" and method == "GET":
+        return 200, limits(emulator)
+    if head == "tooling" and len(parts) >= 2:
+        if not top_level:
+            raise OrgError(400, "INVALID_API_INPUT", "the Tooling API is not a composite subrequest")
+        return tooling(emulator, method, parts[1:], params, payload)
     raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
 
 
