@@ -1,13 +1,26 @@
 """`SalesforceCrm`: the CRM port over one tenant's org, in composite rounds, with write-back W1/W2.
 
+Every query and write is built from what the org has (`capabilities.OrgCapabilities`,
+cached per tenant): without "Contacts to Multiple Accounts" a contact's account is
+`Contact.AccountId` and the contacts' accounts are read by a semi-join on Contact;
+without "Shared Activities" `WhoId` is the first contact and no TaskRelation /
+EventRelation(IsParent) rows are read or written; an optional field the API user
+cannot see (an extra email field, `Domains__c`, `Call_Id__c`, `Attendee_Emails__c`)
+is left out of the queries. The W1 external id is required: without it (or without
+External ID, or edit access) the write raises MissingRequirementError before any
+request, never leaving a half-written activity. An INVALID_FIELD / INVALID_TYPE
+answer drops the cached capabilities, describes the org again and sends the request
+once more; refused again, it is a RetryableError (the org's metadata is changing).
+
 One `lookup` round is one composite call (at most 5 queries each, so a round that
 needs more is split). Each Contact row carries its contact roles with their
-opportunities (`Opportunity.` parent fields) and its AccountContactRelations; a
-query slot the round leaves free reads those contacts' accounts with their
-opportunities by a semi-join. So on an ordinary call the round that asks for the
-contacts' opportunities and accounts finds them read already and costs no call.
-Records read are kept for the rest of the association; an opportunity reached by
-several paths is merged (the union of the roles seen).
+opportunities (`Opportunity.` parent fields) and, with Contacts to Multiple
+Accounts, its AccountContactRelations; a query slot the round leaves free reads
+those contacts' accounts with their opportunities by a semi-join. So on an ordinary
+call the round that asks for the contacts' opportunities and accounts finds them
+read already and costs no call. Records read are kept for the rest of the
+association; an opportunity reached by several paths is merged (the union of the
+roles seen).
 
 Phones are searched by SOSL `IN PHONE FIELDS` (one call before the composite, since
 a composite cannot hold a search) and by SOQL over the formats people type, every
@@ -18,14 +31,29 @@ search index has not caught up with.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote as url_quote
 
+from adapters.crm.readiness import MissingRequirementError
 from adapters.crm.salesforce import mapping
+from adapters.crm.salesforce.capabilities import (
+    SCHEMA_ERRORS,
+    Capabilities,
+    OrgCapabilities,
+    local_capabilities,
+)
 from adapters.crm.salesforce.client import MAX_QUERY_SUBREQUESTS as MAX_QUERIES_PER_CALL
-from adapters.crm.salesforce.client import MAX_SUBREQUESTS, SalesforceClient, SubResponse, classify_response
+from adapters.crm.salesforce.client import (
+    MAX_SUBREQUESTS,
+    SERVICE,
+    SalesforceClient,
+    SubResponse,
+    classify_response,
+)
 from adapters.crm.salesforce.mapping import (
     CONTACT_PHONE_FIELDS,
     LEAD_PHONE_FIELDS,
@@ -42,6 +70,7 @@ from adapters.crm.salesforce.soql import (
     quote,
     sosl_escape,
 )
+from adapters.errors import ExternalError, FatalError, RetryableError
 from worker.model import (
     Account,
     Activity,
@@ -59,6 +88,10 @@ from worker.model import (
 from worker.normalize import norm_domain, norm_email, to_e164
 from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
 
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
 # Salesforce's REST API limits a request URI (GET /query?q=...) to 16,384 bytes, else 414.
 MAX_URI_BYTES = 16_384
 
@@ -72,6 +105,20 @@ CONTACT_ROLES = (
     + " FROM OpportunityContactRoles)"
 )
 ACTIVITY_LINK_FIELDS = "Id, WhoId, Who.Type, WhatId, What.Type"
+# Fields of the activity body sent only when the API user may write them (FLS can hide standard fields).
+_OPTIONAL_BODY_FIELDS = ("TaskSubtype", "Status", "ActivityDate", "CallDurationInSeconds", "CallType")
+
+
+def _refreshing(
+    method: Callable[Concatenate[SalesforceCrm, P], T],
+) -> Callable[Concatenate[SalesforceCrm, P], T]:
+    """The request(s) of `method`, sent once more with fresh capabilities after INVALID_FIELD/TYPE."""
+
+    @functools.wraps(method)
+    def wrapper(self: SalesforceCrm, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._fresh(lambda: method(self, *args, **kwargs))
+
+    return wrapper
 
 
 class SalesforceCrm(CrmPort):
@@ -84,12 +131,16 @@ class SalesforceCrm(CrmPort):
         default_region: str = "US",
         *,
         search_phones: bool = True,
+        capabilities: Capabilities | None = None,
     ):
         super().__init__()
         self.search_phones = search_phones
         self.client = client
         self.settings = settings or SalesforceSettings()
         self.region = default_region
+        self.capabilities = capabilities or local_capabilities(client)
+        self._caps: OrgCapabilities | None = None
+        self._refreshing = False
         self._contacts: dict[str, Contact] = {}
         self._accounts: dict[str, Account] = {}
         self._opportunities: dict[str, Opportunity] = {}
@@ -98,32 +149,165 @@ class SalesforceCrm(CrmPort):
         self._account_opportunities_read: set[str] = set()
         self._ours: set[tuple[str, str]] = set()
 
-    # --- query text -------------------------------------------------------------------------------
+    # --- what the org has -------------------------------------------------------------------------
 
-    def _email_fields(self) -> tuple[str, ...]:
-        return ("Email", *self.settings.extra_email_fields)
+    @property
+    def caps(self) -> OrgCapabilities:
+        """The tenant's capabilities, read once per association (a discovery is counted as such)."""
+        if self._caps is None:
+            before = self.client.api_calls
+            self._caps = self.capabilities.get()
+            if self.client.api_calls > before:
+                self.stats.count("capabilities", self.client.api_calls - before)
+        return self._caps
 
-    def _contact_select(self) -> str:
-        fields = ", ".join(("Id", *self._email_fields(), *CONTACT_PHONE_FIELDS, "AccountId"))
+    def _fresh(self, send: Callable[[], T]) -> T:
+        """`send()`; after INVALID_FIELD / INVALID_TYPE, once more with capabilities described again.
+
+        Refused again, the org's metadata is changing under us (a field being deleted or
+        its security edited): a RetryableError, so the call is tried later on a settled org.
+        """
+        if self._refreshing:
+            return send()
+        self._refreshing = True
+        try:
+            try:
+                return send()
+            except FatalError as error:
+                if error.code not in SCHEMA_ERRORS:
+                    raise
+                log.warning(
+                    "salesforce tenant %s: %s; describing the org again", self.client.tenant, error.code
+                )
+            before = self.client.api_calls
+            self._caps = self.capabilities.refresh()
+            self.stats.count("capabilities", self.client.api_calls - before)
+            try:
+                return send()
+            except FatalError as error:
+                if error.code not in SCHEMA_ERRORS:
+                    raise
+                self.capabilities.drop()
+                raise RetryableError(
+                    SERVICE,
+                    f"{error}: refused again with fresh capabilities (the org's fields are changing)",
+                    status=error.status,
+                    code=error.code,
+                ) from error
+        finally:
+            self._refreshing = False
+
+    def _setup_fix(self) -> str:
+        return f"run `callmatch setup --tenant {self.client.tenant}`"
+
+    def _require_read(self, *sobjects: str) -> None:
+        for sobject in sobjects:
+            if not self.caps.can(sobject, "read"):
+                raise MissingRequirementError(
+                    SERVICE,
+                    f"read access to {sobject} for the API user",
+                    f"grant Read on {sobject} to the integration user's profile or a permission set "
+                    f"assigned to it, then `callmatch doctor --tenant {self.client.tenant}`",
+                )
+
+    def _require_write(self, sobject: str) -> None:
+        """W1 needs our external id on the object, External ID, visible and editable; checked before any write."""
+        caps, name = self.caps, self.settings.external_id_field
+        for permission in ("create", "edit"):
+            if not caps.can(sobject, permission):
+                raise MissingRequirementError(
+                    SERVICE,
+                    f"{permission} access to {sobject} for the API user",
+                    f"grant Create and Edit on {sobject} to the integration user's profile or a permission "
+                    f"set assigned to it, then `callmatch doctor --tenant {self.client.tenant}`",
+                )
+        found = caps.field(sobject, name)
+        if found is None:
+            raise MissingRequirementError(
+                SERVICE,
+                f"{sobject}.{name}",
+                f"{self._setup_fix()} (creates Activity.{name} as External ID + Unique and grants the API "
+                "user read and edit on it)",
+            )
+        if not found.external_id:
+            raise MissingRequirementError(
+                SERVICE,
+                f"External ID on {sobject}.{name}",
+                f"{self._setup_fix()} (makes it External ID + Unique)",
+            )
+        if not (found.createable and found.updateable):
+            raise MissingRequirementError(
+                SERVICE,
+                f"edit access to {sobject}.{name} for the API user",
+                f"{self._setup_fix()} (grants read and edit through the Callmatch permission set)",
+            )
+
+    def _relations(self, sobject: str) -> bool:
+        """Whether other contacts are related to an activity as rows (Shared Activities)."""
+        caps = self.caps
+        if sobject == "Task":
+            return caps.shared_activities and caps.can("TaskRelation", "create")
         return (
-            f"SELECT {fields}, (SELECT AccountId FROM AccountContactRelations), {CONTACT_ROLES} FROM Contact"
+            caps.shared_activities
+            and caps.can("EventRelation", "create")
+            and caps.has_field("EventRelation", "IsParent")
         )
 
+    # --- query text -------------------------------------------------------------------------------
+
+    def _email_fields(self, sobject: str) -> tuple[str, ...]:
+        return self.caps.present(sobject, ("Email", *self.settings.extra_email_fields))
+
+    def _phone_fields(self, sobject: str) -> tuple[str, ...]:
+        return self.caps.present(sobject, CONTACT_PHONE_FIELDS if sobject == "Contact" else LEAD_PHONE_FIELDS)
+
+    def _domain_field(self) -> str | None:
+        name = self.settings.account_domain_field
+        return name if name and self.caps.has_field("Account", name) else None
+
+    def _contact_select(self) -> str:
+        self._require_read("Contact")
+        caps = self.caps
+        fields = ", ".join(
+            (
+                "Id",
+                *self._email_fields("Contact"),
+                *self._phone_fields("Contact"),
+                *caps.present("Contact", ["AccountId"]),
+            )
+        )
+        children = ""
+        if caps.contacts_to_multiple_accounts and caps.has_child("Contact", "AccountContactRelations"):
+            children += ", (SELECT AccountId FROM AccountContactRelations)"
+        if caps.has_child("Contact", "OpportunityContactRoles"):
+            self._require_read("OpportunityContactRole", "Opportunity")
+            children += f", {CONTACT_ROLES}"
+        return f"SELECT {fields}{children} FROM Contact"
+
     def _lead_select(self) -> str:
-        fields = ", ".join(("Id", *self._email_fields(), *LEAD_PHONE_FIELDS))
+        self._require_read("Lead")
+        fields = ", ".join(("Id", *self._email_fields("Lead"), *self._phone_fields("Lead")))
         return f"SELECT {fields} FROM Lead"
 
     def _account_select(self) -> str:
-        extra = f", {self.settings.account_domain_field}" if self.settings.account_domain_field else ""
-        return f"SELECT Id, Name, Website{extra}, {ACCOUNT_OPPORTUNITIES} FROM Account"
+        self._require_read("Account")
+        domain = self._domain_field()
+        extra = f", {domain}" if domain else ""
+        children = ""
+        if self.caps.has_child("Account", "Opportunities"):
+            self._require_read("Opportunity")
+            children = f", {ACCOUNT_OPPORTUNITIES}"
+        return f"SELECT Id, Name, Website{extra}{children} FROM Account"
 
     def _person_where(
-        self, emails: Sequence[str], phones: Sequence[str], phone_fields: tuple[str, ...], prefix: str = ""
+        self, emails: Sequence[str], phones: Sequence[str], sobject: str, prefix: str = ""
     ) -> list[str]:
         conditions = []
-        if emails:
-            conditions.append(any_in((prefix + f for f in self._email_fields()), emails))
-        if phones:
+        email_fields = self._email_fields(sobject)
+        if emails and email_fields:
+            conditions.append(any_in((prefix + f for f in email_fields), emails))
+        phone_fields = self._phone_fields(sobject)
+        if phones and phone_fields:
             variants = sorted({v for p in phones for v in phone_variants(p)})
             conditions.append(any_in((prefix + f for f in phone_fields), variants))
         return conditions
@@ -131,7 +315,7 @@ class SalesforceCrm(CrmPort):
     def _contact_where(
         self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str], prefix: str = ""
     ) -> str | None:
-        conditions = self._person_where(emails, phones, CONTACT_PHONE_FIELDS, prefix)
+        conditions = self._person_where(emails, phones, "Contact", prefix)
         if ids:
             conditions.append(f"{prefix}Id IN {in_list(ids)}")
         return " OR ".join(conditions) if conditions else None
@@ -140,22 +324,32 @@ class SalesforceCrm(CrmPort):
         where = self._contact_where(emails, phones, ids)
         return f"{self._contact_select()} WHERE {where}" if where else None
 
-    def _accounts_of_contacts_query(self, contact_where: str) -> str:
+    def _accounts_of_contacts_query(
+        self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str]
+    ) -> str | None:
         """The accounts (with their opportunities) related to the contacts this round matches.
 
-        A semi-join on AccountContactRelation under the contacts' own condition, which also
-        holds each contact's primary account (IsDirect); sent only in a query slot the
-        round's composite call has free, so the next round needs no call for them.
+        With Contacts to Multiple Accounts, a semi-join on AccountContactRelation under the
+        contacts' own condition (which also holds each contact's primary account, IsDirect);
+        without it, a semi-join on Contact.AccountId. Sent only in a query slot the round's
+        composite call has free, so the next round needs no call for them.
         """
-        return (
-            f"{self._account_select()} WHERE Id IN "
-            f"(SELECT AccountId FROM AccountContactRelation WHERE {contact_where})"
-        )
+        if self.caps.contacts_to_multiple_accounts and self.caps.can("AccountContactRelation", "read"):
+            where = self._contact_where(emails, phones, ids, prefix="Contact.")
+            source = "AccountContactRelation"
+        elif self.caps.has_field("Contact", "AccountId"):
+            where = self._contact_where(emails, phones, ids)
+            source = "Contact"
+        else:
+            return None
+        if where is None:
+            return None
+        return f"{self._account_select()} WHERE Id IN (SELECT AccountId FROM {source} WHERE {where})"
 
     def _lead_query(
         self, emails: Sequence[str], phones: Sequence[str], ids: Sequence[str] = ()
     ) -> str | None:
-        conditions = self._person_where(emails, phones, LEAD_PHONE_FIELDS)
+        conditions = self._person_where(emails, phones, "Lead")
         if ids:
             conditions.append(f"Id IN {in_list(ids)}")
         if not conditions:
@@ -163,11 +357,13 @@ class SalesforceCrm(CrmPort):
         return f"{self._lead_select()} WHERE IsConverted = false AND ({' OR '.join(conditions)})"
 
     def _account_query(self, domains: Sequence[str], ids: Sequence[str]) -> str | None:
+        """M6: `Website`, and the tenant's domain field when the org has it (else Website alone)."""
         conditions = []
+        domain_field = self._domain_field() if domains else None
         for domain in sorted(set(domains)):
             conditions.append(f"Website LIKE {like_quote(domain)}")
-            if self.settings.account_domain_field:
-                conditions.append(f"{self.settings.account_domain_field} LIKE {like_quote(domain)}")
+            if domain_field:
+                conditions.append(f"{domain_field} LIKE {like_quote(domain)}")
         if ids:
             conditions.append(f"Id IN {in_list(ids)}")
         return f"{self._account_select()} WHERE {' OR '.join(conditions)}" if conditions else None
@@ -178,44 +374,64 @@ class SalesforceCrm(CrmPort):
             conditions.append(f"AccountId IN {in_list(account_ids)}")
         if ids:
             conditions.append(f"Id IN {in_list(ids)}")
-        return (
-            f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE {' OR '.join(conditions)}"
-            if conditions
-            else None
-        )
+        if not conditions:
+            return None
+        self._require_read("Opportunity", "OpportunityContactRole")
+        return f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE {' OR '.join(conditions)}"
 
     def _roles_query(self, contact_ids: Sequence[str]) -> str:
+        self._require_read("Opportunity", "OpportunityContactRole")
         return (
             f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity WHERE Id IN "
             f"(SELECT OpportunityId FROM OpportunityContactRole WHERE ContactId IN {in_list(contact_ids)})"
         )
 
     def _user_query(self, emails: Sequence[str]) -> str:
+        self._require_read("User")
         return f"SELECT Id, Email FROM User WHERE Email IN {in_list(emails)}"
 
-    def _task_query(self, query: ActivityQuery) -> str:
-        s = self.settings
-        return (
-            f"SELECT {ACTIVITY_LINK_FIELDS}, {s.task_call_id_field}, {s.external_id_field}, {s.task_start_field}, "
-            "(SELECT RelationId, Relation.Type, IsWhat FROM TaskRelations) "
-            f"FROM Task WHERE {s.task_call_id_field} = {quote(query.call_id)} "
-            f"OR {s.external_id_field} = {quote(query.call_id)}"
-        )
+    def _task_query(self, query: ActivityQuery) -> str | None:
+        """Tasks carrying the call id in the telephony field or our external id, whichever the org has."""
+        self._require_read("Task")
+        s, caps = self.settings, self.caps
+        keys = caps.present("Task", (s.task_call_id_field, s.external_id_field))
+        if not keys:
+            return None
+        fields = ", ".join((ACTIVITY_LINK_FIELDS, *caps.present("Task", (*keys, s.task_start_field))))
+        relations = ""
+        if caps.shared_activities and caps.has_child("Task", "TaskRelations"):
+            relations = ", (SELECT RelationId, Relation.Type, IsWhat FROM TaskRelations)"
+        where = " OR ".join(f"{key} = {quote(query.call_id)}" for key in keys)
+        return f"SELECT {fields}{relations} FROM Task WHERE {where}"
 
-    def _event_query(self, query: ActivityQuery) -> str:
-        s = self.settings
-        attendees = f", {s.attendee_emails_field}" if s.attendee_emails_field else ""
-        where = f"{s.event_call_id_field} = {quote(query.call_id)} OR {s.external_id_field} = {quote(query.call_id)}"
+    def _event_query(self, query: ActivityQuery) -> str | None:
+        """Events by call id fields the org has, and for a meeting by its time window (A1).
+
+        EventRelations are read for invitees' emails always; `IsParent` / `IsWhat` (the
+        related contacts) exist only with Shared Activities.
+        """
+        self._require_read("Event")
+        s, caps = self.settings, self.caps
+        keys = caps.present("Event", (s.event_call_id_field, s.external_id_field))
+        conditions = [f"{key} = {quote(query.call_id)}" for key in keys]
         if query.kind is CallKind.MEETING:
             window = dt.timedelta(minutes=query.window_minutes)
             low = datetime_literal(query.started_at - window)
             high = datetime_literal(query.started_at + window)
-            where += f" OR (StartDateTime >= {low} AND StartDateTime <= {high})"
-        return (
-            f"SELECT {ACTIVITY_LINK_FIELDS}, {s.event_call_id_field}, {s.external_id_field}, StartDateTime{attendees}, "
-            "(SELECT RelationId, Relation.Type, Relation.Email, IsWhat, IsParent, IsInvitee FROM EventRelations) "
-            f"FROM Event WHERE {where}"
+            conditions.append(f"(StartDateTime >= {low} AND StartDateTime <= {high})")
+        if not conditions:
+            return None
+        fields = ", ".join(
+            (ACTIVITY_LINK_FIELDS, *caps.present("Event", (*keys, "StartDateTime", s.attendee_emails_field)))
         )
+        relations = ""
+        if caps.has_child("Event", "EventRelations") and caps.can("EventRelation", "read"):
+            wanted = ("IsWhat", "IsParent", "IsInvitee") if caps.shared_activities else ("IsInvitee",)
+            described = caps.object("EventRelation")
+            flags = caps.present("EventRelation", wanted) if described and described.described else wanted
+            columns = ", ".join(("RelationId", "Relation.Type", "Relation.Email", *flags))
+            relations = f", (SELECT {columns} FROM EventRelations)"
+        return f"SELECT {fields}{relations} FROM Event WHERE {' OR '.join(conditions)}"
 
     # --- confirmation -----------------------------------------------------------------------------
 
@@ -246,6 +462,10 @@ class SalesforceCrm(CrmPort):
         opportunities, so the round that asks for them finds them read already.
         """
         self.stats.rounds += 1
+        return self._fresh(lambda: self._lookup(keys))
+
+    def _lookup(self, keys: Lookup) -> CrmSlice:
+        self.caps  # noqa: B018 (a discovery, when one is due, is counted apart from the round)
         before = self.client.api_calls
         emails = sorted(e for e in (norm_email(x) for x in keys.emails) if e)
         phones = sorted(keys.phones)
@@ -279,12 +499,16 @@ class SalesforceCrm(CrmPort):
         if opportunity_query:
             queries["opportunities"] = opportunity_query
         if keys.activities is not None:
-            queries["tasks"] = self._task_query(keys.activities)
-            queries["events"] = self._event_query(keys.activities)
+            for name, soql in (
+                ("tasks", self._task_query(keys.activities)),
+                ("events", self._event_query(keys.activities)),
+            ):
+                if soql:
+                    queries[name] = soql
         if contact_where and len(queries) % MAX_QUERIES_PER_CALL:
-            related = self._contact_where(emails, phones, by_id, prefix="Contact.")
-            assert related is not None
-            queries["contact_accounts"] = self._accounts_of_contacts_query(related)
+            related = self._accounts_of_contacts_query(emails, phones, by_id)
+            if related:
+                queries["contact_accounts"] = related
         results = {
             name: self._whole(records)
             for name, records in (self.client.composite_queries(queries) if queries else {}).items()
@@ -399,18 +623,22 @@ class SalesforceCrm(CrmPort):
         if not phones:
             return [], []
         terms = " OR ".join(sosl_escape(national_digits(p)) for p in sorted(set(phones)))
-        contact_fields = ", ".join(("Id", *CONTACT_PHONE_FIELDS))
-        lead_fields = ", ".join(("Id", *LEAD_PHONE_FIELDS))
-        records = self.client.search(
-            f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Contact({contact_fields}), "
-            f"Lead({lead_fields} WHERE IsConverted = false)"
-        )
+        self._require_read("Contact", "Lead")
+        contact_fields, lead_fields = self._phone_fields("Contact"), self._phone_fields("Lead")
+        returning = []
+        if contact_fields:
+            returning.append(f"Contact({', '.join(('Id', *contact_fields))})")
+        if lead_fields:
+            returning.append(f"Lead({', '.join(('Id', *lead_fields))} WHERE IsConverted = false)")
+        if not returning:
+            return [], []
+        records = self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING {', '.join(returning)}")
         wanted = set(phones)
         contacts: list[str] = []
         leads: list[str] = []
         for record in records:
             kind = record_type(record)
-            fields = CONTACT_PHONE_FIELDS if kind == "Contact" else LEAD_PHONE_FIELDS
+            fields = contact_fields if kind == "Contact" else lead_fields
             if self._phones_of(str(record[f]) for f in fields if record.get(f)) & wanted:
                 (contacts if kind == "Contact" else leads).append(str(record["Id"]))
         return sorted(set(contacts)), sorted(set(leads))
@@ -423,6 +651,7 @@ class SalesforceCrm(CrmPort):
         self.stats.count(method, self.client.api_calls - before)
         return records
 
+    @_refreshing
     def users_by_emails(self, emails: Sequence[str]) -> list[User]:
         wanted = sorted(e for e in (norm_email(x) for x in emails) if e)
         if not wanted:
@@ -437,6 +666,7 @@ class SalesforceCrm(CrmPort):
         found = [mapping.to_contact(r, self.settings) for r in self._query(method, soql)]
         return sorted((c for c in found if self._keep_person(c, emails, phones, ids)), key=lambda c: c.id)
 
+    @_refreshing
     def contacts_by_emails(self, emails: Sequence[str]) -> list[Contact]:
         wanted = sorted(e for e in (norm_email(x) for x in emails) if e)
         return self._contact_hits(
@@ -463,6 +693,7 @@ class SalesforceCrm(CrmPort):
                 records.setdefault(str(record.get("Id")), record)
         return list(records.values())
 
+    @_refreshing
     def contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
         before = self.client.api_calls
         searched, _ = self._search_phones(phones) if self.search_phones else ([], [])
@@ -475,6 +706,7 @@ class SalesforceCrm(CrmPort):
             (c for c in found if self._keep_person(c, set(), set(phones), set())), key=lambda c: c.id
         )
 
+    @_refreshing
     def contacts_by_ids(self, ids: Sequence[str]) -> list[Contact]:
         return self._contact_hits("contacts_by_ids", self._contact_query([], [], ids), set(), set(), set(ids))
 
@@ -484,10 +716,12 @@ class SalesforceCrm(CrmPort):
         found = [mapping.to_lead(r, self.settings) for r in self._query(method, soql)]
         return sorted((x for x in found if self._keep_person(x, emails, phones, set())), key=lambda x: x.id)
 
+    @_refreshing
     def leads_by_emails(self, emails: Sequence[str]) -> list[Lead]:
         wanted = sorted(e for e in (norm_email(x) for x in emails) if e)
         return self._leads("leads_by_emails", self._lead_query(wanted, []), set(wanted), set())
 
+    @_refreshing
     def leads_by_phones(self, phones: Sequence[str]) -> list[Lead]:
         before = self.client.api_calls
         _, searched = self._search_phones(phones) if self.search_phones else ([], [])
@@ -507,18 +741,22 @@ class SalesforceCrm(CrmPort):
         found = [mapping.to_account(r, self.settings) for r in self._query(method, soql)]
         return sorted((a for a in found if self._keep_account(a, set(domains), set(ids))), key=lambda a: a.id)
 
+    @_refreshing
     def accounts_by_domains(self, domains: Sequence[str]) -> list[Account]:
         return self._accounts_query("accounts_by_domains", sorted({norm_domain(d) for d in domains}), [])
 
+    @_refreshing
     def accounts_by_ids(self, ids: Sequence[str]) -> list[Account]:
         return self._accounts_query("accounts_by_ids", [], ids)
 
+    @_refreshing
     def opportunities_of_contacts(self, contact_ids: Sequence[str]) -> list[Opportunity]:
         if not contact_ids:
             return []
         records = self._query("opportunities_of_contacts", self._roles_query(contact_ids))
         return sorted((mapping.to_opportunity(r) for r in records), key=lambda o: o.id)
 
+    @_refreshing
     def opportunities_of_accounts(self, account_ids: Sequence[str]) -> list[Opportunity]:
         soql = self._opportunity_query(account_ids, [])
         if soql is None:
@@ -526,6 +764,7 @@ class SalesforceCrm(CrmPort):
         records = self._query("opportunities_of_accounts", soql)
         return sorted((mapping.to_opportunity(r) for r in records), key=lambda o: o.id)
 
+    @_refreshing
     def opportunities_by_ids(self, ids: Sequence[str]) -> list[Opportunity]:
         soql = self._opportunity_query([], ids)
         if soql is None:
@@ -533,9 +772,11 @@ class SalesforceCrm(CrmPort):
         records = self._query("opportunities_by_ids", soql)
         return sorted((mapping.to_opportunity(r) for r in records), key=lambda o: o.id)
 
+    @_refreshing
     def activities_for_call(self, query: ActivityQuery) -> list[Activity]:
-        task_records = self._query("activities_for_call", self._task_query(query))
-        event_records = self._query("activities_for_call", self._event_query(query))
+        task_query, event_query = self._task_query(query), self._event_query(query)
+        task_records = self._query("activities_for_call", task_query) if task_query else []
+        event_records = self._query("activities_for_call", event_query) if event_query else []
         self._note_ours(query.call_id, task_records, event_records)
         tasks = [mapping.to_task(r, self.settings) for r in task_records]
         events = [mapping.to_event(r, self.settings) for r in event_records]
@@ -580,13 +821,23 @@ class SalesforceCrm(CrmPort):
 
     def _write(
         self, sobject: str, call_id: str, body: dict[str, Any], others: list[str]
-    ) -> tuple[SubResponse, list[SubResponse], SubResponse, str]:
+    ) -> tuple[SubResponse, list[SubResponse], SubResponse | None, str]:
         """Upsert, relations and the relation listing in one composite call.
 
-        Relations beyond what one composite holds follow once the activity's id is known.
+        Without Shared Activities the composite holds the upsert alone (no relation rows
+        exist to write or list). Relations beyond what one composite holds follow once
+        the activity's id is known.
         """
         relation, parent = ("TaskRelation", "TaskId") if sobject == "Task" else ("EventRelation", "EventId")
         key = url_quote(call_id, safe="")
+        upsert: dict[str, Any] = {
+            "method": "PATCH",
+            "url": self.client.data_path(f"sobjects/{sobject}/{self.settings.external_id_field}/{key}"),
+            "referenceId": "activity",
+            "body": body,
+        }
+        if not self._relations(sobject):
+            return self.client.composite([upsert])[0], [], None, relation
 
         def relation_request(index: int, contact_id: str, activity_id: str) -> dict[str, Any]:
             fields: dict[str, Any] = {parent: activity_id, "RelationId": contact_id}
@@ -600,14 +851,11 @@ class SalesforceCrm(CrmPort):
             }
 
         inline = others[: MAX_SUBREQUESTS - 2]
-        soql = f"SELECT Id, RelationId FROM {relation} WHERE IsWhat = false AND {parent} = "
+        # An Event's invitees are EventRelation rows too: only the related (IsParent) ones are ours to replace.
+        related = " AND IsParent = true" if relation == "EventRelation" else ""
+        soql = f"SELECT Id, RelationId FROM {relation} WHERE IsWhat = false{related} AND {parent} = "
         subrequests: list[dict[str, Any]] = [
-            {
-                "method": "PATCH",
-                "url": self.client.data_path(f"sobjects/{sobject}/{self.settings.external_id_field}/{key}"),
-                "referenceId": "activity",
-                "body": body,
-            },
+            upsert,
             *(relation_request(i, c, "@{activity.id}") for i, c in enumerate(inline)),
             {
                 "method": "GET",
@@ -623,15 +871,54 @@ class SalesforceCrm(CrmPort):
             created += self.client.composite(rest)
         return head, created, listed, relation
 
+    def _writable(self, sobject: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The body without the optional fields the API user may not write (hidden or read-only by FLS)."""
+        out = dict(body)
+        for name in _OPTIONAL_BODY_FIELDS:
+            found = self.caps.field(sobject, name)
+            if name in out and (found is None or not (found.createable or found.updateable)):
+                del out[name]
+        return out
+
+    def _head_error(self, sobject: str, head: SubResponse) -> ExternalError:
+        """The upsert's refusal, named: several records with this call id (300), or our field unusable."""
+        external_id = self.settings.external_id_field
+        if head.status == 300:
+            urls = head.body if isinstance(head.body, list) else []
+            ids = ", ".join(str(u).rstrip("/").rsplit("/", 1)[-1] for u in urls if isinstance(u, str))
+            return FatalError(
+                SERVICE,
+                f"upsert {sobject}: HTTP 300: {len(urls)} {sobject} records share this call's "
+                f"{external_id} ({ids}), so {sobject}.{external_id} is not Unique on this org. Fix: delete "
+                f"all but one of them, then {self._setup_fix()} to make the field Unique",
+                status=300,
+                code="MULTIPLE_RECORDS",
+            )
+        if head.status == 404 and _code(head.body) == "NOT_FOUND":
+            # The documented answer when the field named in the URL is not an external id.
+            return FatalError(
+                SERVICE,
+                f"upsert {sobject}: HTTP 404 NOT_FOUND: {external_id} is not an external id",
+                status=404,
+                code="INVALID_FIELD",
+            )
+        return classify_response(head.status, head.body, f"upsert {sobject}")
+
+    @_refreshing
     def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
         """W1: upsert by our external id keyed on the call id, relations in the same composite call.
 
-        TaskSubtype can be set on create only, so it is sent when the read round did not
-        see our Task; if another worker created it meanwhile, the write is sent again
-        without it. Relations left from an earlier decision are deleted (a second call,
-        only when the contacts changed).
+        Our external id must be on the object, External ID and editable (else
+        MissingRequirementError, before any request). TaskSubtype can be set on create
+        only, so it is sent when the read round did not see our Task; if another worker
+        created it meanwhile, the write is sent again without it. Relations left from an
+        earlier decision are deleted (a second call, only when the contacts changed).
         """
         sobject, body, others = self.activity_body(call, decision)
+        self._require_write(sobject)
+        body = self._writable(sobject, body)
+        if not self._relations(sobject):
+            others = []  # W2 without Shared Activities: WhoId, the first contact, is the only link
         if (sobject, call.id) in self._ours:
             body.pop("TaskSubtype", None)
         before = self.client.api_calls
@@ -645,14 +932,18 @@ class SalesforceCrm(CrmPort):
             head, created, listed, relation = self._write(sobject, call.id, body, others)
         if head.status >= 300:
             self.stats.count("upsert_activity", self.client.api_calls - before)
-            raise classify_response(head.status, head.body, f"upsert {sobject}")
+            raise self._head_error(sobject, head)
         for sub in created:
             if sub.status >= 300 and not _is_duplicate(sub.body):
+                self.stats.count("upsert_activity", self.client.api_calls - before)
                 raise classify_response(sub.status, sub.body, f"create {relation}")
-        if listed.status >= 300:
-            raise classify_response(listed.status, listed.body, f"list {relation}")
-        keep = {body.get("WhoId"), *others}
-        stale = [str(r["Id"]) for r in self.client.more(listed.body) if r.get("RelationId") not in keep]
+        stale: list[str] = []
+        if listed is not None:
+            if listed.status >= 300:
+                self.stats.count("upsert_activity", self.client.api_calls - before)
+                raise classify_response(listed.status, listed.body, f"list {relation}")
+            keep = {body.get("WhoId"), *others}
+            stale = [str(r["Id"]) for r in self.client.more(listed.body) if r.get("RelationId") not in keep]
         if stale:
             deletes = [
                 {

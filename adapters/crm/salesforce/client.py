@@ -214,6 +214,8 @@ class SalesforceClient:
             on_usage=self._on_usage,
         )
         self._renew_lock = threading.Lock()
+        # The adapter's in-process capabilities when no tenant provides cached ones (tests, benches).
+        self.local_capabilities: object | None = None
         # The connection and the session it carries, replaced together (one attribute: never torn).
         self._active: tuple[Salesforce, Session] | None = None
         if instance_url and access_token:
@@ -421,6 +423,29 @@ class SalesforceClient:
         if not result:
             return []
         return list(result.get("searchRecords") or [])
+
+    def rest(
+        self,
+        what: str,
+        path: str,
+        *,
+        method: str = "GET",
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """One REST call under the data path (`sobjects/...`, `tooling/query`, `limits`), classified."""
+
+        def send(sf: Salesforce) -> Any:
+            if body is None:
+                return sf.restful(path, params=params, method=method)
+            return sf.restful(path, params=params, method=method, json=body)
+
+        return self.call(what, send)
+
+    def userinfo(self) -> dict[str, Any]:
+        """The API user as the OAuth userinfo endpoint names it (`user_id`, `organization_id` ...)."""
+        result = self.call("userinfo", lambda sf: sf.oauth2("userinfo"))
+        return dict(result) if isinstance(result, dict) else {}
 
     def composite(
         self, subrequests: Sequence[dict[str, Any]], *, all_or_none: bool = False

@@ -10,11 +10,15 @@ Built from a tenant's `crm` settings and credentials (worker.tenants.CrmConfig):
   `connect_timeout` (3.05), `read_timeout` (30), `ca_file`, and the field names of
   SalesforceSettings (`extra_email_fields` comma-separated, `account_domain_field`,
   `task_call_id_field`, `event_call_id_field`, `external_id_field`,
-  `attendee_emails_field`, `task_start_field`).
+  `attendee_emails_field`, `task_start_field`), and `capabilities_ttl` (seconds the
+  org's discovered capabilities are kept in Redis, 21600).
 The tenant's `rate_limit` becomes a Redis-shared limiter (`burst` requests per
 `burst / per_second` seconds) so all workers together stay under it; the daily
-budget Salesforce reports is shared under `salesforce:<tenant>:daily`, and the
-session under `salesforce:<tenant>` (adapters.sessions: one refresh at a time).
+budget Salesforce reports is shared under `salesforce:<tenant>:daily`, the
+session under `salesforce:<tenant>` (adapters.sessions: one refresh at a time), and
+the org's capabilities under `salesforce:<tenant>:capabilities` (what the org has:
+optional features and fields; see capabilities.py). `setup()` and `doctor()` make it
+a `CrmAdmin` for `callmatch setup` / `callmatch doctor`.
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ from typing import Any
 
 import redis
 
+from adapters.crm.readiness import DEFAULT_CAPABILITY_TTL_SECONDS, CapabilityCache, Check, Step
 from adapters.crm.salesforce.adapter import SalesforceCrm
+from adapters.crm.salesforce.capabilities import Capabilities, local_capabilities
 from adapters.crm.salesforce.client import Credentials, RetrySettings, SalesforceClient
+from adapters.crm.salesforce.doctor import run_doctor
 from adapters.crm.salesforce.mapping import SalesforceSettings
+from adapters.crm.salesforce.setup import run_setup
 from adapters.ratelimit import ApiBudget, RedisRateLimiter
 from adapters.sessions import RedisSessions, SessionSettings
 from worker.tenants import Tenant
@@ -82,12 +90,18 @@ def credentials_from(raw: Mapping[str, str], settings: Mapping[str, str]) -> Cre
 
 @dataclass
 class SalesforceTenant:
-    """The long-lived part (session, limiter, budget) of one org; `port()` for each association."""
+    """The long-lived part (session, limiter, budget, capabilities) of one org; `port()` for each association."""
 
     name: str
     client: SalesforceClient
     settings: SalesforceSettings
     default_region: str
+    capabilities: Capabilities | None = None
+    reserve_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.capabilities is None:
+            self.capabilities = local_capabilities(self.client)
 
     @classmethod
     def from_config(
@@ -119,6 +133,7 @@ class SalesforceTenant:
                 redis_client, f"salesforce:{tenant.name}", SessionSettings(lock_ttl=lock_ttl)
             )
         settings = settings_from(raw)
+        reserve_fraction = _number(raw, "reserve_fraction", 0.1)
         client = SalesforceClient(
             tenant=tenant.name,
             instance_url=instance_url,
@@ -129,14 +144,40 @@ class SalesforceTenant:
             verify=raw.get("ca_file") or True,
             limiter=limiter,
             budget=budget,
-            reserve_fraction=_number(raw, "reserve_fraction", 0.1),
+            reserve_fraction=reserve_fraction,
             retry=retry,
             sessions=sessions,
         )
-        return cls(tenant.name, client, settings, tenant.policy.default_region)
+        cache = CapabilityCache(
+            redis_client,
+            f"salesforce:{tenant.name}:capabilities",
+            _number(raw, "capabilities_ttl", DEFAULT_CAPABILITY_TTL_SECONDS),
+        )
+        return cls(
+            tenant.name,
+            client,
+            settings,
+            tenant.policy.default_region,
+            Capabilities(client, cache),
+            reserve_fraction,
+        )
+
+    def _capabilities(self) -> Capabilities:
+        assert self.capabilities is not None  # set in __post_init__
+        return self.capabilities
 
     def port(self) -> SalesforceCrm:
-        return SalesforceCrm(self.client, self.settings, self.default_region)
+        return SalesforceCrm(
+            self.client, self.settings, self.default_region, capabilities=self._capabilities()
+        )
+
+    def setup(self, *, dry_run: bool = False) -> list[Step]:
+        """`callmatch setup`: the W1 field, the Callmatch permission set and its grants (idempotent)."""
+        return run_setup(self.client, self.settings, self._capabilities(), dry_run=dry_run)
+
+    def doctor(self) -> list[Check]:
+        """`callmatch doctor`: one check per need (fail) or optional gain (warn); see doctor.py."""
+        return run_doctor(self.client, self.settings, self._capabilities(), self.reserve_fraction)
 
     @property
     def remaining(self) -> int | None:

@@ -150,14 +150,21 @@ def test_malformed_query_is_fatal_at_once(salesforce) -> None:
 
 def test_a_failed_composite_subrequest_is_classified(salesforce) -> None:
     env = salesforce(CRM)
-    wrong = SalesforceSettings(extra_email_fields=("Not_In_This_Org__c",))
+    with pytest.raises(FatalError) as caught:
+        env.client().composite_queries({"bad": "SELECT Not_In_This_Org__c FROM Contact"})
+    assert caught.value.code == "INVALID_FIELD"
+
+
+def test_a_configured_field_the_org_lacks_is_left_out_not_sent(salesforce) -> None:
+    """The tenant names a field the org does not have: the capabilities leave it out of the query."""
+    env = salesforce(CRM)
     port = env.port()
-    port.settings = wrong
+    port.settings = SalesforceSettings(extra_email_fields=("Not_In_This_Org__c",))
     from worker.port import Lookup
 
-    with pytest.raises(FatalError) as caught:
-        port.lookup(Lookup(emails=frozenset({"jane@acme.example"})))
-    assert caught.value.code == "INVALID_FIELD"
+    found = port.lookup(Lookup(emails=frozenset({"jane@acme.example"})))
+    assert [c.id for c in found.contacts] == ["C1"]
+    assert env.emulator.stats.by_path == {"composite": 1}
 
 
 def test_write_retried_after_a_timeout_leaves_one_activity(salesforce) -> None:

@@ -1,9 +1,14 @@
-"""Write-back W1/W2: one Task or Event per call id, upserted by our external id, linked as the rules say."""
+"""Write-back W1/W2: one Task or Event per call id, upserted by our external id, linked as the rules say.
+
+On the plain org after `setup` and on the full one: without Shared Activities the
+first contact is the WhoId and no relation row is written.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from tests.adapters.crm.salesforce.conftest import profiles
 from worker.association import associate
 from worker.model import (
     Account,
@@ -51,16 +56,28 @@ CRM = CrmSlice(
 )
 
 
+pytestmark = profiles("after_setup", "full")
+
+
 def decision(**fields: object) -> Decision:
     return Decision(call_id=CALL.id, case=Case.CONTACTS, **fields)  # type: ignore[arg-type]
 
 
 def _relations(env, sobject: str, parent_field: str, parent_id: str) -> list[str]:
+    """The activity's related contacts besides WhoId (relation rows, not invitees)."""
     return [
         str(r["RelationId"])
-        for r in env.emulator.org.live(sobject)
-        if r[parent_field] == parent_id and not r["IsWhat"]
+        for r in env.emulator.org.records.get(sobject, {}).values()
+        if r[parent_field] == parent_id
+        and not r["IsDeleted"]
+        and not r.get("IsWhat")
+        and r.get("IsParent", True)
     ]
+
+
+def _others(env, *contact_ids: str) -> list[str]:
+    """W2: the other contacts are related as rows with Shared Activities, else not at all."""
+    return list(contact_ids) if env.profile.shared_activities else []
 
 
 def test_call_upserts_one_task_linked_by_w2(salesforce) -> None:
@@ -76,14 +93,14 @@ def test_call_upserts_one_task_linked_by_w2(salesforce) -> None:
     assert task["ActivityDate"] == dt.date(2026, 3, 10)
     assert (task["WhoId"], task["WhatId"]) == ("C1", "O1")
     assert task[env.settings.external_id_field] == CALL.id
-    assert _relations(env, "TaskRelation", "TaskId", first.id) == ["C2"]
+    assert _relations(env, "TaskRelation", "TaskId", first.id) == _others(env, "C2")
     assert port.stats.by_method["upsert_activity"] == 1
 
     again = port.upsert_activity(CALL, decision(contact_ids=("C1", "C2"), account_id="A1"))
     assert again.id == first.id and again.created is False
     assert len(env.emulator.org.find_by("Task", env.settings.external_id_field, CALL.id)) == 1
     assert env.emulator.org.records["Task"][first.id]["WhatId"] == "A1"
-    assert _relations(env, "TaskRelation", "TaskId", first.id) == ["C2"]
+    assert _relations(env, "TaskRelation", "TaskId", first.id) == _others(env, "C2")
 
 
 def test_lead_as_who_leaves_what_empty(salesforce) -> None:
@@ -104,7 +121,7 @@ def test_meeting_upserts_one_event_with_relations(salesforce) -> None:
     assert event["Subject"] == "Quarterly review"
     assert event["StartDateTime"] == T and event["EndDateTime"] == T + dt.timedelta(hours=1)
     assert (event["WhoId"], event["WhatId"]) == ("C1", "A1")
-    assert _relations(env, "EventRelation", "EventId", first.id) == ["C2"]
+    assert _relations(env, "EventRelation", "EventId", first.id) == _others(env, "C2")
     assert len(env.emulator.org.find_by("Event", env.settings.external_id_field, MEETING.id)) == 1
 
 
@@ -146,11 +163,12 @@ def test_a_new_decision_replaces_the_relations(salesforce) -> None:
     env = salesforce(CRM)
     port = env.port()
     first = port.upsert_activity(CALL, decision(contact_ids=("C1", "C2"), account_id="A1"))
-    assert _relations(env, "TaskRelation", "TaskId", first.id) == ["C2"]
+    assert _relations(env, "TaskRelation", "TaskId", first.id) == _others(env, "C2")
     port.upsert_activity(CALL, decision(contact_ids=("C1",), account_id="A1"))
     assert _relations(env, "TaskRelation", "TaskId", first.id) == []
     assert env.emulator.org.records["Task"][first.id]["WhoId"] == "C1"
-    assert port.stats.by_method["upsert_activity"] == 3  # create, update, delete the stale relation
+    # create, update, and with relation rows a third call deleting the stale one
+    assert port.stats.by_method["upsert_activity"] == (3 if env.profile.shared_activities else 2)
 
 
 def test_a_big_meeting_relates_every_contact(salesforce) -> None:
@@ -159,8 +177,10 @@ def test_a_big_meeting_relates_every_contact(salesforce) -> None:
     port = env.port()
     ids = tuple(c.id for c in crowd)
     written = port.upsert_activity(MEETING, Decision(call_id=MEETING.id, case=Case.CONTACTS, contact_ids=ids))
-    assert sorted(_relations(env, "EventRelation", "EventId", written.id)) == list(ids[1:])
-    assert port.stats.by_method["upsert_activity"] == 2
+    assert sorted(_relations(env, "EventRelation", "EventId", written.id)) == _others(env, *ids[1:])
+    assert env.emulator.org.records["Event"][written.id]["WhoId"] == ids[0]
+    assert port.stats.by_method["upsert_activity"] == (2 if env.profile.shared_activities else 1)
     again = env.port()
     again.upsert_activity(MEETING, Decision(call_id=MEETING.id, case=Case.CONTACTS, contact_ids=ids))
-    assert sorted(_relations(env, "EventRelation", "EventId", written.id)) == list(ids[1:])
+    assert sorted(_relations(env, "EventRelation", "EventId", written.id)) == _others(env, *ids[1:])
+    assert len(env.emulator.org.find_by("Event", env.settings.external_id_field, MEETING.id)) == 1
