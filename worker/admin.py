@@ -1,6 +1,6 @@
-"""HTTP operations on calls (explain, refresh, override, dead letters) and /readyz.
+"""HTTP operations on calls (explain, refresh, override, dead letters), tenant setup/doctor, and /readyz.
 
-The same functions as the CLI (`worker.ops`). Every route needs
+The same functions as the CLI (`worker.ops`, `worker.readiness`). Every route needs
 `Authorization: Bearer $CALLMATCH_ADMIN_TOKEN`; with no token configured the
 routes answer 403, so an exposed receiver never lets strangers rewrite activities.
 """
@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from worker import ops
+from worker import ops, readiness
+from worker.crm_factory import CrmFactory
 from worker.durability import durability
 from worker.service import Pipeline, UnknownTenantError
 from worker.store import RecordNotFoundError
@@ -130,16 +131,77 @@ def dead_letter_router(
     return router
 
 
+def pipeline_factory(pipeline: Pipeline) -> CrmFactory:
+    """The CrmFactory behind the pipeline's ports (same cached clients), or one on the workers' Redis."""
+    owner = getattr(pipeline.crm_for, "__self__", None)
+    if isinstance(owner, CrmFactory):
+        return owner
+    from worker.celery_app import redis_url
+
+    return CrmFactory(redis.Redis.from_url(redis_url(), decode_responses=True, socket_timeout=10))
+
+
+def tenant_router(
+    pipeline: Callable[[], Pipeline],
+    token: str | None = None,
+    factory: Callable[[Pipeline], CrmFactory] = pipeline_factory,
+    redis_client: redis.Redis | None = None,
+) -> APIRouter:
+    """`doctor` and `setup` of one tenant: what `callmatch doctor` / `callmatch setup` print, as JSON."""
+    calls = admin_router(pipeline, token)
+    router = APIRouter(prefix="/tenants", tags=["readiness"], dependencies=calls.dependencies)
+
+    @router.get(
+        "/{tenant}/doctor",
+        summary="Can the tenant run: one check per line (ok / warn / fail) with the fix",
+        description="200 when no check failed, 503 when one did; 404 for an unknown tenant.",
+    )
+    def doctor(tenant: str) -> Any:
+        try:
+            pipe = pipeline()
+            config = pipe.tenant(tenant)
+        except UnknownTenantError as exc:
+            return _problem(404, str(exc))
+        except redis.RedisError:
+            return _problem(503, "redis unreachable")
+        report = readiness.doctor(config, factory(pipe), redis_client=redis_client)
+        return JSONResponse(report.to_json(), status_code=200 if report.can_run else 503)
+
+    @router.post(
+        "/{tenant}/setup",
+        summary="Create what callmatch needs in the tenant's CRM (or, dry, list the steps for an admin)",
+        description="200 unless a step failed (502: the CRM refused it; its answer is in the step); "
+        "404 for an unknown tenant.",
+    )
+    def setup(
+        tenant: str,
+        dry_run: Annotated[bool, Query(description="change nothing: the steps for an admin")] = False,
+    ) -> Any:
+        try:
+            pipe = pipeline()
+            config = pipe.tenant(tenant)
+        except UnknownTenantError as exc:
+            return _problem(404, str(exc))
+        except redis.RedisError:
+            return _problem(503, "redis unreachable")
+        report = readiness.setup(config, factory(pipe), dry_run=dry_run)
+        return JSONResponse(report.to_json(), status_code=200 if report.ok else 502)
+
+    return router
+
+
 def mount(
     app: FastAPI,
     pipeline: Callable[[], Pipeline],
     redis_client: redis.Redis,
     token: str | None = None,
     send: ops.Sender | None = None,
+    factory: Callable[[Pipeline], CrmFactory] = pipeline_factory,
 ) -> None:
-    """Operations routes and /readyz on the receiver."""
+    """Operations routes, tenant setup/doctor and /readyz on the receiver."""
     app.include_router(admin_router(pipeline, token, send))
     app.include_router(dead_letter_router(pipeline, token, send))
+    app.include_router(tenant_router(pipeline, token, factory, redis_client))
 
     @app.get(
         "/readyz",

@@ -1,13 +1,19 @@
-"""The `callmatch` command line."""
+"""The `callmatch` command line.
+
+`setup` and `doctor` print lines made safe by worker.readiness (emails and phones
+masked, the tenant's secrets replaced); exit codes: 0 done / can run, 1 a step
+failed / cannot run, 2 a usage error (unknown tenant, bad tenants file).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from worker import __version__
 from worker.association import decide_scenario
@@ -16,6 +22,7 @@ from worker.scenario import ScenarioError, loads_scenario
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
+EXIT_FAILED = 1  # setup: a step failed; doctor: the tenant cannot run
 EXIT_INVALID = 2
 STDIN_NAME = "<stdin>"
 
@@ -139,13 +146,132 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="queue depths, in-flight tasks, dead letters, CRM budgets")
     status.add_argument("--json", action="store_true")
+
+    setup = commands.add_parser(
+        "setup",
+        help="create the fields and properties callmatch needs in the tenant's CRM",
+        description="Create in the tenant's CRM what callmatch needs, where the credentials allow it; "
+        "idempotent. Prints one line per step: created, present, manual (what an admin must do) or "
+        "failed. Exits 1 when a step failed.",
+    )
+    setup.add_argument("--tenant", help="the tenant (default: the only one)")
+    setup.add_argument(
+        "--dry-run", action="store_true", help="change nothing: print the exact steps for an admin instead"
+    )
+    setup.add_argument("--json", action="store_true", help="the steps as JSON")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that a tenant can run: CRM, permissions, fields, providers",
+        description="One line per check (ok, warn, fail) with the fix when not ok. "
+        "Exits 0 when the tenant can run (no check failed), 1 when it cannot.",
+    )
+    doctor.add_argument("--tenant", help="the tenant (default: the only one)")
+    doctor.add_argument("--json", action="store_true", help='{"tenant", "can_run", "checks": [...]}')
     return parser
+
+
+def _rows(entries: Sequence[tuple[str, str, str, str | None]]) -> list[str]:
+    """`status  name  detail` with names and details in columns; continuation and `fix:` lines under the detail."""
+    status_width = max((len(status) for status, _, _, _ in entries), default=0)
+    name_width = max((len(name) for _, name, _, _ in entries), default=0)
+    indent = " " * (status_width + name_width + 4)
+    out = []
+    for status, name, detail, fix in entries:
+        first, *rest = detail.splitlines() or [""]
+        out.append(f"{status:<{status_width}}  {name:<{name_width}}  {first}".rstrip())
+        out += [indent + line for line in rest]
+        if fix:
+            out.append(f"{indent}fix: {fix}")
+    return out
+
+
+def format_steps(report: Any) -> str:
+    """`created  Task.Callmatch_Call_Id__c  ...`, one step a line, then what it comes to."""
+    lines = _rows([(str(step.outcome), step.name, step.detail, None) for step in report.steps])
+    failed = sum(1 for step in report.steps if str(step.outcome) == "failed")
+    manual = sum(1 for step in report.steps if str(step.outcome) == "manual")
+    verdict = f"tenant {report.tenant}: " + (f"{failed} step(s) failed" if failed else "no step failed")
+    if manual:
+        verdict += f"; {manual} step(s) for an admin"
+    if report.dry_run:
+        verdict += " (dry run: nothing was changed)"
+    return "\n".join([*lines, verdict])
+
+
+def format_checks(report: Any) -> str:
+    """`ok|warn|fail  name  detail`, a `fix:` line under each one that is not ok, then the verdict."""
+    lines = _rows(
+        [
+            (str(check.status), check.name, check.detail, check.fix if str(check.status) != "ok" else None)
+            for check in report.checks
+        ]
+    )
+    failed = sum(1 for check in report.checks if str(check.status) == "fail")
+    warned = sum(1 for check in report.checks if str(check.status) == "warn")
+    if failed:
+        lines.append(f"tenant {report.tenant} cannot run: {failed} check(s) failed, {warned} warning(s)")
+    else:
+        lines.append(f"tenant {report.tenant} can run ({warned} warning(s))")
+    return "\n".join(lines)
+
+
+def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`setup` / `doctor`: the tenants file and Redis the other commands use; never a traceback."""
+    import redis
+
+    from worker import readiness
+    from worker.celery_app import redis_url
+    from worker.crm_factory import CrmFactory
+    from worker.tenants import TenantsError, default_tenants_path, load_tenants
+
+    try:
+        tenants = load_tenants(default_tenants_path())
+    except TenantsError as exc:
+        err.write(f"callmatch {args.command}: {exc}\n")
+        return EXIT_INVALID
+    names = sorted(tenants.tenants)
+    name = args.tenant
+    if name is None:
+        if len(names) != 1:
+            err.write(f"callmatch {args.command}: name a tenant with --tenant (one of: {', '.join(names)})\n")
+            return EXIT_INVALID
+        name = names[0]
+    tenant = tenants.get(name)
+    if tenant is None:
+        err.write(f"callmatch {args.command}: unknown tenant {name!r} (known: {', '.join(names)})\n")
+        return EXIT_INVALID
+    client = redis.Redis.from_url(
+        redis_url(), decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+    )
+    # The report says what each refused request answered; the retry log would say it again on stderr.
+    retry_log = logging.getLogger("adapters.retry")
+    level = retry_log.level
+    retry_log.setLevel(logging.ERROR)
+    try:
+        factory = CrmFactory(client)
+        if args.command == "setup":
+            steps = readiness.setup(tenant, factory, dry_run=args.dry_run)
+            out.write((json.dumps(steps.to_json(), indent=2) if args.json else format_steps(steps)) + "\n")
+            return EXIT_OK if steps.ok else EXIT_FAILED
+        report = readiness.doctor(tenant, factory, redis_client=client)
+        out.write((json.dumps(report.to_json(), indent=2) if args.json else format_checks(report)) + "\n")
+        return EXIT_OK if report.can_run else EXIT_FAILED
+    except Exception as exc:  # a bug of ours: one line, never a traceback
+        err.write(
+            f"callmatch {args.command}: internal error, please report it: {type(exc).__name__}: {exc}\n"
+        )
+        return EXIT_INTERNAL
+    finally:
+        retry_log.setLevel(level)
+        client.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decide":
         return decide_files(args.scenarios, sys.stdout, sys.stderr, text=args.format == "text")
+    if args.command in ("setup", "doctor"):
+        return run_readiness(args, sys.stdout, sys.stderr)
     from worker.opscli import run_ops
 
     return run_ops(args, sys.stdout, sys.stderr)

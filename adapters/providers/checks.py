@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from adapters.crm.readiness import Check, Status
-from adapters.errors import CredentialsExpiredError, ExternalError, RateLimitedError, RetryableError
+from adapters.errors import ExternalError, RateLimitedError, RetryableError
 from worker.ingest.apiclient import ApiClient, FetchContext, provider_limiter
 
 PROBE_ATTEMPTS = 2
@@ -46,25 +46,24 @@ def probe_client(
 
 def answer(exc: ExternalError) -> str:
     """`zoom: credentials refused (HTTP 401, invalid_client)`: the error, its status and the API's code."""
-    extra = [f"HTTP {exc.status}"] if exc.status is not None else []
+    message = str(exc)
+    extra = [f"HTTP {exc.status}"] if exc.status is not None and f"HTTP {exc.status}" not in message else []
     if exc.code:
         extra.append(exc.code)
-    return f"{exc}" + (f" ({', '.join(extra)})" if extra else "")
+    return message + (f" ({', '.join(extra)})" if extra else "")
 
 
 def refused(name: str, what: str, exc: ExternalError, fix: str) -> Check:
     """A doctor line for a failed request: a 429 is a warning (the API is there), anything else fails."""
     if isinstance(exc, RateLimitedError):
-        return Check(name, Status.WARN, f"{what}: rate limited, try again later ({answer(exc)})", None)
+        return Check(name, Status.WARN, f"{what}: rate limited, try again later: {answer(exc)}", None)
     if isinstance(exc, RetryableError):
         return Check(
             name,
             Status.FAIL,
-            f"{what}: no answer ({answer(exc)})",
+            f"{what}: no answer: {answer(exc)}",
             "check the network path to the provider and its api_base_url, then run doctor again",
         )
-    if isinstance(exc, CredentialsExpiredError) or exc.status in (400, 401, 403):
-        return Check(name, Status.FAIL, f"{what}: refused ({answer(exc)})", fix)
     return Check(name, Status.FAIL, f"{what}: {answer(exc)}", fix)
 
 

@@ -79,6 +79,12 @@ def granted_scopes(body: Any) -> set[str] | None:
     return None
 
 
+# Zoom's answer (HTTP 400) to a token that lacks the scope a request needs.
+MISSING_SCOPE_CODE = "4711"
+_SCOPES_FIX = (
+    "in the Zoom App Marketplace, add the scopes to the Server-to-Server OAuth app (Scopes), then activate"
+    " the app again: " + wording(list(NEEDED_SCOPES.items()))
+)
 _APP_FIX = (
     "in the Zoom App Marketplace, open the Server-to-Server OAuth app (Manage), check its account ID,"
     " client ID and client secret against providers.zoom.credentials, and that the app is activated"
@@ -102,7 +108,8 @@ def check(ctx: FetchContext) -> list[Check]:
             Check("zoom.api", Status.OK, "Server-to-Server OAuth token issued; GET /v2/users/me answered")
         )
     except ExternalError as exc:
-        checks.append(refused("zoom.api", "GET /v2/users/me", exc, _APP_FIX))
+        lacks_scope = exc.status == 400 and exc.code == MISSING_SCOPE_CODE
+        checks.append(refused("zoom.api", "GET /v2/users/me", exc, _SCOPES_FIX if lacks_scope else _APP_FIX))
     granted = granted_scopes(body)
     if granted is None:
         checks.append(
@@ -121,8 +128,7 @@ def check(ctx: FetchContext) -> list[Check]:
                 "zoom.scopes",
                 Status.FAIL,
                 "the app's token lacks " + wording(missing),
-                "in the Zoom App Marketplace, add these scopes to the Server-to-Server OAuth app (Scopes),"
-                " then activate the app again",
+                _SCOPES_FIX,
             )
         )
     else:
