@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -890,10 +891,19 @@ def _composite(emulator: SalesforceEmulator, payload: Any) -> dict[str, Any]:
             results[reference] = body
         else:
             failed = True
+        headers: dict[str, str] = {}
+        if status == 200 and str(sub.get("url", "")).rstrip("/").endswith("/describe"):
+            headers = _describe_headers(body)
         responses.append(
-            {"body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": reference}
+            {"body": body, "httpHeaders": headers, "httpStatusCode": status, "referenceId": reference}
         )
     return {"compositeResponse": responses}
+
+
+def _describe_headers(body: Any) -> dict[str, str]:
+    """A describe answers with an ETag and Last-Modified (a client may send If-None-Match)."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
+    return {"ETag": f'"{digest}"', "Last-Modified": "Thu, 1 Jan 2026 00:00:00 GMT"}
 
 
 # --- describe -----------------------------------------------------------------------------------------
