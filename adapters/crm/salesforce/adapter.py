@@ -155,10 +155,10 @@ class SalesforceCrm(CrmPort):
     def caps(self) -> OrgCapabilities:
         """The tenant's capabilities, read once per association (a discovery is counted as such)."""
         if self._caps is None:
-            before = self.client.api_calls
+            before = self.capabilities.client.api_calls
             self._caps = self.capabilities.get()
-            if self.client.api_calls > before:
-                self.stats.count("capabilities", self.client.api_calls - before)
+            if self.capabilities.client.api_calls > before:
+                self.stats.count("capabilities", self.capabilities.client.api_calls - before)
         return self._caps
 
     def _fresh(self, send: Callable[[], T]) -> T:
@@ -179,9 +179,9 @@ class SalesforceCrm(CrmPort):
                 log.warning(
                     "salesforce tenant %s: %s; describing the org again", self.client.tenant, error.code
                 )
-            before = self.client.api_calls
+            before = self.capabilities.client.api_calls
             self._caps = self.capabilities.refresh()
-            self.stats.count("capabilities", self.client.api_calls - before)
+            self.stats.count("capabilities", self.capabilities.client.api_calls - before)
             try:
                 return send()
             except FatalError as error:
@@ -465,8 +465,15 @@ class SalesforceCrm(CrmPort):
         return self._fresh(lambda: self._lookup(keys))
 
     def _lookup(self, keys: Lookup) -> CrmSlice:
+        """The round's calls are counted even when the org refuses one (a refresh then sends it again)."""
         self.caps  # noqa: B018 (a discovery, when one is due, is counted apart from the round)
         before = self.client.api_calls
+        try:
+            return self._round(keys)
+        finally:
+            self.stats.count("lookup", self.client.api_calls - before)
+
+    def _round(self, keys: Lookup) -> CrmSlice:
         emails = sorted(e for e in (norm_email(x) for x in keys.emails) if e)
         phones = sorted(keys.phones)
         domains = sorted({norm_domain(d) for d in keys.domains})
@@ -554,7 +561,6 @@ class SalesforceCrm(CrmPort):
         activities += [mapping.to_event(r, self.settings) for r in results.get("events", [])]
         if keys.activities is not None:
             self._note_ours(keys.activities.call_id, results.get("tasks", []), results.get("events", []))
-        self.stats.count("lookup", self.client.api_calls - before)
         return CrmSlice(
             users=tuple(_unique(users)),
             accounts=tuple(_unique(accounts)),
@@ -647,9 +653,10 @@ class SalesforceCrm(CrmPort):
 
     def _query(self, method: str, soql: str) -> list[dict[str, Any]]:
         before = self.client.api_calls
-        records = self._whole(self.client.query(soql))
-        self.stats.count(method, self.client.api_calls - before)
-        return records
+        try:
+            return self._whole(self.client.query(soql))
+        finally:
+            self.stats.count(method, self.client.api_calls - before)
 
     @_refreshing
     def users_by_emails(self, emails: Sequence[str]) -> list[User]:

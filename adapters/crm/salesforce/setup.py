@@ -233,11 +233,7 @@ class SalesforceSetup:
                 "create PermissionSet",
                 "sobjects/PermissionSet",
                 method="POST",
-                body={
-                    "Name": PERMISSION_SET,
-                    "Label": PERMISSION_SET,
-                    "Description": "callmatch: read and edit its call id on activities",
-                },
+                body={"Name": PERMISSION_SET, "Label": PERMISSION_SET},
             )
             found.append(str(created["id"]))
             return Step(name, Outcome.CREATED, f"{PERMISSION_SET} ({found[0]})")
