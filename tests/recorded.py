@@ -271,7 +271,8 @@ class Replay:
 
     Paths compare with escapes decoded and without a trailing slash (simple-salesforce
     asks for `query/`, a recording may say `query`). When several exchanges share a path,
-    the one whose recorded params the request carries wins. A request nothing was
+    the one whose recorded params the request carries wins; a paging cursor (`after`)
+    must be the recorded one, so the next page is never answered with this one. A request nothing was
     recorded for gets a 404 and lands in `unmatched`, so a test fails loudly rather than
     passing on an invented answer. `tls` serves HTTPS (simple-salesforce only speaks it).
     """
@@ -336,9 +337,18 @@ class Replay:
     def ca_file(self) -> str:
         return str(certificate()[0])
 
-    def match(self, method: str, path: str, params: dict[str, list[str]]) -> Exchange | None:
+    def match(
+        self, method: str, path: str, params: dict[str, list[str]], body: Any = None
+    ) -> Exchange | None:
         wanted = normal_path(path)
-        candidates = [x for x in self.recorded if x.method == method and normal_path(x.path) == wanted]
+        cursor = _cursor(params, body)
+        candidates = [
+            x
+            for x in self.recorded
+            if x.method == method
+            and normal_path(x.path) == wanted
+            and _cursor({k: [v] for k, v in x.params.items()}, x.data) == cursor
+        ]
         for exchange in candidates:
             if all(params.get(k) == [v] for k, v in exchange.params.items()):
                 return exchange
@@ -354,7 +364,7 @@ class Replay:
             body = raw.decode("utf-8", "replace")
         params = parse_qs(url.query, keep_blank_values=True)
         received = Received(method, url.path, params, body, {k: v for k, v in handler.headers.items()})
-        exchange = self.match(method, url.path, params)
+        exchange = self.match(method, url.path, params, body)
         with self._lock:
             self.received.append(received)
             if exchange is None:
@@ -374,6 +384,14 @@ class Replay:
         handler.end_headers()
         if payload:
             handler.wfile.write(payload)
+
+
+def _cursor(params: dict[str, list[str]], body: Any) -> str | None:
+    """The paging cursor a request names (HubSpot's `after`): another page is another request."""
+    if isinstance(body, dict) and body.get("after") is not None:
+        return str(body["after"])
+    values = params.get("after")
+    return values[0] if values else None
 
 
 def replay(names: Iterable[str], *, tls: bool = False) -> Replay:
