@@ -80,3 +80,70 @@ def test_dead_letters_and_readyz(client: TestClient, pipeline: Pipeline, redis_c
     assert [d["stage"] for d in replayed["replayed"]] == ["write"]
     assert queued(redis_client) == ["callmatch.write"]
     assert client.get("/readyz").json() == {"status": "ready", "tenants": 1, "durability": "none"}
+
+
+def test_tenant_routes_need_the_bearer_token(client: TestClient) -> None:
+    assert client.get("/tenants/demo/doctor").status_code == 401
+    assert client.post("/tenants/demo/setup?dry_run=true").status_code == 401
+    wrong = {"Authorization": "Bearer wrong"}
+    assert client.get("/tenants/demo/doctor", headers=wrong).status_code == 401
+
+
+def test_doctor_answers_the_report(client: TestClient) -> None:
+    answer = client.get("/tenants/demo/doctor", headers=AUTH)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["tenant"] == "demo" and body["can_run"] is True
+    checks = {c["name"]: c for c in body["checks"]}
+    assert checks["crm.scenario"]["status"] == "ok"
+    assert checks["aircall.api"]["status"] == "warn" and checks["aircall.api"]["fix"]
+    assert all(set(c) == {"name", "status", "detail", "fix"} for c in body["checks"])
+    missing = client.get("/tenants/nope/doctor", headers=AUTH)
+    assert missing.status_code == 404 and missing.json() == {"error": "unknown tenant 'nope'"}
+
+
+def test_doctor_answers_503_when_the_tenant_cannot_run(redis_client, tmp_path) -> None:
+    scenario = tmp_path / "crm.json"
+    scenario.write_bytes((ROOT / "config" / "examples" / "basic.json").read_bytes())
+    document = (
+        ROOT.joinpath("config", "tenants.yaml").read_text().replace("examples/basic.json", str(scenario))
+    )
+    (tmp_path / "tenants.yaml").write_text(document)
+    tenants = load_tenants(tmp_path / "tenants.yaml")
+    pipe = Pipeline(tenants, CallStore(redis_client, clock=lambda: NOW), CrmFactory(redis_client).crm_for)
+    app = FastAPI()
+    mount(app, lambda: pipe, redis_client, token="s3cret-admin")
+    scenario.unlink()  # the file the tenant reads its CRM from is gone
+    answer = TestClient(app).get("/tenants/demo/doctor", headers=AUTH)
+    assert answer.status_code == 503
+    assert answer.json()["can_run"] is False
+    crm = next(c for c in answer.json()["checks"] if c["name"] == "crm.scenario")
+    assert crm["status"] == "fail" and "cannot read" in crm["detail"]
+
+
+def test_setup_answers_the_steps(client: TestClient) -> None:
+    dry = client.post("/tenants/demo/setup?dry_run=true", headers=AUTH)
+    assert dry.status_code == 200
+    assert dry.json()["dry_run"] is True and dry.json()["ok"] is True
+    assert [s["outcome"] for s in dry.json()["steps"]] == ["present"]
+    real = client.post("/tenants/demo/setup", headers=AUTH)
+    assert real.status_code == 200 and real.json()["dry_run"] is False
+    assert client.post("/tenants/nope/setup", headers=AUTH).status_code == 404
+    assert client.post("/tenants/demo/setup?dry_run=maybe", headers=AUTH).status_code == 422
+
+
+def test_setup_answers_502_when_a_step_failed(redis_client) -> None:
+    from worker.tenants import parse_tenants
+
+    document = {
+        "version": 1,
+        "tenants": {"sf": {"crm": {"kind": "salesforce", "instance_url": "https://127.0.0.1:9"}}},
+    }
+    tenants = parse_tenants(document)
+    pipe = Pipeline(tenants, CallStore(redis_client, clock=lambda: NOW), CrmFactory(redis_client).crm_for)
+    app = FastAPI()
+    mount(app, lambda: pipe, redis_client, token="s3cret-admin")
+    answer = TestClient(app).post("/tenants/sf/setup", headers=AUTH)
+    assert answer.status_code == 502
+    [step] = answer.json()["steps"]
+    assert step["outcome"] == "failed" and step["detail"].startswith("SalesforceConfigError: crm.credentials")
