@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Annotated, Any
 
 import redis
@@ -131,14 +132,17 @@ def dead_letter_router(
     return router
 
 
-def pipeline_factory(pipeline: Pipeline) -> CrmFactory:
-    """The CrmFactory behind the pipeline's ports (same cached clients), or one on the workers' Redis."""
-    owner = getattr(pipeline.crm_for, "__self__", None)
-    if isinstance(owner, CrmFactory):
-        return owner
+@lru_cache(maxsize=1)
+def _own_factory() -> CrmFactory:
     from worker.celery_app import redis_url
 
     return CrmFactory(redis.Redis.from_url(redis_url(), decode_responses=True, socket_timeout=10))
+
+
+def pipeline_factory(pipeline: Pipeline) -> CrmFactory:
+    """The CrmFactory behind the pipeline's ports (same cached clients), else one kept for these routes."""
+    owner = getattr(pipeline.crm_for, "__self__", None)
+    return owner if isinstance(owner, CrmFactory) else _own_factory()
 
 
 def tenant_router(
