@@ -523,10 +523,11 @@ def _who_relation(name: str, prefix: str, parent_field: str, parent: str) -> SOb
     sobject = _object(
         name,
         prefix,
-        {parent_field: "reference", "RelationId": "reference", "Type": "string"},
+        {parent_field: "reference", "RelationId": "reference", "Type": "string", "AccountId": "reference"},
         references={
             parent_field: Reference(parent, (parent,)),
             "RelationId": Reference("Relation", ("Contact", "Lead")),
+            "AccountId": Reference("Account", ("Account",)),
         },
     )
     sobject.info = {n: replace(i, createable=False, updateable=False) for n, i in sobject.info.items()}
@@ -949,6 +950,7 @@ class Org:
                     parent: row.get(parent),
                     "RelationId": row.get("RelationId"),
                     "Type": person,
+                    "AccountId": (self.get(str(row.get("RelationId"))) or {}).get("AccountId"),
                     "CreatedDate": row.get("CreatedDate"),
                     "LastModifiedDate": row.get("LastModifiedDate"),
                     "IsDeleted": False,
@@ -1162,6 +1164,8 @@ class Org:
         elif isinstance(condition, SemiJoin):
             self._check_path(sobject, condition.path)
             sub_type = self.sobject(condition.query.sobject)
+            if condition.query.where is not None:
+                self._check_condition(sub_type, condition.query.where)
             if sub_type.name in ("Task", "Event"):
                 raise OrgError(
                     400,

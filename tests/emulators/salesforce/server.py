@@ -635,10 +635,14 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                             "DUPLICATE_VALUE",
                             f"duplicate value found: RelationId duplicates value on record with id: {row['Id']}",
                         )
+                _check_references(org, sobject, values)
+                if sobject.name == "EventRelation" and not org.profile.shared_activities:
+                    values.setdefault("IsInvitee", True)  # without Shared Activities a relation is an invitee
                 record_id = org.insert(sobject.name, values, api=True)
             return 201, {"id": record_id, "success": True, "errors": []}
         if sobject.name == "FieldPermissions":
             _check_field_permission(org, values)
+        _check_references(org, sobject, values)
         record_id = org.insert(sobject.name, values, api=True)
         return 201, {"id": record_id, "success": True, "errors": []}
     if len(parts) == 2:
@@ -653,6 +657,7 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
             values = _values(sobject.name, payload)
             _refuse_create_only(sobject.name, values)
             _refuse_read_only(org, sobject.name, values, "update")
+            _check_references(org, sobject, values)
             org.update(sobject.name, record_id, values, api=True)
             return 204, None
         if method == "DELETE":
@@ -696,10 +701,12 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                     _allowed(emulator, sobject.name, "edit")
                     _refuse_create_only(sobject.name, values)
                     _refuse_read_only(org, sobject.name, values, "update")
+                    _check_references(org, sobject, values)
                     org.update(sobject.name, str(matches[0]["Id"]), values, api=True)
                     return 200, {"id": matches[0]["Id"], "success": True, "errors": [], "created": False}
                 _allowed(emulator, sobject.name, "create")
                 _refuse_read_only(org, sobject.name, {**values, field_name: value}, "create")
+                _check_references(org, sobject, values)
                 record_id = org.insert(sobject.name, {**values, field_name: value}, api=True)
                 return 201, {"id": record_id, "success": True, "errors": [], "created": True}
     raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
@@ -744,11 +751,30 @@ def _refuse_read_only(org: Org, object_name: str, values: dict[str, Any], action
             )
 
 
+def _check_references(org: Org, sobject: SObjectType, values: dict[str, Any]) -> None:
+    """A lookup names a record of an object it may point to (WhoId a Contact or Lead, an
+    invitee a person): a known record of another object is FIELD_INTEGRITY_EXCEPTION."""
+    for key, value in values.items():
+        name = sobject.canonical(key)
+        ref = sobject.references.get(name) if name else None
+        if ref is None or not isinstance(value, str):
+            continue
+        kind = org.object_of.get(value)
+        if kind is not None and kind not in ref.targets:
+            label = sobject.field_info(str(name)).label or str(name)
+            raise OrgError(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                f"{label}: id value of incorrect type: {value}",
+                [str(name)],
+            )
+
+
 def _check_field_permission(org: Org, values: dict[str, Any]) -> None:
     """FieldPermissions name an existing field as "Object.Field" (a restricted picklist)."""
     field_path = str(values.get("Field") or "")
     obj, _, name = field_path.partition(".")
-    stored = org.stored.get(obj)
+    stored = org.stored.get("Task" if obj == "Activity" else obj)
     if stored is None or stored.canonical(name) is None or str(values.get("SobjectType") or obj) != obj:
         raise OrgError(
             400,

@@ -552,3 +552,27 @@ def test_profile_changes_at_run_time() -> None:
     assert org.query("SELECT Id FROM AccountContactRelation") == []
     org.set_profile(replace(OrgProfile.plain(), custom_fields=KNOWN_CUSTOM_FIELDS))
     assert org.query("SELECT Domains__c FROM Account WHERE Id = 'A1'")[0]["Domains__c"] is None
+
+
+def test_semi_join_inner_where_is_checked_with_no_rows() -> None:
+    org = seed_org(CrmSlice())
+    with pytest.raises(OrgError) as caught:
+        org.query(
+            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE Secondary_Email__c = 'x')"
+        )
+    assert caught.value.code == "INVALID_FIELD"
+
+
+def test_lookups_and_invitees_as_the_org_checks_them(salesforce: Client) -> None:
+    emulator, sf = salesforce()
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        _object(sf, "Task").create({"Subject": "x", "WhoId": "A1"})  # an account is no "who"
+    assert _error(caught)[1] == "FIELD_INTEGRITY_EXCEPTION"
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        _object(sf, "EventRelation").create({"EventId": "E1", "RelationId": "A1"})
+    assert _error(caught)[1] == "FIELD_INTEGRITY_EXCEPTION"
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        _object(sf, "EventRelation").create({"EventId": "E1", "RelationId": "C2", "IsParent": True})
+    assert _error(caught)[1] == "INVALID_FIELD"  # IsParent exists with Shared Activities only
+    created = _object(sf, "EventRelation").create({"EventId": "E1", "RelationId": "C2"})
+    assert emulator.org.records["EventRelation"][created["id"]]["IsInvitee"] is True
