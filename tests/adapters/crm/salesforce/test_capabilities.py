@@ -143,3 +143,19 @@ def test_without_redis_a_tenant_keeps_its_capabilities_in_the_process(salesforce
     tenant.port().lookup(Lookup(emails=frozenset({"jane@acme.example"})))
     tenant.port().lookup(Lookup(emails=frozenset({"li@acme.example"})))
     assert isinstance(tenant.capabilities, Capabilities) and tenant.capabilities.discoveries == 1
+
+
+def test_setup_through_the_tenant_drops_the_cached_capabilities_so_workers_see_the_field(
+    salesforce, redis_client
+) -> None:
+    env = salesforce(CRM, profile=OrgProfile.plain(), warm=False)
+    tenant = SalesforceTenant.from_config(_tenant(env), redis_client)
+    worker = SalesforceTenant.from_config(_tenant(env), redis_client)
+    decision = associate(CALL, Policy(), worker.port())
+    with pytest.raises(MissingRequirementError):
+        worker.port().upsert_activity(CALL, decision)
+    assert redis_client.exists("salesforce:acme:capabilities")
+    assert {step.outcome.value for step in tenant.setup()} == {"created"}
+    assert not redis_client.exists("salesforce:acme:capabilities")
+    assert worker.port().upsert_activity(CALL, decision).created
+    assert not [c for c in tenant.doctor() if c.status.value == "fail"]
