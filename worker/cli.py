@@ -13,12 +13,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from worker import __version__
 from worker.association import decide_scenario
 from worker.model import Decision
 from worker.scenario import ScenarioError, loads_scenario
+
+if TYPE_CHECKING:
+    from worker.readiness import Report, SetupReport
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -185,7 +188,7 @@ def _rows(entries: Sequence[tuple[str, str, str, str | None]]) -> list[str]:
     return out
 
 
-def format_steps(report: Any) -> str:
+def format_steps(report: SetupReport) -> str:
     """`created  Task.Callmatch_Call_Id__c  ...`, one step a line, then what it comes to."""
     lines = _rows([(str(step.outcome), step.name, step.detail, None) for step in report.steps])
     failed = sum(1 for step in report.steps if str(step.outcome) == "failed")
@@ -198,7 +201,7 @@ def format_steps(report: Any) -> str:
     return "\n".join([*lines, verdict])
 
 
-def format_checks(report: Any) -> str:
+def format_checks(report: Report) -> str:
     """`ok|warn|fail  name  detail`, a `fix:` line under each one that is not ok, then the verdict."""
     lines = _rows(
         [
@@ -256,10 +259,9 @@ def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         report = readiness.doctor(tenant, factory, redis_client=client)
         out.write((json.dumps(report.to_json(), indent=2) if args.json else format_checks(report)) + "\n")
         return EXIT_OK if report.can_run else EXIT_FAILED
-    except Exception as exc:  # a bug of ours: one line, never a traceback
-        err.write(
-            f"callmatch {args.command}: internal error, please report it: {type(exc).__name__}: {exc}\n"
-        )
+    except Exception as exc:  # a bug of ours: one line, never a traceback (nor a secret)
+        said = readiness.safe_text(f"{type(exc).__name__}: {exc}", readiness.tenant_secrets(tenant))
+        err.write(f"callmatch {args.command}: internal error, please report it: {said}\n")
         return EXIT_INTERNAL
     finally:
         retry_log.setLevel(level)
