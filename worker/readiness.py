@@ -39,6 +39,9 @@ PROVIDER_CHECKS: dict[str, ProviderCheck] = {
     "teams": teams.check,
 }
 
+# Graph's subscription.clientState (our Teams webhook secret) is at most this long.
+GRAPH_CLIENT_STATE_MAX = 128
+
 # What a provider without API credentials still gives (tenants allow it: the webhook alone).
 WITHOUT_API: dict[str, str] = {
     "aircall": "participants come from the webhook alone (no conference participants)",
@@ -181,6 +184,16 @@ def webhook_check(config: ProviderConfig) -> Check:
             Status.FAIL,
             "no webhook secret: every delivery would be refused",
             f"set providers.{config.name}.webhook_secret_env (or webhook_secret_file) in the tenants file",
+        )
+    if config.name == "teams" and any(
+        len(secret) > GRAPH_CLIENT_STATE_MAX for secret in config.webhook_secrets
+    ):
+        return Check(
+            name,
+            Status.FAIL,
+            f"the secret is the subscription's clientState, which Graph caps at {GRAPH_CLIENT_STATE_MAX} characters:"
+            " a subscription with it is refused, so no notification comes",
+            f"set providers.teams.webhook_secret to at most {GRAPH_CLIENT_STATE_MAX} characters",
         )
     rotation = "; the previous one is still accepted (rotation)" if count > 1 else ""
     return Check(name, Status.OK, f"secret set{rotation}")

@@ -103,6 +103,16 @@ def test_a_missing_webhook_secret_fails(tenant, redis_client) -> None:
     assert not report.can_run
 
 
+def test_a_teams_secret_longer_than_graph_allows_fails(tenant, redis_client) -> None:
+    teams = replace(tenant.providers["teams"], webhook_secrets=("s" * 129,))
+    report = readiness.doctor(replace(tenant, providers={"teams": teams}), CrmFactory(redis_client))
+    check = next(c for c in report.checks if c.name == "teams.webhook")
+    assert check.status is Status.FAIL and "128 characters" in check.detail
+    fits = replace(tenant.providers["teams"], webhook_secrets=("s" * 128,))
+    report = readiness.doctor(replace(tenant, providers={"teams": fits}), CrmFactory(redis_client))
+    assert next(c for c in report.checks if c.name == "teams.webhook").status is Status.OK
+
+
 def test_google_push_needs_its_audience_and_keys(tenant, redis_client) -> None:
     config = tenant.providers["google_meet"]
     settings = {k: v for k, v in config.settings.items() if k != "audience"}
