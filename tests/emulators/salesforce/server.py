@@ -1,9 +1,15 @@
 """A Salesforce REST emulator over HTTPS on loopback, for the real simple-salesforce client.
 
-It serves what the adapter uses: query / queryAll with paging (`nextRecordsUrl`),
-search (SOSL), sObject CRUD and upsert by external id, composite (one API call for
-up to 25 subrequests, at most 5 of them queries), the OAuth token endpoint (refresh
-token and password grants). Every response carries `Sforce-Limit-Info`; API calls
+It serves what a client of a real org uses: query / queryAll with paging
+(`nextRecordsUrl`), search (SOSL), sObject CRUD and upsert by external id (300 with
+the matching records' URLs when the value is not unique), composite (one API call for
+up to 25 subrequests, at most 5 of them queries), the global and per-object describes,
+/limits, the Tooling API's CustomField (tooling.py), the OAuth token endpoint (refresh
+token and password grants), userinfo and the identity URL. What exists and what the
+API user may see or do comes from the org's profile (profile.py): an absent object is
+INVALID_TYPE in SOQL and 404 as a resource, an absent or hidden field INVALID_FIELD,
+a denied object permission the real refusal. A request URI past 16,384 bytes is 414.
+Every response carries `Sforce-Limit-Info`; API calls
 are counted as Salesforce does. Faults are queued by tests (`inject`): 5xx, 403
 REQUEST_LIMIT_EXCEEDED (daily or concurrent), expired sessions, latency, resets; or
 drawn at random per request (`fault_rate`, `fault_mix`, a seedable `fault_rng`) for

@@ -576,3 +576,20 @@ def test_lookups_and_invitees_as_the_org_checks_them(salesforce: Client) -> None
     assert _error(caught)[1] == "INVALID_FIELD"  # IsParent exists with Shared Activities only
     created = _object(sf, "EventRelation").create({"EventId": "E1", "RelationId": "C2"})
     assert emulator.org.records["EventRelation"][created["id"]]["IsInvitee"] is True
+
+
+def test_a_uri_past_16384_bytes_is_414(salesforce: Client) -> None:
+    emulator, _ = salesforce()
+    phones = ", ".join(f"'+336{n:08d}'" for n in range(800))
+    soql = f"SELECT Id FROM Contact WHERE Phone IN ({phones})"
+    response = requests.get(
+        f"{emulator.instance_url}/services/data/v59.0/query",
+        params={"q": soql},
+        headers={"Authorization": f"Bearer {emulator.issue_token()}"},
+        verify=emulator.ca_file,
+        timeout=10,
+    )
+    assert len(response.request.url or "") > 16_384
+    assert response.status_code == 414
+    assert response.json()[0]["errorCode"] == "URI_TOO_LONG"
+    assert emulator.stats.api_calls == 0
