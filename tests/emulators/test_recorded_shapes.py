@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from tests.conftest import example_dir
-from tests.emulators.hubspot import HubSpotEmulator, Store
+from tests.emulators.hubspot import HubSpotEmulator, Limits, Store
 from tests.emulators.hubspot.profile import PortalProfile
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
@@ -115,7 +115,8 @@ def portal() -> Iterator[Portal]:
             },
             NOW,
         )
-    with HubSpotEmulator(store) as emulator:
+    # limits far above what this module sends: these tests compare shapes, not throttling
+    with HubSpotEmulator(store, limits=Limits(burst=100_000, search=100_000)) as emulator:
         yield Portal(emulator, scenario.crm.users[0].id, scenario.crm.contacts[0].id)
 
 
