@@ -220,8 +220,17 @@ class SalesforceDoctor:
         elif isinstance(tooling, dict):
             metadata = tooling.get("Metadata") or {}
             external_id, unique = bool(metadata.get("externalId")), bool(metadata.get("unique"))
+        elif tooling is None:
+            return Check(
+                name,
+                Status.FAIL,
+                "absent from the org",
+                f"{self.setup_command} (creates it External ID + Unique)",
+            )
         else:
-            return Check(name, Status.FAIL, "cannot tell: the field is absent or not visible", fix)
+            return Check(
+                name, Status.FAIL, "cannot tell: the field is absent or hidden from the API user", fix
+            )
         if external_id and unique:
             return Check(name, Status.OK, "External ID, Unique")
         if not external_id:
