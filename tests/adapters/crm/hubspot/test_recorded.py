@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from adapters.errors import (
     RateLimitedError,
     RetryableError,
 )
+from adapters.ratelimit import ApiBudget
 from tests.recorded import Exchange, Replay, all_exchanges, exchanges, normal_path, replay
 
 TOKEN = "pat-recorded-token"
@@ -152,6 +154,20 @@ def test_one_owner_and_the_rate_limit_headers() -> None:
     assert client.cooldown.remaining() == 0.0
     # an OAuth app's answer has no daily figures (HubSpot changelog: no daily limit for OAuth calls)
     assert exchange.header("x-hubspot-ratelimit-daily") is None
+
+
+def test_an_oauth_apps_answer_leaves_the_daily_budget_unknown(redis_client: Any) -> None:
+    """The recorded answer has the ten-second window but no daily figures (an OAuth app):
+    the tenant's daily budget stays unknown (so it never blocks), and nothing fails."""
+    (exchange,) = exchanges("hs_get_owner")
+    owner_id = int(normal_path(exchange.path).rsplit("/", 1)[1])
+    budget = ApiBudget(redis_client, "hubspot:recorded:daily")
+    with replay(["hs_get_owner"]) as server:
+        settings = HubSpotSettings(tenant="recorded", host=server.url, max_attempts=1)
+        client = HubSpotClient(settings, TokenSource(TOKEN), budget=budget, sleep=lambda _: None)
+        client.send("GET /crm/v3/owners/{id}", lambda kw: client.owners.get_by_id(owner_id, **kw))
+    assert budget.remaining() is None
+    assert client.stats.burst_remaining is not None
 
 
 def test_a_created_note_comes_back_with_its_id_and_properties() -> None:
