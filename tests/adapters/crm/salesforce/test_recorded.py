@@ -35,9 +35,11 @@ OPTIONAL_FEATURE_OBJECTS = {
 """Objects that exist only when the org turned the feature on (Salesforce Object Reference)."""
 
 KEY_PREFIXES = {"Contact": "003", "Account": "001"}
+"""The first three characters of every record Id of these objects (Salesforce's key prefixes)."""
 
 
-def _client(server: Replay, version: str, sleeps: list[float] | None = None) -> SalesforceClient:
+def _client(server: Replay, version: str) -> SalesforceClient:
+    """A client of a tenant whose org is the replay; no credentials: nothing to refresh."""
     return SalesforceClient(
         tenant="recorded",
         instance_url=server.url,
@@ -45,7 +47,7 @@ def _client(server: Replay, version: str, sleeps: list[float] | None = None) -> 
         api_version=version,
         verify=server.ca_file,
         timeout=(2.0, 5.0),
-        retry=RetrySettings(max_attempts=2, base_delay=0.0, max_delay=0.0, sleep=(sleeps or []).append),
+        retry=RetrySettings(max_attempts=2, base_delay=0.0, max_delay=0.0, sleep=lambda _: None),
     )
 
 
