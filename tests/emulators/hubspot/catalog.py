@@ -75,7 +75,7 @@ _DEFAULTS: dict[str, list[tuple[str, str, str, str, str, str]]] = {
     "companies": [
         ("name", "Company name", _S, _T, "companyinformation", ""),
         ("domain", "Company Domain Name", _S, _T, "companyinformation", ""),
-        ("hs_additional_domains", "Additional Domains", "enumeration", "checkbox", "companyinformation", "r"),
+        ("hs_additional_domains", "Additional Domains", _S, "textarea", "companyinformation", "r"),
         ("website", "Website URL", _S, _T, "companyinformation", ""),
         ("phone", "Phone Number", _S, "phonenumber", "companyinformation", ""),
         ("city", "City", _S, _T, "companyinformation", ""),

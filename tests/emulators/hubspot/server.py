@@ -1,7 +1,12 @@
 """A stateful HubSpot API emulator on 127.0.0.1 that hubspot-api-client talks to over real HTTP.
 
-It serves what the adapter uses (v3 objects batch read / search / create / update / get,
-v4 associations batch read and create, pipelines, owners, OAuth refresh), enforces the
+It models the vendor from HubSpot's documentation and recorded traffic, on a portal shaped by a
+`PortalProfile`: v3 objects (get, create, update, batch read / create / update / upsert,
+search with HubSpot's filter semantics and its 10,000-result cap), v4 associations (batch read
+paged per object, create, archive, labels), the properties API (properties and groups), deal
+pipelines, owners, account details and daily API usage, OAuth refresh and token metadata.
+A property the portal lacks is refused with HubSpot's 400 `PROPERTY_DOESNT_EXIST` body, a
+missing scope with 403 `MISSING_SCOPES`. It enforces the
 rolling 10-second, per-second search and daily limits with HubSpot's 429 bodies and
 `X-HubSpot-RateLimit-*` headers, checks bearer tokens (with expiry), and lets tests
 inject latency, 5xx and 429 responses. Every request is counted by route.
@@ -9,7 +14,9 @@ inject latency, 5xx and 429 responses. Every request is counted by route.
 
 from __future__ import annotations
 
+import base64
 import collections
+import datetime as dt
 import hmac
 import json
 import re
@@ -17,17 +24,21 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.emulators.hubspot import catalog
+from tests.emulators.hubspot.profile import PortalProfile
+from tests.emulators.hubspot.search import to_millis
 from tests.emulators.hubspot.store import (
     HUBSPOT_DEFINED,
     PIPELINE,
     SINGULAR,
     TYPE_IDS,
+    USER_LABELS,
     HsObject,
     Store,
     iso,
@@ -112,6 +123,11 @@ class HubSpotEmulator:
         self.tokens: dict[str, float] = {access_token: float("inf")}
         self.latency = 0.0
         self.search_lag = 0.0
+        self.enforce_unique = False
+        """HubSpot refuses (409) a create or update giving a unique property (`hasUniqueValue`) a
+        value another record holds. Off by default: scenario seeds put a call id on activities not
+        written by callmatch (rule A1), which a portal whose `callmatch_call_id` is unique cannot
+        hold beside callmatch's own activity; tests of that constraint turn it on."""
         self.faults: list[Fault] = []
         self.requests: collections.Counter[str] = collections.Counter()
         self.statuses: collections.Counter[int] = collections.Counter()
@@ -145,6 +161,9 @@ class HubSpotEmulator:
 
             def do_PUT(self) -> None:
                 emulator._handle(self, "PUT")
+
+            def do_DELETE(self) -> None:
+                emulator._handle(self, "DELETE")
 
         self._server = serve(Handler, "hubspot-emulator", port=port)
         return self
@@ -268,6 +287,9 @@ class HubSpotEmulator:
                 raise ApiError(fault.status, fault.body, fault.headers)
         if path == "/oauth/v1/token":
             return self._token(raw), {}
+        m = re.fullmatch(r"/oauth/v1/access-tokens/([^/]+)", path)
+        if m and method == "GET":
+            return self._token_info(unquote(m.group(1))), {}
         self._authenticate(handler.headers.get("Authorization", ""))
         is_search = path.endswith("/search")
         headers = self._charge(is_search)
@@ -358,47 +380,140 @@ class HubSpotEmulator:
             "refresh_token": self.refresh_token,
             "expires_in": self.token_lifetime,
             "token_type": "bearer",
+            "hub_id": PORTAL_ID,
+            "scopes": sorted(self.store.profile.scopes),
         }
 
     # -- API ---------------------------------------------------------------------------------
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> Any:
-        m = re.fullmatch(r"/crm/v3/objects/([^/]+)/batch/read", path)
+        m = re.fullmatch(r"/crm/v3/objects/([^/]+)/batch/(read|create|update|upsert)", path)
         if m and method == "POST":
-            return self._batch_read(_kind(m.group(1)), body)
+            kind = _kind(m.group(1))
+            action = m.group(2)
+            self._need(object_scope(kind, write=action != "read"))
+            if action == "read":
+                return self._batch_read(kind, body)
+            return self._batch_write(kind, action, body)
         m = re.fullmatch(r"/crm/v3/objects/([^/]+)/search", path)
         if m and method == "POST":
-            return self._search_objects(_kind(m.group(1)), body)
+            kind = _kind(m.group(1))
+            self._need(object_scope(kind, write=False))
+            return self._search_objects(kind, body)
         m = re.fullmatch(r"/crm/v3/objects/([^/]+)", path)
         if m and method == "POST":
-            return self._create(_kind(m.group(1)), body)
+            kind = _kind(m.group(1))
+            self._need(object_scope(kind, write=True))
+            return self._create(kind, body)
         m = re.fullmatch(r"/crm/v3/objects/([^/]+)/([^/]+)", path)
-        if m and method == "PATCH":
-            return self._update(_kind(m.group(1)), m.group(2), body)
-        if m and method == "GET":
-            return self._get(_kind(m.group(1)), m.group(2), query)
-        m = re.fullmatch(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/read", path)
-        if m and method == "POST":
-            return self._assoc_read(_kind(m.group(1)), _kind(m.group(2)), body)
-        m = re.fullmatch(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/create", path)
-        if m and method == "POST":
-            return self._assoc_create(_kind(m.group(1)), _kind(m.group(2)), body)
-        m = re.fullmatch(r"/crm/v4/associations/([^/]+)/([^/]+)/batch/archive", path)
-        if m and method == "POST":
-            from_kind, to_kind = _kind(m.group(1)), _kind(m.group(2))
-            for item in body.get("inputs") or []:
-                for to in item.get("to") or []:
-                    self.store.unlink(from_kind, str(item["from"]["id"]), to_kind, str(to["id"]))
-            return 204, {}
+        if m and method in ("PATCH", "GET"):
+            kind = _kind(m.group(1))
+            self._need(object_scope(kind, write=method == "PATCH"))
+            if method == "PATCH":
+                return self._update(kind, m.group(2), body)
+            return self._get(kind, m.group(2), query)
+        m = re.fullmatch(
+            r"/crm/v4/associations/([^/]+)/([^/]+)/(batch/read|batch/create|batch/archive|labels)", path
+        )
+        if m:
+            from_kind, to_kind, action = _kind(m.group(1)), _kind(m.group(2)), m.group(3)
+            if action == "labels" and method == "GET":
+                self._need(object_scope(from_kind, write=False))
+                return self._labels(from_kind, to_kind)
+            if method == "POST" and action != "labels":
+                self._need(object_scope(from_kind, write=action != "batch/read"))
+                if action == "batch/read":
+                    return self._assoc_read(from_kind, to_kind, body)
+                if action == "batch/create":
+                    return self._assoc_create(from_kind, to_kind, body)
+                for item in body.get("inputs") or []:
+                    for to in item.get("to") or []:
+                        self.store.unlink(from_kind, str(item["from"]["id"]), to_kind, str(to["id"]))
+                return 204, {}
         m = re.fullmatch(r"/crm/v3/pipelines/deals(?:/([^/]+))?", path)
         if m and method == "GET":
+            self._need(object_scope("deals", write=False))
             if m.group(1) is None:
                 return {"results": [PIPELINE]}
             if m.group(1) != PIPELINE["id"]:
-                raise ApiError(404, error_body("Pipeline not found", "OBJECT_NOT_FOUND"))
+                raise ApiError(404, error_body(f"Unable to find pipeline {m.group(1)}", "OBJECT_NOT_FOUND"))
             return PIPELINE
-        if re.fullmatch(r"/crm/v3/owners/?", path) and method == "GET":
+        m = re.fullmatch(r"/crm/v3/owners(?:/([^/]*))?", path)
+        if m and method == "GET":
+            self._need("crm.objects.owners.read")
+            if m.group(1):
+                return self._owner(unquote(m.group(1)), query)
             return self._owners(query)
+        m = re.fullmatch(r"/crm/v3/properties/([^/]+)(?:/([^/]+))?", path)
+        if m:
+            return self._properties(method, _kind(m.group(1)), m.group(2), body)
+        if path == "/account-info/v3/details" and method == "GET":
+            return self._account_details()
+        if path == "/account-info/v3/api-usage/daily/private-apps" and method == "GET":
+            return self._daily_usage()
         raise ApiError(404, error_body(f"No route for {method} {path}", "OBJECT_NOT_FOUND"))
+
+    # -- scopes and property checks ----------------------------------------------------------
+    def _need(self, scope: str) -> None:
+        """HubSpot's 403 `MISSING_SCOPES` when the app was not granted `scope` (the body of the
+        "Error handling" section of the CRM objects guide)."""
+        if scope in self.store.profile.scopes:
+            return
+        raise ApiError(
+            403,
+            {
+                "status": "error",
+                "message": "This app hasn't been granted all required scopes to make this call. "
+                "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+                "correlationId": str(uuid.uuid4()),
+                "errors": [
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": [scope]},
+                    }
+                ],
+                "links": {"scopes": "https://developers.hubspot.com/scopes"},
+                "category": "MISSING_SCOPES",
+            },
+        )
+
+    def _check_properties(self, kind: str, names: Iterable[str]) -> None:
+        """A write or filter naming a property the portal lacks: 400 `PROPERTY_DOESNT_EXIST`."""
+        unknown = self.store.unknown_properties(kind, names)
+        if unknown:
+            raise ApiError(400, property_doesnt_exist(unknown, PORTAL_ID))
+
+    def _check_id_property(self, kind: str, id_property: str) -> None:
+        """`idProperty` must name a property with unique values (`email` for contacts, a custom
+        property created with `hasUniqueValue`, or `hs_object_id`)."""
+        if not id_property or id_property == "hs_object_id":
+            return
+        self._check_properties(kind, [id_property])
+        if not self.store.is_unique(kind, id_property):
+            raise ApiError(
+                400,
+                error_body(
+                    f"Property {id_property} is not a unique identifier property for {SINGULAR[kind]} objects.",
+                    "VALIDATION_ERROR",
+                ),
+            )
+
+    def _view(self, obj: HsObject, names: list[str] | None) -> dict[str, Any]:
+        out = self.store.view(obj, names)
+        out["url"] = record_url(obj.type, obj.id)
+        return out
+
+    # -- objects -----------------------------------------------------------------------------
+    def _find_unique(self, kind: str, id_property: str, key: str) -> list[HsObject]:
+        """Objects whose `id_property` holds `key` (emails and custom unique values ignore case)."""
+        objects = self.store.objects[kind]
+        if not id_property or id_property == "hs_object_id":
+            return [objects[key]] if key in objects else []
+        wanted = key.strip().lower()
+        return [
+            o
+            for _, o in sorted(objects.items(), key=lambda item: item[1].seq)
+            if wanted != "" and o.properties.get(id_property, "").strip().lower() == wanted
+        ]
 
     def _batch_read(self, kind: str, body: dict[str, Any]) -> Any:
         inputs = [str(i.get("id", "")) for i in body.get("inputs", [])]
@@ -407,25 +522,18 @@ class HubSpotEmulator:
                 400, error_body(f"Batch size {len(inputs)} exceeds {BATCH_MAX_INPUTS}", "VALIDATION_ERROR")
             )
         names = body.get("properties") or None
-        id_property = body.get("idProperty")
+        id_property = str(body.get("idProperty") or "")
+        self._check_id_property(kind, id_property)
         found: list[HsObject] = []
         missing: list[str] = []
         with self.store.lock:
-            objects = self.store.objects[kind]
             for key in inputs:
-                if id_property:
-                    hits = [
-                        o
-                        for o in objects.values()
-                        if o.properties.get(id_property, "").lower() == key.lower() != ""
-                    ]
-                else:
-                    hits = [objects[key]] if key in objects else []
+                hits = self._find_unique(kind, id_property, key)
                 if hits:
                     found.extend(h for h in hits if h not in found)
                 else:
                     missing.append(key)
-            results = [self.store.view(o, names) for o in found]
+            results = [self._view(o, names) for o in found]
         now = iso_now()
         out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
         if missing:
@@ -442,6 +550,9 @@ class HubSpotEmulator:
         return out
 
     def _search_objects(self, kind: str, body: dict[str, Any]) -> Any:
+        """CRM search: at most 5 filter groups of 6 filters, 18 in all; pages of at most 200; oldest
+        first unless sorted; 400 when `after` reaches the profile's total cap (10,000 on HubSpot:
+        "Attempting to page beyond 10,000 will result in a 400 error")."""
         groups = body.get("filterGroups") or []
         if len(groups) > SEARCH_MAX_GROUPS:
             raise ApiError(
@@ -460,11 +571,30 @@ class HubSpotEmulator:
             raise ApiError(
                 400, error_body(f"Too many filters ({count} > {SEARCH_MAX_FILTERS})", "VALIDATION_ERROR")
             )
+        sorts = [_sort_rule(s) for s in body.get("sorts") or []]
+        self._check_properties(
+            kind,
+            [str(f.get("propertyName", "")) for g in groups for f in g.get("filters") or []]
+            + [name for name, _ in sorts],
+        )
         limit = int(body.get("limit") or 10)
         if limit > SEARCH_MAX_LIMIT:
             raise ApiError(400, error_body(f"limit must be at most {SEARCH_MAX_LIMIT}", "VALIDATION_ERROR"))
-        after = int(body.get("after") or 0)
-        names = body.get("properties") or ["createdate", "hs_lastmodifieddate", "hs_object_id"]
+        raw_after = str(body.get("after") or "0")
+        if not raw_after.isdigit():
+            raise ApiError(400, error_body(f"Invalid after value: {raw_after}", "VALIDATION_ERROR"))
+        after = int(raw_after)
+        cap = self.store.profile.search_total_cap
+        if after >= cap:
+            raise ApiError(
+                400,
+                error_body(
+                    f"The search endpoints are limited to {cap} total results for any given query; "
+                    f"after={after} pages beyond it.",
+                    "VALIDATION_ERROR",
+                ),
+            )
+        names = body.get("properties") or list(SEARCH_DEFAULT_PROPERTIES[kind])
         with self.store.lock:
             now = self.clock()
             hits = [
@@ -473,75 +603,137 @@ class HubSpotEmulator:
                 if o.indexed_at <= now
                 and (not groups or any(self.store.matches(o, g.get("filters") or []) for g in groups))
             ]
-            hits.sort(key=lambda o: o.id)
-            page = [self.store.view(o, names) for o in hits[after : after + limit]]
+            hits.sort(key=lambda o: o.seq)
+            for name, descending in reversed(sorts):
+                hits.sort(key=lambda o: _sort_key(self.store, o, name), reverse=descending)
+            page = [self._view(o, names) for o in hits[after : after + limit]]
         out: dict[str, Any] = {"total": len(hits), "results": page}
         if after + limit < len(hits):
-            out["paging"] = {"next": {"after": str(after + limit), "link": "?after=" + str(after + limit)}}
+            out["paging"] = {"next": {"after": str(after + limit)}}
         return out
 
     def _create(self, kind: str, body: dict[str, Any]) -> Any:
-        props = {k: "" if v is None else str(v) for k, v in (body.get("properties") or {}).items()}
-        now = iso_now()
-        object_id = self.store.new_id()
-        for assoc in body.get("associations") or []:
+        props = _values(body.get("properties"))
+        self._check_properties(kind, props)
+        associations = body.get("associations") or []
+        for assoc in associations:
             to_id = str(assoc.get("to", {}).get("id", ""))
             types = assoc.get("types") or []
             to_kind = self._kind_of_type_ids(kind, types)
             if to_kind is None or to_id not in self.store.objects[to_kind]:
                 raise ApiError(400, error_body(f"Invalid association to {to_id}", "VALIDATION_ERROR"))
-        obj = self.store.put(kind, object_id, props, now, now)
-        obj.indexed_at = self.clock() + self.search_lag
-        for assoc in body.get("associations") or []:
+        obj = self._insert(kind, props)
+        for assoc in associations:
             to_id = str(assoc["to"]["id"])
             for t in assoc["types"]:
                 to_kind = self._kind_of_type_ids(kind, [t])
                 assert to_kind is not None
                 self.store.link(
                     kind,
-                    object_id,
+                    obj.id,
                     to_kind,
                     to_id,
                     type_id=int(t["associationTypeId"]),
                     category=str(t["associationCategory"]),
                 )
-        return self.store.view(obj, None)
+        return self._view(obj, None)
+
+    def _insert(self, kind: str, props: dict[str, str]) -> HsObject:
+        """A new object; a value already held by another object in a unique property is refused
+        with 409 `CONFLICT` (HubSpot keeps unique values unique, as it does contacts' emails)."""
+        with self.store.lock:
+            self._check_unique(kind, props, None)
+            now = iso_now()
+            obj = self.store.put(kind, self.store.new_id(), props, now, now)
+            obj.indexed_at = self.clock() + self.search_lag
+            return obj
+
+    def _check_unique(self, kind: str, props: dict[str, str], own_id: str | None) -> None:
+        if not self.enforce_unique:
+            return
+        for name, value in props.items():
+            if value == "" or not self.store.is_unique(kind, name):
+                continue
+            for other in self._find_unique(kind, name, value):
+                if other.id != own_id:
+                    what = "Contact" if kind == "contacts" else SINGULAR[kind].capitalize()
+                    raise ApiError(
+                        409,
+                        error_body(f"{what} already exists. Existing ID: {other.id}", "CONFLICT"),
+                    )
 
     def _kind_of_type_ids(self, kind: str, types: list[dict[str, Any]]) -> str | None:
         for t in types:
+            type_id = int(t.get("associationTypeId", -1))
             for (a, b), ids in HUBSPOT_DEFINED.items():
-                if a == kind and int(t.get("associationTypeId", -1)) in ids:
+                if a == kind and type_id in ids:
+                    return b
+            for (a, b), labels in USER_LABELS.items():
+                if a == kind and type_id in labels:
                     return b
         return None
 
     def _update(self, kind: str, object_id: str, body: dict[str, Any]) -> Any:
-        obj = self.store.update(kind, object_id, body.get("properties") or {}, iso_now())
+        props = _values(body.get("properties"))
+        self._check_properties(kind, props)
+        with self.store.lock:
+            if object_id in self.store.objects[kind]:
+                self._check_unique(kind, props, object_id)
+            obj = self.store.update(kind, object_id, props, iso_now())
         if obj is None:
             raise ApiError(404, error_body(f"Object {object_id} not found", "OBJECT_NOT_FOUND"))
-        return self.store.view(obj, None)
+        return self._view(obj, None)
+
+    def _batch_write(self, kind: str, action: str, body: dict[str, Any]) -> Any:
+        """Batch create / update / upsert (at most 100 inputs). Every input is checked first: one
+        unknown property refuses the whole batch with the `PROPERTY_DOESNT_EXIST` body."""
+        inputs = list(body.get("inputs") or [])
+        if len(inputs) > BATCH_MAX_INPUTS:
+            raise ApiError(
+                400, error_body(f"Batch size {len(inputs)} exceeds {BATCH_MAX_INPUTS}", "VALIDATION_ERROR")
+            )
+        self._check_properties(kind, [n for item in inputs for n in _values(item.get("properties"))])
+        results: list[dict[str, Any]] = []
+        with self.store.lock:
+            for item in inputs:
+                props = _values(item.get("properties"))
+                if action == "create":
+                    results.append(self._view(self._insert(kind, props), None))
+                    continue
+                id_property = str(item.get("idProperty") or "")
+                self._check_id_property(kind, id_property)
+                key = str(item.get("id", ""))
+                hits = self._find_unique(kind, id_property, key)
+                if not hits and action == "update":
+                    raise ApiError(404, error_body(f"Object {key} not found", "OBJECT_NOT_FOUND"))
+                if not hits:
+                    if id_property and id_property != "hs_object_id":
+                        props = {id_property: key, **props}
+                    obj = self._insert(kind, props)
+                    results.append({**self._view(obj, None), "new": True})
+                    continue
+                self._check_unique(kind, props, hits[0].id)
+                obj_updated = self.store.update(kind, hits[0].id, props, iso_now())
+                assert obj_updated is not None
+                view = self._view(obj_updated, None)
+                results.append({**view, "new": False} if action == "upsert" else view)
+        now = iso_now()
+        out = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+        return (201, out) if action == "create" else out
 
     def _get(self, kind: str, object_id: str, query: dict[str, list[str]]) -> Any:
-        """One object by id, or by a unique property (`idProperty=email`: the primary email,
-        as the batch read matches it), with `associations=companies,deals` ids as v3 lists them."""
+        """One object by id, or by a unique property (`idProperty=email`), with
+        `associations=companies,deals` ids as v3 lists them (a block pages past 100)."""
         names = [n for v in query.get("properties", []) for n in v.split(",") if n] or None
         id_property = (query.get("idProperty") or [""])[0]
+        self._check_id_property(kind, id_property)
         key = unquote(object_id)
         with self.store.lock:
-            objects = self.store.objects[kind]
-            if id_property and id_property != "hs_object_id":
-                obj = next(
-                    (
-                        o
-                        for _, o in sorted(objects.items())
-                        if o.properties.get(id_property, "").lower() == key.lower() != ""
-                    ),
-                    None,
-                )
-            else:
-                obj = objects.get(key)
-            if obj is None:
+            hits = self._find_unique(kind, id_property, key)
+            if not hits:
                 raise ApiError(404, error_body(f"Object {key} not found", "OBJECT_NOT_FOUND"))
-            out = self.store.view(obj, names)
+            obj = hits[0]
+            out = self._view(obj, names)
             wanted = [_kind(n) for v in query.get("associations", []) for n in v.split(",") if n]
             if wanted:
                 out["associations"] = {}
@@ -564,11 +756,14 @@ class HubSpotEmulator:
         return out
 
     def _v3_links(self, kind: str, object_id: str, to_kind: str) -> list[dict[str, str]]:
-        """v3 names the HubSpot-defined types: `contact_to_company` (primary where the pair has one),
-        `contact_to_company_unlabeled`; pairs without a primary type only have `contact_to_deal`.
-        A user-defined label shows as its internal name (`Primary` -> `primary`), one entry more."""
+        """v3's `?associations=` lists one entry per (id, association type): HubSpot names its own
+        types `{from}_to_{to}` — for a pair that has a primary type that name is the primary link
+        and every link also shows as `{from}_to_{to}_unlabeled` (e.g. `contact_to_company`,
+        `contact_to_company_unlabeled`); a pair without one has only `contact_to_deal`. A
+        user-defined label shows under the internal name it was created with (labels API `name`)."""
         unlabeled, primary = HUBSPOT_DEFINED[(kind, to_kind)]
         base = f"{SINGULAR[kind]}_to_{SINGULAR[to_kind]}"
+        names = {type_id: name for type_id, (_, name) in USER_LABELS.get((kind, to_kind), {}).items()}
         out = []
         for to_id, types in sorted(self.store.associated(kind, object_id, to_kind).items()):
             ids = {type_id for category, type_id, _ in types if category == "HUBSPOT_DEFINED"}
@@ -579,36 +774,44 @@ class HubSpotEmulator:
                     out.append({"id": to_id, "type": base})
                 if unlabeled in ids:
                     out.append({"id": to_id, "type": base + "_unlabeled"})
-            for name in sorted({internal_name(lb) for c, _, lb in types if c != "HUBSPOT_DEFINED" and lb}):
-                out.append({"id": to_id, "type": name})
+            for type_id in sorted({t for c, t, _ in types if c == "USER_DEFINED" and t in names}):
+                out.append({"id": to_id, "type": names[type_id]})
         return out
 
+    # -- associations v4 ---------------------------------------------------------------------
     def _assoc_read(self, from_kind: str, to_kind: str, body: dict[str, Any]) -> Any:
-        inputs = [str(i.get("id", "")) for i in body.get("inputs", [])]
-        if len(inputs) > 1000:
+        """v4 batch read: each input's associations in pages of the profile's
+        `association_page_size`; a result with more carries `paging.next.after`, which the next
+        request passes beside the id (`{"inputs": [{"id": ..., "after": ...}]}`)."""
+        items = [(str(i.get("id", "")), i.get("after")) for i in body.get("inputs", [])]
+        if len(items) > 1000:
             raise ApiError(400, error_body("Batch size exceeds 1000", "VALIDATION_ERROR"))
+        size = max(1, self.store.profile.association_page_size)
         results = []
         missing = []
-        for from_id in inputs:
-            found = self.store.associated(from_kind, from_id, to_kind)
+        for from_id, after in items:
+            found = sorted(self.store.associated(from_kind, from_id, to_kind).items())
             if not found:
                 missing.append(from_id)
                 continue
-            results.append(
-                {
-                    "from": {"id": from_id},
-                    "to": [
-                        {
-                            "toObjectId": to_id,
-                            "associationTypes": [
-                                {"category": c, "typeId": t, "label": label}
-                                for c, t, label in sorted(types, key=lambda x: x[1])
-                            ],
-                        }
-                        for to_id, types in sorted(found.items())
-                    ],
-                }
-            )
+            start = _offset(after) if after else 0
+            page = found[start : start + size]
+            result: dict[str, Any] = {
+                "from": {"id": from_id},
+                "to": [
+                    {
+                        "toObjectId": to_id,
+                        "associationTypes": [
+                            {"category": c, "typeId": t, "label": label}
+                            for c, t, label in sorted(types, key=lambda x: x[1])
+                        ],
+                    }
+                    for to_id, types in page
+                ],
+            }
+            if start + size < len(found):
+                result["paging"] = {"next": {"after": _cursor(start + size)}}
+            results.append(result)
         now = iso_now()
         out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
         if missing:
@@ -656,6 +859,17 @@ class HubSpotEmulator:
         now = iso_now()
         return 201, {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
 
+    def _labels(self, from_kind: str, to_kind: str) -> Any:
+        """The association types of a pair (`GET /crm/v4/associations/{from}/{to}/labels`)."""
+        unlabeled, primary = HUBSPOT_DEFINED[(from_kind, to_kind)]
+        results: list[dict[str, Any]] = [{"category": "HUBSPOT_DEFINED", "typeId": unlabeled, "label": None}]
+        if primary is not None:
+            results.append({"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"})
+        for type_id, (label, _) in sorted(USER_LABELS.get((from_kind, to_kind), {}).items()):
+            results.append({"category": "USER_DEFINED", "typeId": type_id, "label": label})
+        return {"results": results}
+
+    # -- owners, account, tokens -------------------------------------------------------------
     def _owners(self, query: dict[str, list[str]]) -> Any:
         email = (query.get("email") or [""])[0].lower()
         limit = int((query.get("limit") or ["100"])[0])
@@ -667,6 +881,246 @@ class HubSpotEmulator:
         if after + limit < len(owners):
             out["paging"] = {"next": {"after": str(after + limit)}}
         return out
+
+    def _owner(self, key: str, query: dict[str, list[str]]) -> Any:
+        """`GET /crm/v3/owners/{ownerId}` (`idProperty=userId` reads by user id)."""
+        field_name = (query.get("idProperty") or ["id"])[0]
+        with self.store.lock:
+            for owner in self.store.owners:
+                if str(owner.get(field_name, "")) == key:
+                    return owner
+        raise ApiError(404, error_body(f"Owner {key} not found", "OBJECT_NOT_FOUND"))
+
+    def _account_details(self) -> Any:
+        """`GET /account-info/v3/details` (account information API)."""
+        return {
+            "portalId": PORTAL_ID,
+            "accountType": "STANDARD",
+            "timeZone": "US/Eastern",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "-05:00",
+            "utcOffsetMilliseconds": -18000000,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
+
+    def _daily_usage(self) -> Any:
+        """`GET /account-info/v3/api-usage/daily/private-apps`: the day's calls against the limit."""
+        now = dt.datetime.now(dt.UTC)
+        reset = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        with self._lock:
+            used = self._daily_used
+        return {
+            "results": [
+                {
+                    "name": "private-apps-api-calls-daily",
+                    "usageLimit": self.limits.daily,
+                    "currentUsage": used,
+                    "collectedAt": iso(now),
+                    "fetchStatus": "SUCCESS",
+                    "resetsAt": iso(reset),
+                }
+            ]
+        }
+
+    def _token_info(self, token: str) -> Any:
+        """`GET /oauth/v1/access-tokens/{token}`: an OAuth token's portal, scopes and lifetime.
+        Private-app tokens and unknown or expired tokens are not OAuth access tokens: 404."""
+        with self._lock:
+            expiry = next(
+                (exp for known, exp in self.tokens.items() if hmac.compare_digest(known, token)), None
+            )
+            now = self.clock()
+        if expiry is None or expiry == float("inf") or expiry <= now:
+            raise ApiError(404, error_body("Token not found", "OBJECT_NOT_FOUND"))
+        return {
+            "token": token,
+            "user": "integration@example.com",
+            "hub_domain": f"{PORTAL_ID}.hubspot.com",
+            "scopes": sorted(self.store.profile.scopes),
+            "hub_id": PORTAL_ID,
+            "app_id": APP_ID,
+            "expires_in": int(expiry - now),
+            "user_id": 1001,
+            "token_type": "access",
+        }
+
+    # -- properties API ----------------------------------------------------------------------
+    def _properties(self, method: str, kind: str, name: str | None, body: dict[str, Any]) -> Any:
+        """The properties API: list / read / create / archive properties, list / create groups.
+        Reads need `crm.schemas.{object}.read`, changes `crm.schemas.{object}.write`."""
+        self._need(schema_scope(kind, write=method not in ("GET",)))
+        if name == "groups":
+            if method == "GET":
+                with self.store.lock:
+                    return {"results": list(self.store.groups[kind].values())}
+            if method == "POST":
+                return self._create_group(kind, body)
+        elif name is None:
+            if method == "GET":
+                with self.store.lock:
+                    return {"results": [dict(p) for p in self.store.properties[kind].values()]}
+            if method == "POST":
+                return self._create_property(kind, body)
+        else:
+            if method == "GET":
+                with self.store.lock:
+                    spec = self.store.properties[kind].get(name)
+                if spec is None:
+                    raise ApiError(
+                        404,
+                        error_body(
+                            f"Unable to find property {name} for object type {SINGULAR[kind]}",
+                            "OBJECT_NOT_FOUND",
+                        ),
+                    )
+                return dict(spec)
+            if method == "DELETE":
+                if not self.store.remove_property(kind, name):
+                    raise ApiError(
+                        404,
+                        error_body(
+                            f"Unable to find property {name} for object type {SINGULAR[kind]}",
+                            "OBJECT_NOT_FOUND",
+                        ),
+                    )
+                return 204, {}
+        raise ApiError(405, error_body(f"{method} not allowed here", "VALIDATION_ERROR"))
+
+    def _create_property(self, kind: str, body: dict[str, Any]) -> Any:
+        """`POST /crm/v3/properties/{objectType}`: 201 with the definition; 409
+        `OBJECT_ALREADY_EXISTS` when the name is taken; 400 when a required field is missing or
+        the group does not exist."""
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        if missing:
+            raise ApiError(
+                400, error_body(f"Missing required fields: {', '.join(missing)}", "VALIDATION_ERROR")
+            )
+        name = str(body["name"])
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ApiError(400, error_body(f"Invalid property name {name}", "VALIDATION_ERROR"))
+        with self.store.lock:
+            if name in self.store.properties[kind]:
+                raise ApiError(
+                    409, error_body(f"Property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS")
+                )
+            group_name = str(body["groupName"])
+            if group_name not in self.store.groups[kind]:
+                raise ApiError(
+                    400, error_body(f"Property group {group_name} does not exist", "VALIDATION_ERROR")
+                )
+            spec = catalog.definition(
+                name,
+                str(body["label"]),
+                str(body["type"]),
+                str(body["fieldType"]),
+                group_name,
+                hubspot_defined=False,
+                unique=bool(body.get("hasUniqueValue")),
+                description=str(body.get("description") or ""),
+                options=list(body.get("options") or []) or None,
+                display_order=int(body.get("displayOrder", -1)),
+                created_at=iso_now(),
+            )
+            self.store.add_property(kind, spec)
+        return 201, dict(spec)
+
+    def _create_group(self, kind: str, body: dict[str, Any]) -> Any:
+        name = str(body.get("name") or "")
+        if not name or not body.get("label"):
+            raise ApiError(400, error_body("Missing required fields: name, label", "VALIDATION_ERROR"))
+        with self.store.lock:
+            if name in self.store.groups[kind]:
+                raise ApiError(
+                    409, error_body(f"Property group named '{name}' already exists.", "OBJECT_ALREADY_EXISTS")
+                )
+            group = catalog.group(name, str(body["label"]), int(body.get("displayOrder", -1)))
+            self.store.groups[kind][name] = group
+        return 201, dict(group)
+
+    # -- test controls -----------------------------------------------------------------------
+    def set_profile(self, profile: PortalProfile) -> None:
+        """Change the running portal (its properties, paging, search cap and scopes)."""
+        self.store.set_profile(profile)
+
+
+PORTAL_ID = 146_000_001
+"""The emulated portal's Hub ID."""
+APP_ID = 4_000_001
+
+OBJECT_SCOPE_NAMES = {
+    "contacts": "contacts",
+    "companies": "companies",
+    "deals": "deals",
+    "calls": "contacts",
+    "meetings": "contacts",
+    "notes": "contacts",
+}
+"""Calls, meetings and notes are engagements; HubSpot grants them with the contacts scopes."""
+
+SEARCH_DEFAULT_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "contacts": ("firstname", "lastname", "email", "lastmodifieddate", "hs_object_id", "createdate"),
+    "companies": ("name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id"),
+    "deals": (
+        "dealname",
+        "amount",
+        "closedate",
+        "pipeline",
+        "dealstage",
+        "createdate",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+    ),
+    "calls": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    "meetings": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    "notes": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+}
+"""What a search returns without `properties` (the CRM search guide's "default returned properties")."""
+
+
+def object_scope(kind: str, *, write: bool) -> str:
+    return f"crm.objects.{OBJECT_SCOPE_NAMES[kind]}.{'write' if write else 'read'}"
+
+
+def schema_scope(kind: str, *, write: bool) -> str:
+    return f"crm.schemas.{OBJECT_SCOPE_NAMES[kind]}.{'write' if write else 'read'}"
+
+
+def property_doesnt_exist(names: list[str], portal_id: int) -> dict[str, Any]:
+    """HubSpot's 400 for values of properties the portal lacks, as the CRM objects guide shows it:
+    the legacy validation results JSON-encoded in `message`, and `errors[]` with the code."""
+    results = [
+        {
+            "isValid": False,
+            "message": f'Property "{name}" does not exist',
+            "error": "PROPERTY_DOESNT_EXIST",
+            "name": name,
+            "localizedErrorMessage": f'Property "{name}" does not exist',
+            "portalId": portal_id,
+        }
+        for name in names
+    ]
+    return {
+        "status": "error",
+        "message": "Property values were not valid: " + json.dumps(results, separators=(",", ":")),
+        "correlationId": str(uuid.uuid4()),
+        "errors": [
+            {
+                "message": f'Property "{name}" does not exist',
+                "code": "PROPERTY_DOESNT_EXIST",
+                "context": {"propertyName": [name]},
+            }
+            for name in names
+        ],
+        "category": "VALIDATION_ERROR",
+    }
+
+
+def record_url(kind: str, object_id: str) -> str:
+    """The record's page in HubSpot, which v3 answers carry as `url`."""
+    type_id = next(t for t, k in TYPE_IDS.items() if k == kind)
+    return f"https://app.hubspot.com/contacts/{PORTAL_ID}/record/{type_id}/{object_id}"
 
 
 def rate_limit_body(policy: str) -> dict[str, Any]:
@@ -682,15 +1136,50 @@ def rate_limit_body(policy: str) -> dict[str, Any]:
     }
 
 
-def internal_name(label: str) -> str:
-    """The internal name HubSpot derives from a label made in the UI (`Decision maker` -> `decision_maker`)."""
-    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
-
-
 def iso_now() -> str:
-    import datetime as dt
-
     return iso(dt.datetime.now(dt.UTC))
+
+
+def _values(raw: Any) -> dict[str, str]:
+    return {str(k): "" if v is None else str(v) for k, v in (raw or {}).items()}
+
+
+def _sort_rule(rule: Any) -> tuple[str, bool]:
+    """A `sorts` entry: `{"propertyName": ..., "direction": "DESCENDING"}` or `"-createdate"`."""
+    if isinstance(rule, dict):
+        return str(rule.get("propertyName", "")), str(rule.get("direction", "ASCENDING")) == "DESCENDING"
+    text = str(rule)
+    return text.lstrip("-"), text.startswith("-")
+
+
+def _sort_key(store: Store, obj: HsObject, name: str) -> tuple[int, Any]:
+    value = obj.id if name == "hs_object_id" else obj.properties.get(name, "")
+    type_ = store.property_type(obj.type, name)
+    if type_ in ("datetime", "date"):
+        millis = to_millis(value)
+        return (0, millis) if millis is not None else (1, 0)
+    if type_ == "number":
+        try:
+            return (0, float(value))
+        except ValueError:
+            return (1, value)
+    return (0 if value else 1, value.lower())
+
+
+def _cursor(offset: int) -> str:
+    """An opaque paging cursor (clients pass it back, they do not compute it)."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: Any) -> int:
+    text = str(cursor)
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    if not decoded.startswith("offset:") or not decoded[7:].isdigit():
+        raise ApiError(400, error_body(f"Invalid after value: {text}", "VALIDATION_ERROR"))
+    return int(decoded[7:])
 
 
 def _kind(name: str) -> str:
@@ -709,6 +1198,9 @@ def _route_name(path: str) -> str:
     m = re.fullmatch(r"(/crm/v3/objects/[^/]+)/(?!batch|search)([^/]+)", path)
     if m:
         return m.group(1) + "/{id}"
+    m = re.fullmatch(r"(/oauth/v1/access-tokens)/[^/]+", path)
+    if m:
+        return m.group(1) + "/{token}"
     return path
 
 

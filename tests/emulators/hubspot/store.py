@@ -1,20 +1,22 @@
-"""The emulated portal's data: HubSpot-shaped objects and associations seeded from a scenario.
+"""The emulated portal's data: HubSpot objects, associations, owners and properties.
 
-Mapping (the adapter reads it back the same way):
-- users -> owners; accounts -> companies (`domain` + `hs_additional_domains`);
-- contacts -> contacts (lifecycle stage `customer`), leads -> contacts in lifecycle stage `lead`;
-  the first email is `email`, the others `hs_additional_emails`; an email already held as
-  another object's primary email moves to `hs_additional_emails` (HubSpot keeps `email` unique);
-  phones -> `phone`, `mobilephone`, then `callmatch_other_phones`;
-- opportunities -> deals in pipeline `default` (stage metadata says closed / won), associated
-  to their company (primary, type 5) and contacts (type 3, plus the user label `Primary`);
-- activities -> calls (tasks) and meetings (events) with the external id `callmatch_call_id`.
+A scenario's CRM slice is written the way a HubSpot user would hold it (HubSpot's default
+objects and properties, plus the custom properties the portal profile has):
+- users -> owners; accounts -> companies (`domain`, further domains in `hs_additional_domains`);
+- contacts -> contacts in lifecycle stage `customer`, leads -> contacts in stage `lead`; the
+  first email is `email`, the others `hs_additional_emails` (HubSpot keeps `email` unique, so an
+  email another contact already holds goes there too); phones -> `phone`, `mobilephone`, then
+  `callmatch_other_phones` where the portal has that property;
+- opportunities -> deals in the default pipeline, associated to their company (primary) and
+  their contacts (the user-defined label `Primary` on the primary contact role);
+- activities -> calls (tasks) and meetings (events); callmatch's own values
+  (`callmatch_call_id`, `callmatch_written`, `callmatch_attendee_emails`) only where the
+  portal has those properties, otherwise they are not held anywhere.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import itertools
 import threading
 from collections import defaultdict
@@ -22,9 +24,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
-
-from tests.emulators.hubspot import catalog
+from tests.emulators.hubspot import catalog, search
 from tests.emulators.hubspot.catalog import OBJECT_TYPES
 from tests.emulators.hubspot.profile import CALLMATCH_GROUP, PortalProfile
 from worker.model import ActivityType, Scenario
@@ -47,7 +47,14 @@ SINGULAR = {
 }
 
 PRIMARY_LABEL_TYPE_ID = 9
-"""The user-defined deal<->contact label `Primary` (ids of user labels are per portal)."""
+"""The user-defined deal->contact label `Primary` (ids of user labels are per portal and direction)."""
+
+USER_LABELS: dict[tuple[str, str], dict[int, tuple[str, str]]] = {
+    ("deals", "contacts"): {PRIMARY_LABEL_TYPE_ID: ("Primary", "primary")},
+    ("contacts", "deals"): {PRIMARY_LABEL_TYPE_ID + 1: ("Primary", "primary")},
+}
+"""(from, to) -> type id -> (label, internal name) of the portal's user-defined association labels,
+as the v4 labels API lists them; v3 object reads name a labelled link by the internal name."""
 
 # (from, to) -> (unlabeled type id, primary type id or None); HUBSPOT_DEFINED ids.
 HUBSPOT_DEFINED: dict[tuple[str, str], tuple[int, int | None]] = {
@@ -77,13 +84,16 @@ HUBSPOT_DEFINED: dict[tuple[str, str], tuple[int, int | None]] = {
     ("deals", "notes"): (213, None),
 }
 
+EPOCH = "1970-01-01T00:00:00Z"
+"""HubSpot dates its default pipeline and stages at the epoch."""
+
 PIPELINE: dict[str, Any] = {
     "id": "default",
     "label": "Sales Pipeline",
     "displayOrder": 0,
     "archived": False,
-    "createdAt": "2020-01-01T00:00:00.000Z",
-    "updatedAt": "2020-01-01T00:00:00.000Z",
+    "createdAt": EPOCH,
+    "updatedAt": EPOCH,
     "stages": [
         {
             "id": stage_id,
@@ -91,20 +101,24 @@ PIPELINE: dict[str, Any] = {
             "displayOrder": order,
             "archived": False,
             "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
-            "createdAt": "2020-01-01T00:00:00.000Z",
-            "updatedAt": "2020-01-01T00:00:00.000Z",
+            "createdAt": EPOCH,
+            "updatedAt": EPOCH,
             "metadata": {"isClosed": closed, "probability": probability},
         }
         for order, (stage_id, label, closed, probability) in enumerate(
             [
                 ("appointmentscheduled", "Appointment Scheduled", "false", "0.2"),
-                ("contractsent", "Contract Sent", "false", "0.8"),
+                ("qualifiedtobuy", "Qualified To Buy", "false", "0.4"),
+                ("presentationscheduled", "Presentation Scheduled", "false", "0.6"),
+                ("decisionmakerboughtin", "Decision Maker Bought-In", "false", "0.8"),
+                ("contractsent", "Contract Sent", "false", "0.9"),
                 ("closedwon", "Closed Won", "true", "1.0"),
                 ("closedlost", "Closed Lost", "true", "0.0"),
             ]
         )
     ],
 }
+"""Every portal's default deal pipeline: HubSpot's seven default stages and their probabilities."""
 STAGE_OF = {(False, False): "appointmentscheduled", (True, True): "closedwon", (True, False): "closedlost"}
 
 
@@ -112,34 +126,6 @@ def iso(value: dt.datetime) -> str:
     """HubSpot's datetime format: UTC with milliseconds and `Z`."""
     utc = value.astimezone(dt.UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def to_millis(value: str) -> int | None:
-    """A datetime property or filter value (ISO or epoch milliseconds) as epoch milliseconds."""
-    text = value.strip()
-    if not text:
-        return None
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
-
-
-DATETIME_PROPERTIES = frozenset(
-    {
-        "createdate",
-        "hs_lastmodifieddate",
-        "closedate",
-        "hs_timestamp",
-        "hs_meeting_start_time",
-        "hs_meeting_end_time",
-    }
-)
 
 
 def company_domain(value: str) -> str:
@@ -161,14 +147,6 @@ def contact_email(value: str | None) -> str:
     return (value or "").strip().lower()
 
 
-def tokens(value: str) -> set[str]:
-    """CONTAINS_TOKEN's view of a value: multi-values split on `;`, words on blanks."""
-    out: set[str] = set()
-    for part in value.lower().replace(";", " ").split():
-        out.add(part)
-    return out
-
-
 @dataclass
 class HsObject:
     id: str
@@ -178,6 +156,8 @@ class HsObject:
     updated_at: str
     indexed_at: float = 0.0
     """When search starts to see it (HubSpot's search index lags writes)."""
+    seq: int = 0
+    """Creation order: search lists results oldest first unless sorted."""
 
     def to_json(self, names: list[str] | None, known: Collection[str]) -> dict[str, Any]:
         """The v3 object: the `names` asked for (null when unset; a name the portal has no property
@@ -214,6 +194,7 @@ class Store:
     groups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(9_000_000_001))
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         if not self.properties:
@@ -387,7 +368,7 @@ class Store:
 
     def put(self, kind: str, object_id: str, props: dict[str, str], created: str, updated: str) -> HsObject:
         with self.lock:
-            obj = HsObject(object_id, kind, dict(props), created, updated)
+            obj = HsObject(object_id, kind, dict(props), created, updated, seq=next(self._seq))
             obj.properties.setdefault("createdate", created)
             obj.properties.setdefault("hs_lastmodifieddate", updated)
             self._calculate(obj)
@@ -406,31 +387,19 @@ class Store:
             return obj
 
     def _calculate(self, obj: HsObject) -> None:
-        """HubSpot's calculated phone properties: the national number digits of each phone."""
+        """HubSpot's calculated properties that depend on others: the searchable phone digits
+        (see `search.searchable_phone`)."""
         if obj.type != "contacts":
             return
         for source, target in (
             ("phone", "hs_searchable_calculated_phone_number"),
             ("mobilephone", "hs_searchable_calculated_mobile_number"),
         ):
-            digits = self._national_digits(obj.properties.get(source, ""))
+            digits = search.searchable_phone(obj.properties.get(source, ""), self.region)
             if digits:
                 obj.properties[target] = digits
             else:
                 obj.properties.pop(target, None)
-
-    def _national_digits(self, raw: str) -> str | None:
-        text = raw.strip()
-        if not text:
-            return None
-        compact = "".join(ch for ch in text if ch.isdigit() or ch == "+")
-        if compact.startswith("00"):
-            text = "+" + compact[2:]
-        try:
-            number = phonenumbers.parse(text, self.region)
-        except phonenumbers.NumberParseException:
-            return None
-        return str(number.national_number) if number.national_number else None
 
     def link(
         self,
@@ -457,8 +426,10 @@ class Store:
                 types.add(("HUBSPOT_DEFINED", unlabeled, None))
                 if primary and primary_id is not None:
                     types.add(("HUBSPOT_DEFINED", primary_id, "Primary"))
-                if label is not None and {a_type, b_type} == {"deals", "contacts"}:
-                    types.add(("USER_DEFINED", PRIMARY_LABEL_TYPE_ID, label))
+                if label is not None:
+                    for label_id, (name, _) in USER_LABELS.get((a_type, b_type), {}).items():
+                        if name == label:
+                            types.add(("USER_DEFINED", label_id, label))
 
     def unlink(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         with self.lock:
@@ -474,39 +445,17 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------------
     def matches(self, obj: HsObject, group: list[dict[str, Any]]) -> bool:
-        return all(self._match(obj, f) for f in group)
+        """Whether `obj` passes every filter of one filter group (HubSpot's AND within a group)."""
+        with self.lock:
+            specs = self.properties[obj.type]
+            for flt in group:
+                name = str(flt.get("propertyName", ""))
+                value = obj.id if name == "hs_object_id" else obj.properties.get(name, "")
+                type_ = str(specs.get(name, {}).get("type", "string"))
+                if not search.matches(value, type_, flt):
+                    return False
+            return True
 
-    def _match(self, obj: HsObject, flt: dict[str, Any]) -> bool:
-        name = str(flt.get("propertyName", ""))
-        op = str(flt.get("operator", "EQ"))
-        value = obj.properties.get(name, "") if name != "hs_object_id" else obj.id
-        if op == "HAS_PROPERTY":
-            return value != ""
-        if op == "NOT_HAS_PROPERTY":
-            return value == ""
-        if op in ("IN", "NOT_IN"):
-            wanted = {str(v).lower() for v in flt.get("values", [])}
-            hit = value.lower() in wanted if value else False
-            return hit if op == "IN" else not hit
-        target = str(flt.get("value", ""))
-        if op == "CONTAINS_TOKEN":
-            pattern = target.lower()
-            return any(fnmatch.fnmatchcase(tok, pattern) for tok in tokens(value))
-        if op == "NOT_CONTAINS_TOKEN":
-            return not any(fnmatch.fnmatchcase(tok, target.lower()) for tok in tokens(value))
-        if name in DATETIME_PROPERTIES or op in ("BETWEEN", "GT", "GTE", "LT", "LTE"):
-            left = to_millis(value)
-            low = to_millis(target)
-            if op == "BETWEEN":
-                high = to_millis(str(flt.get("highValue", "")))
-                return left is not None and low is not None and high is not None and low <= left <= high
-            if op in ("EQ", "NEQ") and left is not None and low is not None:
-                return (left == low) == (op == "EQ")
-            if left is None or low is None:
-                return op == "NEQ"
-            return {"GT": left > low, "GTE": left >= low, "LT": left < low, "LTE": left <= low}.get(op, False)
-        if op == "EQ":
-            return value.lower() == target.lower()
-        if op == "NEQ":
-            return value.lower() != target.lower()
-        return False
+    def property_type(self, kind: str, name: str) -> str:
+        with self.lock:
+            return str(self.properties.get(kind, {}).get(name, {}).get("type", "string"))
