@@ -201,3 +201,29 @@ def test_the_external_id_deleted_at_run_time_makes_the_write_a_clear_dead_letter
         port.upsert_activity(CALL, decision(contact_ids=("C1", "C2")))
     assert _tasks(env) == []
     assert port.stats.by_method["capabilities"] == 1
+
+
+def test_a_field_refused_again_after_a_fresh_describe_is_retried_later(salesforce, monkeypatch) -> None:
+    """An org whose metadata is changing: SOQL refuses a field its describe still shows.
+
+    The stand-in is the emulator's SOQL (the vendor's side), answering INVALID_FIELD for
+    a field that stays in the describe: once refreshed and refused again, the call is a
+    RetryableError and the cached capabilities are dropped, so the next attempt describes again.
+    """
+    from adapters.errors import RetryableError
+    from tests.emulators.salesforce.org import OrgError
+
+    env = salesforce(CRM, profile=OrgProfile.full())
+    org = env.emulator.org
+
+    def refuse(text: str, include_deleted: bool = False) -> list[dict[str, object]]:
+        raise OrgError(400, "INVALID_FIELD", "No such column 'Secondary_Email__c' on entity 'Contact'.")
+
+    monkeypatch.setattr(org, "query", refuse)
+    port = env.port()
+    with pytest.raises(RetryableError) as caught:
+        port.lookup(Lookup(emails=frozenset({"jane@acme.example"})))
+    assert caught.value.code == "INVALID_FIELD"
+    assert env.capabilities is not None and env.capabilities.discoveries == 2
+    assert env.capabilities.cache.get() is None
+    assert port.stats.by_method["capabilities"] == 1
