@@ -23,6 +23,7 @@ v4 instead. Write-back reuses that search (W1)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +31,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from adapters.crm.hubspot.client import HubSpotClient, JsonObject, chunks
+from adapters.crm.hubspot.capabilities import (
+    RECHECK_SECONDS,
+    Capabilities,
+    PortalCapabilities,
+    require_for_write,
+)
+from adapters.crm.hubspot.client import HubSpotClient, JsonObject, PropertyMissingError, chunks
 from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import (
     ACTIVITY_ASSOCIATION_TYPES,
@@ -60,6 +67,7 @@ from adapters.crm.hubspot.mapping import (
     type_ids,
     user_from,
 )
+from adapters.crm.readiness import MissingRequirementError
 from adapters.errors import FatalError
 from worker.model import (
     Account,
@@ -89,6 +97,8 @@ one batch read when neither is a contact)."""
 
 _V = TypeVar("_V")
 
+log = logging.getLogger(__name__)
+
 
 class TtlCache:
     """A small per-tenant cache (owners by email, pipelines) with a time to live."""
@@ -113,10 +123,12 @@ class TtlCache:
 
 @dataclass
 class TenantCache:
-    """What rarely changes in a portal: owners by email and deal pipelines."""
+    """What rarely changes in a portal: owners by email, deal pipelines, and its capabilities
+    (properties and pipelines; in Redis when the tenant has it, see adapters.crm.hubspot.capabilities)."""
 
     owners: TtlCache = field(default_factory=TtlCache)
     pipelines: TtlCache = field(default_factory=TtlCache)
+    capabilities: PortalCapabilities = field(default_factory=PortalCapabilities)
 
 
 def _groups_in(prop: str, values: Sequence[str]) -> list[JsonObject]:
@@ -153,15 +165,56 @@ class HubSpotCrm(CrmPort):
         self._domains_read: set[str] = set()
         self._activities: dict[ActivityQuery, list[Activity]] = {}
         self._activity_hits: dict[tuple[str, str], list[JsonObject]] = {}
+        self._capabilities: Capabilities | None = None
+        self._guarded = False
 
     # -- plumbing ----------------------------------------------------------------------------
     def _meter(self, method: str) -> Callable[[str], None]:
         return lambda _route: self.stats.count(method)
 
+    def _caps(self) -> Capabilities:
+        """The portal's capabilities, read once per association (cached per tenant)."""
+        if self._capabilities is None:
+            self._capabilities = self.cache.capabilities.get(self.client, meter=self._meter("capabilities"))
+        return self._capabilities
+
+    def _refresh_caps(self) -> Capabilities:
+        self._capabilities = self.cache.capabilities.refresh(self.client, meter=self._meter("capabilities"))
+        return self._capabilities
+
+    def _fresh(self, run: Callable[[], _V]) -> _V:
+        """Run a port method; on `PROPERTY_DOESNT_EXIST` (the portal changed since the capabilities
+        were read) drop them, read them again and run it once more. Nested calls run as they are."""
+        if self._guarded:
+            return run()
+        self._guarded = True
+        try:
+            try:
+                return run()
+            except PropertyMissingError as error:
+                log.warning(
+                    "hubspot tenant %s: %s; capabilities read again",
+                    self.client.settings.tenant,
+                    error,
+                )
+                self._refresh_caps()
+                return run()
+        finally:
+            self._guarded = False
+
+    def _present(self, kind: str, groups: list[JsonObject]) -> list[JsonObject]:
+        """Filter groups whose every property exists on `kind` (HubSpot refuses the others with 400)."""
+        caps = self._caps()
+        return [
+            g for g in groups if all(caps.has(kind, f.get("propertyName")) for f in g.get("filters") or [])
+        ]
+
     def _search(
         self, method: str, kind: str, groups: list[JsonObject], properties: list[str]
     ) -> list[JsonObject]:
-        """Searches of at most 5 filter groups each; results by id."""
+        """Searches of at most 5 filter groups each; results by id. Only properties the portal has are named."""
+        groups = self._present(kind, groups)
+        properties = self._caps().only(kind, properties)
         found: dict[str, JsonObject] = {}
         for start in range(0, len(groups), MAX_GROUPS):
             for obj in self.client.search(
@@ -185,7 +238,7 @@ class HubSpotCrm(CrmPort):
             for obj in self.client.batch_read(
                 "contacts",
                 new_emails,
-                mapping.contact_properties,
+                self._caps().only("contacts", mapping.contact_properties),
                 id_property="email",
                 meter=self._meter("contacts_by_emails"),
             ):
@@ -202,12 +255,17 @@ class HubSpotCrm(CrmPort):
                 }
                 for e in searched
             ]
+        groups = self._present("contacts", groups)
         if new_phones:
             digits = sorted({d for d in (national_digits(p) for p in new_phones) if d})
-            groups += _groups_in("hs_searchable_calculated_phone_number", digits)
-            groups += _groups_in("hs_searchable_calculated_mobile_number", digits)
+            calculated = self._present(
+                "contacts",
+                _groups_in("hs_searchable_calculated_phone_number", digits)
+                + _groups_in("hs_searchable_calculated_mobile_number", digits),
+            )
+            groups += calculated
             raw = _groups_in("phone", new_phones) + _groups_in("mobilephone", new_phones)
-            free = -len(groups) % MAX_GROUPS
+            free = -len(groups) % MAX_GROUPS if calculated else len(raw)
             groups += raw[:free]  # exact `phone`/`mobilephone` values ride along when a search has room
         if groups:
             for obj in self._search("contacts_search", "contacts", groups, mapping.contact_properties):
@@ -226,7 +284,7 @@ class HubSpotCrm(CrmPort):
         obj = self.client.find(
             "contacts",
             key,
-            self.mapping.contact_properties,
+            self._caps().only("contacts", self.mapping.contact_properties),
             ("companies", "deals"),
             id_property,
             meter=self._meter(method),
@@ -251,7 +309,10 @@ class HubSpotCrm(CrmPort):
                 self._contact_with_links(contact_id, None, "contacts_by_ids")
         else:
             for obj in self.client.batch_read(
-                "contacts", missing, self.mapping.contact_properties, meter=self._meter("contacts_by_ids")
+                "contacts",
+                missing,
+                self._caps().only("contacts", self.mapping.contact_properties),
+                meter=self._meter("contacts_by_ids"),
             ):
                 self._contacts[str(obj["id"])] = obj
         return [self._contacts[i] for i in sorted(set(ids)) if i in self._contacts]
@@ -311,7 +372,7 @@ class HubSpotCrm(CrmPort):
         obj = self.client.find(
             "companies",
             company_id,
-            self.mapping.company_properties,
+            self._caps().only("companies", self.mapping.company_properties),
             ("deals",),
             meter=self._meter("accounts_by_ids"),
         )
@@ -326,7 +387,10 @@ class HubSpotCrm(CrmPort):
         missing = [i for i in ids if i not in self._companies]
         if missing:
             for obj in self.client.batch_read(
-                "companies", missing, self.mapping.company_properties, meter=self._meter("accounts_by_ids")
+                "companies",
+                missing,
+                self._caps().only("companies", self.mapping.company_properties),
+                meter=self._meter("accounts_by_ids"),
             ):
                 self._companies[str(obj["id"])] = obj
         return [self._companies[i] for i in sorted(set(ids)) if i in self._companies]
@@ -361,7 +425,10 @@ class HubSpotCrm(CrmPort):
             self._deal_with_company(missing[0])
         elif missing:
             for obj in self.client.batch_read(
-                "deals", missing, self.mapping.deal_properties, meter=self._meter("opportunities_by_ids")
+                "deals",
+                missing,
+                self._caps().only("deals", self.mapping.deal_properties),
+                meter=self._meter("opportunities_by_ids"),
             ):
                 self._deal_objects[str(obj["id"])] = obj
         found = [i for i in wanted if i in self._deal_objects]
@@ -394,7 +461,7 @@ class HubSpotCrm(CrmPort):
         obj = self.client.find(
             "deals",
             deal_id,
-            self.mapping.deal_properties,
+            self._caps().only("deals", self.mapping.deal_properties),
             ("companies",),
             meter=self._meter("opportunities_by_ids"),
         )
@@ -412,6 +479,9 @@ class HubSpotCrm(CrmPort):
             return calculated
         p = props(deal)
         pipeline_id = p.get("pipeline", "default")
+        known = self._caps().stage(pipeline_id, p.get("dealstage", ""))
+        if known is not None:
+            return known
         stages: dict[str, ClosedState] | None = self.cache.pipelines.get(pipeline_id)
         if stages is None:
             pipeline = self.client.pipeline(pipeline_id, meter=self._meter("pipelines"))
@@ -434,39 +504,58 @@ class HubSpotCrm(CrmPort):
         return [out[k] for k in sorted(out)]
 
     def contacts_by_emails(self, emails: Sequence[str]) -> list[Contact]:
-        return self._as_contacts(self._people(emails, ()))
+        return self._fresh(lambda: self._as_contacts(self._people(emails, ())))
 
     def contacts_by_phones(self, phones: Sequence[str]) -> list[Contact]:
-        return self._as_contacts(self._people((), phones))
+        return self._fresh(lambda: self._as_contacts(self._people((), phones)))
 
     def contacts_by_ids(self, ids: Sequence[str]) -> list[Contact]:
-        return self._as_contacts(self._contacts_by_id(ids))
+        return self._fresh(lambda: self._as_contacts(self._contacts_by_id(ids)))
 
     def leads_by_emails(self, emails: Sequence[str]) -> list[Lead]:
-        return self._as_leads(self._people(emails, ()))
+        return self._fresh(lambda: self._as_leads(self._people(emails, ())))
 
     def leads_by_phones(self, phones: Sequence[str]) -> list[Lead]:
-        return self._as_leads(self._people((), phones))
+        return self._fresh(lambda: self._as_leads(self._people((), phones)))
 
     def accounts_by_domains(self, domains: Sequence[str]) -> list[Account]:
-        return [account_from(o, self.mapping) for o in self._companies_by_domains(domains)]
+        return self._fresh(
+            lambda: [account_from(o, self.mapping) for o in self._companies_by_domains(domains)]
+        )
 
     def accounts_by_ids(self, ids: Sequence[str]) -> list[Account]:
-        return [account_from(o, self.mapping) for o in self._companies_by_id(ids)]
+        return self._fresh(lambda: [account_from(o, self.mapping) for o in self._companies_by_id(ids)])
 
     def opportunities_of_contacts(self, contact_ids: Sequence[str]) -> list[Opportunity]:
-        ids = self._deal_ids_of("contacts", contact_ids, self._deals_of_contact, "opportunities_of_contacts")
-        return self._deals_by_id(ids)
+        def run() -> list[Opportunity]:
+            ids = self._deal_ids_of(
+                "contacts", contact_ids, self._deals_of_contact, "opportunities_of_contacts"
+            )
+            return self._deals_by_id(ids)
+
+        return self._fresh(run)
 
     def opportunities_of_accounts(self, account_ids: Sequence[str]) -> list[Opportunity]:
-        ids = self._deal_ids_of("companies", account_ids, self._deals_of_company, "opportunities_of_accounts")
-        return self._deals_by_id(ids)
+        def run() -> list[Opportunity]:
+            ids = self._deal_ids_of(
+                "companies", account_ids, self._deals_of_company, "opportunities_of_accounts"
+            )
+            return self._deals_by_id(ids)
+
+        return self._fresh(run)
 
     def opportunities_by_ids(self, ids: Sequence[str]) -> list[Opportunity]:
-        return self._deals_by_id(ids)
+        return self._fresh(lambda: self._deals_by_id(ids))
 
     def activities_for_call(self, query: ActivityQuery) -> list[Activity]:
-        """Calls and meetings carrying the call id, and for a meeting those starting in the window (A1)."""
+        """Calls and meetings carrying the call id, and for a meeting those starting in the window (A1).
+
+        Where the portal has no external id property (no `callmatch setup` yet) nothing can
+        carry the call id: only a meeting's time window is searched, and a call's not at all.
+        """
+        return self._fresh(lambda: self._activities_for_call(query))
+
+    def _activities_for_call(self, query: ActivityQuery) -> list[Activity]:
         cached = self._activities.get(query)
         if cached is not None:
             return list(cached)
@@ -505,6 +594,9 @@ class HubSpotCrm(CrmPort):
                             ]
                         }
                     )
+            groups = self._present(kind, groups)
+            if not groups:
+                continue
             hits = self._search("activities_for_call", kind, groups, mapping.activity_properties(kind))
             self._activity_hits[(kind, query.call_id)] = hits
             out += self._linked_activities(kind, hits)
@@ -550,6 +642,9 @@ class HubSpotCrm(CrmPort):
     def lookup(self, keys: Lookup) -> CrmSlice:
         """One round, each kind of read batched once (emails and phones share one search)."""
         self.stats.rounds += 1
+        return self._fresh(lambda: self._lookup(keys))
+
+    def _lookup(self, keys: Lookup) -> CrmSlice:
         users = self.users_by_emails(sorted(keys.user_emails)) if keys.user_emails else []
         people: dict[str, JsonObject] = {}
         if keys.emails or keys.phones:
@@ -582,7 +677,7 @@ class HubSpotCrm(CrmPort):
                 )
             )
         opportunities = self._deals_by_id(sorted(deal_ids)) if deal_ids else []
-        activities = self.activities_for_call(keys.activities) if keys.activities else []
+        activities = self._activities_for_call(keys.activities) if keys.activities else []
         return CrmSlice(
             users=tuple(users),
             accounts=tuple(accounts),
@@ -596,10 +691,36 @@ class HubSpotCrm(CrmPort):
     def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
         """W1: the call's one call (or meeting) object, found and updated, else created, marked as ours.
 
+        The portal must have the external id and marker properties on that object: else
+        MissingRequirementError names the property and the fix before anything is written.
         The existing one is found through the ledger (no request), else among the hits
         this association's reads already searched, else by one search on the external id.
         """
+        return self._fresh(lambda: self._upsert_activity(call, decision))
+
+    def _writable(self, kind: str) -> None:
+        """Raise MissingRequirementError unless W1 can hold on `kind`.
+
+        Before refusing, the shared copy is read (a `setup` elsewhere dropped it, so the
+        portal is asked again), and a copy old enough that an admin may have added the
+        property by hand since is replaced by a fresh one."""
+        tenant = self.client.settings.tenant
+        try:
+            require_for_write(self._caps(), kind, self.mapping, tenant)
+            return
+        except MissingRequirementError:
+            shared = self.cache.capabilities.get(self.client, meter=self._meter("capabilities"), local=False)
+            self._capabilities = shared
+        try:
+            require_for_write(shared, kind, self.mapping, tenant)
+        except MissingRequirementError:
+            if self.cache.capabilities.age(shared) < RECHECK_SECONDS:
+                raise
+            require_for_write(self._refresh_caps(), kind, self.mapping, tenant)
+
+    def _upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
         kind = "meetings" if call.kind is CallKind.MEETING else "calls"
+        self._writable(kind)
         with self.ledger.hold(call.id) if self.ledger is not None else nullcontext():
             properties = self._activity_properties(kind, call, decision)
             targets = self._targets(decision)
@@ -728,7 +849,8 @@ class HubSpotCrm(CrmPort):
             if call.ended_at is not None:
                 out["hs_meeting_end_time"] = iso(call.ended_at)
             out["hs_meeting_outcome"] = "COMPLETED"
-        return out
+        present = set(self._caps().only(kind, out))
+        return {k: v for k, v in out.items() if k in present}
 
 
 __all__ = ["HubSpotCrm", "TenantCache", "TtlCache"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ import hubspot.crm.associations.v4 as hs_assoc
 import hubspot.crm.objects as hs_objects
 import hubspot.crm.owners as hs_owners
 import hubspot.crm.pipelines as hs_pipelines
+import hubspot.crm.properties as hs_properties
 import hubspot.oauth as hs_oauth
 import redis
 import urllib3
@@ -55,6 +57,7 @@ _API_EXCEPTIONS: tuple[type[Exception], ...] = (
     hs_assoc.ApiException,
     hs_owners.ApiException,
     hs_pipelines.ApiException,
+    hs_properties.ApiException,
     hs_oauth.ApiException,
 )
 _NOT_FOUND = frozenset({"OBJECT_NOT_FOUND"})
@@ -62,6 +65,30 @@ _RETRY_STATUSES = frozenset({408, 423, 500, 502, 503, 504, 520, 521, 522, 523, 5
 
 JsonObject = dict[str, Any]
 Meter = Callable[[str], None]
+
+
+class PropertyMissingError(FatalError):
+    """HubSpot's 400 `PROPERTY_DOESNT_EXIST`: a request named a property the portal lacks.
+
+    The portal changed under us (a property deleted, or capabilities cached before it
+    was); the adapter drops its capabilities and tries once more with fresh ones.
+    """
+
+    def __init__(self, properties: Sequence[str], *, status: int = 400):
+        names = ", ".join(properties) or "?"
+        super().__init__(
+            SERVICE, f"{status} PROPERTY_DOESNT_EXIST {names}", status=status, code="PROPERTY_DOESNT_EXIST"
+        )
+        self.properties = tuple(properties)
+
+
+class ScopeMissingError(FatalError):
+    """HubSpot's 403 `MISSING_SCOPES`: the token was not granted a scope the request needs."""
+
+    def __init__(self, scopes: Sequence[str], *, status: int = 403):
+        names = ", ".join(scopes) or "a scope"
+        super().__init__(SERVICE, f"{status} MISSING_SCOPES {names}", status=status, code="MISSING_SCOPES")
+        self.scopes = tuple(scopes)
 
 
 @dataclass(frozen=True)
@@ -244,8 +271,55 @@ def classify(status: int, body: bytes | str | None, headers: Any) -> ExternalErr
         return CredentialsExpiredError(SERVICE, f"401 {category}", status=status, code=category or None)
     if status in _RETRY_STATUSES or status >= 500 or status == 0:
         return RetryableError(SERVICE, f"{status} {category}".strip(), status=status, code=category or None)
+    missing = _missing_properties(data, text)
+    if missing is not None:
+        return PropertyMissingError(missing, status=status)
+    if category == "MISSING_SCOPES":
+        return ScopeMissingError(_missing_scopes(data), status=status)
     sub = str(data.get("subCategory") or "")
     return FatalError(SERVICE, f"{status} {category} {sub}".strip(), status=status, code=category or None)
+
+
+_QUOTED = re.compile(r'[Pp]roperty \\?"([A-Za-z0-9_]+)\\?" does not exist')
+
+
+def _missing_properties(data: dict[str, Any], text: str) -> list[str] | None:
+    """The property names of a `PROPERTY_DOESNT_EXIST` answer, None for any other answer.
+
+    HubSpot says it in `errors[]` (`code`, `context.propertyName`) or, on object
+    writes, inside `message` (`Property values were not valid: [{... "error":
+    "PROPERTY_DOESNT_EXIST", "name": "x" ...}]`); both are read.
+    """
+    if "PROPERTY_DOESNT_EXIST" not in text:
+        return None
+    names: list[str] = []
+    for error in data.get("errors") or []:
+        if isinstance(error, dict) and error.get("code") == "PROPERTY_DOESNT_EXIST":
+            context = error.get("context") or {}
+            names += [str(n) for n in (context.get("propertyName") or [])]
+            names += _QUOTED.findall(str(error.get("message") or ""))
+    message = str(data.get("message") or "")
+    start = message.find("[")
+    if start >= 0:
+        try:
+            listed = json.loads(message[start:])
+        except ValueError:
+            listed = []
+        for item in listed if isinstance(listed, list) else []:
+            if isinstance(item, dict) and item.get("error") == "PROPERTY_DOESNT_EXIST" and item.get("name"):
+                names.append(str(item["name"]))
+    names += _QUOTED.findall(message)
+    return list(dict.fromkeys(names))
+
+
+def _missing_scopes(data: dict[str, Any]) -> list[str]:
+    """The scopes a 403 `MISSING_SCOPES` says are needed (`errors[].context.requiredGranularScopes`)."""
+    out: list[str] = []
+    for error in data.get("errors") or []:
+        context = (error or {}).get("context") or {} if isinstance(error, dict) else {}
+        for key in ("requiredGranularScopes", "requiredScopes", "missingScopes"):
+            out += [str(s) for s in context.get(key) or []]
+    return list(dict.fromkeys(out))
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -312,6 +386,9 @@ class HubSpotClient:
         self.pipelines = self._api(hs_pipelines, "PipelinesApi")
         self.owners = self._api(hs_owners, "OwnersApi")
         self.oauth_tokens = self._api(hs_oauth, "TokensApi")
+        self.oauth_access_tokens = self._api(hs_oauth, "AccessTokensApi")
+        self.properties = self._api(hs_properties, "CoreApi")
+        self.property_groups = self._api(hs_properties, "GroupsApi")
 
     @classmethod
     def for_tenant(
@@ -493,6 +570,18 @@ class HubSpotClient:
         if self.budget is not None and daily and daily_left and daily.isdigit() and daily_left.isdigit():
             self.budget.record_remaining(int(daily_left), int(daily))
 
+    def verify_refresh(self) -> float | None:
+        """Ask HubSpot for a new access token with the refresh token now (doctor) and use it.
+
+        Returns its lifetime in seconds; raises FatalError when the refresh token is refused."""
+        oauth = self.tokens.oauth
+        if oauth is None:
+            raise ValueError("a private app has no refresh token")
+        with self._refresh_lock:
+            session = self._request_token(oauth)
+            self.tokens.install(session, fetched=True)
+        return session.expires_in
+
     def refresh_token(self) -> None:
         """After a 401 with the current token: a newer token, shared or fetched."""
         self._renew(self.tokens.session())
@@ -615,19 +704,33 @@ class HubSpotClient:
     def associations_of(
         self, from_kind: str, to_kind: str, ids: Sequence[str], *, meter: Meter | None = None
     ) -> dict[str, list[JsonObject]]:
-        """v4 batch read: from id -> its `to` entries (`toObjectId`, `associationTypes`)."""
+        """v4 batch read: from id -> every one of its `to` entries (`toObjectId`, `associationTypes`).
+
+        HubSpot pages each object's list on its own: a result carries `paging.next.after`
+        when that object has more, and the next request names it again with that
+        `after` (`{"inputs": [{"id": ..., "after": ...}]}`). Every page is read, so a
+        company with many deals loses none; the follow-ups of several objects share
+        requests.
+        """
         out: dict[str, list[JsonObject]] = {}
-        for part in chunks(list(dict.fromkeys(ids)), ASSOCIATION_BATCH_SIZE):
-            body = {"inputs": [{"id": key} for key in part]}
+        pending: list[JsonObject] = [{"id": key} for key in dict.fromkeys(ids)]
+        route = f"POST /crm/v4/associations/{from_kind}/{to_kind}/batch/read"
+        while pending:
+            part, pending = pending[:ASSOCIATION_BATCH_SIZE], pending[ASSOCIATION_BATCH_SIZE:]
+            body = {"inputs": part}
             data = self.send(
-                f"POST /crm/v4/associations/{from_kind}/{to_kind}/batch/read",
+                route,
                 lambda kw, body=body: self.associations.get_page(from_kind, to_kind, body, **kw),  # type: ignore[misc]
                 meter=meter,
             )
             self._check_partial(data)
+            asked = {str(item["id"]): item.get("after") for item in part}
             for result in data.get("results") or []:
                 from_id = str((result.get("from") or {}).get("id"))
                 out.setdefault(from_id, []).extend(result.get("to") or [])
+                after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                if after and str(after) != str(asked.get(from_id)):
+                    pending.append({"id": from_id, "after": str(after)})
         return out
 
     def create_associations(
@@ -731,3 +834,92 @@ class HubSpotClient:
             meter=meter,
         )
         return list(data.get("results") or [])
+
+    # -- the portal's shape: properties, groups, pipelines (capabilities, setup, doctor) ------
+    def properties_of(self, kind: str, *, meter: Meter | None = None) -> list[JsonObject]:
+        """Every property of an object type (`GET /crm/v3/properties/{objectType}`)."""
+        data = self.send(
+            f"GET /crm/v3/properties/{kind}",
+            lambda kw: self.properties.get_all(kind, **kw),
+            meter=meter,
+        )
+        return list(data.get("results") or [])
+
+    def property_groups_of(self, kind: str, *, meter: Meter | None = None) -> list[JsonObject]:
+        data = self.send(
+            f"GET /crm/v3/properties/{kind}/groups",
+            lambda kw: self.property_groups.get_all(kind, **kw),
+            meter=meter,
+        )
+        return list(data.get("results") or [])
+
+    def create_property_group(self, kind: str, body: JsonObject, *, meter: Meter | None = None) -> JsonObject:
+        return self.send(
+            f"POST /crm/v3/properties/{kind}/groups",
+            lambda kw: self.property_groups.create(kind, body, **kw),
+            meter=meter,
+        )
+
+    def create_property(self, kind: str, body: JsonObject, *, meter: Meter | None = None) -> JsonObject:
+        return self.send(
+            f"POST /crm/v3/properties/{kind}",
+            lambda kw: self.properties.create(kind, body, **kw),
+            meter=meter,
+        )
+
+    def pipelines_of(self, kind: str = "deals", *, meter: Meter | None = None) -> list[JsonObject]:
+        """Every pipeline of an object type with its stages (`GET /crm/v3/pipelines/{objectType}`)."""
+        data = self.send(
+            f"GET /crm/v3/pipelines/{kind}",
+            lambda kw: self.pipelines.get_all(kind, **kw),
+            meter=meter,
+        )
+        return list(data.get("results") or [])
+
+    def first_object(self, kind: str, *, meter: Meter | None = None) -> JsonObject:
+        """One page of one object, no property: the harmless read that proves a read scope."""
+        return self.send(
+            f"GET /crm/v3/objects/{kind}",
+            lambda kw: self.objects_basic.get_page(kind, limit=1, archived=False, **kw),
+            meter=meter,
+        )
+
+    def first_owner(self, *, meter: Meter | None = None) -> JsonObject:
+        return self.send("GET /crm/v3/owners/", lambda kw: self.owners.get_page(limit=1, **kw), meter=meter)
+
+    def account_details(self, *, meter: Meter | None = None) -> JsonObject:
+        """`GET /account-info/v3/details`: the portal id and time zone (any valid token may read it)."""
+        return self._get_raw("/account-info/v3/details", meter=meter)
+
+    def daily_usage(self, *, meter: Meter | None = None) -> list[JsonObject]:
+        """`GET /account-info/v3/api-usage/daily/private-apps`: `usageLimit`, `currentUsage`, `resetsAt`."""
+        return list(
+            self._get_raw("/account-info/v3/api-usage/daily/private-apps", meter=meter).get("results") or []
+        )
+
+    def token_info(self, *, meter: Meter | None = None) -> JsonObject:
+        """`GET /oauth/v1/access-tokens/{token}`: the hub, the user and the scopes of our access token."""
+        if self.tokens.needs_refresh():
+            self._renew(self.tokens.session(), only_if_due=True)
+        token = self.tokens.current() or ""
+        return self.send(
+            "GET /oauth/v1/access-tokens/{token}",
+            lambda kw: self.oauth_access_tokens.get(token, **kw),
+            meter=meter,
+        )
+
+    def _get_raw(self, path: str, *, meter: Meter | None = None) -> JsonObject:
+        """A GET the client library has no method for, through its own HTTP stack."""
+        api_client = self.properties.api_client
+
+        def call(kw: dict[str, Any]) -> Any:
+            return api_client.call_api(
+                path,
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=[],
+                _return_http_data_only=True,
+                **kw,
+            )
+
+        return self.send(f"GET {path}", call, meter=meter)

@@ -4,11 +4,15 @@ Built from a tenant's `crm` settings and credentials (worker.tenants.CrmConfig):
 
 - credentials: `access_token` (private app), or `client_id`, `client_secret` and
   `refresh_token` (public app; the access token is refreshed by `expires_in`);
-- settings (all optional): `host`, `burst_limit` (190), `burst_period` (10),
-  `search_limit` (4), `search_period` (1), `external_id_property`, `marker_property`,
-  `attendee_emails_property`, `extra_domains_property`, `extra_phones_property`,
-  `lead_stages` and `primary_labels` (comma-separated), `additional_emails`
-  (always / missing / never), `activity_kinds` (both / own).
+- settings (all optional): `host`, `burst_limit` (180), `burst_period` (10),
+  `search_limit` (4), `search_period` (1), `budget_reserve` (0.1) and the other
+  numbers of HubSpotSettings, `capabilities_ttl` (seconds, 21600), `external_id_property`,
+  `marker_property`, `attendee_emails_property`, `extra_domains_property`,
+  `extra_phones_property`, `lead_stages` and `primary_labels` (comma-separated),
+  `additional_emails` (always / missing / never), `activity_kinds` (both / own).
+
+It is also the tenant's `CrmAdmin`: `setup()` creates the properties W1 needs,
+`doctor()` says whether the tenant can run (docs/hubspot.md).
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ from typing import Any
 import redis
 
 from adapters.crm.hubspot.adapter import HubSpotCrm, TenantCache
+from adapters.crm.hubspot.capabilities import PortalCapabilities
 from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, OAuthApp, TokenSource
+from adapters.crm.hubspot.doctor import run_doctor
 from adapters.crm.hubspot.ledger import ActivityLedger, MemoryLedger, RedisLedger
 from adapters.crm.hubspot.mapping import HubSpotMapping
+from adapters.crm.hubspot.setup import run_setup
+from adapters.crm.readiness import DEFAULT_CAPABILITY_TTL_SECONDS, CapabilityCache, Check, Step
 
 _NUMBERS = {f.name: f.type for f in fields(HubSpotSettings) if f.name not in ("tenant", "host")}
+CAPABILITIES_KEY = "hubspot:{tenant}:capabilities"
 _MAPPING_TEXT = (
     "external_id_property",
     "marker_property",
@@ -68,6 +77,18 @@ def _mapping(raw: Mapping[str, str], default_region: str) -> HubSpotMapping:
         raise HubSpotConfigError(f"crm.{error}") from None
 
 
+def _capability_ttl(raw: Mapping[str, str]) -> float:
+    if "capabilities_ttl" not in raw:
+        return DEFAULT_CAPABILITY_TTL_SECONDS
+    try:
+        ttl = float(raw["capabilities_ttl"])
+    except ValueError:
+        raise HubSpotConfigError("crm.capabilities_ttl: not a number") from None
+    if ttl <= 0:
+        raise HubSpotConfigError("crm.capabilities_ttl: must be positive")
+    return ttl
+
+
 def _tokens(credentials: Mapping[str, str], margin: float) -> TokenSource:
     if all(credentials.get(k) for k in ("client_id", "client_secret", "refresh_token")):
         app = OAuthApp(credentials["client_id"], credentials["client_secret"], credentials["refresh_token"])
@@ -99,17 +120,30 @@ class HubSpotTenant:
         redis_client: redis.Redis | None = None,
         **client_options: Any,
     ) -> HubSpotTenant:
-        """With `redis_client`, limits, the daily budget, the W1 ledger and an OAuth app's token
-        (refreshed by one worker at a time) are shared by all workers."""
+        """With `redis_client`, limits, the daily budget, the W1 ledger, the portal's capabilities
+        and an OAuth app's token (refreshed by one worker at a time) are shared by all workers."""
         hs_settings = _settings(tenant, settings)
         tokens = _tokens(credentials, hs_settings.refresh_margin)
+        store = CapabilityCache(
+            redis_client, CAPABILITIES_KEY.format(tenant=tenant), _capability_ttl(settings)
+        )
         if redis_client is not None:
             client = HubSpotClient.for_tenant(hs_settings, tokens, redis_client, **client_options)
             ledger: ActivityLedger = RedisLedger(redis_client, tenant)
         else:
             client = HubSpotClient(hs_settings, tokens, **client_options)
             ledger = MemoryLedger()
-        return cls(client, _mapping(settings, default_region), TenantCache(), ledger)
+        cache = TenantCache(capabilities=PortalCapabilities(store))
+        return cls(client, _mapping(settings, default_region), cache, ledger)
 
     def port(self) -> HubSpotCrm:
         return HubSpotCrm(self.client, self.mapping, self.cache, self.ledger)
+
+    def setup(self, *, dry_run: bool = False) -> list[Step]:
+        """Create the `callmatch` property group and the W1 properties on calls and meetings
+        (idempotent); with `dry_run`, change nothing and say what an admin would click."""
+        return run_setup(self.client, self.mapping, self.cache.capabilities, dry_run=dry_run)
+
+    def doctor(self) -> list[Check]:
+        """Credentials, scopes, properties (required and optional), pipelines, daily budget."""
+        return run_doctor(self.client, self.mapping, self.cache.capabilities)
