@@ -46,6 +46,9 @@ SINGULAR = {
     "notes": "note",
 }
 
+ENGAGEMENTS = frozenset({"calls", "meetings", "notes"})
+"""Activities: HubSpot dates their creation in `hs_createdate`."""
+
 PRIMARY_LABEL_TYPE_ID = 9
 """The user-defined deal->contact label `Primary` (ids of user labels are per portal and direction)."""
 
@@ -370,6 +373,8 @@ class Store:
         with self.lock:
             obj = HsObject(object_id, kind, dict(props), created, updated, seq=next(self._seq))
             obj.properties.setdefault("createdate", created)
+            if kind in ENGAGEMENTS:
+                obj.properties.setdefault("hs_createdate", created)
             obj.properties.setdefault("hs_lastmodifieddate", updated)
             self._calculate(obj)
             self.objects[kind][object_id] = obj
