@@ -876,13 +876,10 @@ class HubSpotClient:
         )
         return list(data.get("results") or [])
 
-    def first_object(self, kind: str, *, meter: Meter | None = None) -> JsonObject:
-        """One page of one object, no property: the harmless read that proves a read scope."""
-        return self.send(
-            f"GET /crm/v3/objects/{kind}",
-            lambda kw: self.objects_basic.get_page(kind, limit=1, archived=False, **kw),
-            meter=meter,
-        )
+    def probe_read(self, kind: str, *, meter: Meter | None = None) -> None:
+        """The harmless read that proves a read scope: one object by an id no portal has, no
+        property. HubSpot checks the scope first (403 `MISSING_SCOPES`), then answers 404."""
+        self.find(kind, "0", (), meter=meter)
 
     def first_owner(self, *, meter: Meter | None = None) -> JsonObject:
         return self.send("GET /crm/v3/owners/", lambda kw: self.owners.get_page(limit=1, **kw), meter=meter)
@@ -917,7 +914,7 @@ class HubSpotClient:
                 path,
                 "GET",
                 header_params={"Accept": "application/json"},
-                auth_settings=[],
+                auth_settings=["oauth2"],
                 _return_http_data_only=True,
                 **kw,
             )

@@ -39,6 +39,8 @@ READ_SCOPES = {
 WRITE_SCOPES = ("crm.objects.contacts.write",)
 """Creating and updating calls and meetings, and associating them (W1, W3)."""
 REQUIRED_SCOPES = tuple(dict.fromkeys([*READ_SCOPES.values(), *WRITE_SCOPES]))
+LOW_BUDGET = 0.1
+"""Warn when less than this fraction of the daily limit is left above the reserve."""
 
 _APP_SETTINGS = "HubSpot: Settings > Integrations > Private Apps > the app > Scopes"
 
@@ -144,7 +146,7 @@ def _scopes(client: HubSpotClient) -> list[Check]:
             if kind == "owners":
                 client.first_owner()
             else:
-                client.first_object(kind)
+                client.probe_read(kind)
         except ScopeMissingError as error:
             refused += list(error.scopes) or [scope]
         except ExternalError as error:
@@ -280,8 +282,8 @@ def _budget(client: HubSpotClient) -> Check:
             detail,
             fix="wait for the reset, lower crm.budget_reserve, or buy HubSpot's API limit increase",
         )
-    if left <= 2 * floor:
-        return Check("daily API budget", Status.WARN, detail)
+    if left - floor < limit * LOW_BUDGET:
+        return Check("daily API budget", Status.WARN, detail + "; little left above the reserve")
     return Check("daily API budget", Status.OK, detail)
 
 
