@@ -49,6 +49,8 @@ SEARCH_MAX_GROUPS = 5
 SEARCH_MAX_FILTERS_PER_GROUP = 6
 SEARCH_MAX_FILTERS = 18
 SEARCH_MAX_LIMIT = 200
+SEARCH_MAX_BODY = 3000
+"""CRM search guide: "If the body of your request exceeds 3,000 characters, a 400 error will be returned."."""
 BATCH_MAX_INPUTS = 100
 V3_ASSOCIATION_PAGE = 100
 """v3 object reads page an association block beyond 100 entries (HubSpot changelog, Jan 2021)."""
@@ -293,6 +295,14 @@ class HubSpotEmulator:
         self._authenticate(handler.headers.get("Authorization", ""))
         is_search = path.endswith("/search")
         headers = self._charge(is_search)
+        if is_search and len(raw) > SEARCH_MAX_BODY:
+            raise ApiError(
+                400,
+                error_body(
+                    f"Search request body has {len(raw)} characters, more than the {SEARCH_MAX_BODY} allowed.",
+                    "VALIDATION_ERROR",
+                ),
+            )
         body: dict[str, Any] = json.loads(raw) if raw else {}
         return self._route(method, path, query, body), headers
 

@@ -556,3 +556,15 @@ def test_created_objects_carry_the_record_url(emulator: HubSpotEmulator) -> None
     again = raw(emulator, "GET", f"/crm/v3/objects/calls/{created.id}").json()
     assert again["url"] == f"https://app.hubspot.com/contacts/{PORTAL_ID}/record/0-48/{created.id}"
     assert again["properties"]["hs_createdate"] == again["createdAt"]
+
+
+def test_a_search_body_over_3000_characters_is_refused(store: Store, emulator: HubSpotEmulator) -> None:
+    store.put("contacts", "1", {"email": "a@acme.com"}, NOW, NOW)
+    filters = [
+        {"propertyName": "email", "operator": "IN", "values": [f"p{n}@example.com" for n in range(150)]}
+    ]
+    big = raw(emulator, "POST", "/crm/v3/objects/contacts/search", {"filterGroups": [{"filters": filters}]})
+    assert big.status_code == 400 and big.json()["category"] == "VALIDATION_ERROR"
+    assert search(
+        emulator, "contacts", {"propertyName": "email", "operator": "IN", "values": ["a@acme.com"]}
+    ) == ["1"]
