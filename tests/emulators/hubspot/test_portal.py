@@ -561,7 +561,7 @@ def test_created_objects_carry_the_record_url(emulator: HubSpotEmulator) -> None
 def test_a_search_body_over_3000_characters_is_refused(store: Store, emulator: HubSpotEmulator) -> None:
     store.put("contacts", "1", {"email": "a@acme.com"}, NOW, NOW)
     filters = [
-        {"propertyName": "email", "operator": "IN", "values": [f"p{n}@example.com" for n in range(150)]}
+        {"propertyName": "email", "operator": "IN", "values": [f"p{n}@example.com" for n in range(200)]}
     ]
     big = raw(emulator, "POST", "/crm/v3/objects/contacts/search", {"filterGroups": [{"filters": filters}]})
     assert big.status_code == 400 and big.json()["category"] == "VALIDATION_ERROR"
