@@ -283,3 +283,62 @@ def test_salesforce_plain_org_doctor_setup_dry_run_setup_doctor(capsys, plain_or
 
     code, again, _ = run(capsys, "setup")
     assert code == 0 and set(statuses_of(again)) == {"present"}, again  # idempotent
+
+
+# -- HubSpot: a plain portal, before and after setup ---------------------------------------
+
+
+@pytest.fixture()
+def plain_portal(monkeypatch, tmp_path, redis_url, redis_client) -> Iterator[str]:
+    from tests.adapters.crm.hubspot.support import TOKEN, examples, load, portal
+    from tests.emulators.hubspot import PortalProfile
+
+    scenario = load(next(p for p in examples() if p.stem == "basic"))
+    with portal(scenario, profile=PortalProfile.plain()) as emulator:
+        document = {
+            "version": 1,
+            "tenants": {
+                "acme-hs": {
+                    "crm": {
+                        "kind": "hubspot",
+                        "host": emulator.url,
+                        "base_delay": "0.01",
+                        "credentials": {"access_token_env": "HS_TOKEN"},
+                    },
+                    "policy": {"crm": "hubspot", "default_region": "US"},
+                }
+            },
+        }
+        path = tmp_path / "tenants.yaml"
+        path.write_text(yaml.safe_dump(document))
+        monkeypatch.setenv("CALLMATCH_TENANTS", str(path))
+        monkeypatch.setenv("CALLMATCH_REDIS_URL", redis_url)
+        monkeypatch.setenv("HS_TOKEN", TOKEN)
+        yield TOKEN
+
+
+def test_hubspot_plain_portal_doctor_setup_dry_run_setup_doctor(capsys, plain_portal) -> None:
+    code, before, _ = run(capsys, "doctor")
+    assert code == 1, before
+    assert "fail  property calls.callmatch_call_id" in before
+    assert "fix: callmatch setup --tenant acme-hs" in before
+
+    code, dry, _ = run(capsys, "setup", "--dry-run")
+    assert code == 0, dry
+    assert "manual" in statuses_of(dry) and "created" not in statuses_of(dry)
+    assert dry.splitlines()[-1].endswith("(dry run: nothing was changed)")
+    assert run(capsys, "doctor")[0] == 1  # a dry run changed nothing
+
+    code, done, _ = run(capsys, "setup")
+    assert code == 0, done
+    assert "created" in statuses_of(done) and set(statuses_of(done)) <= {"created", "present"}, done
+
+    code, after, _ = run(capsys, "doctor")
+    assert code == 0, after
+    assert "fail" not in statuses_of(after)
+
+    code, again, _ = run(capsys, "setup", "--json")
+    assert code == 0
+    assert {step["outcome"] for step in json.loads(again)["steps"]} == {"present"}  # idempotent
+    for out in (before, dry, done, after, again):
+        assert plain_portal not in out
