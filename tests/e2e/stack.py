@@ -307,13 +307,20 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    redis_url: str, directory: Path, extra_env: dict[str, str] | None = None
+    redis_url: str,
+    directory: Path,
+    extra_env: dict[str, str] | None = None,
+    profile: OrgProfile | None = None,
 ) -> Iterator[Stack]:
-    """The emulator, the receiver and one worker on `redis_url`; everything stopped afterwards."""
+    """The emulator, the receiver and one worker on `redis_url`; everything stopped afterwards.
+
+    The org is a plain one after `callmatch setup` (no optional feature, our call-id field)
+    unless `profile` says otherwise.
+    """
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
     scenario = parse_scenario({"call": {"id": "seed", "started_at": "2026-01-01T00:00:00Z"}, "crm": CRM})
-    emulator = SalesforceEmulator(seed_org(scenario.crm, profile=OrgProfile.full())).start()
+    emulator = SalesforceEmulator(seed_org(scenario.crm, profile=profile or OrgProfile.after_setup())).start()
     env = {
         **os.environ,
         "CALLMATCH_REDIS_URL": redis_url,
