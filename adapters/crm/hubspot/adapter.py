@@ -37,7 +37,13 @@ from adapters.crm.hubspot.capabilities import (
     PortalCapabilities,
     require_for_write,
 )
-from adapters.crm.hubspot.client import HubSpotClient, JsonObject, PropertyMissingError, chunks
+from adapters.crm.hubspot.client import (
+    SEARCH_MAX_BODY,
+    HubSpotClient,
+    JsonObject,
+    PropertyMissingError,
+    search_body_size,
+)
 from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import (
     ACTIVITY_ASSOCIATION_TYPES,
@@ -88,6 +94,9 @@ from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
 
 MAX_GROUPS = 5
 MAX_IN_VALUES = 100
+IN_VALUE_CHARS = 1200
+"""An IN filter's values stay under this many characters, so two such groups and the rest of
+the body fit in HubSpot's 3,000-character search body."""
 SINGLE_GETS = 2
 """Up to this many ids, one v3 GET each (record and association ids together) beats a batch
 read plus one association read per linked kind."""
@@ -132,10 +141,32 @@ class TenantCache:
 
 
 def _groups_in(prop: str, values: Sequence[str]) -> list[JsonObject]:
-    return [
-        {"filters": [{"propertyName": prop, "operator": "IN", "values": part}]}
-        for part in chunks(list(values), MAX_IN_VALUES)
-    ]
+    """IN filter groups of at most 100 values and `IN_VALUE_CHARS` characters of values each."""
+    parts: list[list[str]] = []
+    size = 0
+    for value in values:
+        cost = len(value) + 4  # quotes, comma, space
+        if not parts or len(parts[-1]) >= MAX_IN_VALUES or size + cost > IN_VALUE_CHARS:
+            parts.append([])
+            size = 0
+        parts[-1].append(value)
+        size += cost
+    return [{"filters": [{"propertyName": prop, "operator": "IN", "values": part}]} for part in parts]
+
+
+def _packed(groups: list[JsonObject], properties: list[str]) -> list[list[JsonObject]]:
+    """Groups into searches of at most 5 groups and a body HubSpot accepts (3,000 characters)."""
+    out: list[list[JsonObject]] = []
+    for group in groups:
+        if (
+            out
+            and len(out[-1]) < MAX_GROUPS
+            and search_body_size([*out[-1], group], properties) <= SEARCH_MAX_BODY
+        ):
+            out[-1].append(group)
+        else:
+            out.append([group])
+    return out
 
 
 class HubSpotCrm(CrmPort):
@@ -212,14 +243,13 @@ class HubSpotCrm(CrmPort):
     def _search(
         self, method: str, kind: str, groups: list[JsonObject], properties: list[str]
     ) -> list[JsonObject]:
-        """Searches of at most 5 filter groups each; results by id. Only properties the portal has are named."""
+        """Searches of at most 5 filter groups and 3,000 characters each; results by id. Only
+        properties the portal has are named."""
         groups = self._present(kind, groups)
         properties = self._caps().only(kind, properties)
         found: dict[str, JsonObject] = {}
-        for start in range(0, len(groups), MAX_GROUPS):
-            for obj in self.client.search(
-                kind, groups[start : start + MAX_GROUPS], properties, meter=self._meter(method)
-            ):
+        for part in _packed(groups, properties):
+            for obj in self.client.search(kind, part, properties, meter=self._meter(method)):
                 found.setdefault(str(obj["id"]), obj)
         return [found[k] for k in sorted(found)]
 
@@ -265,8 +295,15 @@ class HubSpotCrm(CrmPort):
             )
             groups += calculated
             raw = _groups_in("phone", new_phones) + _groups_in("mobilephone", new_phones)
-            free = -len(groups) % MAX_GROUPS if calculated else len(raw)
-            groups += raw[:free]  # exact `phone`/`mobilephone` values ride along when a search has room
+            if not calculated:
+                groups += raw
+            else:  # exact `phone`/`mobilephone` values ride along when a search has room
+                searched = self._caps().only("contacts", mapping.contact_properties)
+                needed = len(_packed(groups, searched))
+                for group in raw:
+                    if len(_packed([*groups, group], searched)) > needed:
+                        break
+                    groups.append(group)
         if groups:
             for obj in self._search("contacts_search", "contacts", groups, mapping.contact_properties):
                 self._contacts.setdefault(str(obj["id"]), obj)

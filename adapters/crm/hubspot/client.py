@@ -51,6 +51,8 @@ SERVICE = "hubspot"
 BATCH_SIZE = 100
 ASSOCIATION_BATCH_SIZE = 1000
 SEARCH_PAGE = 200
+SEARCH_MAX_BODY = 3000
+"""CRM search guide: a search body over 3,000 characters answers 400."""
 
 _API_EXCEPTIONS: tuple[type[Exception], ...] = (
     hs_objects.ApiException,
@@ -342,6 +344,26 @@ def _retry_after(headers: Any) -> float | None:
         return max(float(raw), 0.0)
     except ValueError:
         return None
+
+
+def search_body(
+    filter_groups: list[JsonObject], properties: Sequence[str], after: str | None = None
+) -> JsonObject:
+    """One search page's body, sorted by id so that `after` pages are stable."""
+    body: JsonObject = {
+        "filterGroups": filter_groups,
+        "properties": list(properties),
+        "limit": SEARCH_PAGE,
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+    }
+    if after is not None:
+        body["after"] = after
+    return body
+
+
+def search_body_size(filter_groups: list[JsonObject], properties: Sequence[str]) -> int:
+    """Characters of the largest page's body (a later page adds its `after` cursor)."""
+    return len(json.dumps(search_body(filter_groups, properties, "9" * 12)))
 
 
 def chunks(values: Sequence[str], size: int) -> Iterable[list[str]]:
@@ -682,14 +704,7 @@ class HubSpotClient:
         out: list[JsonObject] = []
         after: str | None = None
         while True:
-            body: dict[str, Any] = {
-                "filterGroups": filter_groups,
-                "properties": list(properties),
-                "limit": SEARCH_PAGE,
-                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-            }
-            if after is not None:
-                body["after"] = after
+            body = search_body(filter_groups, properties, after)
             data = self.send(
                 f"POST /crm/v3/objects/{kind}/search",
                 lambda kw, body=body: self.objects_search.do_search(kind, body, **kw),  # type: ignore[misc]

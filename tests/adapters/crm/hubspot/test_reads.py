@@ -137,6 +137,18 @@ def test_requests_do_not_grow_with_the_number_of_participants(additional_emails:
         assert costs[40] - searches[40] == costs[3] - searches[3]
 
 
+def test_a_large_meeting_keeps_every_search_under_hubspots_body_limit() -> None:
+    """HubSpot refuses a search body over 3,000 characters (400): a hundred participants' phones
+    and emails are spread over searches that each fit, and every one of them is found."""
+    scenario = crowd(100)
+    with portal(scenario) as emulator:
+        crm = crm_for(scenario, emulator)
+        decision = associate(scenario.call, scenario.policy, crm)
+        refused = emulator.statuses.get(400, 0)
+    assert refused == 0
+    assert len(decision.contact_ids) == 100
+
+
 @pytest.mark.parametrize("path", examples(), ids=lambda p: p.stem)
 def test_hubspot_native_options_decide_the_examples_the_same(path: Path) -> None:
     scenario = load(path)
