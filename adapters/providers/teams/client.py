@@ -93,10 +93,17 @@ _APP_FIX = (
     "in the Microsoft Entra admin center, App registrations > the app: check the client ID,"
     " create a new client secret if it expired, and set providers.teams.credentials and azure_tenant_id"
 )
-_PERMISSIONS_FIX = (
-    "Microsoft Entra admin center > App registrations > the app > API permissions > Add a permission >"
-    " Microsoft Graph > Application permissions: add them, then Grant admin consent"
-)
+
+
+def permissions_fix(missing: list[tuple[str, tuple[str, ...]]]) -> str:
+    """Where an admin grants them: the first (least privileged) permission of each need."""
+    names = ", ".join(options[0] for _, options in missing) or ", ".join(
+        options[0] for options in NEEDED_ROLES.values()
+    )
+    return (
+        "Microsoft Entra admin center > App registrations > the app > API permissions > Add a permission >"
+        f" Microsoft Graph > Application permissions: {names}; then Grant admin consent"
+    )
 
 
 def check(ctx: FetchContext) -> list[Check]:
@@ -106,6 +113,8 @@ def check(ctx: FetchContext) -> list[Check]:
         token, _ = token_response("teams", _token_body(ctx, probe_client(ctx, base)))
     except ExternalError as exc:
         return [refused("teams.api", "token (client_credentials)", exc, _APP_FIX)]
+    roles = granted_roles(token)
+    missing = missing_scopes(roles, NEEDED_ROLES) if roles is not None else []
     checks: list[Check] = []
     client = probe_client(
         ctx, base, auth=lambda: {"Authorization": f"Bearer {token}", "Prefer": "odata.maxpagesize=1"}
@@ -119,9 +128,8 @@ def check(ctx: FetchContext) -> list[Check]:
             Check("teams.api", Status.OK, "app token issued; GET /communications/callRecords answered")
         )
     except ExternalError as exc:
-        fix = _PERMISSIONS_FIX if exc.status == 403 else _APP_FIX
+        fix = permissions_fix(missing) if exc.status == 403 else _APP_FIX
         checks.append(refused("teams.api", "GET /communications/callRecords", exc, fix))
-    roles = granted_roles(token)
     if roles is None:
         checks.append(
             Check(
@@ -131,16 +139,14 @@ def check(ctx: FetchContext) -> list[Check]:
                 "check the app's application permissions: " + wording(list(NEEDED_ROLES.items())),
             )
         )
-        return checks
-    missing = missing_scopes(roles, NEEDED_ROLES)
-    if missing:
+    elif missing:
         granted = ", ".join(sorted(roles)) or "none"
         checks.append(
             Check(
                 "teams.permissions",
                 Status.FAIL,
                 f"application permissions not granted: {wording(missing)}; granted: {granted}",
-                _PERMISSIONS_FIX,
+                permissions_fix(missing),
             )
         )
     else:
