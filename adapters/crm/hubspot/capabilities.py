@@ -145,6 +145,17 @@ def requirements(mapping: HubSpotMapping) -> list[Requirement]:
             False,
             "A1: a meeting logged by someone else is matched by its call id only, not by time and attendees",
         ),
+    ]
+    if mapping.extra_phones_property:
+        out.append(
+            Requirement(
+                "contacts",
+                mapping.extra_phones_property,
+                False,
+                "M2: phones beyond phone and mobilephone are not compared",
+            )
+        )
+    out += [
         Requirement(
             "contacts", "hs_additional_emails", False, "M1: contacts are matched on their primary email only"
         ),
@@ -173,15 +184,6 @@ def requirements(mapping: HubSpotMapping) -> list[Requirement]:
             "none (closed and won come from the pipeline stages, cached per tenant)",
         ),
     ]
-    if mapping.extra_phones_property:
-        out.append(
-            Requirement(
-                "contacts",
-                mapping.extra_phones_property,
-                False,
-                "M2: phones beyond phone and mobilephone are not compared",
-            )
-        )
     return out
 
 

@@ -69,14 +69,18 @@ class PropertySpec:
             ]
         return body
 
+    @property
+    def ui_type(self) -> str:
+        """The field type as HubSpot's property editor names it."""
+        return "single checkbox" if self.type == "bool" else "single-line text"
+
     def manual(self) -> str:
         """Where an admin creates it by hand (HubSpot derives the internal name from the label)."""
-        ui_type = "Single checkbox" if self.type == "bool" else "Single-line text"
         rule = " Rules: tick 'Require unique values for this property'." if self.unique else ""
         return (
             f"In HubSpot: Settings > Data Management > Properties > select object '{_UI_OBJECT[self.kind]} "
             f"properties' > Create property: group '{GROUP_LABEL}', label '{self.label}' (internal name "
-            f"{self.name}), field type '{ui_type}'.{rule}"
+            f"{self.name}), field type '{self.ui_type.capitalize()}'.{rule}"
         )
 
 
@@ -228,7 +232,7 @@ def _create(client: HubSpotClient, spec: PropertySpec) -> Step:
             Outcome.CREATED,
             f"without unique values (HubSpot refused them: {_refused(error)}); W1 holds through the ledger and the search",
         )
-    detail = f"{spec.type} '{spec.label}' in group {GROUP}" + (", unique values" if spec.unique else "")
+    detail = f"{spec.ui_type} '{spec.label}' in group {GROUP}" + (", unique values" if spec.unique else "")
     return Step(spec.path, Outcome.CREATED, detail)
 
 
