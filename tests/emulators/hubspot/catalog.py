@@ -157,6 +157,45 @@ CUSTOM_DEFINITIONS: dict[str, tuple[str, str, str, str]] = {
 }
 """How `callmatch setup` defines each property (label, type, fieldType, description)."""
 
+
+def _options(*values: str) -> list[dict[str, Any]]:
+    return [
+        {"label": v.replace("_", " ").capitalize(), "value": v, "displayOrder": i, "hidden": False}
+        for i, v in enumerate(values)
+    ]
+
+
+DEFAULT_OPTIONS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("contacts", "lifecyclestage"): _options(
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "evangelist",
+        "other",
+    ),
+    ("calls", "hs_call_status"): _options(
+        "BUSY",
+        "CALLING_CRM_USER",
+        "CANCELED",
+        "COMPLETED",
+        "CONNECTING",
+        "FAILED",
+        "IN_PROGRESS",
+        "NO_ANSWER",
+        "QUEUED",
+        "RINGING",
+    ),
+    ("calls", "hs_call_direction"): _options("INBOUND", "OUTBOUND"),
+    ("meetings", "hs_meeting_outcome"): _options(
+        "SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"
+    ),
+}
+"""The options of HubSpot's default enumeration properties that values are checked against
+(contacts' lifecycle stages; the calls and meetings guides' status, direction and outcome values)."""
+
 BOOL_OPTIONS = [
     {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
     {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
@@ -221,6 +260,7 @@ def default_properties(object_type: str) -> dict[str, dict[str, Any]]:
             calculated="c" in flags,
             read_only_value="r" in flags,
             unique="u" in flags,
+            options=DEFAULT_OPTIONS.get((object_type, name)),
             display_order=order,
         )
         for order, (name, label, type_, field_type, group, flags) in enumerate(_DEFAULTS[object_type])
@@ -253,3 +293,24 @@ def custom_definition(object_type: str, name: str, *, unique: bool, group_name: 
         unique=unique,
         description=description,
     )
+
+
+def invalid_value(spec: dict[str, Any], value: str) -> tuple[str, str] | None:
+    """(error code, message) when HubSpot would refuse `value` for the property `spec`, as its
+    validation results name them (`INVALID_OPTION`, `INVALID_LONG`, `INVALID_FLOAT`); None when
+    it is accepted. An empty value clears the property and is always accepted."""
+    if value == "":
+        return None
+    type_ = spec.get("type")
+    options = [str(o["value"]) for o in spec.get("options") or []]
+    if type_ in ("enumeration", "bool") and options:
+        given = value.split(";") if spec.get("fieldType") == "checkbox" else [value]
+        bad = [v for v in given if v not in options]
+        if bad:
+            return "INVALID_OPTION", f"{bad[0]} was not one of the allowed options: [{', '.join(options)}]"
+    if type_ == "number":
+        try:
+            float(value)
+        except ValueError:
+            return "INVALID_FLOAT", f"{value} was not a valid number."
+    return None

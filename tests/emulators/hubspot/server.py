@@ -492,6 +492,20 @@ class HubSpotEmulator:
         if unknown:
             raise ApiError(400, property_doesnt_exist(unknown, PORTAL_ID))
 
+    def _check_values(self, kind: str, values: dict[str, str]) -> None:
+        """A write naming only existing properties: each value valid for its property's type and
+        options (HubSpot's `INVALID_OPTION`, `INVALID_FLOAT` validation results), else 400."""
+        self._check_properties(kind, values)
+        with self.store.lock:
+            specs = self.store.properties[kind]
+            problems = [
+                (name, *problem)
+                for name, value in values.items()
+                if (problem := catalog.invalid_value(specs[name], value)) is not None
+            ]
+        if problems:
+            raise ApiError(400, validation_error(problems, PORTAL_ID))
+
     def _check_id_property(self, kind: str, id_property: str) -> None:
         """`idProperty` must name a property with unique values (`email` for contacts, a custom
         property created with `hasUniqueValue`, or `hs_object_id`)."""
@@ -624,7 +638,7 @@ class HubSpotEmulator:
 
     def _create(self, kind: str, body: dict[str, Any]) -> Any:
         props = _values(body.get("properties"))
-        self._check_properties(kind, props)
+        self._check_values(kind, props)
         associations = body.get("associations") or []
         for assoc in associations:
             to_id = str(assoc.get("to", {}).get("id", ""))
@@ -685,7 +699,7 @@ class HubSpotEmulator:
 
     def _update(self, kind: str, object_id: str, body: dict[str, Any]) -> Any:
         props = _values(body.get("properties"))
-        self._check_properties(kind, props)
+        self._check_values(kind, props)
         with self.store.lock:
             if object_id in self.store.objects[kind]:
                 self._check_unique(kind, props, object_id)
@@ -703,6 +717,8 @@ class HubSpotEmulator:
                 400, error_body(f"Batch size {len(inputs)} exceeds {BATCH_MAX_INPUTS}", "VALIDATION_ERROR")
             )
         self._check_properties(kind, [n for item in inputs for n in _values(item.get("properties"))])
+        for item in inputs:
+            self._check_values(kind, _values(item.get("properties")))
         results: list[dict[str, Any]] = []
         with self.store.lock:
             for item in inputs:
@@ -1100,28 +1116,31 @@ def schema_scope(kind: str, *, write: bool) -> str:
 def property_doesnt_exist(names: list[str], portal_id: int) -> dict[str, Any]:
     """HubSpot's 400 for values of properties the portal lacks, as the CRM objects guide shows it:
     the legacy validation results JSON-encoded in `message`, and `errors[]` with the code."""
+    return validation_error(
+        [(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist') for name in names], portal_id
+    )
+
+
+def validation_error(problems: list[tuple[str, str, str]], portal_id: int) -> dict[str, Any]:
+    """HubSpot's 400 `Property values were not valid` body for (property, code, message) triples."""
     results = [
         {
             "isValid": False,
-            "message": f'Property "{name}" does not exist',
-            "error": "PROPERTY_DOESNT_EXIST",
+            "message": message,
+            "error": code,
             "name": name,
-            "localizedErrorMessage": f'Property "{name}" does not exist',
+            "localizedErrorMessage": message,
             "portalId": portal_id,
         }
-        for name in names
+        for name, code, message in problems
     ]
     return {
         "status": "error",
         "message": "Property values were not valid: " + json.dumps(results, separators=(",", ":")),
         "correlationId": str(uuid.uuid4()),
         "errors": [
-            {
-                "message": f'Property "{name}" does not exist',
-                "code": "PROPERTY_DOESNT_EXIST",
-                "context": {"propertyName": [name]},
-            }
-            for name in names
+            {"message": message, "code": code, "context": {"propertyName": [name]}}
+            for name, code, message in problems
         ],
         "category": "VALIDATION_ERROR",
     }

@@ -568,3 +568,20 @@ def test_a_search_body_over_3000_characters_is_refused(store: Store, emulator: H
     assert search(
         emulator, "contacts", {"propertyName": "email", "operator": "IN", "values": ["a@acme.com"]}
     ) == ["1"]
+
+
+def test_a_value_outside_an_enumerations_options_is_refused(emulator: HubSpotEmulator) -> None:
+    emulator.set_profile(PortalProfile.after_setup())
+    bad = raw(emulator, "POST", "/crm/v3/objects/calls", {"properties": {"hs_call_status": "DONE"}})
+    assert bad.status_code == 400
+    body = bad.json()
+    assert body["errors"][0]["code"] == "INVALID_OPTION"
+    assert body["errors"][0]["context"] == {"propertyName": ["hs_call_status"]}
+    assert "DONE was not one of the allowed options: [BUSY," in body["message"]
+    not_bool = raw(emulator, "POST", "/crm/v3/objects/calls", {"properties": {"callmatch_written": "yes"}})
+    assert not_bool.json()["errors"][0]["code"] == "INVALID_OPTION"
+    not_number = raw(emulator, "POST", "/crm/v3/objects/calls", {"properties": {"hs_call_duration": "1m"}})
+    assert not_number.json()["errors"][0]["code"] == "INVALID_FLOAT"
+    assert emulator.store.objects["calls"] == {}
+    good = {"hs_call_status": "COMPLETED", "hs_call_direction": "OUTBOUND", "callmatch_written": "true"}
+    assert raw(emulator, "POST", "/crm/v3/objects/calls", {"properties": good}).status_code == 201
