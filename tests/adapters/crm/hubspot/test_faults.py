@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from adapters.crm.hubspot.client import HubSpotClient, OAuthApp, TokenSource
+from adapters.crm.hubspot.client import (
+    HubSpotClient,
+    OAuthApp,
+    PropertyMissingError,
+    ScopeMissingError,
+    TokenSource,
+    classify,
+)
 from adapters.errors import (
     BudgetExhaustedError,
     CredentialsExpiredError,
@@ -248,3 +256,58 @@ def test_the_pause_is_shared_by_every_worker_of_the_tenant(
         read_contact(first)
         read_contact(second)
     assert len(second_sleeps.waits) == 1 and 0 < second_sleeps.waits[0] <= 15
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {  # the objects API: the legacy validation results inside `message`, the code in `errors[]`
+            "status": "error",
+            "message": 'Property values were not valid: [{"isValid":false,"message":"Property \\"callmatch_written\\" '
+            'does not exist","error":"PROPERTY_DOESNT_EXIST","name":"callmatch_written"}]',
+            "correlationId": "0f2c6f4e-0000-4000-8000-000000000000",
+            "category": "VALIDATION_ERROR",
+        },
+        {
+            "status": "error",
+            "message": "Property values were not valid",
+            "category": "VALIDATION_ERROR",
+            "errors": [
+                {
+                    "message": 'Property "callmatch_written" does not exist',
+                    "code": "PROPERTY_DOESNT_EXIST",
+                    "context": {"propertyName": ["callmatch_written"]},
+                }
+            ],
+        },
+    ],
+    ids=["in-message", "in-errors"],
+)
+def test_property_doesnt_exist_names_the_property(body: dict[str, object]) -> None:
+    error = classify(400, json.dumps(body).encode(), None)
+    assert isinstance(error, PropertyMissingError)
+    assert error.properties == ("callmatch_written",)
+    assert error.code == "PROPERTY_DOESNT_EXIST"
+
+
+def test_another_validation_error_stays_a_plain_fatal_error() -> None:
+    body = {"status": "error", "message": "Invalid input JSON", "category": "VALIDATION_ERROR"}
+    error = classify(400, json.dumps(body).encode(), None)
+    assert isinstance(error, FatalError) and not isinstance(error, PropertyMissingError)
+
+
+def test_missing_scopes_names_the_scopes() -> None:
+    body = {
+        "status": "error",
+        "message": "This app hasn't been granted all required scopes to make this call.",
+        "category": "MISSING_SCOPES",
+        "errors": [
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": ["crm.schemas.contacts.write"]},
+            }
+        ],
+    }
+    error = classify(403, json.dumps(body).encode(), None)
+    assert isinstance(error, ScopeMissingError)
+    assert error.scopes == ("crm.schemas.contacts.write",)
