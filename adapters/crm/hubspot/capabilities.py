@@ -24,8 +24,10 @@ from typing import Any
 from adapters.crm.hubspot.client import HubSpotClient, Meter
 from adapters.crm.hubspot.mapping import ClosedState, HubSpotMapping, closed_from_stage
 from adapters.crm.readiness import CapabilityCache, MissingRequirementError
+from adapters.redis_errors import redis_call
 
 SERVICE = "hubspot"
+WHAT = "hubspot capabilities"
 OBJECTS = ("contacts", "companies", "deals", "calls", "meetings")
 FORMAT = 1
 LOCAL_SECONDS = 30.0
@@ -223,7 +225,8 @@ class PortalCapabilities:
             held = self._held
             if local and held is not None and self._monotonic() - held[0] < self.local_seconds:
                 return held[1]
-        raw = self.store.get()
+        with redis_call(WHAT):
+            raw = self.store.get()
         caps = Capabilities.from_json(raw) if raw is not None else None
         if caps is None:
             caps = self._discover(client, meter)
@@ -242,7 +245,8 @@ class PortalCapabilities:
     def drop(self) -> None:
         with self._lock:
             self._held = None
-        self.store.drop()
+        with redis_call(WHAT):
+            self.store.drop()
 
     def age(self, caps: Capabilities) -> float:
         return max(self._clock() - caps.discovered_at, 0.0)
@@ -253,13 +257,15 @@ class PortalCapabilities:
 
     def replace(self, caps: Capabilities) -> None:
         """Keep capabilities read elsewhere (doctor reads them afresh anyway)."""
-        self.store.put(caps.to_json())
+        with redis_call(WHAT):
+            self.store.put(caps.to_json())
         with self._lock:
             self._held = (self._monotonic(), caps)
 
     def _discover(self, client: HubSpotClient, meter: Meter | None) -> Capabilities:
         caps = discover(client, meter=meter, clock=self._clock)
-        self.store.put(caps.to_json())
+        with redis_call(WHAT):
+            self.store.put(caps.to_json())
         with self._lock:
             self.discoveries += 1
         return caps

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 import redis
 
-from adapters.crm.hubspot import HubSpotTenant
-from adapters.crm.readiness import Check, Outcome, Status, can_run
+from adapters.crm.hubspot import HubSpotCrm, HubSpotTenant, PortalCapabilities, TenantCache
+from adapters.crm.readiness import CapabilityCache, Check, Outcome, Status, can_run
+from adapters.errors import RetryableError
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal
 from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile
 from tests.emulators.hubspot.profile import (
@@ -234,3 +236,19 @@ def test_capabilities_are_shared_by_the_workers_of_a_tenant_through_redis(redis_
     assert isinstance(ttl, int) and 0 < ttl <= 6 * 3600
     assert shared_reads == []
     assert dropped == 0
+
+
+def test_redis_away_while_reading_the_capabilities_is_retryable() -> None:
+    """The call waits for Redis (RetryableError, service redis); it is never buried for it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2, socket_timeout=0.2)
+    cache = TenantCache(capabilities=PortalCapabilities(CapabilityCache(dead, "hubspot:acme:capabilities")))
+    with hubspot(PortalProfile.after_setup()) as (emulator, tenant):
+        crm = HubSpotCrm(tenant.client, tenant.mapping, cache)
+        with pytest.raises(RetryableError) as failure:
+            crm.contacts_by_emails(["someone@example.com"])
+        sent = sum(emulator.requests.values())
+    assert failure.value.service == "redis"
+    assert sent == 0
