@@ -786,12 +786,43 @@ class HubSpotCrm(CrmPort):
                 for to_kind, to_list in targets.items()
                 for to_id in to_list
             ]
-            created = self.client.create(kind, properties, associations, meter=self._meter("upsert_activity"))
+            try:
+                created = self.client.create(
+                    kind, properties, associations, meter=self._meter("upsert_activity")
+                )
+            except PropertyMissingError:
+                raise
+            except FatalError:
+                holder = self._holder_of(kind, call.id)
+                if holder is None:
+                    raise
+                self._update_activity(kind, holder, properties, targets)
+                if self.ledger is not None:
+                    self.ledger.record(call.id, kind, holder)
+                return WrittenActivity(id=holder, kind=kind, created=False)
             object_id = str(created["id"])
             if self.ledger is not None:
                 self.ledger.record(call.id, kind, object_id)
             self._activity_hits[(kind, call.id)] = [created]
             return WrittenActivity(id=object_id, kind=kind, created=True)
+
+    def _holder_of(self, kind: str, call_id: str) -> str | None:
+        """After a refused create, on a portal whose external id is unique (HubSpot refuses a second
+        object with the same value): ours already holds the call id when the ledger and the
+        lagging search both missed it. One read by `idProperty`, which does not lag."""
+        mapping = self.mapping
+        if not self._caps().is_unique(kind, mapping.external_id_property):
+            return None
+        obj = self.client.find(
+            kind,
+            call_id,
+            [mapping.external_id_property, mapping.marker_property],
+            id_property=mapping.external_id_property,
+            meter=self._meter("upsert_activity"),
+        )
+        if obj is None or props(obj).get(mapping.marker_property, "").lower() != "true":
+            return None
+        return str(obj["id"])
 
     def _existing_activity(self, kind: str, call_id: str) -> str | None:
         mapping = self.mapping

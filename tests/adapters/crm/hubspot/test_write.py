@@ -6,10 +6,11 @@ import dataclasses
 import datetime as dt
 import threading
 
+import pytest
 import redis
 
 from adapters.crm.hubspot.ledger import MemoryLedger, RedisLedger
-from tests.adapters.crm.hubspot.support import crm_for, examples, load, portal
+from tests.adapters.crm.hubspot.support import PROFILES, crm_for, examples, load, portal
 from worker.association import associate
 from worker.model import Call, CallKind, Case, Decision, Direction, Scenario
 from worker.port import ActivityQuery, WrittenActivity
@@ -33,9 +34,14 @@ def basic_call(kind: CallKind = CallKind.CALL) -> tuple[Call, Scenario]:
     return call, scenario
 
 
-def test_a_call_is_created_once_then_updated_with_its_associations() -> None:
+WRITABLE = ["after_setup", "full"]
+"""Portals W1 can write to (a plain one refuses before writing: test_profiles)."""
+
+
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_a_call_is_created_once_then_updated_with_its_associations(profile: str) -> None:
     call, scenario = basic_call()
-    with portal(scenario) as emulator:
+    with portal(scenario, profile=PROFILES[profile]()) as emulator:
         crm = crm_for(scenario, emulator)
         first = crm.upsert_activity(call, decision_for(call))
         later = dataclasses.replace(call, ended_at=call.started_at + dt.timedelta(minutes=40))
@@ -64,9 +70,10 @@ def test_a_call_is_created_once_then_updated_with_its_associations() -> None:
         assert emulator.requests["PATCH /crm/v3/objects/calls/{id}"] == 1
 
 
-def test_a_meeting_is_written_as_a_meeting_and_read_back_as_ours() -> None:
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_a_meeting_is_written_as_a_meeting_and_read_back_as_ours(profile: str) -> None:
     call, scenario = basic_call(CallKind.MEETING)
-    with portal(scenario) as emulator:
+    with portal(scenario, profile=PROFILES[profile]()) as emulator:
         crm = crm_for(scenario, emulator)
         written = crm.upsert_activity(call, decision_for(call))
         meeting = emulator.store.objects["meetings"][written.id]
@@ -125,10 +132,11 @@ def test_the_write_after_the_reads_reuses_their_search() -> None:
         assert again.id == written.id and not again.created
 
 
-def test_the_ledger_keeps_one_activity_while_search_lags(redis_client: redis.Redis) -> None:
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_the_ledger_keeps_one_activity_while_search_lags(redis_client: redis.Redis, profile: str) -> None:
     """HubSpot's search does not see a new call for a while: the ledger still finds it."""
     call, scenario = basic_call()
-    with portal(scenario) as emulator:
+    with portal(scenario, profile=PROFILES[profile]()) as emulator:
         emulator.search_lag = 3600
         ledger = RedisLedger(redis_client, "t1")
         first = crm_for(scenario, emulator, ledger=ledger).upsert_activity(call, decision_for(call))
@@ -139,9 +147,10 @@ def test_the_ledger_keeps_one_activity_while_search_lags(redis_client: redis.Red
         assert emulator.requests["POST /crm/v3/objects/calls"] == 2
 
 
-def test_concurrent_writers_of_one_call_create_it_once(redis_client: redis.Redis) -> None:
+@pytest.mark.parametrize("profile", WRITABLE)
+def test_concurrent_writers_of_one_call_create_it_once(redis_client: redis.Redis, profile: str) -> None:
     call, scenario = basic_call()
-    with portal(scenario) as emulator:
+    with portal(scenario, profile=PROFILES[profile]()) as emulator:
         emulator.search_lag = 3600
         emulator.latency = 0.01
         results: list[WrittenActivity] = []
@@ -179,3 +188,28 @@ def test_an_activity_deleted_in_hubspot_is_written_again() -> None:
         second = crm_for(scenario, emulator, ledger=ledger).upsert_activity(call, decision_for(call))
         assert second.created and second.id != first.id
         assert ledger.find(call.id) == ("calls", second.id)
+
+
+def test_a_unique_call_id_refused_on_create_updates_the_holder() -> None:
+    """The ledger lost (no Redis record) and the search lagging: HubSpot itself refuses a second
+    object with the same unique call id (409 CONFLICT); the holder, read by `idProperty` (which
+    does not lag), is ours and is updated instead. One object per call, and no dead letter."""
+    call, scenario = basic_call()
+    scenario = dataclasses.replace(scenario, crm=dataclasses.replace(scenario.crm, activities=()))
+    with portal(scenario, profile=PROFILES["after_setup"]()) as emulator:
+        emulator.enforce_unique = True
+        emulator.search_lag = 3600
+        first = crm_for(scenario, emulator).upsert_activity(call, decision_for(call))
+        later = dataclasses.replace(call, ended_at=call.started_at + dt.timedelta(minutes=40))
+        second = crm_for(scenario, emulator).upsert_activity(later, decision_for(later))
+        conflicts = emulator.statuses.get(409, 0)
+        ours = [
+            o.id
+            for o in emulator.store.objects["calls"].values()
+            if o.properties.get("callmatch_call_id") == call.id
+        ]
+        duration = emulator.store.objects["calls"][first.id].properties["hs_call_duration"]
+    assert first.created and not second.created and second.id == first.id
+    assert conflicts == 1
+    assert ours == [first.id]
+    assert duration == str(40 * 60 * 1000)
