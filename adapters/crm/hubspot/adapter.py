@@ -19,7 +19,11 @@ only for deals whose primary company is not among the links already read; pipeli
 (cached per tenant, only without `hs_is_closed`); and a search each for calls and
 meetings carrying the call id, plus a GET per hit (three association reads beyond two
 hits). A v3 association block that HubSpot pages (over 100 entries) is read through
-v4 instead. Write-back reuses that search (W1)."""
+v4 instead. Write-back reuses that search (W1).
+
+Every read, search and write names only properties the portal has (its capabilities,
+discovered once per tenant: adapters.crm.hubspot.capabilities); a write without the W1
+properties stops before any request with MissingRequirementError."""
 
 from __future__ import annotations
 
