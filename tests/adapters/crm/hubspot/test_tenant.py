@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import pytest
 import redis
+import yaml
 
-from adapters.crm.hubspot import HubSpotConfigError, HubSpotTenant, RedisLedger
+from adapters.crm.hubspot import (
+    HubSpotConfigError,
+    HubSpotMapping,
+    HubSpotSettings,
+    HubSpotTenant,
+    RedisLedger,
+)
 from adapters.errors import FatalError
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal
 from tests.emulators.hubspot import Fault
 from worker.association import associate, decide_scenario
+from worker.tenants import load_tenants
 
 
 def test_a_private_app_tenant_decides_and_writes_through_shared_redis(redis_client: redis.Redis) -> None:
@@ -76,3 +88,39 @@ def test_a_partial_batch_error_other_than_not_found_is_fatal() -> None:
         with pytest.raises(FatalError) as failure:
             tenant.port().opportunities_by_ids(["O1", "O2"])  # one deal alone is a v3 GET
     assert failure.value.code == "MISSING_SCOPES"
+
+
+def test_the_documented_hubspot_tenant_builds_with_every_setting(tmp_path: Path) -> None:
+    """config/tenants.example.yaml's HubSpot tenant: every setting it documents is accepted and used."""
+    text = (Path(__file__).resolve().parents[4] / "config" / "tenants.example.yaml").read_text()
+    environ = {name: f"value-of-{name}" for name in re.findall(r"_env: (\w+)", text)}
+    for path in re.findall(r"_file: (/\S+)", text):
+        local = tmp_path / Path(path).name
+        local.write_text("secret-from-file\n")
+        text = text.replace(path, str(local))
+    (tmp_path / "google-push.pem").write_text("unused")
+    (tmp_path / "tenants.yaml").write_text(text)
+    globex = load_tenants(tmp_path / "tenants.yaml", environ=environ).tenants["globex"]
+    assert globex.crm.kind == "hubspot"
+    tenant = HubSpotTenant.from_config(
+        "globex", globex.crm.settings, globex.crm.credentials, default_region=globex.policy.default_region
+    )
+    documented = yaml.safe_load((tmp_path / "tenants.yaml").read_text())["tenants"]["globex"]["crm"]
+    hs = tenant.client.settings
+    for name in (
+        "burst_limit",
+        "burst_period",
+        "search_limit",
+        "budget_reserve",
+        "refresh_margin",
+        "read_timeout",
+    ):
+        assert getattr(hs, name) == documented[name], name
+    assert tenant.cache.capabilities.store.ttl == documented["capabilities_ttl"]
+    assert tenant.mapping.external_id_property == documented["external_id_property"]
+    assert tenant.mapping.activity_kinds == documented["activity_kinds"]
+    assert tenant.client.tokens.current() == "value-of-GLOBEX_HUBSPOT_TOKEN"
+    known = {f.name for f in dataclasses.fields(HubSpotSettings)} | {
+        f.name for f in dataclasses.fields(HubSpotMapping)
+    }
+    assert set(documented) - {"kind", "credentials"} <= known | {"capabilities_ttl"}
