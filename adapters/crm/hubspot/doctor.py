@@ -25,7 +25,7 @@ from adapters.crm.hubspot.client import HubSpotClient, ScopeMissingError
 from adapters.crm.hubspot.mapping import ClosedState, HubSpotMapping, closed_from_stage
 from adapters.crm.hubspot.setup import SCHEMA_SCOPE
 from adapters.crm.readiness import Check, Status
-from adapters.errors import ExternalError
+from adapters.errors import BudgetExhaustedError, ExternalError
 
 READ_SCOPES = {
     "contacts": "crm.objects.contacts.read",
@@ -56,19 +56,32 @@ def run_doctor(
 ) -> list[Check]:
     """Every check; one that raises becomes a `fail` line naming the error, never a traceback."""
     tenant = client.settings.tenant
-    credentials = _guard("credentials", lambda: _credentials(client))
-    if credentials.status is Status.FAIL:
-        return [credentials]
-    checks = [credentials]
-    checks += _guard_many("scopes", lambda: _scopes(client))
-    checks += _guard_many("properties", lambda: _properties(client, mapping, capabilities, tenant))
-    checks.append(_guard("daily API budget", lambda: _budget(client)))
+    try:
+        credentials = _guard("credentials", lambda: _credentials(client))
+        if credentials.status is Status.FAIL:
+            return [credentials]
+        checks = [credentials]
+        checks += _guard_many("scopes", lambda: _scopes(client))
+        checks += _guard_many("properties", lambda: _properties(client, mapping, capabilities, tenant))
+        checks.append(_guard("daily API budget", lambda: _budget(client)))
+    except BudgetExhaustedError as error:
+        # Our own reserve stops every request, doctor's too: that is the one thing to say.
+        return [
+            Check(
+                "daily API budget",
+                Status.FAIL,
+                f"callmatch's reserve of the daily limit is reached ({_why(error)}): nothing else was checked",
+                fix="wait for HubSpot's daily reset (midnight in the portal's time zone), or lower crm.budget_reserve",
+            )
+        ]
     return checks
 
 
 def _guard(name: str, run: Callable[[], Check]) -> Check:
     try:
         return run()
+    except BudgetExhaustedError:
+        raise
     except Exception as error:
         return Check(name, Status.FAIL, f"{type(error).__name__}: {_why(error)}")
 
@@ -76,6 +89,8 @@ def _guard(name: str, run: Callable[[], Check]) -> Check:
 def _guard_many(name: str, run: Callable[[], list[Check]]) -> list[Check]:
     try:
         return run()
+    except BudgetExhaustedError:
+        raise
     except Exception as error:
         return [Check(name, Status.FAIL, f"{type(error).__name__}: {_why(error)}")]
 
@@ -84,6 +99,8 @@ def _credentials(client: HubSpotClient) -> Check:
     if client.tokens.can_refresh:
         try:
             lifetime = client.verify_refresh()
+        except BudgetExhaustedError:
+            raise
         except ExternalError as error:
             return Check(
                 "credentials",
@@ -96,6 +113,8 @@ def _credentials(client: HubSpotClient) -> Check:
         return Check("credentials", Status.OK, f"OAuth refresh token accepted{left}")
     try:
         details = client.account_details()
+    except BudgetExhaustedError:
+        raise
     except ExternalError as error:
         if error.status == 401:
             return Check(
@@ -149,6 +168,8 @@ def _scopes(client: HubSpotClient) -> list[Check]:
                 client.probe_read(kind)
         except ScopeMissingError as error:
             refused += list(error.scopes) or [scope]
+        except BudgetExhaustedError:
+            raise
         except ExternalError as error:
             if error.status != 403:
                 raise
@@ -183,6 +204,8 @@ def _properties(
     for kind in OBJECTS:
         try:
             listed = client.properties_of(kind)
+        except BudgetExhaustedError:
+            raise
         except ExternalError as error:
             out.append(
                 Check(
@@ -230,6 +253,8 @@ def _property(caps: Capabilities, requirement: Requirement, tenant: str) -> Chec
 def _pipelines(client: HubSpotClient) -> tuple[Check, dict[str, dict[str, ClosedState]]]:
     try:
         listed = client.pipelines_of("deals")
+    except BudgetExhaustedError:
+        raise
     except ExternalError as error:
         return (
             Check(
@@ -261,6 +286,8 @@ def _budget(client: HubSpotClient) -> Check:
         )
     try:
         results = client.daily_usage()
+    except BudgetExhaustedError:
+        raise
     except ExternalError as error:
         return Check("daily API budget", Status.WARN, f"usage not readable: {_why(error)}")
     usage = next((r for r in results if r.get("usageLimit")), None)

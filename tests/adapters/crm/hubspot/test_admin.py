@@ -13,6 +13,7 @@ import redis
 from adapters.crm.hubspot import HubSpotCrm, HubSpotTenant, PortalCapabilities, TenantCache
 from adapters.crm.readiness import CapabilityCache, Check, Outcome, Status, can_run
 from adapters.errors import RetryableError
+from adapters.ratelimit import ApiBudget
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal
 from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile
 from tests.emulators.hubspot.profile import (
@@ -251,4 +252,15 @@ def test_redis_away_while_reading_the_capabilities_is_retryable() -> None:
             crm.contacts_by_emails(["someone@example.com"])
         sent = sum(emulator.requests.values())
     assert failure.value.service == "redis"
+    assert sent == 0
+
+
+def test_doctor_at_callmatchs_own_reserve_says_only_that(redis_client: redis.Redis) -> None:
+    """Every request stops at the reserve, doctor's too: one line says so, not a list of errors."""
+    with hubspot(PortalProfile.after_setup(), redis_client=redis_client) as (emulator, tenant):
+        ApiBudget(redis_client, "hubspot:acme:daily").record(used=495_000, limit=500_000)
+        checks = tenant.doctor()
+        sent = sum(emulator.requests.values())
+    assert [(c.name, c.status) for c in checks] == [("daily API budget", Status.FAIL)]
+    assert "reserve" in checks[0].detail and checks[0].fix is not None
     assert sent == 0
