@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.crm.hubspot.support import crm_for, examples, load, portal
-from tests.emulators.hubspot import PortalProfile, Store
+from tests.adapters.crm.hubspot.support import PROFILES, as_portal_holds, crm_for, examples, load, portal
+from tests.emulators.hubspot import Store
 from tests.scenario_gen import generate_scenario
 from worker.association import associate, decide_scenario
 from worker.model import Scenario
@@ -33,18 +33,19 @@ def test_examples_decide_the_same(path: Path) -> None:
     assert emulator.statuses.get(429, 0) == 0
 
 
-def test_generated_scenarios_decide_the_same() -> None:
+@pytest.mark.parametrize("profile_name", list(PROFILES))
+def test_generated_scenarios_decide_the_same(profile_name: str) -> None:
+    """On each portal, as the scenario file stripped of what that portal cannot hold (full: nothing)."""
+    profile = PROFILES[profile_name]()
     rng = random.Random(20261122)
     scenarios: list[Scenario] = [parse_scenario(generate_scenario(rng)) for _ in range(COUNT)]
     mismatches = []
     requests = 0
     with portal(scenarios[0]) as emulator:
         for index, scenario in enumerate(scenarios):
-            emulator.store = Store.from_scenario(
-                scenario, profile=PortalProfile.full(), calculated_closed=index % 2 == 0
-            )
+            emulator.store = Store.from_scenario(scenario, profile=profile, calculated_closed=index % 2 == 0)
             crm = crm_for(scenario, emulator)
-            expected = without_trace(decide_scenario(scenario).to_json())
+            expected = without_trace(decide_scenario(as_portal_holds(scenario, profile)).to_json())
             got = without_trace(associate(scenario.call, scenario.policy, crm, scenario.previous).to_json())
             if got != expected:
                 mismatches.append((index, expected, got))
