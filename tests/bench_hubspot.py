@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapters.crm.hubspot.adapter import HubSpotCrm, TenantCache
+from adapters.crm.hubspot.capabilities import PortalCapabilities
 from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, JsonObject, Meter, TokenSource
 from adapters.crm.hubspot.mapping import HubSpotMapping
 from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
@@ -102,12 +103,16 @@ def _run(
     by_case: dict[str, list[int]] = collections.defaultdict(list)
     decisions = []
     started = time.perf_counter()
+    # Every scenario's portal has the same properties: one discovery per run, as one per tenant and TTL.
+    capabilities = PortalCapabilities()
     for scenario in scenarios:
         emulator.store = Store.from_scenario(scenario, profile=PortalProfile.full())
         before_search = sum(n for route, n in emulator.requests.items() if route.endswith("/search"))
         client = client_class(HubSpotSettings(tenant="bench", host=emulator.url), TokenSource(TOKEN))
         crm = HubSpotCrm(
-            client, HubSpotMapping(default_region=scenario.policy.default_region, **mapping_extra)
+            client,
+            HubSpotMapping(default_region=scenario.policy.default_region, **mapping_extra),
+            TenantCache(capabilities=capabilities),
         )
         decision = associate(scenario.call, scenario.policy, crm, scenario.previous)
         reads = crm.stats.requests

@@ -56,6 +56,9 @@ def contains_token(value: str, wanted: str) -> bool:
     return True
 
 
+_EXTENSION = re.compile(r"\s*(?:ext\.?|extension|x|#)\s*\d+\s*$", re.IGNORECASE)
+
+
 def searchable_phone(raw: str, region: str) -> str | None:
     """`hs_searchable_calculated_phone_number` / `_mobile_number`: the phone's digits without
     formatting and without the country code ("HubSpot only uses the area code and local number").
@@ -64,7 +67,7 @@ def searchable_phone(raw: str, region: str) -> str | None:
     a trunk prefix such as the UK's leading 0 goes, a zero that belongs to the number (Italy's
     `06` area code) stays; an extension is not part of the number. What cannot be read as a number
     keeps its digits."""
-    text = raw.strip()
+    text = _EXTENSION.sub("", raw.strip())
     if not text:
         return None
     compact = "".join(ch for ch in text if ch.isdigit() or ch == "+")
@@ -76,7 +79,7 @@ def searchable_phone(raw: str, region: str) -> str | None:
         number = None
     if number is not None and number.national_number:
         return str(phonenumbers.national_significant_number(number))
-    digits = "".join(ch for ch in text.split("ext")[0] if ch.isdigit())
+    digits = "".join(ch for ch in text if ch.isdigit())
     return digits or None
 
 
