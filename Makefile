@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 EXAMPLES := $(filter-out %.expected.json,$(wildcard config/examples/*.json))
 
-.PHONY: install test lint typecheck pytest bench fuzz chaos run demo examples redis-server clean
+.PHONY: install test lint typecheck pytest bench fuzz chaos run demo readiness-demo examples redis-server clean
 
 install: $(VENV)/.installed
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis-server
@@ -55,6 +55,10 @@ run: install
 
 demo: install
 	$(BIN)/python -m worker.demo
+
+# callmatch doctor / setup on the emulators' plainest Salesforce org and HubSpot portal
+readiness-demo: install
+	$(BIN)/python -m tests.readiness_demo
 
 examples: install
 	$(BIN)/callmatch decide --format text $(EXAMPLES)

@@ -10,6 +10,7 @@ replaced by `***`, whatever an API echoed back.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -110,11 +111,25 @@ def tenant_secrets(tenant: Tenant) -> list[str]:
     return sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
 
 
+_PORTAL_ID = re.compile(r"(?<=\bportal )(\d+)\b")
+
+
 def safe_text(text: str, secrets: Iterable[str]) -> str:
-    """Secrets replaced by `***`, then emails and phone numbers masked."""
+    """Secrets replaced by `***`, then emails and phone numbers masked.
+
+    A HubSpot portal id is a long digit run that `redact` would take for a phone; ids are
+    not personal data, and an admin needs to see which portal the token opens.
+    """
     for secret in secrets:
         text = text.replace(secret, "***")
-    return redact(text)
+    kept: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        kept.append(match.group(1))
+        return f"\x00{len(kept) - 1}\x00"
+
+    text = redact(_PORTAL_ID.sub(hold, text))
+    return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)
 
 
 def _safe_check(check: Check, secrets: list[str]) -> Check:

@@ -224,3 +224,15 @@ def test_the_admin_of_a_crm_tenant_is_the_client_its_ports_use(redis_client) -> 
     assert isinstance(scenario, ScenarioAdmin)
     with pytest.raises(NotImplementedError, match="CRM kind 'pipedrive' is not supported"):
         factory.admin_for(Tenant(name="x", crm=CrmConfig(kind="pipedrive")))
+
+
+def test_safe_text_keeps_a_portal_id_and_masks_emails_and_phones() -> None:
+    from worker.readiness import safe_text
+
+    text = safe_text("token accepted (portal 243567891) for jane@acme.com, call +33 6 12 34 56 78", [])
+    assert "portal 243567891" in text
+    assert "jane@acme.com" not in text and "6 12 34 56 78" not in text
+    assert safe_text("secret s3cr3t-value in 243567891", ["s3cr3t-value"]) == safe_text(
+        "secret *** in 243567891", []
+    )
+    assert "243567891" not in safe_text("dialled 243567891", [])
