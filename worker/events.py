@@ -118,6 +118,9 @@ class CallEvent:
     source_ref: str | None = None
     organizer_ref: str | None = None
     complete: bool = False
+    notes: tuple[str, ...] = ()
+    """What the fetch could not learn and why (`participants not fetched: ...`, a lookup
+    answered 403): the decision's trace starts with them (M3), so a thin decision explains itself."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +141,7 @@ class CallEvent:
             "source_ref": self.source_ref,
             "organizer_ref": self.organizer_ref,
             "complete": self.complete,
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -167,6 +171,9 @@ class CallEvent:
         complete = data.get("complete", False)
         if not isinstance(complete, bool):
             raise EventError("complete", "expected true or false")
+        notes = data.get("notes") or []
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise EventError("notes", "expected a list of strings")
         return cls(
             tenant=_req_str(data, "tenant"),
             provider=_req_str(data, "provider"),
@@ -184,11 +191,16 @@ class CallEvent:
             source_ref=_opt_str(data, "source_ref", ""),
             organizer_ref=_opt_str(data, "organizer_ref", ""),
             complete=complete,
+            notes=tuple(notes),
         )
 
     def with_details(self, **changes: Any) -> CallEvent:
         """A copy with fields filled in from the provider's API."""
         return replace(self, **changes)
+
+    def noting(self, note: str) -> CallEvent:
+        """A copy that says what the fetch skipped and why (kept once, in order)."""
+        return self if note in self.notes else replace(self, notes=(*self.notes, note))
 
     def to_call(self) -> Call:
         """The engine's view: external participants only, the organizer apart."""

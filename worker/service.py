@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from worker.association import associate
@@ -21,6 +21,14 @@ from worker.tenants import Tenant, Tenants, TenantsSource
 
 CrmFactory = Callable[[Tenant], CrmPort]
 ParticipantFetcher = Callable[[Tenant, CallEvent], CallEvent]
+
+
+def with_fetch_notes(decision: Decision, event: CallEvent) -> Decision:
+    """The decision whose trace first says what the fetch could not learn (M3: who was not matched, and why)."""
+    if not event.notes:
+        return decision
+    notes = tuple(TraceEntry(rule="M3", message=note) for note in event.notes)
+    return replace(decision, trace=notes + decision.trace)
 
 
 class UnknownTenantError(LookupError):
@@ -122,10 +130,11 @@ class Pipeline:
         record = self.store.require(tenant_name, call_id)
         if record.decision is not None and record.next_stage != Stage.ASSOCIATE.value:
             return None
-        call = CallEvent.from_json(record.event).to_call()
+        event = CallEvent.from_json(record.event)
+        call = event.to_call()
         port = self.crm_for(tenant)
         try:
-            decision = associate(call, tenant.policy, port, _previous(record))
+            decision = with_fetch_notes(associate(call, tenant.policy, port, _previous(record)), event)
         finally:
             CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
         ASSOCIATIONS.labels(tenant=tenant.name, case=decision.case.value).inc()

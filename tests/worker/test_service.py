@@ -114,3 +114,36 @@ def test_no_opportunity_schedules_a_refresh_until_the_window_closes(pipeline: Pi
     assert decision is not None and decision.opportunity_id is None
     assert pipeline.store.due_refreshes(NOW + dt.timedelta(days=1)) == [("demo", "aircall:lonely")]
     assert lonely.kind is CallKind.CALL
+
+
+def test_a_call_without_fetched_participants_says_why_in_its_trace(pipeline: Pipeline) -> None:
+    """A provider without API credentials: the webhook's data alone, and M3 first in the trace says so."""
+    from dataclasses import replace
+
+    from worker.ingest.enrich import complete_event
+
+    fetching = replace(pipeline, fetch_participants=lambda tenant, e: complete_event(e, tenant))
+    thin = replace(event("aircall:900"), complete=False, participants=())
+    fetching.accept(thin)
+    fetched = fetching.fetch("demo", "aircall:900")
+    assert fetched is not None
+    assert CallEvent.from_json(fetched.event).notes == (
+        "participants not fetched: no API credentials for aircall",
+    )
+    decision = fetching.decide("demo", "aircall:900")
+    assert decision is not None and decision.case.value == "none"
+    assert (decision.trace[0].rule, decision.trace[0].message) == (
+        "M3",
+        "participants not fetched: no API credentials for aircall",
+    )
+    assert pipeline.store.require("demo", "aircall:900").decision["trace"][0]["rule"] == "M3"  # type: ignore[index]
+
+
+def test_event_notes_round_trip_and_are_checked() -> None:
+    from worker.events import EventError
+
+    noted = event().noting("teams: GET /users/u1 answered 403").noting("teams: GET /users/u1 answered 403")
+    assert noted.notes == ("teams: GET /users/u1 answered 403",)
+    assert CallEvent.from_json(noted.to_json()) == noted
+    with pytest.raises(EventError, match="notes"):
+        CallEvent.from_json({**noted.to_json(), "notes": [1]})

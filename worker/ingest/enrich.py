@@ -2,7 +2,8 @@
 
 The pipeline task calls `complete_event` before `to_call()`: it adds the
 participants the webhook did not carry (and, for Teams and Meet, the times).
-A provider without API credentials keeps what the webhook said.
+A provider without API credentials keeps what the webhook said, and the event
+notes why (the decision's trace starts with that note, cited as M3).
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def complete_event(
 ) -> CallEvent:
     """The event with the provider's participants; raises the adapters.errors vocabulary on failure."""
     config = tenant.providers.get(event.provider)
-    if event.complete or config is None or not config.has_api() or not event.source_ref:
+    if event.complete:
         return event
+    if config is None or not config.has_api():
+        return event.noting(f"participants not fetched: no API credentials for {event.provider}")
+    if not event.source_ref:
+        return event.noting(f"participants not fetched: the {event.provider} webhook named no call to fetch")
     ctx = FetchContext(tenant=tenant, config=config, redis_client=redis_client, session=session, sleep=sleep)
     return FETCHERS[event.provider](event, ctx)
