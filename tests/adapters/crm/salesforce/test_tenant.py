@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from adapters.crm.salesforce.client import RetrySettings
 from adapters.crm.salesforce.tenant import SalesforceConfigError, SalesforceTenant
@@ -12,7 +15,7 @@ from adapters.ratelimit import ApiBudget
 from tests.adapters.crm.salesforce.test_writeback import CALL, CRM
 from worker.association import associate
 from worker.model import Case, Policy
-from worker.tenants import CrmConfig, RateLimit, Tenant
+from worker.tenants import CrmConfig, RateLimit, Tenant, load_tenants
 
 
 def _tenant(env, **credentials: str) -> Tenant:
@@ -73,3 +76,31 @@ def test_a_revoked_tenant_fails_clearly_on_first_use(salesforce) -> None:
     with pytest.raises(FatalError):
         associate(CALL, Policy(), org.port())
     assert env.emulator.stats.api_calls == 0
+
+
+def test_the_documented_salesforce_tenant_builds_with_every_setting(tmp_path: Path) -> None:
+    """config/tenants.example.yaml's Salesforce tenant: every setting it documents is accepted and used."""
+    text = (Path(__file__).resolve().parents[4] / "config" / "tenants.example.yaml").read_text()
+    environ = {name: f"value-of-{name}" for name in re.findall(r"_env: (\w+)", text)}
+    for path in re.findall(r"_file: (/\S+)", text):
+        local = tmp_path / Path(path).name
+        local.write_text("secret-from-file\n")
+        text = text.replace(path, str(local))
+    (tmp_path / "google-push.pem").write_text("unused")
+    (tmp_path / "tenants.yaml").write_text(text)
+    acme = load_tenants(tmp_path / "tenants.yaml", environ=environ).tenants["acme"]
+    documented = yaml.safe_load(text)["tenants"]["acme"]["crm"]
+    tenant = SalesforceTenant.from_config(acme)
+    settings = tenant.settings
+    assert settings.api_version == documented["api_version"]
+    assert settings.external_id_field == documented["external_id_field"]
+    assert settings.task_call_id_field == documented["task_call_id_field"]
+    assert settings.event_call_id_field == documented["event_call_id_field"]
+    assert settings.attendee_emails_field == documented["attendee_emails_field"]
+    assert settings.account_domain_field == documented["account_domain_field"]
+    assert ",".join(settings.extra_email_fields) == documented["extra_email_fields"]
+    assert tenant.reserve_fraction == documented["reserve_fraction"]
+    assert tenant.client.credentials is not None
+    assert tenant.client.credentials.token_url == documented["login_url"] + "/services/oauth2/token"
+    assert tenant.capabilities is not None
+    assert tenant.capabilities.cache.ttl == documented["capabilities_ttl"]
