@@ -23,6 +23,7 @@ from worker.crm_factory import CrmFactory
 from worker.durability import durability
 from worker.service import Pipeline, UnknownTenantError
 from worker.store import RecordNotFoundError
+from worker.tenants import Tenant
 
 
 class OverrideBody(BaseModel):
@@ -155,19 +156,26 @@ def tenant_router(
     calls = admin_router(pipeline, token)
     router = APIRouter(prefix="/tenants", tags=["readiness"], dependencies=calls.dependencies)
 
+    def resolve(tenant: str) -> tuple[Pipeline, Tenant] | JSONResponse:
+        """The pipeline and the tenant, or the problem answer (404 unknown, 503 Redis away)."""
+        try:
+            pipe = pipeline()
+            return pipe, pipe.tenant(tenant)
+        except UnknownTenantError as exc:
+            return _problem(404, str(exc))
+        except redis.RedisError:
+            return _problem(503, "redis unreachable")
+
     @router.get(
         "/{tenant}/doctor",
         summary="Can the tenant run: one check per line (ok / warn / fail) with the fix",
         description="200 when no check failed, 503 when one did; 404 for an unknown tenant.",
     )
     def doctor(tenant: str) -> Any:
-        try:
-            pipe = pipeline()
-            config = pipe.tenant(tenant)
-        except UnknownTenantError as exc:
-            return _problem(404, str(exc))
-        except redis.RedisError:
-            return _problem(503, "redis unreachable")
+        found = resolve(tenant)
+        if isinstance(found, JSONResponse):
+            return found
+        pipe, config = found
         report = readiness.doctor(config, factory(pipe), redis_client=redis_client)
         return JSONResponse(report.to_json(), status_code=200 if report.can_run else 503)
 
@@ -181,13 +189,10 @@ def tenant_router(
         tenant: str,
         dry_run: Annotated[bool, Query(description="change nothing: the steps for an admin")] = False,
     ) -> Any:
-        try:
-            pipe = pipeline()
-            config = pipe.tenant(tenant)
-        except UnknownTenantError as exc:
-            return _problem(404, str(exc))
-        except redis.RedisError:
-            return _problem(503, "redis unreachable")
+        found = resolve(tenant)
+        if isinstance(found, JSONResponse):
+            return found
+        pipe, config = found
         report = readiness.setup(config, factory(pipe), dry_run=dry_run)
         return JSONResponse(report.to_json(), status_code=200 if report.ok else 502)
 
