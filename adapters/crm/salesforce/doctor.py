@@ -17,7 +17,7 @@ from adapters.crm.readiness import Check, Status
 from adapters.crm.salesforce.capabilities import Capabilities, OrgCapabilities
 from adapters.crm.salesforce.client import SalesforceClient
 from adapters.crm.salesforce.mapping import SalesforceSettings
-from adapters.crm.salesforce.soql import quote
+from adapters.crm.salesforce.setup import find_activity_field
 from adapters.errors import ExternalError
 
 READ_ONLY = ("Contact", "Lead", "Account", "Opportunity", "OpportunityContactRole", "User")
@@ -176,22 +176,11 @@ class SalesforceDoctor:
 
     def _tooling_field(self) -> dict[str, Any] | Exception | None:
         """The field's Tooling record with its Metadata; None: not in the org; an error: may not look."""
-        developer = self.field.removesuffix("__c")
-        soql = (
-            "SELECT Id, DeveloperName, TableEnumOrId FROM CustomField "
-            f"WHERE DeveloperName = {quote(developer)} AND TableEnumOrId = 'Activity'"
-        )
         try:
-            result = self.client.rest("tooling query CustomField", "tooling/query", params={"q": soql})
-            records = list((result or {}).get("records") or [])
-            if not records:
-                return None
-            found = self.client.rest(
-                "tooling read CustomField", f"tooling/sobjects/CustomField/{records[0]['Id']}"
-            )
+            found: dict[str, Any] | None = find_activity_field(self.client, self.field)
         except ExternalError as error:
             return error
-        return dict(found or {})
+        return found
 
     def _required_field(
         self, caps: OrgCapabilities, sobject: str, tooling: dict[str, Any] | Exception | None

@@ -67,6 +67,21 @@ def _not_allowed(error: ExternalError) -> bool:
     return error.status in (401, 403) or (error.code or "") in _NOT_ALLOWED
 
 
+def find_activity_field(client: SalesforceClient, field: str) -> dict[str, Any] | None:
+    """The Activity custom field's Tooling record with its Metadata (and `Id`); None when absent."""
+    developer = field.removesuffix("__c")
+    soql = (
+        "SELECT Id, DeveloperName, TableEnumOrId FROM CustomField "
+        f"WHERE DeveloperName = {quote(developer)} AND TableEnumOrId = 'Activity'"
+    )
+    result = client.rest("tooling query CustomField", "tooling/query", params={"q": soql})
+    records = list((result or {}).get("records") or [])
+    if not records:
+        return None
+    found = client.rest("tooling read CustomField", f"tooling/sobjects/CustomField/{records[0]['Id']}")
+    return dict(found or {}) | {"Id": records[0]["Id"]}
+
+
 @dataclass
 class SalesforceSetup:
     """One run of `setup` against one org."""
@@ -157,19 +172,8 @@ class SalesforceSetup:
         return f"Activity.{self.field}"
 
     def _find_field(self) -> dict[str, Any] | None:
-        developer = self.field.removesuffix("__c")
-        soql = (
-            "SELECT Id, DeveloperName, TableEnumOrId FROM CustomField "
-            f"WHERE DeveloperName = {quote(developer)} AND TableEnumOrId = 'Activity'"
-        )
-        result = self.client.rest("tooling query CustomField", "tooling/query", params={"q": soql})
-        records = list((result or {}).get("records") or [])
-        if not records:
-            return None
-        found = self.client.rest(
-            "tooling read CustomField", f"tooling/sobjects/CustomField/{records[0]['Id']}"
-        )
-        return dict(found or {}) | {"Id": records[0]["Id"]}
+        found: dict[str, Any] | None = find_activity_field(self.client, self.field)
+        return found
 
     def _field_step(self, dry_run: bool, *, again: bool = False) -> Step:
         name = self._field_name()
