@@ -19,6 +19,7 @@ import collections
 import datetime as dt
 import hmac
 import json
+import math
 import re
 import secrets
 import threading
@@ -94,7 +95,7 @@ def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
     return {
         "status": "error",
         "message": message,
-        "correlationId": str(uuid.uuid4()),
+        "correlationId": correlation_id(),
         "category": category,
         **extra,
     }
@@ -257,10 +258,14 @@ class HubSpotEmulator:
             self.statuses[status] += 1
             self.log.append((method, parts.path, status))
         body = b"" if status == 204 else json.dumps(payload).encode()
+        # every answer names its request for HubSpot support; an error body's correlationId is the same one
+        known = payload.get("correlationId") if isinstance(payload, dict) else None
+        correlation = str(known) if known else correlation_id()
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json;charset=utf-8")
             handler.send_header("Content-Length", str(len(body)))
+            handler.send_header("X-HubSpot-Correlation-Id", correlation)
             for name, value in headers.items():
                 handler.send_header(name, value)
             handler.end_headers()
@@ -364,13 +369,22 @@ class HubSpotEmulator:
             return self._limit_headers(cap, cap - len(window))
 
     def _limit_headers(self, cap: int, remaining: int) -> dict[str, str]:
+        """The headers of a non-search answer. `-Secondly` is the per-second share of the rolling
+        window (110 a ten seconds comes with 11 a second in the recording) and `-Secondly-Remaining`
+        what is left of it in the last second, this request counted; informational, as HubSpot's
+        changelog describes them: the emulator enforces the ten-second window only."""
         limits = self.limits
+        secondly = max(math.ceil(cap / limits.burst_window), 1)
+        now = self.clock()
+        this_second = sum(1 for moment in self._burst if moment > now - 1.0)
         return {
             "X-HubSpot-RateLimit-Daily": str(limits.daily),
             "X-HubSpot-RateLimit-Daily-Remaining": str(max(limits.daily - self._daily_used, 0)),
             "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(limits.burst_window * 1000)),
             "X-HubSpot-RateLimit-Max": str(cap),
             "X-HubSpot-RateLimit-Remaining": str(max(remaining, 0)),
+            "X-HubSpot-RateLimit-Secondly": str(secondly),
+            "X-HubSpot-RateLimit-Secondly-Remaining": str(max(secondly - this_second, 0)),
         }
 
     def _token(self, raw: bytes) -> dict[str, Any]:
@@ -474,7 +488,7 @@ class HubSpotEmulator:
                 "status": "error",
                 "message": "This app hasn't been granted all required scopes to make this call. "
                 "Read more about required scopes here: https://developers.hubspot.com/scopes.",
-                "correlationId": str(uuid.uuid4()),
+                "correlationId": correlation_id(),
                 "errors": [
                     {
                         "message": "One or more of the following scopes are required.",
@@ -668,7 +682,17 @@ class HubSpotEmulator:
         with self.store.lock:
             self._check_unique(kind, props, None)
             now = iso_now()
-            obj = self.store.put(kind, self.store.new_id(), props, now, now)
+            # created through the API by an app: HubSpot records the app as the source
+            source = {
+                name: value
+                for name, value in (
+                    ("hs_object_source", "INTEGRATION"),
+                    ("hs_object_source_id", str(APP_ID)),
+                    ("hs_object_source_label", "INTEGRATION"),
+                )
+                if self.store.has_property(kind, name)
+            }
+            obj = self.store.put(kind, self.store.new_id(), {**props, **source}, now, now)
             obj.indexed_at = self.clock() + self.search_lag
             return obj
 
@@ -1137,7 +1161,7 @@ def validation_error(problems: list[tuple[str, str, str]], portal_id: int) -> di
     return {
         "status": "error",
         "message": "Property values were not valid: " + json.dumps(results, separators=(",", ":")),
-        "correlationId": str(uuid.uuid4()),
+        "correlationId": correlation_id(),
         "errors": [
             {"message": message, "code": code, "context": {"propertyName": [name]}}
             for name, code, message in problems
@@ -1159,10 +1183,19 @@ def rate_limit_body(policy: str) -> dict[str, Any]:
         "status": "error",
         "message": f"You have reached your {names.get(policy, policy.lower())} limit.",
         "errorType": "RATE_LIMIT",
-        "correlationId": str(uuid.uuid4()),
+        "correlationId": correlation_id(),
         "policyName": policy,
         "groupName": "publicapi:private-app",
     }
+
+
+def correlation_id() -> str:
+    """A time-ordered UUID (version 7) as HubSpot's correlation ids are ("019ce0f9-4f0b-7879-...")."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | secrets.randbits(80)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 def iso_now() -> str:

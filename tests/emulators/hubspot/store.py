@@ -17,7 +17,9 @@ objects and properties, plus the custom properties the portal profile has):
 from __future__ import annotations
 
 import datetime as dt
+import html
 import itertools
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable
@@ -129,6 +131,17 @@ def iso(value: dt.datetime) -> str:
     """HubSpot's datetime format: UTC with milliseconds and `Z`."""
     utc = value.astimezone(dt.UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+PREVIEW_CHARS = 10_000
+"""Where a note's `hs_body_preview` is cut. HubSpot documents no length: an assumption, far above
+anything callmatch writes (the recording's short note is not truncated)."""
+
+
+def note_preview(body: str) -> tuple[str, bool]:
+    """A note body as HubSpot previews it: tags dropped, entities decoded, white space folded."""
+    text = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", body)).split())
+    return text[:PREVIEW_CHARS], len(text) > PREVIEW_CHARS
 
 
 def company_domain(value: str) -> str:
@@ -376,6 +389,10 @@ class Store:
             if kind in ENGAGEMENTS:
                 obj.properties.setdefault("hs_createdate", created)
             obj.properties.setdefault("hs_lastmodifieddate", updated)
+            if obj.properties.get("hubspot_owner_id") and self.has_property(
+                kind, "hubspot_owner_assigneddate"
+            ):
+                obj.properties.setdefault("hubspot_owner_assigneddate", created)
             self._calculate(obj)
             self.objects[kind][object_id] = obj
             return obj
@@ -385,15 +402,23 @@ class Store:
             obj = self.objects[kind].get(object_id)
             if obj is None:
                 return None
+            owner = obj.properties.get("hubspot_owner_id", "")
             obj.properties.update({k: "" if v is None else str(v) for k, v in props.items()})
             obj.properties["hs_lastmodifieddate"] = now
+            if obj.properties.get("hubspot_owner_id", "") != owner and self.has_property(
+                kind, "hubspot_owner_assigneddate"
+            ):
+                obj.properties["hubspot_owner_assigneddate"] = now
             obj.updated_at = now
             self._calculate(obj)
             return obj
 
     def _calculate(self, obj: HsObject) -> None:
         """HubSpot's calculated properties that depend on others: the searchable phone digits
-        (see `search.searchable_phone`)."""
+        (see `search.searchable_phone`); an activity's coordinates, owners and note preview."""
+        if obj.type in ENGAGEMENTS:
+            self._calculate_activity(obj)
+            return
         if obj.type != "contacts":
             return
         for source, target in (
@@ -405,6 +430,31 @@ class Store:
                 obj.properties[target] = digits
             else:
                 obj.properties.pop(target, None)
+
+    def _calculate_activity(self, obj: HsObject) -> None:
+        """What HubSpot computes on a call, meeting or note (the recorded new note carries them):
+        `hs_obj_coords` (portal-independent "type-id" form), the owner ids and their users' ids,
+        and for a note the plain-text / HTML preview of its body."""
+        props = obj.properties
+        type_id = next(t for t, k in TYPE_IDS.items() if k == obj.type)
+        props["hs_obj_coords"] = f"{type_id}-{obj.id}"
+        owner_id = props.get("hubspot_owner_id", "")
+        owner = next((o for o in self.owners if str(o.get("id")) == owner_id), None) if owner_id else None
+        for name, value in (
+            ("hs_all_owner_ids", owner_id),
+            ("hs_user_ids_of_all_owners", str(owner.get("userId", "")) if owner else ""),
+        ):
+            if value:
+                props[name] = value
+            else:
+                props.pop(name, None)  # unset, as HubSpot leaves it without an owner
+        if obj.type == "notes":
+            text, truncated = note_preview(props.get("hs_note_body", ""))
+            props["hs_body_preview"] = text
+            props["hs_body_preview_html"] = (
+                f"<html>\n<head></head>\n<body>\n{props.get('hs_note_body', '')}\n</body>\n</html>"
+            )
+            props["hs_body_preview_is_truncated"] = "true" if truncated else "false"
 
     def link(
         self,

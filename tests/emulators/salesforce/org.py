@@ -88,14 +88,81 @@ class SObjectType:
         return self.info.get(name) or FieldInfo(self.fields[name])
 
 
-_SYSTEM = {"Id": "id", "CreatedDate": "datetime", "LastModifiedDate": "datetime", "IsDeleted": "boolean"}
+_SYSTEM = {
+    "Id": "id",
+    "CreatedDate": "datetime",
+    "LastModifiedDate": "datetime",
+    "SystemModstamp": "datetime",
+    "IsDeleted": "boolean",
+}
+"""System fields every object has (Object Reference, "System Fields"); SystemModstamp moves on
+every write, by a user or an automated process, and is never earlier than LastModifiedDate."""
 _SYSTEM_INFO = {
     "Id": FieldInfo("id", length=18, id_lookup=True, createable=False, updateable=False, nillable=False),
     "CreatedDate": FieldInfo("datetime", createable=False, updateable=False, nillable=False),
     "LastModifiedDate": FieldInfo("datetime", createable=False, updateable=False, nillable=False),
+    "SystemModstamp": FieldInfo("datetime", createable=False, updateable=False, nillable=False),
     "IsDeleted": FieldInfo("boolean", createable=False, updateable=False, nillable=False),
 }
-_LENGTHS = {"string": 255, "email": 80, "phone": 40, "url": 255, "textarea": 255, "id": 18, "reference": 18}
+PICKLIST_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Account", "Type"): (
+        "Prospect",
+        "Customer - Direct",
+        "Customer - Channel",
+        "Channel Partner / Reseller",
+        "Installation Partner",
+        "Technology Partner",
+        "Other",
+    ),
+    ("Account", "Industry"): (
+        "Agriculture",
+        "Apparel",
+        "Banking",
+        "Biotechnology",
+        "Chemicals",
+        "Communications",
+        "Construction",
+        "Consulting",
+        "Education",
+        "Electronics",
+        "Energy",
+        "Engineering",
+        "Entertainment",
+        "Environmental",
+        "Finance",
+        "Food & Beverage",
+        "Government",
+        "Healthcare",
+        "Hospitality",
+        "Insurance",
+        "Machinery",
+        "Manufacturing",
+        "Media",
+        "Not For Profit",
+        "Other",
+        "Recreation",
+        "Retail",
+        "Shipping",
+        "Technology",
+        "Telecommunications",
+        "Transportation",
+        "Utilities",
+    ),
+    ("Account", "Ownership"): ("Public", "Private", "Subsidiary", "Other"),
+    ("Account", "Rating"): ("Hot", "Warm", "Cold"),
+    ("Account", "AccountSource"): ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other"),
+}
+"""A new org's default values of the standard picklists (unrestricted: the API stores any value)."""
+_LENGTHS = {
+    "string": 255,
+    "email": 80,
+    "phone": 40,
+    "url": 255,
+    "textarea": 255,
+    "picklist": 255,
+    "id": 18,
+    "reference": 18,
+}
 _READ_ONLY = {
     "Contact": ("Name",),
     "Lead": ("Name", "IsConverted"),
@@ -103,7 +170,47 @@ _READ_ONLY = {
     "Opportunity": ("IsClosed", "IsWon"),
     "PermissionSet": ("IsOwnedByProfile", "ProfileId"),
 }
-_NOT_FILTERABLE = {"Task": ("Description",), "Event": ("Description",)}
+_NOT_FILTERABLE = {"Task": ("Description",), "Event": ("Description",), "Account": ("Description",)}
+_STANDARD_LENGTHS = {
+    "Account": {
+        "AccountNumber": 40,
+        "Site": 80,
+        "Sic": 20,
+        "TickerSymbol": 20,
+        "BillingCity": 40,
+        "BillingState": 80,
+        "BillingPostalCode": 20,
+        "BillingCountry": 80,
+        "ShippingCity": 40,
+        "ShippingState": 80,
+        "ShippingPostalCode": 20,
+        "ShippingCountry": 80,
+        "Description": 32000,
+    }
+}
+"""Standard field lengths (Object Reference) where they differ from their type's usual one."""
+_ACCOUNT_STANDARD = {
+    "AccountNumber": "string",
+    "Type": "picklist",
+    "Industry": "picklist",
+    "Site": "string",
+    "Sic": "string",
+    "TickerSymbol": "string",
+    "Ownership": "picklist",
+    "Rating": "picklist",
+    "AccountSource": "picklist",
+    "AnnualRevenue": "currency",
+    "NumberOfEmployees": "int",
+    "Description": "textarea",
+    **{
+        f"{kind}{part}": "textarea" if part == "Street" else "string"
+        for kind in ("Billing", "Shipping")
+        for part in ("Street", "City", "State", "PostalCode", "Country")
+    },
+}
+"""Account's standard fields beyond those the matcher reads, present in every org (not optional).
+Left out: the compound BillingAddress/ShippingAddress, geocodes and state/country code picklists
+(those need State and Country Picklists), and Data.com / D&B fields."""
 _ID_LOOKUP = {
     "Contact": ("Email",),
     "Lead": ("Email",),
@@ -177,7 +284,7 @@ def _object(name: str, prefix: str, fields: dict[str, str], **kwargs: Any) -> SO
     for field_name, kind in fields.items():
         info[field_name] = FieldInfo(
             kind,
-            length=_LENGTHS.get(kind, 0),
+            length=_STANDARD_LENGTHS.get(name, {}).get(field_name, _LENGTHS.get(kind, 0)),
             id_lookup=field_name in _ID_LOOKUP.get(name, ()),
             createable=field_name not in _READ_ONLY.get(name, ()),
             updateable=field_name not in _READ_ONLY.get(name, ()),
@@ -264,6 +371,7 @@ def build_schema(
                 "Phone": "phone",
                 "Fax": "phone",
                 "OwnerId": "reference",
+                **_ACCOUNT_STANDARD,
                 **fields_of(account_custom),
             },
             references=dict(owner),
@@ -858,6 +966,8 @@ class Org:
                 record["CreatedDate"] = now
             if "LastModifiedDate" not in values:
                 record["LastModifiedDate"] = record["CreatedDate"] or now
+            if "SystemModstamp" not in values:
+                record["SystemModstamp"] = record["LastModifiedDate"] or now
             record["IsDeleted"] = False
             self.records[sobject.name][record_id] = record
             self.object_of[record_id] = sobject.name
@@ -907,7 +1017,7 @@ class Org:
                 )
             for key, value in values.items():
                 record[sobject.canonical(key) or key] = value
-            record["LastModifiedDate"] = self.clock()
+            record["LastModifiedDate"] = record["SystemModstamp"] = self.clock()
             if sobject.name in _SECURITY_OBJECTS:
                 self._rebuild()
 
@@ -918,6 +1028,7 @@ class Org:
             if record is None or record["IsDeleted"]:
                 raise OrgError(404, "ENTITY_IS_DELETED", "entity is deleted")
             record["IsDeleted"] = True
+            record["SystemModstamp"] = self.clock()  # a delete is a write: replication sees it by this stamp
             if sobject.name in _SECURITY_OBJECTS:
                 self._rebuild()
 
@@ -953,6 +1064,7 @@ class Org:
                     "AccountId": (self.get(str(row.get("RelationId"))) or {}).get("AccountId"),
                     "CreatedDate": row.get("CreatedDate"),
                     "LastModifiedDate": row.get("LastModifiedDate"),
+                    "SystemModstamp": row.get("SystemModstamp"),
                     "IsDeleted": False,
                 }
             )
@@ -1345,6 +1457,7 @@ def _check_literal(path: str, kind: str | None, literal: Literal) -> None:
         "boolean": "boolean",
         "int": "number",
         "double": "number",
+        "currency": "number",
     }
     want = expected.get(kind)
     if want is None:

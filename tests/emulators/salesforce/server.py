@@ -45,6 +45,7 @@ from tests.emulators.salesforce.org import (
     API_USER_ID,
     API_USERNAME,
     ORG_ID,
+    PICKLIST_VALUES,
     Org,
     OrgError,
     RecordData,
@@ -1019,11 +1020,21 @@ def describe(emulator: SalesforceEmulator, object_name: str, version: str = API_
                     "updateable": info.updateable,
                     "filterable": info.filterable,
                     "sortable": info.filterable,
-                    "groupable": info.filterable and kind not in ("datetime", "double"),
+                    "groupable": info.filterable and kind not in ("datetime", "double", "currency"),
                     "nillable": info.nillable,
                     "defaultedOnCreate": kind == "boolean"
-                    or name in ("Id", "CreatedDate", "LastModifiedDate"),
+                    or name in ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"),
                     "length": info.length,
+                    "picklistValues": [
+                        {
+                            "active": True,
+                            "defaultValue": False,
+                            "label": value,
+                            "validFor": None,
+                            "value": value,
+                        }
+                        for value in PICKLIST_VALUES.get((sobject.name, name), ())
+                    ],
                     "referenceTo": list(ref.targets) if ref else [],
                     "relationshipName": ref.relationship if ref else None,
                     "polymorphicForeignKey": bool(ref and len(ref.targets) > 1),
@@ -1053,6 +1064,7 @@ _SOAP_TYPES = {
     "boolean": "xsd:boolean",
     "int": "xsd:int",
     "double": "xsd:double",
+    "currency": "xsd:double",
     "date": "xsd:date",
     "datetime": "xsd:dateTime",
 }

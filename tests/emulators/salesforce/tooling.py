@@ -123,6 +123,7 @@ def _custom_field_type() -> SObjectType:
         "Metadata": "metadata",
         "CreatedDate": "datetime",
         "LastModifiedDate": "datetime",
+        "SystemModstamp": "datetime",
         "IsDeleted": "boolean",
     }
     info = {name: FieldInfo(kind, filterable=kind != "metadata") for name, kind in names.items()}
