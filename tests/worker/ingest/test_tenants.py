@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 import yaml
 
 from tests.adapters.providers import samples
+from tests.config_example import load_example
 from worker.model import Strategy
 from worker.tenants import TenantsError, load_tenants, parse_tenants
 
@@ -33,16 +33,7 @@ def test_the_demo_secrets_come_from_the_environment_when_set():
 
 
 def test_the_documented_example_loads_with_every_option(tmp_path):
-    text = (ROOT / "config" / "tenants.example.yaml").read_text()
-    document = yaml.safe_load(text)
-    environ = {name: f"value-of-{name}" for name in re.findall(r"_env: (\w+)", text)}
-    for path in re.findall(r"_file: (/\S+)", text):
-        local = tmp_path / Path(path).name
-        local.write_text("secret-from-file\n")
-        text = text.replace(path, str(local))
-    (tmp_path / "google-push.pem").write_text(samples.public_pem(samples.GOOGLE_KEY))
-    (tmp_path / "tenants.yaml").write_text(text)
-    tenants = load_tenants(tmp_path / "tenants.yaml", environ=environ)
+    tenants, document = load_example(tmp_path, samples.public_pem(samples.GOOGLE_KEY))
     acme = tenants.tenants["acme"]
     assert document["tenants"]["acme"]["crm"]["kind"] == acme.crm.kind == "salesforce"
     assert acme.crm.credentials["client_secret"] == "secret-from-file"

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
 import redis
-import yaml
 
 from adapters.crm.hubspot import (
     HubSpotConfigError,
@@ -19,9 +17,9 @@ from adapters.crm.hubspot import (
 )
 from adapters.errors import FatalError
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal
+from tests.config_example import load_example
 from tests.emulators.hubspot import Fault
 from worker.association import associate, decide_scenario
-from worker.tenants import load_tenants
 
 
 def test_a_private_app_tenant_decides_and_writes_through_shared_redis(redis_client: redis.Redis) -> None:
@@ -92,20 +90,13 @@ def test_a_partial_batch_error_other_than_not_found_is_fatal() -> None:
 
 def test_the_documented_hubspot_tenant_builds_with_every_setting(tmp_path: Path) -> None:
     """config/tenants.example.yaml's HubSpot tenant: every setting it documents is accepted and used."""
-    text = (Path(__file__).resolve().parents[4] / "config" / "tenants.example.yaml").read_text()
-    environ = {name: f"value-of-{name}" for name in re.findall(r"_env: (\w+)", text)}
-    for path in re.findall(r"_file: (/\S+)", text):
-        local = tmp_path / Path(path).name
-        local.write_text("secret-from-file\n")
-        text = text.replace(path, str(local))
-    (tmp_path / "google-push.pem").write_text("unused")
-    (tmp_path / "tenants.yaml").write_text(text)
-    globex = load_tenants(tmp_path / "tenants.yaml", environ=environ).tenants["globex"]
+    tenants, document = load_example(tmp_path)
+    globex = tenants.tenants["globex"]
     assert globex.crm.kind == "hubspot"
     tenant = HubSpotTenant.from_config(
         "globex", globex.crm.settings, globex.crm.credentials, default_region=globex.policy.default_region
     )
-    documented = yaml.safe_load((tmp_path / "tenants.yaml").read_text())["tenants"]["globex"]["crm"]
+    documented = document["tenants"]["globex"]["crm"]
     hs = tenant.client.settings
     for name in (
         "burst_limit",

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from adapters.crm.salesforce.client import RetrySettings
 from adapters.crm.salesforce.tenant import SalesforceConfigError, SalesforceTenant
 from adapters.ratelimit import ApiBudget
 from tests.adapters.crm.salesforce.test_writeback import CALL, CRM
+from tests.config_example import load_example
 from worker.association import associate
 from worker.model import Case, Policy
-from worker.tenants import CrmConfig, RateLimit, Tenant, load_tenants
+from worker.tenants import CrmConfig, RateLimit, Tenant
 
 
 def _tenant(env, **credentials: str) -> Tenant:
@@ -80,16 +79,9 @@ def test_a_revoked_tenant_fails_clearly_on_first_use(salesforce) -> None:
 
 def test_the_documented_salesforce_tenant_builds_with_every_setting(tmp_path: Path) -> None:
     """config/tenants.example.yaml's Salesforce tenant: every setting it documents is accepted and used."""
-    text = (Path(__file__).resolve().parents[4] / "config" / "tenants.example.yaml").read_text()
-    environ = {name: f"value-of-{name}" for name in re.findall(r"_env: (\w+)", text)}
-    for path in re.findall(r"_file: (/\S+)", text):
-        local = tmp_path / Path(path).name
-        local.write_text("secret-from-file\n")
-        text = text.replace(path, str(local))
-    (tmp_path / "google-push.pem").write_text("unused")
-    (tmp_path / "tenants.yaml").write_text(text)
-    acme = load_tenants(tmp_path / "tenants.yaml", environ=environ).tenants["acme"]
-    documented = yaml.safe_load(text)["tenants"]["acme"]["crm"]
+    tenants, document = load_example(tmp_path)
+    acme = tenants.tenants["acme"]
+    documented = document["tenants"]["acme"]["crm"]
     tenant = SalesforceTenant.from_config(acme)
     settings = tenant.settings
     assert settings.api_version == documented["api_version"]
