@@ -1,8 +1,15 @@
 """Graph call records: the record, its `participants_v2` (paged), and our users' emails.
 
-Users of our own Entra tenant are internal and resolved to their mail through
-`/users/{id}`; phone participants keep their number; guests and users of other
-tenants are kept by name, which is all Graph tells about them.
+`participants_v2` already names most people: a user's `userPrincipalName` (their
+sign-in name, in practice their email; a B2B guest's `jane_acme.com#EXT#@...`
+spells the guest's own address), a phone participant's E.164 number. Only a
+user the record names by id alone is looked up with `GET /users/{id}`, and that
+lookup is best effort: without User.Read.All (403) or for a deleted user (404)
+the person is kept by name and the event notes why (its trace starts with the
+note, rule M3). Users of our Entra tenant are internal, users of other tenants
+and guests external; anonymous guests, ACS and other identities are kept by name.
+A peer-to-peer call with a phone participant has a direction: inbound when the
+phone organized it (the caller), outbound otherwise.
 
 `check` (for `callmatch doctor`) asks for a client-credentials token, reads the
 application permissions actually granted from its `roles` claim (an app with
@@ -13,12 +20,13 @@ makes one harmless request: the call records of the last hour, one per page.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from adapters.crm.readiness import Check, Status
-from adapters.errors import ExternalError
+from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import missing_scopes, probe_client, refused, wording
 from worker.events import CallEvent
@@ -30,9 +38,10 @@ from worker.ingest.apiclient import (
     shared_token,
     token_response,
 )
-from worker.ingest.webhook import Fields
-from worker.model import CallKind, Person
+from worker.ingest.webhook import MAX_ID_LENGTH, Fields
+from worker.model import CallKind, Direction, Person
 from worker.normalize import norm_email
+from worker.tenants import Tenant
 
 DEFAULT_BASE_URL = "https://graph.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com/{azure_tenant_id}/oauth2/v2.0/token"
@@ -41,7 +50,10 @@ MAX_PAGES = 50
 # Application permissions this module's calls need (Graph permissions reference): any one of each.
 NEEDED_ROLES: dict[str, tuple[str, ...]] = {
     "to read call records and their participants": ("CallRecords.Read.All",),
-    "to read our users' email": (
+}
+# Only for users a record names by id alone (no userPrincipalName): without it they stay by name.
+OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {
+    "to read the email of a user the call record names by id only": (
         "User.ReadBasic.All",
         "User.Read.All",
         "User.ReadWrite.All",
@@ -49,6 +61,10 @@ NEEDED_ROLES: dict[str, tuple[str, ...]] = {
         "Directory.ReadWrite.All",
     ),
 }
+USERS_DENIED_NOTE = (
+    "teams: GET /users/{id} answered 403 (User.Read.All not granted); emails from participants_v2 only"
+)
+USER_GONE_NOTE = "teams: GET /users/{id} answered 404 (user deleted or unknown); kept by name"
 
 
 def _token_url(ctx: FetchContext) -> str:
@@ -107,7 +123,11 @@ def permissions_fix(missing: list[tuple[str, tuple[str, ...]]]) -> str:
 
 
 def check(ctx: FetchContext) -> list[Check]:
-    """A token is issued, its roles cover what we call, and `GET /communications/callRecords` answers."""
+    """A token is issued, its roles cover what we call, and `GET /communications/callRecords` answers.
+
+    CallRecords.Read.All is required (fail without it); a user-read role is optional (warn: users a
+    record names by id only then stay without email).
+    """
     base = ctx.config.api_base_url or DEFAULT_BASE_URL
     try:
         token, _ = token_response("teams", _token_body(ctx, probe_client(ctx, base)))
@@ -115,6 +135,7 @@ def check(ctx: FetchContext) -> list[Check]:
         return [refused("teams.api", "token (client_credentials)", exc, _APP_FIX)]
     roles = granted_roles(token)
     missing = missing_scopes(roles, NEEDED_ROLES) if roles is not None else []
+    optional = missing_scopes(roles, OPTIONAL_ROLES) if roles is not None else []
     checks: list[Check] = []
     client = probe_client(
         ctx, base, auth=lambda: {"Authorization": f"Bearer {token}", "Prefer": "odata.maxpagesize=1"}
@@ -130,76 +151,171 @@ def check(ctx: FetchContext) -> list[Check]:
     except ExternalError as exc:
         fix = permissions_fix(missing) if exc.status == 403 else _APP_FIX
         checks.append(refused("teams.api", "GET /communications/callRecords", exc, fix))
+    everything = list(NEEDED_ROLES.items()) + list(OPTIONAL_ROLES.items())
     if roles is None:
         checks.append(
             Check(
                 "teams.permissions",
                 Status.WARN,
                 "the token is not a JWT: cannot read its roles",
-                "check the app's application permissions: " + wording(list(NEEDED_ROLES.items())),
+                "check the app's application permissions: " + wording(everything),
             )
         )
     elif missing:
         granted = ", ".join(sorted(roles)) or "none"
+        extra = f"; optional, not granted: {wording(optional)}" if optional else ""
         checks.append(
             Check(
                 "teams.permissions",
                 Status.FAIL,
-                f"application permissions not granted: {wording(missing)}; granted: {granted}",
+                f"application permissions not granted: {wording(missing)}{extra}; granted: {granted}",
                 permissions_fix(missing),
             )
         )
+    elif optional:
+        checks.append(
+            Check(
+                "teams.permissions",
+                Status.WARN,
+                f"optional application permission not granted: {wording(optional)}; emails come from"
+                " participants_v2 only (users named by id alone are kept by name, and the trace says so)",
+                permissions_fix(optional),
+            )
+        )
     else:
-        covered = sorted(roles.intersection(r for options in NEEDED_ROLES.values() for r in options))
+        covered = sorted(roles.intersection(r for _, options in everything for r in options))
         checks.append(Check("teams.permissions", Status.OK, f"granted: {', '.join(covered)}"))
     return checks
 
 
 class _Directory:
-    """`/users/{id}` lookups, once per user per call."""
+    """`/users/{id}` lookups, once per user per call, best effort.
+
+    403 (no user-read permission) stops asking for this call and 404 (a deleted
+    user) skips that user; each is noted once. Anything else keeps its class.
+    """
 
     def __init__(self, client: ApiClient):
         self.client = client
         self.cache: dict[str, str | None] = {}
+        self.notes: list[str] = []
+        self.denied = False
 
     def email(self, user_id: str) -> str | None:
-        if user_id not in self.cache:
+        if user_id in self.cache:
+            return self.cache[user_id]
+        if self.denied:
+            return None
+        try:
             body = self.client.get(f"/v1.0/users/{user_id}", {"$select": "mail,userPrincipalName"})
-            with reading("teams"):
-                user = Fields(body)
-                self.cache[user_id] = norm_email(user.opt_str("mail") or user.opt_str("userPrincipalName"))
+        except FatalError as exc:
+            if exc.status == 403:
+                self.denied = True
+                self._note(USERS_DENIED_NOTE)
+            elif exc.status == 404:
+                self._note(USER_GONE_NOTE)
+            else:
+                raise
+            body = {}
+        with reading("teams"):
+            user = Fields(body)
+            mail = user.opt_str("mail")
+            self.cache[user_id] = norm_email(mail) or upn_email(user.opt_str("userPrincipalName"))[0]
         return self.cache[user_id]
 
-
-def _identity(identity: Fields, our_tenant: str | None, directory: _Directory) -> tuple[Person, bool] | None:
-    """(person, internal) of one communicationsIdentitySet, or None when it names nobody."""
-    phone = identity.opt_obj("phone")
-    if phone is not None and phone.opt_str("id"):
-        return Person(phone=phone.opt_str("id"), name=phone.opt_str("displayName")), False
-    user = identity.opt_obj("user")
-    if user is not None and user.opt_str("id"):
-        name = user.opt_str("displayName")
-        tenant = user.opt_str("tenantId")
-        if our_tenant is None or tenant is None or tenant.lower() == our_tenant.lower():
-            return Person(email=directory.email(user.str_("id")), name=name), True
-        return Person(name=name), False
-    for key in ("guest", "externalUser", "acsUser", "spoolUser"):
-        other = identity.opt_obj(key)
-        if other is not None and other.opt_str("displayName"):
-            return Person(name=other.opt_str("displayName")), False
-    return None
+    def _note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
 
-def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
-    base = ctx.config.api_base_url or DEFAULT_BASE_URL
-    token = _token(ctx, ctx.client(base))
-    client = ctx.client(base, auth=token.headers, refresh=token.refresh)
-    directory = _Directory(client)
-    our_tenant = ctx.config.setting("azure_tenant_id")
-    record_path = f"/v1.0/communications/callRecords/{event.source_ref}"
-    record_body = client.get(record_path)
+def upn_email(upn: str | None) -> tuple[str | None, bool]:
+    """(email, guest) of a userPrincipalName.
+
+    A member's UPN is their sign-in address. A B2B guest's is `jane_acme.com#EXT#@ourco.onmicrosoft.com`:
+    Entra replaced the `@` of the guest's own address with `_`, and since a domain holds no `_`,
+    the last `_` before `#EXT#` is that `@`.
+    """
+    if not upn or "@" not in upn:
+        return None, False
+    local = upn.rsplit("@", 1)[0]
+    marker = local.upper().find("#EXT#")
+    if marker < 0:
+        return norm_email(upn), False
+    original = local[:marker]
+    user, _, domain = original.rpartition("_")
+    if not user or "." not in domain:
+        return None, True
+    return norm_email(f"{user}@{domain}"), True
+
+
+@dataclass(frozen=True)
+class _Who:
+    """One identity set read: the person, whether they are one of ours, whether they called by phone."""
+
+    person: Person
+    internal: bool
+    phone: bool = False
+    user_id: str | None = None
+
+
+_NAMED_ONLY = ("guest", "acsUser", "azureCommunicationServicesUser", "spoolUser", "encrypted", "externalUser")
+
+
+class _People:
+    """Reads communicationsIdentitySets: the record's own data first, `/users/{id}` only when it has no email."""
+
+    def __init__(self, tenant: Tenant, our_tenant: str | None, directory: _Directory):
+        self.tenant = tenant
+        self.our_tenant = our_tenant.lower() if our_tenant else None
+        self.directory = directory
+        self.upns: dict[str, str] = {}
+
+    def learn(self, identity: Fields) -> None:
+        """Remember each user's UPN from participants_v2, so the organizer (named by id) needs no lookup."""
+        for key in ("user", "onPremises"):
+            user = identity.opt_obj(key)
+            if user is not None and user.opt_str("id", MAX_ID_LENGTH) and user.opt_str("userPrincipalName"):
+                self.upns[user.str_("id", MAX_ID_LENGTH)] = user.str_("userPrincipalName")
+
+    def who(self, identity: Fields) -> _Who | None:
+        phone = identity.opt_obj("phone")
+        number = phone.opt_str("id") if phone is not None else None
+        for key in ("user", "onPremises"):
+            user = identity.opt_obj(key)
+            if user is not None and (user.opt_str("id", MAX_ID_LENGTH) or user.opt_str("userPrincipalName")):
+                return self._user(user, number)
+        if phone is not None and number:
+            return _Who(Person(phone=number, name=phone.opt_str("displayName")), False, phone=True)
+        for key in _NAMED_ONLY:
+            other = identity.opt_obj(key)
+            if other is not None and other.opt_str("displayName"):
+                return _Who(Person(name=other.opt_str("displayName")), False)
+        return None
+
+    def _user(self, user: Fields, number: str | None) -> _Who:
+        user_id = user.opt_str("id", MAX_ID_LENGTH)
+        tenant_id = (user.opt_str("tenantId") or "").lower() or None
+        upn = user.opt_str("userPrincipalName") or (self.upns.get(user_id) if user_id else None)
+        email, guest = upn_email(upn)
+        foreign = self.our_tenant is not None and tenant_id is not None and tenant_id != self.our_tenant
+        if email is None and user_id and not foreign and not guest:
+            email = self.directory.email(user_id)
+        if self.tenant.is_internal_email(email):
+            internal = True
+        elif guest or foreign:
+            internal = False
+        elif self.our_tenant is not None and tenant_id == self.our_tenant:
+            internal = True
+        else:  # no tenant to tell: an email outside our domains is someone else's
+            internal = email is None
+        person = Person(email=email, phone=number, name=user.opt_str("displayName"))
+        return _Who(person, internal, user_id=user_id)
+
+
+def _pages(client: ApiClient, first: str) -> list[Fields]:
+    """Every row of a Graph collection, following `@odata.nextLink` (absolute URLs)."""
     rows: list[Fields] = []
-    next_url: str | None = f"{record_path}/participants_v2"
+    next_url: str | None = first
     for _ in range(MAX_PAGES):
         if next_url is None:
             break
@@ -208,31 +324,49 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
             page = Fields(body)
             rows += page.objs("value")
             next_url = page.opt_str("@odata.nextLink")
+    return rows
+
+
+def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
+    """The call record (unreadable: fatal), its participants; user lookups best effort and noted."""
+    base = ctx.config.api_base_url or DEFAULT_BASE_URL
+    token = _token(ctx, ctx.client(base))
+    client = ctx.client(base, auth=token.headers, refresh=token.refresh)
+    directory = _Directory(client)
+    people = _People(ctx.tenant, ctx.config.setting("azure_tenant_id"), directory)
+    record_path = f"/v1.0/communications/callRecords/{event.source_ref}"
+    record_body = client.get(record_path)
+    rows = _pages(client, f"{record_path}/participants_v2")
     with reading("teams"):
         record = Fields(record_body)
-        organizer = event.organizer
+        identities = [i for i in (row.opt_obj("identity") for row in rows) if i is not None]
+        for identity in identities:
+            people.learn(identity)
         organizer_set = record.opt_obj("organizer_v2")
-        if organizer_set is not None:
-            identity = organizer_set.opt_obj("identity")
-            found = _identity(identity, our_tenant, directory) if identity is not None else None
-            if found is not None and found[1]:
-                organizer = found[0]
+        organizer_identity = organizer_set.opt_obj("identity") if organizer_set is not None else None
+        host = people.who(organizer_identity) if organizer_identity is not None else None
+        found = [w for w in (people.who(i) for i in identities) if w is not None]
+        peer_to_peer = record.opt_str("type") == "peerToPeer"
+        organizer = event.organizer
+        if host is not None and host.internal:
+            organizer = host.person
+        elif peer_to_peer:  # a PSTN caller organized it: our user on the line is the one who took it
+            organizer = next((w.person for w in found if w.internal), organizer)
+        host_id = host.user_id if host is not None and host.internal else None
         external: list[Person] = []
         internal: list[Person] = []
-        for row in rows:
-            identity = row.opt_obj("identity")
-            found = _identity(identity, our_tenant, directory) if identity is not None else None
-            if found is None:
-                continue
-            person, is_internal = found
-            if is_internal or ctx.tenant.is_internal_email(person.email):
-                if person != organizer:
-                    internal.append(person)
+        for who in found:
+            if who.internal:
+                if who.person != organizer and (host_id is None or who.user_id != host_id):
+                    internal.append(who.person)
             else:
-                external.append(person)
-        kind = CallKind.CALL if record.opt_str("type") == "peerToPeer" else CallKind.MEETING
-        return event.with_details(
-            kind=kind,
+                external.append(who.person)
+        direction = event.direction
+        if peer_to_peer and (any(w.phone for w in found) or (host is not None and host.phone)):
+            direction = Direction.INBOUND if host is not None and host.phone else Direction.OUTBOUND
+        done = event.with_details(
+            kind=CallKind.CALL if peer_to_peer else CallKind.MEETING,
+            direction=direction,
             started_at=record.iso_time("startDateTime", required=True),
             ended_at=record.iso_time("endDateTime") or event.ended_at,
             organizer=organizer,
@@ -240,3 +374,6 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
             internal=merge(event.internal, internal),
             complete=True,
         )
+    for note in directory.notes:
+        done = done.noting(note)
+    return done
