@@ -8,8 +8,10 @@ pipelines, owners, account details and daily API usage, OAuth refresh and token 
 A property the portal lacks is refused with HubSpot's 400 `PROPERTY_DOESNT_EXIST` body, a
 missing scope with 403 `MISSING_SCOPES`. It enforces the
 rolling 10-second, per-second search and daily limits with HubSpot's 429 bodies and
-`X-HubSpot-RateLimit-*` headers, checks bearer tokens (with expiry), and lets tests
-inject latency, 5xx and 429 responses. Every request is counted by route.
+`X-HubSpot-RateLimit-*` headers (with `-Secondly` beside the ten-second window), puts an
+`X-HubSpot-Correlation-Id` on every answer, computes what HubSpot computes on a created
+activity, checks bearer tokens (with expiry), and lets tests inject latency, 5xx and 429
+responses. Every request is counted by route.
 """
 
 from __future__ import annotations
