@@ -1,5 +1,12 @@
 """Aircall `call.ended`: the body's `token` equals the webhook's token (compared in constant time).
 
+Aircall signs no time, so there is no replay window: a replayed delivery carries
+the same call id and de-duplication acknowledges it without a second event.
+Captured `call.ended` bodies often carry neither `participants` nor `contact`:
+the external party is then `raw_digits` alone ("+33 6 12 34 56 78", or
+"anonymous", which is no number). The public API's call object may also list
+people under `conference_participants`; both lists are read the same way.
+
 Every string is read through `Fields`, which refuses lone surrogates, control
 characters and over-long ids; `check_event` guards the event built from them.
 """
@@ -60,28 +67,50 @@ def contact_people(contact: Fields | None, phone: str | None) -> list[Person]:
     return people
 
 
+def _participant(participant: Fields) -> tuple[str | None, Person]:
+    """(type, person) of one entry of `participants` or `conference_participants`."""
+    person = Person(
+        email=participant.opt_str("email"),
+        phone=_external_phone(participant.opt_str("phone_number")),
+        name=participant.opt_str("name"),
+    )
+    return participant.opt_str("type"), person
+
+
 def call_people(data: Fields) -> tuple[Person, list[Person], list[Person]]:
-    """(organizer, external, internal) from an Aircall call object, webhook or API."""
+    """(organizer, external, internal) from an Aircall call object, webhook or API.
+
+    `user` is the organizer; `contact` (or `raw_digits` alone) the external party;
+    `participants` and `conference_participants` add the others, Aircall users
+    (type `user`) to internal, anyone with a number or an email to external.
+    """
     user = data.opt_obj("user")
     organizer = (
         Person(email=user.opt_str("email"), name=user.opt_str("name")) if user is not None else Person()
     )
     external = contact_people(data.opt_obj("contact"), _external_phone(data.opt_str("raw_digits")))
     internal: list[Person] = []
-    for participant in data.objs("participants"):
-        kind = participant.opt_str("type")
-        person = Person(
-            phone=_external_phone(participant.opt_str("phone_number")), name=participant.opt_str("name")
-        )
-        if kind == "user":
-            internal.append(person)
-        elif person.phone and person not in external:
-            external.append(person)
+    for key in ("participants", "conference_participants"):
+        for entry in data.objs(key):
+            kind, person = _participant(entry)
+            if kind == "user":
+                if person not in internal:
+                    internal.append(person)
+            elif (person.phone or person.email) and not _known(person, external):
+                external.append(person)
     for transfer_key in ("transferred_by", "transferred_to", "assigned_to"):
         other = data.opt_obj(transfer_key)
         if other is not None and other.opt_str("email"):
             internal.append(Person(email=other.opt_str("email"), name=other.opt_str("name")))
     return organizer, external, internal
+
+
+def _known(person: Person, people: list[Person]) -> bool:
+    """The same party already listed: equal, or the same number (a contact's own line)."""
+    return any(
+        person == other or (person.phone is not None and person.phone == other.phone and not person.email)
+        for other in people
+    )
 
 
 def handle(request: WebhookRequest) -> Delivery:

@@ -1,5 +1,9 @@
 """Ringover's `GET /v2/calls/{call_id}`: the call record with its direction, numbers and user.
 
+The hangup webhook already carries the call (times, numbers, user), so the
+record only adds to it: when Ringover has no record yet (204, no body) the
+event keeps what the webhook said and notes why.
+
 `check` is doctor's one harmless request: `GET /v2/teams` (the key's own team).
 """
 
@@ -42,13 +46,14 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     client = ctx.client(ctx.config.api_base_url or DEFAULT_BASE_URL, auth=lambda: {"Authorization": key})
     body = client.get(f"/v2/calls/{event.source_ref}")
 
+    missing = f"ringover: GET /v2/calls/{event.source_ref} answered no call record; participants from the webhook only"
     if body is None:
-        return event.with_details(complete=True)
+        return event.noting(missing).with_details(complete=True)
     with reading("ringover"):
         root = Fields(body)
         calls = root.objs("call_list")
         if not calls:
-            return event.with_details(complete=True)
+            return event.noting(missing).with_details(complete=True)
         call = calls[0]
         party = external_party(call)
         found = organizer(call)

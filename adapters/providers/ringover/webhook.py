@@ -1,9 +1,14 @@
 """Ringover call `hangup`: `X-Ringover-Webhook-Signature` is an HS512 JWT signed with the webhook key.
 
-The JWT's `payload` claim is the event as Ringover signed it; a body that
-differs from it is refused, so nothing unsigned is ever enqueued. Nothing else
-is taken from the claims: the event's strings are read from the body through
-`Fields` (no lone surrogates, no control characters, ids of at most 255).
+The JWT's claims come in two shapes: `{url, payload, iat}` (the event under
+`payload`) or the flat event itself with `iat` beside its keys. Either way the
+signed event must equal the body, so nothing unsigned is ever enqueued. `iat`
+is the replay window: a token issued more than five minutes ago (or more than
+`MAX_FUTURE` ahead of our clock) is 401, and a token without `iat` has no window
+and is refused too. Nothing else is taken from the claims: the event's strings
+are read from the body through `Fields` (no lone surrogates, no control
+characters, ids of at most 255). The documented hangup sends its flags
+(`is_internal`, `is_anonymous`, ...) as 0/1; booleans are accepted as well.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from worker.model import CallKind, Direction, Person
 
 PROVIDER = "ringover"
 SIGNATURE_HEADER = "x-ringover-webhook-signature"
+MAX_AGE = dt.timedelta(minutes=5)
+MAX_FUTURE = dt.timedelta(seconds=30)
+# Registered JWT claims and the envelope's `url`: never part of a flat-signed event.
+_CLAIMS = frozenset({"iat", "exp", "nbf", "iss", "aud", "sub", "jti", "url"})
 
 
 def verify_signature(token: str | None, secrets: tuple[str, ...], now: dt.datetime) -> dict[str, Any]:
@@ -57,6 +66,42 @@ def _canonical(value: object) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     except (RecursionError, ValueError):  # nesting that json.loads took but dumps cannot
         raise PayloadError("nested too deeply", "(body)") from None
+
+
+def check_issued(claims: dict[str, Any], now: dt.datetime) -> None:
+    """401 unless `iat` is within the last five minutes (and not ahead of us by more than `MAX_FUTURE`)."""
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
+        raise SignatureError("signature carries no iat", SIGNATURE_HEADER)
+    if not 0 <= iat < 253402300800:
+        raise SignatureError("signature iat is not a time", SIGNATURE_HEADER)
+    issued = dt.datetime.fromtimestamp(iat, dt.UTC)
+    if now - issued > MAX_AGE:
+        raise SignatureError("signature issued more than 5 minutes ago", SIGNATURE_HEADER)
+    if issued - now > MAX_FUTURE:
+        raise SignatureError("signature issued in the future", SIGNATURE_HEADER)
+
+
+def signed_event(claims: dict[str, Any]) -> object:
+    """The event the JWT signs: its `payload` claim, or the claims themselves less the JWT's own."""
+    if "payload" in claims:
+        payload = claims["payload"]
+        if isinstance(payload, str):  # a payload signed as JSON text
+            return load_json(payload.encode())
+        return payload
+    return {key: value for key, value in claims.items() if key not in _CLAIMS}
+
+
+def flag(data: Fields, key: str) -> bool | None:
+    """A Ringover flag: `true`/`false` or, as the documented hangup sends them, 0/1."""
+    value = data.data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return value == 1
+    raise PayloadError("expected 0, 1, true or false", data.at(key))
 
 
 def direction(value: str | None) -> Direction | None:
@@ -106,9 +151,10 @@ def organizer(data: Fields) -> Person:
 def handle(request: WebhookRequest) -> Delivery:
     claims = verify_signature(request.header(SIGNATURE_HEADER), request.config.webhook_secrets, request.now)
     body = load_json(request.body)
-    signed = claims.get("payload")
-    if signed is None:
+    signed = signed_event(claims)
+    if not signed:
         raise SignatureError("signature carries no payload", SIGNATURE_HEADER)
+    check_issued(claims, request.now)
     if _canonical(signed) != _canonical(body):
         raise SignatureError("body differs from the signed payload", SIGNATURE_HEADER)
     root = Fields(body)
@@ -118,11 +164,12 @@ def handle(request: WebhookRequest) -> Delivery:
         return Delivery(ignored="not a call hangup event")
     data = root.obj("data")
     call_id = data.ident("call_id")
-    if data.opt_bool("is_internal"):
+    if flag(data, "is_internal"):
         return Delivery(ignored="internal call")
+    anonymous = flag(data, "is_anonymous")
     started_at = data.unix_time("start_time", required=True)
     ended_at = data.unix_time("hangup_time") or data.unix_time("end_time")
-    party = external_party(data)
+    party = None if anonymous else external_party(data)
     id_path = data.at("call_id")
     return Delivery(
         events=(

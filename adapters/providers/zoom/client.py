@@ -4,6 +4,14 @@ The meeting UUID is double URL-encoded in the path (a UUID may hold `/` or `//`)
 pages are followed with `next_page_token`, and guests who gave no email are kept
 by name: a person can still recognise them in the trace.
 
+Zoom hides a guest's email in that report unless the guest registered or was
+invited. When a participant has no email, three lookups may add it, each best
+effort (a 400/403/404 answer is skipped and noted in the event, never fatal):
+the past meeting (`GET /v2/past_meetings/{uuid}`, for the meeting's numeric id),
+its registrants (`GET /v2/meetings/{id}/registrants`, paged) whose name matches
+a guest's, and its invitees (`settings.meeting_invitees` of `GET /v2/meetings/{id}`).
+Only the participants report itself is the call: its failure stays fatal.
+
 `check` (for `callmatch doctor`) asks for a token, reads the scopes the token
 response grants (`scope`) against what the calls here need, and makes one
 harmless request, `GET /v2/users/me`.
@@ -12,7 +20,8 @@ harmless request, `GET /v2/users/me`.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from adapters.crm.readiness import Check, Status
@@ -28,9 +37,11 @@ from worker.ingest.apiclient import (
     shared_token,
     token_response,
 )
-from worker.ingest.webhook import Fields
+from worker.ingest.webhook import Fields, PayloadError
 from worker.model import Person
 from worker.normalize import norm_email
+
+_T = TypeVar("_T")
 
 DEFAULT_BASE_URL = "https://api.zoom.us"
 DEFAULT_OAUTH_URL = "https://zoom.us/oauth/token"
@@ -41,6 +52,14 @@ NEEDED_SCOPES: dict[str, tuple[str, ...]] = {
     "to read past meeting participants": ("meeting:read:admin", "meeting:read:list_past_participants:admin"),
     "to read the host's email": ("user:read:admin", "user:read:user:admin"),
 }
+# What the best-effort guest lookups need; without them a guest may stay a name only.
+GUEST_SCOPES: dict[str, tuple[str, ...]] = {
+    "to find the meeting's id": ("meeting:read:admin", "meeting:read:past_meeting:admin"),
+    "to read registrants' emails": ("meeting:read:admin", "meeting:read:list_registrants:admin"),
+    "to read invitees' emails": ("meeting:read:admin", "meeting:read:meeting:admin"),
+}
+# A lookup that only adds information is skipped, and noted, when Zoom answers one of these.
+SKIPPED_STATUSES = frozenset({400, 403, 404})
 
 
 def double_encode(uuid: str) -> str:
@@ -143,38 +162,134 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     client = ctx.client(base, auth=token.headers, refresh=token.refresh)
     path = f"/v2/past_meetings/{double_encode(event.source_ref or '')}/participants"
     rows: list[Fields] = []
-    page_token = ""
-    for _ in range(MAX_PAGES):
-        params: dict[str, str | int] = {"page_size": PAGE_SIZE}
-        if page_token:
-            params["next_page_token"] = page_token
-        body = client.get(path, params)
-        with reading("zoom"):
-            page = Fields(body)
+    with reading("zoom"):
+        for page in _pages(client, path, {}):
             rows += page.objs("participants")
-            page_token = page.opt_str("next_page_token") or ""
-        if not page_token:
-            break
     if not event.organizer.email and event.organizer_ref:
         event = _with_host(event, client)
     with reading("zoom"):
-        return _event(event, ctx, rows)
+        event = _event(event, ctx, rows)
+    if any(person.email is None for person in event.participants):
+        event = _with_guests(event, ctx, client)
+    return event
+
+
+def _pages(client: ApiClient, path: str, params: dict[str, str | int]) -> Iterator[Fields]:
+    """Each page of a Zoom list, following `next_page_token` (at most `MAX_PAGES`)."""
+    page_token = ""
+    for _ in range(MAX_PAGES):
+        query: dict[str, str | int] = {**params, "page_size": PAGE_SIZE}
+        if page_token:
+            query["next_page_token"] = page_token
+        page = Fields(client.get(path, query))
+        yield page
+        page_token = page.opt_str("next_page_token") or ""
+        if not page_token:
+            return
+
+
+def _skipped(event: CallEvent, what: str, exc: FatalError, then: str) -> CallEvent:
+    """The event noting that a lookup which only adds information was refused (ids only, never emails)."""
+    code = f", code {exc.code}" if exc.code else ""
+    hint = " (a scope the app lacks)" if exc.code == MISSING_SCOPE_CODE or exc.status == 403 else ""
+    return event.noting(f"zoom: {what} answered HTTP {exc.status}{code}{hint}; {then}")
+
+
+def _optional(event: CallEvent, what: str, then: str, read: Callable[[], _T]) -> tuple[CallEvent, _T | None]:
+    """`read()` for a best-effort lookup: a refusal (400/403/404) or an unreadable answer is noted and skipped."""
+    try:
+        return event, read()
+    except FatalError as exc:
+        if exc.status not in SKIPPED_STATUSES:
+            raise
+        return _skipped(event, what, exc, then), None
+    except PayloadError as exc:
+        return event.noting(f"zoom: {what} answered unexpectedly ({exc.field}: {exc.reason}); {then}"), None
 
 
 def _with_host(event: CallEvent, client: ApiClient) -> CallEvent:
     """meeting.ended names the host by id only: `/users/{id}` gives the organizer's email."""
-    try:
-        body = client.get(f"/v2/users/{quote(event.organizer_ref or '', safe='')}")
-    except FatalError as exc:
-        if exc.status == 404:
-            return event
-        raise
-    with reading("zoom"):
-        user = Fields(body)
+
+    def read() -> Person:
+        user = Fields(client.get(f"/v2/users/{quote(event.organizer_ref or '', safe='')}"))
         first = (user.opt_str("first_name") or "").strip()
         last = (user.opt_str("last_name") or "").strip()
         name = " ".join(p for p in (first, last) if p) or None
-        return event.with_details(organizer=Person(email=norm_email(user.opt_str("email")), name=name))
+        return Person(email=norm_email(user.opt_str("email")), name=name)
+
+    what = f"GET /v2/users/{event.organizer_ref}"
+    event, host = _optional(event, what, "the organizer's email is unknown", read)
+    return event if host is None else event.with_details(organizer=host)
+
+
+def _with_guests(event: CallEvent, ctx: FetchContext, client: ApiClient) -> CallEvent:
+    """Guests' emails from the meeting's registrants and invitees, when Zoom lets us read them."""
+    uuid = double_encode(event.source_ref or "")
+
+    def meeting_id() -> str:
+        return Fields(client.get(f"/v2/past_meetings/{uuid}")).ident("id")
+
+    then = "guests' emails from the participants report only"
+    event, found = _optional(event, "GET /v2/past_meetings/{uuid}", then, meeting_id)
+    if found is None:
+        return event
+    meeting = quote(found, safe="")
+
+    def registrants() -> list[Person]:
+        people: list[Person] = []
+        for page in _pages(client, f"/v2/meetings/{meeting}/registrants", {"status": "approved"}):
+            for row in page.objs("registrants"):
+                first = (row.opt_str("first_name") or "").strip()
+                last = (row.opt_str("last_name") or "").strip()
+                name = " ".join(p for p in (first, last) if p) or None
+                people.append(Person(email=norm_email(row.opt_str("email")), name=name))
+        return people
+
+    def invitees() -> list[Person]:
+        settings = Fields(client.get(f"/v2/meetings/{meeting}")).opt_obj("settings")
+        rows = settings.objs("meeting_invitees") if settings is not None else []
+        return [Person(email=norm_email(row.opt_str("email"))) for row in rows]
+
+    event, registered = _optional(event, f"GET /v2/meetings/{found}/registrants", then, registrants)
+    event, invited = _optional(event, f"GET /v2/meetings/{found}", "invitees' emails not read", invitees)
+    return _with_people(event, ctx, registered or [], invited or [])
+
+
+def _with_people(
+    event: CallEvent, ctx: FetchContext, registered: list[Person], invited: list[Person]
+) -> CallEvent:
+    """A guest shown by name takes the email of the registrant of that name; invitees join as they are.
+
+    A registrant nobody recognises in the report is left out: registering is not attending.
+    """
+    participants = list(event.participants)
+    internal = list(event.internal)
+    organizer = norm_email(event.organizer.email)
+    known = {p.email for p in (*participants, *internal) if p.email} | ({organizer} if organizer else set())
+    for person, join_unmatched in [(p, False) for p in registered] + [(p, True) for p in invited]:
+        email = person.email
+        if not email or email in known:
+            continue
+        named = (person.name or "").casefold()
+        guest = next(
+            (
+                index
+                for index, p in enumerate(participants)
+                if p.email is None and named and (p.name or "").casefold() == named
+            ),
+            None,
+        )
+        if guest is not None:
+            participants[guest] = Person(
+                email=email, phone=participants[guest].phone, name=participants[guest].name
+            )
+        elif join_unmatched:
+            ours = email == organizer or ctx.tenant.is_internal_email(email)
+            (internal if ours else participants).append(Person(email=email, name=person.name))
+        else:
+            continue
+        known.add(email)
+    return event.with_details(participants=tuple(participants), internal=tuple(internal))
 
 
 def _event(event: CallEvent, ctx: FetchContext, rows: list[Fields]) -> CallEvent:
