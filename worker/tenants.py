@@ -35,8 +35,21 @@ _PROVIDER_SETTINGS: dict[str, tuple[str, ...]] = {
     "aircall": (),
     "ringover": (),
     "zoom": ("oauth_url",),
-    "google_meet": ("audience", "service_account", "jwks_url", "delegated_user", "token_url", "issuer"),
-    "teams": ("token_url", "azure_tenant_id"),
+    "google_meet": (
+        "audience",
+        "service_account",
+        "jwks_url",
+        "delegated_user",
+        "token_url",
+        "issuer",
+        # Workspace Events subscription (worker/subscriptions.py): the Pub/Sub topic Meet events are
+        # published to, the resource watched (a Meet space or a user), and whom the subscription acts as.
+        "pubsub_topic",
+        "events_target",
+        "events_subject",
+    ),
+    # public_url: where Graph reaches the receiver (else CALLMATCH_PUBLIC_URL), for the callRecords subscription.
+    "teams": ("token_url", "azure_tenant_id", "public_url"),
 }
 _PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
     "aircall": ("api_id", "api_token"),

@@ -24,6 +24,7 @@ from worker.ingest.webhook import (
     Fields,
     PayloadError,
     SignatureError,
+    WebhookError,
     WebhookRequest,
     check_event,
     load_json,
@@ -110,12 +111,54 @@ def _decode_data(message: Fields) -> Fields:
         raise PayloadError(exc.reason, message.at("data")) from None
 
 
+LIFECYCLE_PREFIX = "google.workspace.events.subscription.v1."
+
+
+class LifecycleUnavailable(WebhookError):
+    """The lifecycle event could not be queued: 503, Pub/Sub pushes it again."""
+
+    status = 503
+
+
+def _lifecycle(request: WebhookRequest, message: Fields, attributes: Fields, event_type: str) -> Delivery:
+    """expirationReminder, suspended, expired: queued for `callmatch.subscription_lifecycle`, acknowledged now."""
+    from worker.subscriptions import queue_lifecycle
+
+    subscription = _decode_data(message).opt_obj("subscription")
+    name = subscription.opt_str("name", MAX_ID_LENGTH) if subscription is not None else None
+    if not name:
+        subject = attributes.opt_str("ce-subject", MAX_ID_LENGTH) or ""
+        name = (
+            subject.split("//workspaceevents.googleapis.com/", 1)[-1] if "subscriptions/" in subject else ""
+        )
+    reason = None
+    if subscription is not None:
+        reason = subscription.opt_str("suspensionReason", MAX_ID_LENGTH) or subscription.opt_str(
+            "suspension_reason", MAX_ID_LENGTH
+        )
+    notice = {
+        "tenant": request.tenant.name,
+        "provider": PROVIDER,
+        "event": event_type[len(LIFECYCLE_PREFIX) :],
+        "subscription_id": name,
+    }
+    if reason:
+        notice["reason"] = reason
+    try:
+        queue_lifecycle([notice])
+    except Exception as exc:
+        raise LifecycleUnavailable(f"cannot queue the lifecycle event ({type(exc).__name__})") from None
+    return Delivery(ignored="lifecycle event queued")
+
+
 def handle(request: WebhookRequest) -> Delivery:
     verify_token(request.header("authorization"), request.config, request.now)
     root = Fields(load_json(request.body))
     message = root.obj("message")
     attributes = message.obj("attributes")
     event_type = attributes.str_("ce-type")
+    if event_type.startswith(LIFECYCLE_PREFIX):
+        return _lifecycle(request, message, attributes, event_type)
     if event_type != ENDED:
         return Delivery(ignored="not a conference ended event")
     event_id = attributes.opt_str("ce-id", MAX_ID_LENGTH)

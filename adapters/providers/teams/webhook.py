@@ -22,6 +22,7 @@ from worker.ingest.webhook import (
     Outcome,
     PayloadError,
     SignatureError,
+    WebhookError,
     WebhookRequest,
     check_event,
     check_text,
@@ -54,6 +55,34 @@ def _record_id(notification: Fields) -> tuple[str, str]:
     return check_text(record_id, path, MAX_ID_LENGTH), path
 
 
+class LifecycleUnavailable(WebhookError):
+    """The lifecycle notification could not be queued: 503, Graph sends it again."""
+
+    status = 503
+
+
+def _lifecycle_notice(request: WebhookRequest, notification: Fields) -> dict[str, str]:
+    """reauthorizationRequired, subscriptionRemoved or missed, for `callmatch.subscription_lifecycle`."""
+    return {
+        "tenant": request.tenant.name,
+        "provider": PROVIDER,
+        "event": notification.str_("lifecycleEvent", MAX_ID_LENGTH),
+        "subscription_id": notification.str_("subscriptionId", MAX_ID_LENGTH),
+    }
+
+
+def _queue_lifecycle(notices: list[dict[str, str]]) -> None:
+    """Only queued here (a worker renews, recreates or lists the gap), so Graph gets its answer at once."""
+    from worker.subscriptions import queue_lifecycle
+
+    try:
+        queue_lifecycle(notices)
+    except Exception as exc:
+        raise LifecycleUnavailable(
+            f"cannot queue the lifecycle notification ({type(exc).__name__})"
+        ) from None
+
+
 def handle(request: WebhookRequest) -> Outcome:
     token = request.query.get("validationToken")
     if token is not None:
@@ -66,8 +95,10 @@ def handle(request: WebhookRequest) -> Outcome:
     for notification in notifications:
         verify_client_state(notification.opt_str("clientState"), secrets, notification.at("clientState"))
     events: list[CallEvent] = []
+    lifecycle: list[dict[str, str]] = []
     for notification in notifications:
         if notification.data.get("lifecycleEvent") is not None:
+            lifecycle.append(_lifecycle_notice(request, notification))
             continue
         change = notification.str_("changeType")
         record_id, path = _record_id(notification)
@@ -87,6 +118,10 @@ def handle(request: WebhookRequest) -> Outcome:
                 {"call_id": path, "event_id": path, "source_ref": path},
             )
         )
+    if lifecycle:
+        _queue_lifecycle(lifecycle)
     if not events:
-        return Delivery(ignored="no call record notification")
+        return Delivery(
+            ignored="lifecycle notification queued" if lifecycle else "no call record notification"
+        )
     return Delivery(events=tuple(events))

@@ -1,0 +1,136 @@
+"""The Google Workspace Events subscription that publishes Meet's conference-ended events to Pub/Sub.
+
+The subscription watches `events_target`: a Meet space (`//meet.googleapis.com/spaces/{space}`)
+or a user (`//cloudidentity.googleapis.com/users/{id}`: the spaces that user owns), and
+publishes to `pubsub_topic`, whose push subscription delivers to our receiver. Without the
+resource in the payload Google keeps a Meet subscription at most 7 days, so
+`worker.subscriptions` renews it (`PATCH subscriptions/{id}?updateMask=ttl`). Create, update
+and reactivate answer a long-running Operation whose `response` is the subscription.
+
+Lifecycle events reach the same topic as CloudEvents (`ce-type`): expirationReminder
+(12 h and 1 h before expiry: renew), suspended (an error stopped delivery: reactivate once
+fixed) and expired (the subscription is deleted: create a new one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.errors import FatalError, RetryableError
+from adapters.providers.google_meet.client import _Google
+from adapters.providers.teams.subscriptions import JsonClient
+from worker.ingest.apiclient import FetchContext, provider_limiter, reading
+from worker.ingest.webhook import MAX_ID_LENGTH, Fields
+
+SERVICE = "google_meet"
+EVENTS_URL = "https://workspaceevents.googleapis.com"
+EVENT_TYPES = ("google.workspace.meet.conference.v2.ended",)
+LIFECYCLE_PREFIX = "google.workspace.events.subscription.v1."
+EXPIRATION_REMINDER = LIFECYCLE_PREFIX + "expirationReminder"
+SUSPENDED = LIFECYCLE_PREFIX + "suspended"
+EXPIRED = LIFECYCLE_PREFIX + "expired"
+MAX_LIFETIME = dt.timedelta(days=7)
+TARGET_PREFIXES = ("//meet.googleapis.com/spaces/", "//cloudidentity.googleapis.com/users/")
+OPERATION_POLLS = 5
+
+
+@dataclass(frozen=True)
+class WorkspaceSubscription:
+    name: str
+    target: str
+    expires_at: dt.datetime
+    state: str  # ACTIVE, SUSPENDED, DELETED
+    suspension_reason: str | None = None
+
+
+def client(ctx: FetchContext) -> JsonClient:
+    """A JSON client on the Workspace Events API, with a token as `events_subject` (or `delegated_user`)."""
+    google = _Google(ctx)
+    subject = ctx.config.setting("events_subject") or ctx.config.setting("delegated_user")
+    token = google._token(subject or google.key["client_email"])
+    return JsonClient(
+        SERVICE,
+        ctx.config.api_base_url or EVENTS_URL,
+        auth=token.headers,
+        refresh=token.refresh,
+        limiter=provider_limiter(ctx.config, ctx.tenant.name, ctx.redis_client),
+        session=ctx.session,
+        sleep=ctx.sleep,
+    )
+
+
+def _subscription(body: object) -> WorkspaceSubscription:
+    with reading(SERVICE):
+        fields = Fields(body)
+        expires = fields.iso_time("expireTime", required=True)
+        assert expires is not None
+        return WorkspaceSubscription(
+            name=fields.str_("name", MAX_ID_LENGTH),
+            target=fields.str_("targetResource"),
+            expires_at=expires,
+            state=fields.opt_str("state") or "ACTIVE",
+            suspension_reason=fields.opt_str("suspensionReason"),
+        )
+
+
+def _done(api: JsonClient, operation: Any) -> WorkspaceSubscription:
+    """The subscription an Operation ends with (polled a few times when not done yet)."""
+    for _ in range(OPERATION_POLLS):
+        with reading(SERVICE):
+            fields = Fields(operation)
+            done = fields.opt_bool("done") is True
+            error = fields.opt_obj("error")
+            name = fields.str_("name")
+        if error is not None:
+            raise FatalError(SERVICE, f"operation failed: {error.opt_str('message') or 'no message'}")
+        if done:
+            with reading(SERVICE):
+                return _subscription(fields.obj("response").data)
+        api._sleep(1.0)
+        operation = api.get(f"/v1/{name}")
+    raise RetryableError(SERVICE, "operation not done yet")
+
+
+def create(api: JsonClient, target: str, topic: str) -> WorkspaceSubscription:
+    body = api.send(
+        "POST",
+        "/v1/subscriptions",
+        {
+            "targetResource": target,
+            "eventTypes": list(EVENT_TYPES),
+            "notificationEndpoint": {"pubsubTopic": topic},
+            "payloadOptions": {"includeResource": False},
+            "ttl": f"{int(MAX_LIFETIME.total_seconds())}s",
+        },
+    )
+    return _done(api, body)
+
+
+def renew(api: JsonClient, name: str) -> WorkspaceSubscription:
+    """The longest lifetime again (`ttl`); what an expirationReminder asks for."""
+    body = api.send("PATCH", f"/v1/{name}?updateMask=ttl", {"ttl": f"{int(MAX_LIFETIME.total_seconds())}s"})
+    return _done(api, body)
+
+
+def reactivate(api: JsonClient, name: str) -> WorkspaceSubscription:
+    """Refused (FatalError, 400 FAILED_PRECONDITION) while the cause of the suspension remains."""
+    return _done(api, api.send("POST", f"/v1/{name}:reactivate", {}))
+
+
+def get(api: JsonClient, name: str) -> WorkspaceSubscription | None:
+    try:
+        return _subscription(api.get(f"/v1/{name}"))
+    except FatalError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def delete(api: JsonClient, name: str) -> None:
+    try:
+        api.send("DELETE", f"/v1/{name}")
+    except FatalError as exc:
+        if exc.status != 404:
+            raise

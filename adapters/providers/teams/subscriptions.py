@@ -1,0 +1,148 @@
+"""The Graph subscription on `communications/callRecords`: create, renew, delete, and the records of a gap.
+
+Graph only notifies while a subscription lives, and a callRecords subscription
+lives at most 4230 minutes (under 3 days; Graph answers 400 beyond), so
+`worker.subscriptions` renews it with `PATCH /subscriptions/{id}` well before it
+lapses. The same PATCH answers a `reauthorizationRequired` lifecycle notification.
+After `missed`, the call records of the gap are listed with
+`GET /communications/callRecords?$filter=startDateTime ge ... and startDateTime lt ...`
+(the list filters on `startDateTime` with lt/le/gt/ge only, and keeps 30 days).
+Every call needs the application permission CallRecords.Read.All.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.errors import FatalError
+from adapters.providers.teams.client import DEFAULT_BASE_URL, _token
+from adapters.retry import call_with_retries
+from worker.ingest.apiclient import ApiClient, FetchContext, provider_limiter, reading
+from worker.ingest.webhook import MAX_ID_LENGTH, Fields
+
+SERVICE = "teams"
+RESOURCE = "communications/callRecords"
+CHANGE_TYPE = "created"
+MAX_LIFETIME = dt.timedelta(minutes=4230)
+# Asked for a little under Graph's maximum, so a clock a few minutes ahead of Graph's is not refused.
+LIFETIME = MAX_LIFETIME - dt.timedelta(minutes=10)
+RECORDS_KEPT = dt.timedelta(days=30)
+MAX_PAGES = 100
+
+
+@dataclass(frozen=True)
+class GraphSubscription:
+    id: str
+    resource: str
+    expires_at: dt.datetime
+
+
+class JsonClient(ApiClient):
+    """ApiClient with JSON writes (POST, PATCH, DELETE), retried and classified like its GETs."""
+
+    def send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        url = self.url(path)
+
+        def once() -> Any:
+            headers = dict(self._auth()) if self._auth else {}
+            return self._send(method, url, json=body, headers=headers)
+
+        return call_with_retries(
+            once,
+            service=self.service,
+            max_attempts=self._max_attempts,
+            refresh=self._refresh,
+            sleep=self._sleep,
+            max_total_wait=self._max_total_wait,
+        )
+
+
+def client(ctx: FetchContext) -> JsonClient:
+    base = ctx.config.api_base_url or DEFAULT_BASE_URL
+    token = _token(ctx, ctx.client(base))
+    return JsonClient(
+        SERVICE,
+        base,
+        auth=token.headers,
+        refresh=token.refresh,
+        limiter=provider_limiter(ctx.config, ctx.tenant.name, ctx.redis_client),
+        session=ctx.session,
+        sleep=ctx.sleep,
+    )
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def notification_url(public_url: str, tenant: str) -> str:
+    return f"{public_url.rstrip('/')}/webhooks/{tenant}/teams"
+
+
+def _subscription(body: object) -> GraphSubscription:
+    with reading(SERVICE):
+        fields = Fields(body)
+        expires = fields.iso_time("expirationDateTime", required=True)
+        assert expires is not None
+        return GraphSubscription(fields.str_("id", MAX_ID_LENGTH), fields.str_("resource"), expires)
+
+
+def create(api: JsonClient, url: str, client_state: str, now: dt.datetime) -> GraphSubscription:
+    """One subscription; notifications and lifecycle notifications both go to `url` (Graph validates it)."""
+    body = api.send(
+        "POST",
+        "/v1.0/subscriptions",
+        {
+            "changeType": CHANGE_TYPE,
+            "notificationUrl": url,
+            "lifecycleNotificationUrl": url,
+            "resource": RESOURCE,
+            "expirationDateTime": iso(now + LIFETIME),
+            "clientState": client_state,
+            "latestSupportedTlsVersion": "v1_2",
+        },
+    )
+    return _subscription(body)
+
+
+def renew(api: JsonClient, subscription_id: str, now: dt.datetime) -> GraphSubscription:
+    """A new expiry; also what reauthorizes a subscription after `reauthorizationRequired`."""
+    body = api.send(
+        "PATCH", f"/v1.0/subscriptions/{subscription_id}", {"expirationDateTime": iso(now + LIFETIME)}
+    )
+    return _subscription(body)
+
+
+def delete(api: JsonClient, subscription_id: str) -> None:
+    """Gone already (404) is as good as deleted."""
+    try:
+        api.send("DELETE", f"/v1.0/subscriptions/{subscription_id}")
+    except FatalError as exc:
+        if exc.status != 404:
+            raise
+
+
+def records_between(api: JsonClient, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """Ids of the call records that started in [start, end), following @odata.nextLink."""
+    start = max(start, end - RECORDS_KEPT)
+    since = start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = end.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    params: dict[str, str | int] | None = {
+        "$select": "id,startDateTime",
+        "$filter": f"startDateTime ge {since} and startDateTime lt {until}",
+    }
+    next_url: str | None = f"/v1.0/{RESOURCE}"
+    ids: list[str] = []
+    for _ in range(MAX_PAGES):
+        if next_url is None:
+            break
+        body = api.get(next_url, params)
+        params = None  # the nextLink carries the query
+        with reading(SERVICE):
+            page = Fields(body)
+            ids += [row.str_("id", MAX_ID_LENGTH) for row in page.objs("value")]
+            next_url = page.opt_str("@odata.nextLink")
+    return list(dict.fromkeys(ids))
