@@ -4,8 +4,9 @@
 - Ringover `GET /v2/calls/{id}` and `GET /v2/teams` (Authorization: the API key)
 - Zoom `POST /oauth/token` (account_credentials; the response's `scope` lists the app's scopes),
   `GET /v2/past_meetings/{uuid}/participants` (the UUID double-encoded; paged by next_page_token)
-  and `GET /v2/users/{id}` (`me`: the account owner); a token without the scope a route needs
-  gets Zoom's 400 code 4711 "does not contain scopes"
+  and `GET /v2/users/{id}` (`me`: the account owner); past meeting details, meetings (with
+  `settings.meeting_invitees`) and their registrants (paged by next_page_token); a token without
+  the scope a route needs gets Zoom's 400 code 4711 "does not contain scopes"
 - Google `POST /token` (JWT bearer grant, the assertion checked against the service account key;
   a subject whose requested scopes domain-wide delegation does not cover gets 401
   `unauthorized_client`), Meet `conferenceRecords` (list and get), `participants`, `spaces`,
@@ -59,6 +60,11 @@ class State:
     zoom_owner: dict[str, Any] = field(
         default_factory=lambda: {"id": "KDcuGIm1QgePTO8WbOqwIQ", "email": "owner@ourco.com", "type": 2}
     )
+    # Past meeting details by UUID (`id` is the numeric meeting id), meetings by id (with
+    # `settings.meeting_invitees`) and their registrants by meeting id.
+    zoom_past_meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    zoom_meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    zoom_registrants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     google_public_key: str = ""
     google_jwks: dict[str, Any] = field(default_factory=dict)
     google_client_email: str = ""
@@ -315,6 +321,48 @@ def zoom_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> 
     return user
 
 
+ZOOM_PAST_MEETING = ("meeting:read:past_meeting:admin", "meeting:read:admin")
+ZOOM_MEETING = ("meeting:read:meeting:admin", "meeting:read:admin")
+ZOOM_REGISTRANTS = ("meeting:read:list_registrants:admin", "meeting:read:admin")
+
+
+def zoom_past_meeting(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    """`GET /past_meetings/{meetingUUID}` (UUID double-encoded): the meeting's details, numeric `id` included."""
+    _zoom_scopes(emu, request, ZOOM_PAST_MEETING)
+    meeting = emu.state.zoom_past_meetings.get(unquote(unquote(match["uuid"])))
+    if meeting is None:
+        raise _Reply(404, {"code": 3001, "message": "Meeting does not exist."})
+    return meeting
+
+
+def zoom_meeting(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    """`GET /meetings/{meetingId}`: the meeting with its settings (`meeting_invitees`)."""
+    _zoom_scopes(emu, request, ZOOM_MEETING)
+    meeting = emu.state.zoom_meetings.get(match["id"])
+    if meeting is None:
+        raise _Reply(404, {"code": 3001, "message": "Meeting does not exist."})
+    return meeting
+
+
+def zoom_registrants(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    """`GET /meetings/{meetingId}/registrants`: paged by `next_page_token`, filtered by `status`."""
+    _zoom_scopes(emu, request, ZOOM_REGISTRANTS)
+    if match["id"] not in emu.state.zoom_meetings:
+        raise _Reply(404, {"code": 3001, "message": "Meeting does not exist."})
+    status = request.query.get("status", "approved")
+    rows = [
+        r for r in emu.state.zoom_registrants.get(match["id"], []) if r.get("status", "approved") == status
+    ]
+    chunk, following = _page(rows, request, "page_size", "next_page_token")
+    return {
+        "page_count": -(-len(rows) // int(request.query.get("page_size", "30"))),
+        "page_size": int(request.query.get("page_size", "30")),
+        "total_records": len(rows),
+        "next_page_token": following,
+        "registrants": chunk,
+    }
+
+
 # -- Google -----------------------------------------------------------------------------
 
 
@@ -506,4 +554,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
         graph_participants,
     ),
     ("GET", re.compile(r"/v1\.0/users/(?P<id>[^/]+)"), graph_user),
+    ("GET", re.compile(r"/v2/past_meetings/(?P<uuid>[^/]+)"), zoom_past_meeting),
+    ("GET", re.compile(r"/v2/meetings/(?P<id>[^/]+)"), zoom_meeting),
+    ("GET", re.compile(r"/v2/meetings/(?P<id>[^/]+)/registrants"), zoom_registrants),
 ]
