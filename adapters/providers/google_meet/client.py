@@ -1,10 +1,15 @@
 """Google Meet participants: the Meet API, the Admin directory for emails, the calendar for guests.
 
-Signed-in participants are `users/{id}`: the directory turns them into emails.
-Anonymous and dial-in participants are kept by name. When the meeting came from
-a calendar event of one of our users, its attendees bring the external guests'
-emails and its organizer the organizer. Calls use a service account with
-domain-wide delegation, acting as `delegated_user` (or as the calendar's owner).
+Meet participants carry no email: a signed-in one is `users/{id}` (the Admin
+directory knows our domain's users, not a guest's), anonymous and dial-in ones
+have a display name only. The calendar event the meeting came from does: found
+in a participant's calendar by the space's meeting code (the event's
+`conferenceData.conferenceId`), its attendees bring the guests' emails and its
+organizer the organizer. Only the conference record and its participants are
+required (unreadable: fatal); the directory, the space and the calendar only add
+information, so a 403/404 there is skipped and noted on the event (the trace
+starts with the note, rule M3). Calls use a service account with domain-wide
+delegation, acting as `delegated_user` (or as the calendar's owner).
 
 `check` (for `callmatch doctor`) asks for a token as `delegated_user`: that
 works only when an admin granted the service account domain-wide delegation
@@ -50,6 +55,21 @@ SCOPES = " ".join(
 )
 MAX_PAGES = 50
 MAX_CALENDARS = 3
+MAX_EVENT_PAGES = 5
+# What a best-effort lookup could not learn, as the decision's trace shows it (never an email).
+DIRECTORY_DENIED_NOTE = (
+    "google_meet: GET /admin/directory/v1/users/{id} answered 403 (admin.directory.user.readonly"
+    " not delegated); signed-in participants kept by name"
+)
+SPACE_UNREADABLE_NOTE = "google_meet: GET /v2/spaces/{id} answered {status}; calendar attendees not read"
+CALENDAR_DENIED_NOTE = (
+    "google_meet: GET /calendar/v3/calendars/{calendarId}/events answered {status} for a participant's"
+    " calendar; its attendees not read"
+)
+NO_OWNER_NOTE = "google_meet: calendar attendees not read: no participant of ours has a known email"
+NO_EVENT_NOTE = (
+    "google_meet: no calendar event of our participants carries this meeting's code; guests by name"
+)
 
 
 class _Google:
@@ -71,6 +91,8 @@ class _Google:
         self.token_client = ctx.client(base or MEET_URL)
         self.tokens: dict[str, BearerToken] = {}
         self.clients: dict[tuple[str, str], ApiClient] = {}
+        self.notes: list[str] = []
+        self.directory_denied = False
 
     def token_body(self, subject: str, client: ApiClient) -> Any:
         """The token response for `subject` (JWT bearer grant signed with the service account's key)."""
@@ -127,18 +149,26 @@ class _Google:
         return rows
 
     def email_of(self, user_name: str, cache: dict[str, str | None]) -> str | None:
-        """`users/{id}` -> primary email; an unknown or deleted user keeps no email."""
+        """`users/{id}` -> primary email, best effort: 403 stops asking (noted), 404 is someone not ours."""
         user_id = user_name.split("/", 1)[-1]
         if user_id not in cache:
-            try:
-                body = self.client("directory").get(f"/admin/directory/v1/users/{user_id}")
-            except FatalError as exc:
-                if exc.status not in (403, 404):
-                    raise
-                body = {}
+            body: Any = {}
+            if not self.directory_denied:
+                try:
+                    body = self.client("directory").get(f"/admin/directory/v1/users/{user_id}")
+                except FatalError as exc:
+                    if exc.status == 403:
+                        self.directory_denied = True
+                        self.note(DIRECTORY_DENIED_NOTE)
+                    elif exc.status != 404:
+                        raise
             with reading("google_meet"):
                 cache[user_id] = norm_email(Fields(body).opt_str("primaryEmail"))
         return cache[user_id]
+
+    def note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
 
 _KEY_FIX = (
@@ -216,34 +246,63 @@ def check(ctx: FetchContext) -> list[Check]:
     return checks
 
 
+def _matches(item: Fields, meeting_code: str) -> bool:
+    """The calendar event's Meet conference is this meeting: `conferenceData.conferenceId`, or its link."""
+    conference = item.opt_obj("conferenceData")
+    if conference is not None and conference.opt_str("conferenceId") == meeting_code:
+        return True
+    link = item.opt_str("hangoutLink") or ""
+    return link.rstrip("/").rsplit("/", 1)[-1] == meeting_code
+
+
 def _calendar_event(
     google: _Google, meeting_code: str, owners: list[str], start: dt.datetime, end: dt.datetime | None
 ) -> Fields | None:
-    """The calendar event of one of our users whose Meet conference is this meeting."""
+    """The calendar event of one of our users whose Meet conference is this meeting (paged, best effort)."""
     for owner in owners[:MAX_CALENDARS]:
-        try:
-            body = google.client("calendar", owner).get(
-                f"/calendar/v3/calendars/{owner}/events",
-                {
-                    "timeMin": iso_utc(start - dt.timedelta(hours=1)) or "",
-                    "timeMax": iso_utc((end or start) + dt.timedelta(hours=1)) or "",
-                    "singleEvents": "true",
-                    "maxResults": 250,
-                },
-            )
-        except FatalError as exc:
-            if exc.status in (403, 404):
-                continue
-            raise
-        with reading("google_meet"):
-            for item in Fields(body).objs("items"):
-                conference = item.opt_obj("conferenceData")
-                if conference is not None and conference.opt_str("conferenceId") == meeting_code:
-                    return item
+        page_token = ""
+        for _ in range(MAX_EVENT_PAGES):
+            params: dict[str, str | int] = {
+                "timeMin": iso_utc(start - dt.timedelta(hours=1)) or "",
+                "timeMax": iso_utc((end or start) + dt.timedelta(hours=1)) or "",
+                "singleEvents": "true",
+                "maxResults": 250,
+            }
+            if page_token:
+                params["pageToken"] = page_token
+            try:
+                body = google.client("calendar", owner).get(f"/calendar/v3/calendars/{owner}/events", params)
+            except FatalError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                google.note(CALENDAR_DENIED_NOTE.replace("{status}", str(exc.status)))
+                break
+            with reading("google_meet"):
+                page = Fields(body)
+                for item in page.objs("items"):
+                    if _matches(item, meeting_code):
+                        return item
+                page_token = page.opt_str("nextPageToken") or ""
+            if not page_token:
+                break
     return None
 
 
+def _meeting_code(google: _Google, space: str) -> str | None:
+    """The space's meeting code (`abc-mnop-xyz`), or None noted when the space cannot be read."""
+    try:
+        body = google.client("meet").get(f"/v2/{space}")
+    except FatalError as exc:
+        if exc.status not in (403, 404):
+            raise
+        google.note(SPACE_UNREADABLE_NOTE.replace("{status}", str(exc.status)))
+        return None
+    with reading("google_meet"):
+        return Fields(body).opt_str("meetingCode")
+
+
 def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
+    """The conference record and its participants (unreadable: fatal); emails best effort, noted."""
     google = _Google(ctx)
     record_name = event.source_ref or ""
     record_body = google.client("meet").get(f"/v2/{record_name}")
@@ -271,31 +330,30 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     organizer = event.organizer
     title = event.title
     owners = [p.email for p in internal if p.email]
-    if space and owners:
-        space_body = google.client("meet").get(f"/v2/{space}")
+    if space and not owners:
+        google.note(NO_OWNER_NOTE)
+    meeting_code = _meeting_code(google, space) if space and owners else None
+    calendar = _calendar_event(google, meeting_code, owners, started_at, ended_at) if meeting_code else None
+    calendar_refused = any(n.startswith("google_meet: GET /calendar/") for n in google.notes)
+    if meeting_code and calendar is None and not calendar_refused:
+        google.note(NO_EVENT_NOTE)
+    if calendar is not None:
         with reading("google_meet"):
-            meeting_code = Fields(space_body).opt_str("meetingCode")
-        calendar = (
-            _calendar_event(google, meeting_code, owners, started_at, ended_at) if meeting_code else None
-        )
-        if calendar is not None:
-            with reading("google_meet"):
-                title = calendar.opt_str("summary") or title
-                owner = calendar.opt_obj("organizer")
-                if owner is not None and owner.opt_str("email"):
-                    organizer = Person(
-                        email=norm_email(owner.opt_str("email")), name=owner.opt_str("displayName")
-                    )
-                for attendee in calendar.objs("attendees"):
-                    email = norm_email(attendee.opt_str("email"))
-                    if attendee.opt_bool("resource") or email is None or ctx.tenant.is_internal_email(email):
-                        continue
-                    person = Person(email=email, name=attendee.opt_str("displayName"))
-                    if all(p.email != email for p in external):
-                        external.append(person)
+            title = calendar.opt_str("summary") or title
+            owner = calendar.opt_obj("organizer")
+            if owner is not None and owner.opt_str("email"):
+                organizer = Person(
+                    email=norm_email(owner.opt_str("email")), name=owner.opt_str("displayName")
+                )
+            for attendee in calendar.objs("attendees"):
+                email = norm_email(attendee.opt_str("email"))
+                if attendee.opt_bool("resource") or email is None or ctx.tenant.is_internal_email(email):
+                    continue
+                if all(p.email != email for p in external):
+                    external.append(Person(email=email, name=attendee.opt_str("displayName")))
     if organizer.email:
         internal = [p for p in internal if p.email != organizer.email]
-    return event.with_details(
+    done = event.with_details(
         started_at=started_at,
         ended_at=ended_at,
         organizer=organizer,
@@ -304,3 +362,6 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
         internal=merge(event.internal, internal),
         complete=True,
     )
+    for note in google.notes:
+        done = done.noting(note)
+    return done

@@ -6,6 +6,14 @@ that it names the configured push service account with a verified email.
 No claim reaches the event; the Pub/Sub attributes and the base64-decoded
 `data` are read through `Fields` (no lone surrogates, no control characters,
 ids of at most 255), like every provider's body.
+
+Two envelopes: the usual push (`{"message": {"attributes": {"ce-type": ...},
+"data": base64, "messageId"/"message_id"}, "subscription"}`), and a push
+subscription with payload unwrapping and write metadata, whose body is the
+event data itself, its CloudEvents attributes `ce-*` HTTP headers and the
+message id `x-goog-pubsub-message-id`. A verified push that names no event
+type (`ce-type`) is acknowledged (200) and ignored, counted and logged:
+Pub/Sub redelivers any 4xx or 5xx, and nothing can ever make it valid.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import threading
+from collections.abc import Mapping
 
 import jwt
 
@@ -27,6 +37,7 @@ from worker.ingest.webhook import (
     WebhookError,
     WebhookRequest,
     check_event,
+    check_text,
     load_json,
     parse_iso,
 )
@@ -38,6 +49,10 @@ ENDED = "google.workspace.meet.conference.v2.ended"
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 DEFAULT_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 LEEWAY_SECONDS = 30
+NO_TYPE = "a push without ce-type (no Workspace event): acknowledged so that Pub/Sub stops redelivering it"
+UNWRAPPED_MESSAGE_ID = "x-goog-pubsub-message-id"
+
+log = logging.getLogger(__name__)
 
 _jwks_lock = threading.Lock()
 _jwks_clients: dict[str, jwt.PyJWKClient] = {}
@@ -151,27 +166,88 @@ def _lifecycle(request: WebhookRequest, message: Fields, attributes: Fields, eve
     return Delivery(ignored="lifecycle event queued")
 
 
+class _Attributes:
+    """The CloudEvents attributes, from `message.attributes` or (payload unwrapping) from HTTP headers."""
+
+    def __init__(self, values: Mapping[str, object], path: str):
+        self.values = values
+        self.path = path
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def get(self, key: str, max_length: int | None = None) -> str | None:
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise PayloadError("expected a string", self.at(key))
+        return check_text(value, self.at(key), max_length) or None
+
+
+def _ignored_without_type(request: WebhookRequest, message_id: str | None) -> Delivery:
+    log.warning(
+        "google_meet/%s: push %s without ce-type acknowledged and ignored",
+        request.tenant.name,
+        message_id or "(no message id)",
+    )
+    return Delivery(ignored=NO_TYPE)
+
+
 def handle(request: WebhookRequest) -> Delivery:
     verify_token(request.header("authorization"), request.config, request.now)
     root = Fields(load_json(request.body))
+    if root.data.get("message") is None:
+        return _handle_unwrapped(request, root)
     message = root.obj("message")
-    attributes = message.obj("attributes")
-    event_type = attributes.str_("ce-type")
-    if event_type.startswith(LIFECYCLE_PREFIX):
-        return _lifecycle(request, message, attributes, event_type)
+    raw_attributes = message.opt_obj("attributes")
+    attributes = _Attributes(raw_attributes.data if raw_attributes else {}, message.at("attributes"))
+    message_id, message_id_path = message.opt_str("messageId", MAX_ID_LENGTH), message.at("messageId")
+    if not message_id:
+        message_id, message_id_path = message.opt_str("message_id", MAX_ID_LENGTH), message.at("message_id")
+    event_type = attributes.get("ce-type")
+    if not event_type:
+        return _ignored_without_type(request, message_id)
     if event_type != ENDED:
         return Delivery(ignored="not a conference ended event")
-    event_id = attributes.opt_str("ce-id", MAX_ID_LENGTH)
+    if message_id is None:
+        message_id_path = message.at("messageId")
+    return _ended(request, attributes, _decode_data(message), message_id, message_id_path)
+
+
+def _handle_unwrapped(request: WebhookRequest, data: Fields) -> Delivery:
+    """Payload unwrapping: the body is the event data, the CloudEvents attributes are headers."""
+    attributes = _Attributes(request.headers, "headers")
+    message_id = attributes.get(UNWRAPPED_MESSAGE_ID, MAX_ID_LENGTH)
+    event_type = attributes.get("ce-type")
+    if not event_type:
+        return _ignored_without_type(request, message_id)
+    if event_type != ENDED:
+        return Delivery(ignored="not a conference ended event")
+    return _ended(request, attributes, data, message_id, attributes.at(UNWRAPPED_MESSAGE_ID))
+
+
+def _ended(
+    request: WebhookRequest,
+    attributes: _Attributes,
+    data: Fields,
+    message_id: str | None,
+    message_id_path: str,
+) -> Delivery:
+    """One event for a conference that ended, named by its conference record."""
+    event_id = attributes.get("ce-id", MAX_ID_LENGTH)
     event_id_path = attributes.at("ce-id")
     if not event_id:
-        event_id, event_id_path = message.str_("messageId", MAX_ID_LENGTH), message.at("messageId")
-    record_fields = _decode_data(message).obj("conferenceRecord")
+        if not message_id:
+            raise PayloadError("missing", message_id_path)
+        event_id, event_id_path = message_id, message_id_path
+    record_fields = data.obj("conferenceRecord")
     record = record_fields.str_("name", MAX_ID_LENGTH)
     record_path = record_fields.at("name")
     if not record.startswith("conferenceRecords/") or len(record) <= len("conferenceRecords/"):
         raise PayloadError("expected conferenceRecords/{id}", record_path)
     record_id = record.split("/", 1)[1]
-    ce_time = attributes.opt_str("ce-time")
+    ce_time = attributes.get("ce-time")
     return Delivery(
         events=(
             check_event(
@@ -182,7 +258,7 @@ def handle(request: WebhookRequest) -> Delivery:
                     event_id=event_id,
                     kind=CallKind.MEETING,
                     received_at=request.now,
-                    ended_at=parse_iso(ce_time, "message.attributes.ce-time") if ce_time else None,
+                    ended_at=parse_iso(ce_time, attributes.at("ce-time")) if ce_time else None,
                     source_ref=record,
                 ),
                 {"call_id": record_path, "event_id": event_id_path, "source_ref": record_path},
