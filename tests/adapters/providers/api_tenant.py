@@ -1,0 +1,51 @@
+"""Tenant `acme` whose Aircall, Ringover and Zoom read their APIs from the provider emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.adapters.providers import samples
+from tests.emulators.providers.server import ProviderEmulator
+from worker.tenants import Tenant, parse_tenants
+
+
+def api_tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:
+    """`acme` with API credentials for the three telephony and meeting providers, pointed at `emulator`."""
+    base = emulator.base_url
+    document = samples.tenant_document(str(tmp_path))
+    providers = document["tenants"]["acme"]["providers"]
+    environ = dict(samples.ENVIRON)
+    environ.update(
+        {
+            "C_AIRCALL_ID": "api-id",
+            "C_AIRCALL_TOKEN": "api-token",
+            "C_RINGOVER": "ringover-api-key",
+            "C_ZOOM_ACCOUNT": "zoom-account",
+            "C_ZOOM_CLIENT": "zoom-client",
+            "C_ZOOM_SECRET": "zoom-secret",
+        }
+    )
+    providers["aircall"].update(
+        api_base_url=base, credentials={"api_id_env": "C_AIRCALL_ID", "api_token_env": "C_AIRCALL_TOKEN"}
+    )
+    providers["ringover"].update(api_base_url=base, credentials={"api_key_env": "C_RINGOVER"})
+    providers["zoom"].update(
+        api_base_url=base,
+        oauth_url=f"{base}/oauth/token",
+        credentials={
+            "account_id_env": "C_ZOOM_ACCOUNT",
+            "client_id_env": "C_ZOOM_CLIENT",
+            "client_secret_env": "C_ZOOM_SECRET",
+        },
+    )
+    return parse_tenants(document, "t.yaml", tmp_path, environ).tenants["acme"]
+
+
+@pytest.fixture()
+def emulator() -> Iterator[ProviderEmulator]:
+    emu = ProviderEmulator().start()
+    yield emu
+    emu.stop()
