@@ -15,6 +15,14 @@
   permissions granted, absent when none is), `callRecords` (list and get), `participants_v2`
   (paged by @odata.nextLink), `users/{id}`; a route the token's roles do not allow answers 403
 
+- Graph `POST/GET/PATCH/DELETE /v1.0/subscriptions[/{id}]` (callRecords only, at most 4230 minutes,
+  https notification URLs, clientState at most 128 characters, the URLs validated through
+  `state.graph_validate` when a test sets it) and `graph_lifecycle` to build a lifecycle notification;
+  the callRecords list filters on startDateTime (lt/le/gt/ge) and pages by @odata.nextLink
+- Workspace Events `POST/GET/PATCH/DELETE /v1/subscriptions[/{id}]` and `:reactivate` (long-running
+  Operations, ttl at most 7 days, ALREADY_EXISTS for a second one on the same target), and
+  `workspace_lifecycle` to build a lifecycle event's Pub/Sub message; subscriptions use `state.clock`
+
 Tests seed `state`, queue faults with `fail_next` (a status and headers served once per
 matching request) and `revoke_tokens` to make every issued bearer token expire.
 """
@@ -22,16 +30,18 @@ matching request) and `revoke_tokens` to make every issued bearer token expire.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import jwt
 
@@ -81,6 +91,16 @@ class State:
     graph_users: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Application permissions an admin consented to for the app registration.
     graph_roles: tuple[str, ...] = ("CallRecords.Read.All", "User.Read.All")
+    # Subscriptions: their own clock (tests move it), Graph's and Workspace Events' stores.
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    graph_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (url, validationToken) -> whether the endpoint echoed it; None: Graph's validation is skipped.
+    graph_validate: Callable[[str, str], bool] | None = None
+    workspace_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A suspension's cause still present (e.g. ENDPOINT_PERMISSION_DENIED): reactivate is refused.
+    workspace_blocked: str | None = None
+    # Domain-wide delegation without the Admin directory scope: users.get answers 403.
+    directory_denied: bool = False
 
 
 class _Reply(Exception):
@@ -101,6 +121,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     form: dict[str, str]
+    body: bytes = b""
 
 
 class ProviderEmulator:
@@ -207,6 +228,7 @@ class ProviderEmulator:
                     query={k: v[0] for k, v in parse_qs(split.query).items()},
                     headers={k.lower(): v for k, v in self.headers.items()},
                     form=form,
+                    body=raw,
                 )
                 status, body, headers = emulator.dispatch(request)
                 payload = b"" if status == 204 else json.dumps(body).encode()
@@ -220,6 +242,8 @@ class ProviderEmulator:
 
             do_GET = _serve
             do_POST = _serve
+            do_PATCH = _serve
+            do_DELETE = _serve
 
         return Handler
 
@@ -430,6 +454,17 @@ def meet_space(emu: ProviderEmulator, request: Request, match: re.Match[str]) ->
 
 def directory_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
     emu._bearer(request)
+    if emu.state.directory_denied:
+        raise _Reply(
+            403,
+            {
+                "error": {
+                    "code": 403,
+                    "message": "Not Authorized to access this resource/api",
+                    "status": "PERMISSION_DENIED",
+                }
+            },
+        )
     user = emu.state.directory_users.get(match["id"])
     if user is None:
         raise _Reply(404, {"error": {"code": 404, "message": "Resource Not Found: userKey"}})
@@ -441,7 +476,13 @@ def calendar_events(emu: ProviderEmulator, request: Request, match: re.Match[str
     owner = unquote(match["owner"])
     if subject != owner:
         raise _Reply(403, {"error": {"code": 403, "message": "Not allowed"}})
-    return {"kind": "calendar#events", "items": emu.state.calendar_events.get(owner, [])}
+    rows = emu.state.calendar_events.get(owner, [])
+    size = int(request.query.get("maxResults", "250"))
+    start = int(request.query.get("pageToken") or 0)
+    body: dict[str, Any] = {"kind": "calendar#events", "items": rows[start : start + size]}
+    if start + size < len(rows):  # Calendar leaves nextPageToken out on the last page
+        body["nextPageToken"] = str(start + size)
+    return body
 
 
 # -- Microsoft Graph --------------------------------------------------------------------
@@ -496,8 +537,17 @@ def _graph_roles(emu: ProviderEmulator, request: Request, any_of: tuple[str, ...
 def graph_records(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
     _graph_roles(emu, request, GRAPH_CALL_RECORDS, "Forbidden")
     size = int((request.headers.get("prefer") or "odata.maxpagesize=60").rsplit("=", 1)[-1])
-    rows = [{"id": record_id} for record_id in emu.state.graph_records][:size]
-    return {"@odata.context": f"{emu.base_url}/v1.0/$metadata#communications/callRecords", "value": rows}
+    rows = _graph_filtered(emu, request)
+    start = int(request.query.get("$skiptoken") or 0)
+    body: dict[str, Any] = {
+        "@odata.context": f"{emu.base_url}/v1.0/$metadata#communications/callRecords",
+        "value": rows[start : start + size],
+    }
+    if start + size < len(rows):
+        query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
+        query["$skiptoken"] = str(start + size)
+        body["@odata.nextLink"] = f"{emu.base_url}/v1.0/communications/callRecords?{urlencode(query)}"
+    return body
 
 
 def graph_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
@@ -511,22 +561,383 @@ def graph_record(emu: ProviderEmulator, request: Request, match: re.Match[str]) 
 def graph_participants(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
     _graph_roles(emu, request, GRAPH_CALL_RECORDS, "Forbidden")
     rows = emu.state.graph_participants.get(match["id"], [])
+    prefer = request.headers.get("prefer") or ""
+    size = int(prefer.rsplit("=", 1)[-1]) if prefer.startswith("odata.maxpagesize=") else 2
+    size = min(size, 130)  # Graph's maximum page for participants
     start = int(request.query.get("$skiptoken") or 0)
-    chunk = rows[start : start + 2]
+    chunk = rows[start : start + size]
     body: dict[str, Any] = {"value": chunk}
-    if start + 2 < len(rows):
+    if start + size < len(rows):
         body["@odata.nextLink"] = (
-            f"{emu.base_url}/v1.0/communications/callRecords/{match['id']}/participants_v2?$skiptoken={start + 2}"
+            f"{emu.base_url}/v1.0/communications/callRecords/{match['id']}/participants_v2?$skiptoken={start + size}"
         )
     return body
 
 
 def graph_user(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
-    _graph_roles(emu, request, GRAPH_READ_USERS, "Authorization_RequestDenied")
+    if not emu._granted(request).intersection(GRAPH_READ_USERS):  # Graph's documented /users 403
+        raise _Reply(
+            403,
+            {
+                "error": {
+                    "code": "Authorization_RequestDenied",
+                    "message": "Insufficient privileges to complete the operation.",
+                    "innerError": {"request-id": "00000000-0000-0000-0000-000000000000"},
+                }
+            },
+        )
     user = emu.state.graph_users.get(match["id"])
     if user is None:
         raise _Reply(404, {"error": {"code": "Request_ResourceNotFound"}})
     return user
+
+
+# -- Subscriptions: Microsoft Graph -----------------------------------------------------
+
+GRAPH_SUBSCRIPTION_MINUTES = 4230  # callRecord's maximum (Graph's subscription lifetime table)
+_GRAPH_FILTER = re.compile(r"startDateTime (lt|le|gt|ge) (\S+)")
+
+
+def _instant(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _graph_iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def _graph_error(status: int, code: str, message: str) -> _Reply:
+    return _Reply(status, {"error": {"code": code, "message": message, "innerError": {}}})
+
+
+def _graph_filtered(emu: ProviderEmulator, request: Request) -> list[dict[str, Any]]:
+    """The list's rows, filtered on startDateTime as Graph documents it (lt, le, gt, ge; `and`)."""
+    clauses = [c.strip() for c in request.query.get("$filter", "").split(" and ") if c.strip()]
+    tests = []
+    for clause in clauses:
+        found = _GRAPH_FILTER.fullmatch(clause)
+        if found is None:
+            raise _graph_error(400, "BadRequest", f"Invalid filter clause: {clause}")
+        tests.append((found[1], _instant(found[2])))
+    compare = {
+        "lt": lambda a, b: a < b,
+        "le": lambda a, b: a <= b,
+        "gt": lambda a, b: a > b,
+        "ge": lambda a, b: a >= b,
+    }
+    rows = []
+    for record in emu.state.graph_records.values():
+        started = record.get("startDateTime")
+        if tests and not started:
+            continue
+        if all(compare[op](_instant(str(started)), when) for op, when in tests):
+            keys = ("id", "type", "startDateTime", "endDateTime", "lastModifiedDateTime", "version")
+            rows.append({k: record[k] for k in keys if k in record})
+    return rows
+
+
+def _graph_expiry(emu: ProviderEmulator, value: object) -> dt.datetime:
+    if not isinstance(value, str):
+        raise _graph_error(400, "InvalidRequest", "expirationDateTime is required.")
+    expires = _instant(value)
+    now = emu.state.clock()
+    if expires <= now:
+        raise _graph_error(400, "InvalidRequest", "Subscription expiration date time is in the past.")
+    if expires > now + dt.timedelta(minutes=GRAPH_SUBSCRIPTION_MINUTES):
+        raise _graph_error(
+            400,
+            "InvalidRequest",
+            f"Subscription expiration can only be {GRAPH_SUBSCRIPTION_MINUTES} minutes in the future.",
+        )
+    return expires
+
+
+def graph_subscription_create(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    _graph_roles(emu, request, GRAPH_CALL_RECORDS, "ExtensionError")
+    body = json.loads(request.body or b"{}")
+    if str(body.get("resource", "")).strip("/") != "communications/callRecords":
+        raise _graph_error(400, "InvalidRequest", "Resource not supported by this emulator.")
+    changes = str(body.get("changeType", "")).split(",")
+    if not changes or not set(changes) <= {"created", "updated"}:
+        raise _graph_error(400, "InvalidRequest", "changeType is not supported for this resource.")
+    for key in ("notificationUrl", "lifecycleNotificationUrl"):
+        url = body.get(key)
+        if (key == "notificationUrl" or url is not None) and (
+            not isinstance(url, str) or not url.startswith("https://")
+        ):
+            raise _graph_error(400, "InvalidRequest", f"The {key} must be an HTTPS URL.")
+    state = body.get("clientState")
+    if state is not None and (not isinstance(state, str) or len(state) > 128):
+        raise _graph_error(400, "InvalidRequest", "clientState is longer than 128 characters.")
+    expires = _graph_expiry(emu, body.get("expirationDateTime"))
+    validate = emu.state.graph_validate
+    if validate is not None:
+        for url in {body["notificationUrl"], body.get("lifecycleNotificationUrl") or body["notificationUrl"]}:
+            token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
+            if not validate(url, token):
+                raise _graph_error(
+                    400,
+                    "ValidationError",
+                    "Subscription validation request failed. Notification endpoint must respond with"
+                    " 200 OK to validation request.",
+                )
+    subscription = {
+        "id": str(uuid.uuid4()),
+        "resource": body["resource"],
+        "applicationId": emu.state.graph_client[0],
+        "changeType": body["changeType"],
+        "clientState": state,
+        "notificationUrl": body["notificationUrl"],
+        "lifecycleNotificationUrl": body.get("lifecycleNotificationUrl"),
+        "expirationDateTime": _graph_iso(expires),
+        "creatorId": "8f1e4a2c-0000-4000-8000-00000000c0de",
+        "latestSupportedTlsVersion": body.get("latestSupportedTlsVersion", "v1_2"),
+        "includeResourceData": False,
+    }
+    with emu._lock:
+        emu.state.graph_subscriptions[subscription["id"]] = subscription
+    raise _Reply(
+        201, {"@odata.context": f"{emu.base_url}/v1.0/$metadata#subscriptions/$entity", **subscription}
+    )
+
+
+def _graph_subscription(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> dict[str, Any]:
+    emu._bearer(request)
+    subscription = emu.state.graph_subscriptions.get(match["id"])
+    if subscription is None:
+        raise _graph_error(404, "ResourceNotFound", "The object was not found.")
+    return subscription
+
+
+def graph_subscription_list(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    return {"value": list(emu.state.graph_subscriptions.values())}
+
+
+def graph_subscription_get(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    return _graph_subscription(emu, request, match)
+
+
+def graph_subscription_update(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    """Renewal: a new expirationDateTime (also what reauthorizes after reauthorizationRequired)."""
+    subscription = _graph_subscription(emu, request, match)
+    body = json.loads(request.body or b"{}")
+    unknown = set(body) - {"expirationDateTime", "notificationUrl"}
+    if unknown:
+        raise _graph_error(
+            400,
+            "InvalidRequest",
+            f"Only expirationDateTime and notificationUrl can be updated: {sorted(unknown)}",
+        )
+    subscription["expirationDateTime"] = _graph_iso(_graph_expiry(emu, body.get("expirationDateTime")))
+    subscription.pop("needsReauthorization", None)
+    return subscription
+
+
+def graph_subscription_delete(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    _graph_subscription(emu, request, match)
+    with emu._lock:
+        emu.state.graph_subscriptions.pop(match["id"], None)
+    raise _Reply(204, None)
+
+
+def graph_lifecycle(
+    emu: ProviderEmulator, subscription_id: str, event: str, remove: bool = False
+) -> dict[str, Any]:
+    """The body Graph POSTs to lifecycleNotificationUrl; `remove` drops the subscription first (subscriptionRemoved)."""
+    subscription = emu.state.graph_subscriptions[subscription_id]
+    if remove:
+        emu.state.graph_subscriptions.pop(subscription_id, None)
+    return {
+        "value": [
+            {
+                "subscriptionId": subscription_id,
+                "subscriptionExpirationDateTime": subscription["expirationDateTime"],
+                "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
+                "clientState": subscription["clientState"],
+                "lifecycleEvent": event,
+            }
+        ]
+    }
+
+
+# -- Subscriptions: Google Workspace Events --------------------------------------------
+
+WORKSPACE_MAX_TTL = dt.timedelta(days=7)  # Meet, without the resource in the payload
+WORKSPACE_MEET_EVENTS = (
+    "google.workspace.meet.conference.v2.started",
+    "google.workspace.meet.conference.v2.ended",
+    "google.workspace.meet.participant.v2.joined",
+    "google.workspace.meet.participant.v2.left",
+    "google.workspace.meet.recording.v2.fileGenerated",
+    "google.workspace.meet.transcript.v2.fileGenerated",
+)
+_TOPIC = re.compile(r"projects/[^/]+/topics/[^/]+")
+
+
+def _google_error(status: int, state: str, message: str) -> _Reply:
+    return _Reply(status, {"error": {"code": status, "message": message, "status": state}})
+
+
+def _google_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ttl(value: object) -> dt.timedelta:
+    if not isinstance(value, str) or not re.fullmatch(r"\d+(\.\d+)?s", value):
+        raise _google_error(400, "INVALID_ARGUMENT", "Invalid value at 'subscription.ttl'")
+    seconds = float(value[:-1])
+    if seconds == 0:
+        return WORKSPACE_MAX_TTL
+    if dt.timedelta(seconds=seconds) > WORKSPACE_MAX_TTL:
+        raise _google_error(
+            400, "INVALID_ARGUMENT", "The requested ttl exceeds the maximum allowed for the target resource."
+        )
+    return dt.timedelta(seconds=seconds)
+
+
+def _operation(subscription: dict[str, Any] | None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"name": f"operations/{uuid.uuid4().hex}", "done": True}
+    if subscription is None:
+        operation["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+    else:
+        operation["response"] = {
+            "@type": "type.googleapis.com/google.apps.events.subscriptions.v1.Subscription",
+            **subscription,
+        }
+    return operation
+
+
+def workspace_create(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    emu._bearer(request)
+    body = json.loads(request.body or b"{}")
+    target = body.get("targetResource")
+    if not isinstance(target, str) or not target.startswith(
+        ("//meet.googleapis.com/spaces/", "//cloudidentity.googleapis.com/users/")
+    ):
+        raise _google_error(400, "INVALID_ARGUMENT", "Invalid target resource.")
+    types = body.get("eventTypes")
+    if not isinstance(types, list) or not types or not set(types) <= set(WORKSPACE_MEET_EVENTS):
+        raise _google_error(400, "INVALID_ARGUMENT", "Invalid event types for the target resource.")
+    topic = (body.get("notificationEndpoint") or {}).get("pubsubTopic")
+    if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
+        raise _google_error(
+            400, "INVALID_ARGUMENT", "notificationEndpoint.pubsubTopic must be projects/*/topics/*."
+        )
+    if (body.get("payloadOptions") or {}).get("includeResource"):
+        raise _google_error(
+            400, "INVALID_ARGUMENT", "This emulator keeps Meet subscriptions without resource data."
+        )
+    ttl = _ttl(body.get("ttl", "0s"))
+    for existing in emu.state.workspace_subscriptions.values():
+        if existing["targetResource"] == target and set(existing["eventTypes"]) & set(types):
+            raise _google_error(409, "ALREADY_EXISTS", f"A subscription already exists: {existing['name']}")
+    now = emu.state.clock()
+    sub_id = uuid.uuid4().hex[:24]
+    subscription = {
+        "name": f"subscriptions/{sub_id}",
+        "uid": str(uuid.uuid4()),
+        "targetResource": target,
+        "eventTypes": types,
+        "payloadOptions": body.get("payloadOptions") or {},
+        "notificationEndpoint": {"pubsubTopic": topic},
+        "state": "ACTIVE",
+        "authority": "users/110000000000000000001",
+        "createTime": _google_time(now),
+        "updateTime": _google_time(now),
+        "reconciling": False,
+        "expireTime": _google_time(now + ttl),
+        "etag": uuid.uuid4().hex,
+    }
+    with emu._lock:
+        emu.state.workspace_subscriptions[sub_id] = subscription
+    return _operation(subscription)
+
+
+def _workspace(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> dict[str, Any]:
+    emu._bearer(request)
+    subscription = emu.state.workspace_subscriptions.get(match["id"])
+    if subscription is None:
+        raise _google_error(404, "NOT_FOUND", f"Subscription subscriptions/{match['id']} not found.")
+    return subscription
+
+
+def workspace_get(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    return _workspace(emu, request, match)
+
+
+def workspace_update(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    """`updateMask=ttl` (or expireTime): a new expiry, at most 7 days from now."""
+    subscription = _workspace(emu, request, match)
+    body = json.loads(request.body or b"{}")
+    mask = request.query.get("updateMask", "")
+    now = emu.state.clock()
+    if mask == "ttl":
+        subscription["expireTime"] = _google_time(now + _ttl(body.get("ttl")))
+    elif mask == "expireTime":
+        expires = _instant(str(body.get("expireTime")))
+        if expires - now > WORKSPACE_MAX_TTL:
+            raise _google_error(400, "INVALID_ARGUMENT", "expireTime exceeds the maximum allowed.")
+        subscription["expireTime"] = _google_time(expires)
+    else:
+        raise _google_error(400, "INVALID_ARGUMENT", "updateMask must name ttl or expireTime.")
+    subscription["updateTime"] = _google_time(now)
+    return _operation(subscription)
+
+
+def workspace_reactivate(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    subscription = _workspace(emu, request, match)
+    if emu.state.workspace_blocked:
+        raise _google_error(
+            400,
+            "FAILED_PRECONDITION",
+            f"The subscription cannot be reactivated: {emu.state.workspace_blocked}.",
+        )
+    subscription["state"] = "ACTIVE"
+    subscription.pop("suspensionReason", None)
+    subscription["updateTime"] = _google_time(emu.state.clock())
+    return _operation(subscription)
+
+
+def workspace_delete(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    _workspace(emu, request, match)
+    with emu._lock:
+        emu.state.workspace_subscriptions.pop(match["id"], None)
+    return _operation(None)
+
+
+def workspace_lifecycle(
+    emu: ProviderEmulator, name: str, kind: str, reason: str | None = None
+) -> dict[str, Any]:
+    """The Pub/Sub message of a lifecycle CloudEvent (`kind`: expirationReminder, suspended, expired).
+
+    `suspended` marks the subscription SUSPENDED with `reason` (and keeps reactivate refused while
+    `state.workspace_blocked` is set); `expired` deletes it, as Google does.
+    """
+    sub_id = name.split("/", 1)[-1]
+    subscription = dict(emu.state.workspace_subscriptions[sub_id])
+    if kind == "suspended":
+        emu.state.workspace_subscriptions[sub_id].update(state="SUSPENDED", suspensionReason=reason)
+        subscription.update(state="SUSPENDED", suspensionReason=reason)
+    elif kind == "expired":
+        emu.state.workspace_subscriptions.pop(sub_id, None)
+    source = f"//workspaceevents.googleapis.com/{name}"
+    data = base64.b64encode(json.dumps({"subscription": subscription}).encode()).decode()
+    return {
+        "attributes": {
+            "ce-datacontenttype": "application/json",
+            "ce-id": str(uuid.uuid4()),
+            "ce-source": source,
+            "ce-specversion": "1.0",
+            "ce-subject": source,
+            "ce-time": _google_time(emu.state.clock()),
+            "ce-type": f"google.workspace.events.subscription.v1.{kind}",
+        },
+        "data": data,
+        "messageId": str(next(emu._counter)),
+        "publishTime": _google_time(emu.state.clock()),
+    }
 
 
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
@@ -557,4 +968,14 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/v2/past_meetings/(?P<uuid>[^/]+)"), zoom_past_meeting),
     ("GET", re.compile(r"/v2/meetings/(?P<id>[^/]+)"), zoom_meeting),
     ("GET", re.compile(r"/v2/meetings/(?P<id>[^/]+)/registrants"), zoom_registrants),
+    ("POST", re.compile(r"/v1\.0/subscriptions"), graph_subscription_create),
+    ("GET", re.compile(r"/v1\.0/subscriptions"), graph_subscription_list),
+    ("GET", re.compile(r"/v1\.0/subscriptions/(?P<id>[^/]+)"), graph_subscription_get),
+    ("PATCH", re.compile(r"/v1\.0/subscriptions/(?P<id>[^/]+)"), graph_subscription_update),
+    ("DELETE", re.compile(r"/v1\.0/subscriptions/(?P<id>[^/]+)"), graph_subscription_delete),
+    ("POST", re.compile(r"/v1/subscriptions"), workspace_create),
+    ("GET", re.compile(r"/v1/subscriptions/(?P<id>[^/:]+)"), workspace_get),
+    ("PATCH", re.compile(r"/v1/subscriptions/(?P<id>[^/:]+)"), workspace_update),
+    ("DELETE", re.compile(r"/v1/subscriptions/(?P<id>[^/:]+)"), workspace_delete),
+    ("POST", re.compile(r"/v1/subscriptions/(?P<id>[^/:]+):reactivate"), workspace_reactivate),
 ]
