@@ -170,6 +170,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--tenant", help="the tenant (default: the only one)")
     doctor.add_argument("--json", action="store_true", help='{"tenant", "can_run", "checks": [...]}')
+    providers = commands.add_parser(
+        "providers",
+        help="the Teams (Graph) and Google Meet (Workspace Events) subscriptions that notify callmatch",
+    )
+    provider_commands = providers.add_subparsers(dest="providers_command", required=True, metavar="ACTION")
+    subscribe = provider_commands.add_parser(
+        "subscribe",
+        help="create (or renew) the tenant's subscriptions and store their ids and expiry",
+        description="Graph: communications/callRecords to <public_url>/webhooks/<tenant>/teams; Google: "
+        "Workspace Events for Meet's conference ended to the Pub/Sub topic. Exits 1 when one failed.",
+    )
+    subscribe.add_argument("--tenant", required=True)
+    subscribe.add_argument("--provider", choices=("teams", "google_meet"), help="only this one")
+    provider_status = provider_commands.add_parser(
+        "status",
+        help="each subscription: id, resource, expiry, last renewal, state; exits 1 when one is not active",
+    )
+    provider_status.add_argument("--tenant", help="only this tenant")
+    provider_status.add_argument("--json", action="store_true")
     return parser
 
 
@@ -268,12 +287,86 @@ def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         client.close()
 
 
+def format_subscriptions(rows: Sequence[dict[str, object]]) -> str:
+    """One line per subscription: state, tenant/provider, expiry and time left, id, resource, last renewal."""
+    lines = []
+    for row in rows:
+        left = row.get("seconds_left")
+        when = "-"
+        if isinstance(left, int):
+            sign, seconds = ("-" if left < 0 else ""), abs(left)
+            when = f"{row['expires_at']} ({sign}{seconds // 86400}d{seconds % 86400 // 3600}h{seconds % 3600 // 60}m left)"
+        line = f"{row['state']:<9}  {row['tenant']}/{row['provider']}  expires {when}"
+        if row.get("id"):
+            line += f"\n           id {row['id']}  resource {row['resource']}  renewed {row['renewed_at']}"
+        if row.get("detail"):
+            line += f"\n           {row['detail']}"
+        lines.append(line)
+    bad = sum(1 for row in rows if row["state"] != "active")
+    lines.append(f"{len(rows)} subscription(s), {bad} not active" if rows else "no subscription expected")
+    return "\n".join(lines)
+
+
+def run_providers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`providers subscribe` / `providers status`: one line each, never a traceback nor a secret."""
+    import redis
+
+    from worker.celery_app import create_celery, redis_url
+    from worker.clock import process_clock
+    from worker.ingest.enqueue import CeleryEnqueuer
+    from worker.readiness import safe_text, tenant_secrets
+    from worker.subscriptions import SubscriptionError, Subscriptions
+    from worker.tenants import TenantsError, default_tenants_path, load_tenants
+
+    name = f"providers {args.providers_command}"
+    try:
+        tenants = load_tenants(default_tenants_path())
+    except TenantsError as exc:
+        err.write(f"callmatch {name}: {exc}\n")
+        return EXIT_INVALID
+    if args.tenant and tenants.get(args.tenant) is None:
+        err.write(
+            f"callmatch {name}: unknown tenant {args.tenant!r} (known: {', '.join(sorted(tenants.tenants))})\n"
+        )
+        return EXIT_INVALID
+    client = redis.Redis.from_url(
+        redis_url(), decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+    )
+    service = Subscriptions(tenants, client, CeleryEnqueuer(create_celery(redis_url())), process_clock())
+    secrets = [s for tenant in tenants.tenants.values() for s in tenant_secrets(tenant)]
+    try:
+        if args.providers_command == "subscribe":
+            status = EXIT_OK
+            for provider in [args.provider] if args.provider else [None]:
+                try:
+                    for sub in service.subscribe(args.tenant, provider):
+                        out.write(
+                            f"subscribed  {sub.tenant}/{sub.provider}  {sub.id}  expires {sub.to_json()['expires_at']}\n"
+                        )
+                except Exception as exc:  # one line per failure, secrets replaced, emails masked
+                    text = str(exc) if isinstance(exc, SubscriptionError) else f"{type(exc).__name__}: {exc}"
+                    said = safe_text(text, secrets)
+                    err.write(f"callmatch {name}: {said}\n")
+                    status = EXIT_FAILED
+            return status
+        rows = [row.to_json() for row in service.status(args.tenant)]
+        out.write((json.dumps(rows, indent=2) if args.json else format_subscriptions(rows)) + "\n")
+        return EXIT_OK if all(row["state"] == "active" for row in rows) else EXIT_FAILED
+    except redis.RedisError as exc:
+        err.write(f"callmatch {name}: redis unavailable ({type(exc).__name__})\n")
+        return EXIT_INTERNAL
+    finally:
+        client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decide":
         return decide_files(args.scenarios, sys.stdout, sys.stderr, text=args.format == "text")
     if args.command in ("setup", "doctor"):
         return run_readiness(args, sys.stdout, sys.stderr)
+    if args.command == "providers":
+        return run_providers(args, sys.stdout, sys.stderr)
     from worker.opscli import run_ops
 
     return run_ops(args, sys.stdout, sys.stderr)

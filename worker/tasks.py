@@ -47,10 +47,14 @@ from worker.clock import process_clock
 from worker.crm_factory import CrmFactory
 from worker.events import CallEvent, EventError, IncompleteEventError
 from worker.heartbeat import start_heartbeat
+from worker.ingest.enqueue import CeleryEnqueuer
 from worker.ingest.enrich import complete_event
 from worker.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
 from worker.service import BusyError, NotReadyError, Pipeline, UnknownTenantError
 from worker.store import CallStore, RecordNotFoundError, Stage
+from worker.subscriptions import LIFECYCLE_TASK as SUBSCRIPTION_LIFECYCLE_TASK
+from worker.subscriptions import RENEW_TASK as RENEW_SUBSCRIPTIONS_TASK
+from worker.subscriptions import Subscriptions
 from worker.sweep import celery_stage_sender, start_sweeper, sweep_once
 from worker.tenants import Tenant, TenantsError, TenantsSource, default_tenants_path
 
@@ -72,6 +76,7 @@ def _env_float(name: str, default: float) -> float:
 
 MAX_RETRIES = int(os.environ.get("CALLMATCH_MAX_RETRIES", "8"))
 REFRESH_INTERVAL_SECONDS = _env_float("CALLMATCH_REFRESH_INTERVAL_SECONDS", 3600.0)
+SUBSCRIPTION_CHECK_SECONDS = _env_float("CALLMATCH_SUBSCRIPTION_CHECK_SECONDS", 3600.0)
 
 BEAT_LOOP_SECONDS = max(1.0, min(REFRESH_INTERVAL_SECONDS, 60.0))
 app.conf.update(
@@ -86,6 +91,12 @@ app.conf.update(
             "task": REFRESH_DUE_TASK,
             "schedule": REFRESH_INTERVAL_SECONDS,
             "options": {"expires": max(REFRESH_INTERVAL_SECONDS, 1.0)},
+        },
+        # Provider subscriptions (Graph under 3 days, Workspace Events 7): each renewed at half its life.
+        "renew-provider-subscriptions": {
+            "task": RENEW_SUBSCRIPTIONS_TASK,
+            "schedule": SUBSCRIPTION_CHECK_SECONDS,
+            "options": {"expires": max(SUBSCRIPTION_CHECK_SECONDS, 1.0)},
         },
     },
 )
@@ -435,3 +446,55 @@ def refresh_due(self: Task[Any, Any]) -> int:
 def sweep(self: Task[Any, Any]) -> int:
     """One sweep round on demand (workers also sweep on their own timer)."""
     return sweep_once(pipeline().store, celery_stage_sender(app, STAGE_TASKS))
+
+
+@lru_cache(maxsize=1)
+def subscriptions() -> Subscriptions:
+    """The provider subscriptions service of this worker process (tenants reloaded with the pipeline's)."""
+    pipe = pipeline()
+    source = tenants_source()
+    return Subscriptions(
+        lambda: source.current,
+        pipe.store.redis,
+        CeleryEnqueuer(app),
+        process_clock(),
+        call_store=pipe.store,
+    )
+
+
+@app.task(name=RENEW_SUBSCRIPTIONS_TASK, bind=True, acks_late=True)
+def renew_subscriptions(self: Task[Any, Any]) -> list[list[str]]:
+    """From beat: renew what is due, recreate what is gone; a failure waits for the next run, never raises."""
+    try:
+        tenants_source().reload()
+        results = subscriptions().renew_due()
+    except Exception as exc:  # e.g. the tenants file never validated in this process
+        log.warning("subscriptions not renewed this run", extra={"error": type(exc).__name__})
+        return []
+    for tenant, provider, outcome in results:
+        log.info("subscription check", extra={"tenant": tenant, "provider": provider, "outcome": outcome})
+    return [list(result) for result in results]
+
+
+@app.task(name=SUBSCRIPTION_LIFECYCLE_TASK, bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def subscription_lifecycle(self: Task[Any, Any], notice: dict[str, Any]) -> str:
+    """A lifecycle notification the receiver queued: renew, recreate, reactivate or close the gap."""
+    try:
+        tenants_source().reload()
+        done = subscriptions().lifecycle(notice)
+    except (RetryableError, RateLimitedError, CredentialsExpiredError, redis.RedisError) as exc:
+        raise self.retry(
+            exc=exc, countdown=backoff(self.request.retries), max_retries=MAX_RETRIES, headers=sent_now()
+        ) from None
+    except Exception as exc:  # beat's next renewal pass catches up; say why here
+        reason = str(exc) if isinstance(exc, ExternalError) else type(exc).__name__
+        log.error(
+            "lifecycle notification not acted on",
+            extra={"tenant": notice.get("tenant"), "provider": notice.get("provider"), "error": reason},
+        )
+        return f"failed: {reason}"
+    log.info(
+        "lifecycle notification",
+        extra={"tenant": notice.get("tenant"), "provider": notice.get("provider"), "outcome": done},
+    )
+    return done
