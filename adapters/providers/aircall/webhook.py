@@ -96,8 +96,8 @@ def call_people(data: Fields) -> tuple[Person, list[Person], list[Person]]:
             if kind == "user":
                 if person not in internal:
                     internal.append(person)
-            elif (person.phone or person.email) and not _known(person, external):
-                external.append(person)
+            elif person.phone or person.email:
+                _add(person, external)
     for transfer_key in ("transferred_by", "transferred_to", "assigned_to"):
         other = data.opt_obj(transfer_key)
         if other is not None and other.opt_str("email"):
@@ -105,12 +105,16 @@ def call_people(data: Fields) -> tuple[Person, list[Person], list[Person]]:
     return organizer, external, internal
 
 
-def _known(person: Person, people: list[Person]) -> bool:
-    """The same party already listed: equal, or the same number (a contact's own line)."""
-    return any(
-        person == other or (person.phone is not None and person.phone == other.phone and not person.email)
-        for other in people
-    )
+def _add(person: Person, people: list[Person]) -> None:
+    """`person` once: the same number already listed (the contact's own line) only lends it a missing name."""
+    for index, other in enumerate(people):
+        if person == other:
+            return
+        if person.phone is not None and person.phone == other.phone and not person.email:
+            if other.name is None and person.name is not None:
+                people[index] = Person(email=other.email, phone=other.phone, name=person.name)
+            return
+    people.append(person)
 
 
 def handle(request: WebhookRequest) -> Delivery:
