@@ -10,13 +10,10 @@ for byte as far as JSON goes: status, headers and body as recorded.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import gzip
-import ipaddress
 import json
 import ssl
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from tests.emulators.loopback import serve, shut
+from tests.emulators.loopback import certificate, serve, shut
 
 RECORDED_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "recorded" / "crm-traffic.json.gz"
 
@@ -218,51 +215,6 @@ class Received:
     params: dict[str, list[str]]
     body: Any
     headers: dict[str, str]
-
-
-_CERT: tuple[Path, Path] | None = None
-_CERT_LOCK = threading.Lock()
-
-
-def certificate() -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (cert, key), made once per process."""
-    global _CERT
-    with _CERT_LOCK:
-        if _CERT is None:
-            from cryptography import x509
-            from cryptography.hazmat.primitives import hashes, serialization
-            from cryptography.hazmat.primitives.asymmetric import ec
-            from cryptography.x509.oid import NameOID
-
-            key = ec.generate_private_key(ec.SECP256R1())
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-            now = dt.datetime.now(dt.UTC)
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(name)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=7))
-                .add_extension(
-                    x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                    False,
-                )
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-                .sign(key, hashes.SHA256())
-            )
-            directory = Path(tempfile.mkdtemp(prefix="recorded-replay-"))
-            (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-            (directory / "key.pem").write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            _CERT = (directory / "cert.pem", directory / "key.pem")
-        return _CERT
 
 
 @dataclass

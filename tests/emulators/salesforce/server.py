@@ -23,24 +23,21 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import random
 import re
 import secrets
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.emulators.loopback import serve, shut
+from tests.emulators.loopback import certificate, serve, shut
 from tests.emulators.salesforce.org import (
     API_USER_ID,
     API_USERNAME,
@@ -108,46 +105,6 @@ class Stats:
     """Faults applied, by kind: the `fault_mix` name for drawn ones, the `inject` kind for queued ones."""
 
 
-_CERT_DIR: Path | None = None
-
-
-def _certificate() -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made once per process."""
-    global _CERT_DIR
-    if _CERT_DIR is None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-            )
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256())
-        )
-        directory = Path(tempfile.mkdtemp(prefix="sf-emulator-"))
-        (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (directory / "key.pem").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        _CERT_DIR = directory
-    return _CERT_DIR / "cert.pem", _CERT_DIR / "key.pem"
-
-
 class SalesforceEmulator:
     """Start with `start()`; `instance_url`, `ca_file` and `issue_token()` are what a client needs."""
 
@@ -186,7 +143,7 @@ class SalesforceEmulator:
         self._cursors: dict[str, tuple[list[RecordData], int]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self.cert_file, self.key_file = _certificate()
+        self.cert_file, self.key_file = certificate()
 
     @property
     def daily_limit(self) -> int:
