@@ -9,7 +9,7 @@ import base64
 
 from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError
-from adapters.providers.aircall.webhook import call_people
+from adapters.providers.aircall.webhook import add_person, call_people
 from adapters.providers.checks import probe_client, refused
 from worker.events import CallEvent
 from worker.ingest.apiclient import FetchContext, reading
@@ -62,11 +62,14 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     with reading("aircall"):
         call = Fields(body).obj("call")
         organizer, external, internal = call_people(call)
+        participants = list(event.participants)
+        for person in external:
+            add_person(person, participants)
         return event.with_details(
             started_at=call.unix_time("started_at") or event.started_at,
             ended_at=call.unix_time("ended_at") or event.ended_at,
             organizer=organizer if organizer.email else event.organizer,
-            participants=merge(event.participants, external),
+            participants=tuple(participants),
             internal=merge(event.internal, internal),
             complete=True,
         )

@@ -97,7 +97,7 @@ def call_people(data: Fields) -> tuple[Person, list[Person], list[Person]]:
                 if person not in internal:
                     internal.append(person)
             elif person.phone or person.email:
-                _add(person, external)
+                add_person(person, external)
     for transfer_key in ("transferred_by", "transferred_to", "assigned_to"):
         other = data.opt_obj(transfer_key)
         if other is not None and other.opt_str("email"):
@@ -105,14 +105,16 @@ def call_people(data: Fields) -> tuple[Person, list[Person], list[Person]]:
     return organizer, external, internal
 
 
-def _add(person: Person, people: list[Person]) -> None:
-    """`person` once: the same number already listed (the contact's own line) only lends it a missing name."""
+def add_person(person: Person, people: list[Person]) -> None:
+    """`person` once: an entry with the same number (the contact's own line) takes what it lacked."""
     for index, other in enumerate(people):
         if person == other:
             return
-        if person.phone is not None and person.phone == other.phone and not person.email:
-            if other.name is None and person.name is not None:
-                people[index] = Person(email=other.email, phone=other.phone, name=person.name)
+        same_line = person.phone is not None and person.phone == other.phone
+        if same_line and (not person.email or not other.email or person.email == other.email):
+            people[index] = Person(
+                email=other.email or person.email, phone=other.phone, name=other.name or person.name
+            )
             return
     people.append(person)
 
