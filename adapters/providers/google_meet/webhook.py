@@ -135,14 +135,14 @@ class LifecycleUnavailable(WebhookError):
     status = 503
 
 
-def _lifecycle(request: WebhookRequest, message: Fields, attributes: Fields, event_type: str) -> Delivery:
+def _lifecycle(request: WebhookRequest, data: Fields, attributes: _Attributes, event_type: str) -> Delivery:
     """expirationReminder, suspended, expired: queued for `callmatch.subscription_lifecycle`, acknowledged now."""
     from worker.subscriptions import queue_lifecycle
 
-    subscription = _decode_data(message).opt_obj("subscription")
+    subscription = data.opt_obj("subscription")
     name = subscription.opt_str("name", MAX_ID_LENGTH) if subscription is not None else None
     if not name:
-        subject = attributes.opt_str("ce-subject", MAX_ID_LENGTH) or ""
+        subject = attributes.get("ce-subject", MAX_ID_LENGTH) or ""
         name = (
             subject.split("//workspaceevents.googleapis.com/", 1)[-1] if "subscriptions/" in subject else ""
         )
@@ -208,6 +208,8 @@ def handle(request: WebhookRequest) -> Delivery:
     event_type = attributes.get("ce-type")
     if not event_type:
         return _ignored_without_type(request, message_id)
+    if event_type.startswith(LIFECYCLE_PREFIX):
+        return _lifecycle(request, _decode_data(message), attributes, event_type)
     if event_type != ENDED:
         return Delivery(ignored="not a conference ended event")
     if message_id is None:
@@ -222,6 +224,8 @@ def _handle_unwrapped(request: WebhookRequest, data: Fields) -> Delivery:
     event_type = attributes.get("ce-type")
     if not event_type:
         return _ignored_without_type(request, message_id)
+    if event_type.startswith(LIFECYCLE_PREFIX):
+        return _lifecycle(request, data, attributes, event_type)
     if event_type != ENDED:
         return Delivery(ignored="not a conference ended event")
     return _ended(request, attributes, data, message_id, attributes.at(UNWRAPPED_MESSAGE_ID))
