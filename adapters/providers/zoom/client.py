@@ -152,7 +152,11 @@ def check(ctx: FetchContext) -> list[Check]:
         )
     else:
         covered = sorted(granted.intersection(s for options in NEEDED_SCOPES.values() for s in options))
-        checks.append(Check("zoom.scopes", Status.OK, f"the token grants {', '.join(covered)}"))
+        detail = f"the token grants {', '.join(covered)}"
+        lacking = missing_scopes(granted, GUEST_SCOPES)
+        if lacking:  # optional: without them a guest may stay a name, and the trace says so
+            detail += f"; guests' emails stay hidden without {wording(lacking)}"
+        checks.append(Check("zoom.scopes", Status.OK, detail))
     return checks
 
 

@@ -195,3 +195,29 @@ def test_the_report_itself_unreadable_is_still_fatal(
     with pytest.raises(FatalError) as info:
         complete_event(_event(), tenant, redis_client)
     assert info.value.status == 403
+
+
+@pytest.mark.parametrize("granted", ["two", "all"])
+def test_doctor_says_which_scopes_would_let_guests_emails_through(
+    emulator: ProviderEmulator,  # noqa: F811
+    tenant: Tenant,
+    granted: str,
+) -> None:
+    from adapters.crm.readiness import Status
+    from adapters.providers.zoom import client as zoom
+    from worker.ingest.apiclient import FetchContext
+
+    if granted == "all":
+        emulator.state.zoom_scopes = GRANULAR
+    checks = {c.name: c for c in zoom.check(FetchContext(tenant=tenant, config=tenant.providers["zoom"]))}
+    scopes = checks["zoom.scopes"]
+    assert scopes.status is Status.OK and checks["zoom.api"].status is Status.OK
+    if granted == "all":
+        assert "hidden" not in scopes.detail
+    else:
+        assert scopes.detail.endswith(
+            "; guests' emails stay hidden without meeting:read:admin or meeting:read:past_meeting:admin"
+            " (to find the meeting's id); meeting:read:admin or meeting:read:list_registrants:admin"
+            " (to read registrants' emails); meeting:read:admin or meeting:read:meeting:admin"
+            " (to read invitees' emails)"
+        )
