@@ -273,7 +273,8 @@ class Subscriptions:
         return done
 
     def create(self, tenant_name: str, provider: str) -> Subscription:
-        """A new subscription (the previous one, if any, deleted first so two never notify at once)."""
+        """A new subscription; the previous one deleted (Graph: after, so none is missing meanwhile;
+        Google: before, as it refuses a second subscription on the same target with ALREADY_EXISTS)."""
         tenant = self.tenant(tenant_name)
         ctx = self._ctx(tenant, provider)
         now = self.clock()
@@ -286,11 +287,14 @@ class Subscriptions:
                     " receiver's public https base URL"
                 )
             api = graph.client(ctx)
-            if previous is not None:
-                graph.delete(api, previous.id)
             made = graph.create(
                 api, graph.notification_url(url, tenant.name), ctx.config.webhook_secrets[0], now
             )
+            if previous is not None and previous.id != made.id:  # after: never a moment without one
+                try:
+                    graph.delete(api, previous.id)
+                except ExternalError as exc:  # it expires by itself; a double notification is deduplicated
+                    log.warning("previous teams subscription not deleted (%s)", _reason(exc))
             sub = Subscription(
                 tenant.name,
                 provider,
