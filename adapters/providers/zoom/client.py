@@ -173,8 +173,14 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
         event = _with_host(event, client)
     with reading("zoom"):
         event = _event(event, ctx, rows)
+        # A registered guest's row names its registrant: the surest way to the registrant's email.
+        shown = {
+            row.opt_str("registrant_id") or "": (row.opt_str("name") or "").strip()
+            for row in rows
+            if not norm_email(row.opt_str("user_email"))
+        }
     if any(person.email is None for person in event.participants):
-        event = _with_guests(event, ctx, client)
+        event = _with_guests(event, ctx, client, shown)
     return event
 
 
@@ -226,7 +232,7 @@ def _with_host(event: CallEvent, client: ApiClient) -> CallEvent:
     return event if host is None else event.with_details(organizer=host)
 
 
-def _with_guests(event: CallEvent, ctx: FetchContext, client: ApiClient) -> CallEvent:
+def _with_guests(event: CallEvent, ctx: FetchContext, client: ApiClient, shown: dict[str, str]) -> CallEvent:
     """Guests' emails from the meeting's registrants and invitees, when Zoom lets us read them."""
     uuid = double_encode(event.source_ref or "")
 
@@ -239,20 +245,22 @@ def _with_guests(event: CallEvent, ctx: FetchContext, client: ApiClient) -> Call
         return event
     meeting = quote(found, safe="")
 
-    def registrants() -> list[Person]:
-        people: list[Person] = []
+    def registrants() -> list[tuple[Person, set[str]]]:
+        """Each approved registrant with the names a guest may show: its own, and the report's for its id."""
+        people: list[tuple[Person, set[str]]] = []
         for page in _pages(client, f"/v2/meetings/{meeting}/registrants", {"status": "approved"}):
             for row in page.objs("registrants"):
                 first = (row.opt_str("first_name") or "").strip()
                 last = (row.opt_str("last_name") or "").strip()
                 name = " ".join(p for p in (first, last) if p) or None
-                people.append(Person(email=norm_email(row.opt_str("email")), name=name))
+                names = {n.casefold() for n in (name, shown.get(row.opt_str("id") or "-")) if n}
+                people.append((Person(email=norm_email(row.opt_str("email")), name=name), names))
         return people
 
-    def invitees() -> list[Person]:
+    def invitees() -> list[tuple[Person, set[str]]]:
         settings = Fields(client.get(f"/v2/meetings/{meeting}")).opt_obj("settings")
         rows = settings.objs("meeting_invitees") if settings is not None else []
-        return [Person(email=norm_email(row.opt_str("email"))) for row in rows]
+        return [(Person(email=norm_email(row.opt_str("email"))), set()) for row in rows]
 
     event, registered = _optional(event, f"GET /v2/meetings/{found}/registrants", then, registrants)
     event, invited = _optional(event, f"GET /v2/meetings/{found}", "invitees' emails not read", invitees)
@@ -260,9 +268,13 @@ def _with_guests(event: CallEvent, ctx: FetchContext, client: ApiClient) -> Call
 
 
 def _with_people(
-    event: CallEvent, ctx: FetchContext, registered: list[Person], invited: list[Person]
+    event: CallEvent,
+    ctx: FetchContext,
+    registered: list[tuple[Person, set[str]]],
+    invited: list[tuple[Person, set[str]]],
 ) -> CallEvent:
-    """A guest shown by name takes the email of the registrant of that name; invitees join as they are.
+    """A guest shown by name takes the email of its registrant (by `registrant_id`, else by name);
+    invitees join as they are.
 
     A registrant nobody recognises in the report is left out: registering is not attending.
     """
@@ -270,16 +282,15 @@ def _with_people(
     internal = list(event.internal)
     organizer = norm_email(event.organizer.email)
     known = {p.email for p in (*participants, *internal) if p.email} | ({organizer} if organizer else set())
-    for person, join_unmatched in [(p, False) for p in registered] + [(p, True) for p in invited]:
+    for (person, names), join_unmatched in [(r, False) for r in registered] + [(i, True) for i in invited]:
         email = person.email
         if not email or email in known:
             continue
-        named = (person.name or "").casefold()
         guest = next(
             (
                 index
                 for index, p in enumerate(participants)
-                if p.email is None and named and (p.name or "").casefold() == named
+                if p.email is None and p.name and p.name.casefold() in names
             ),
             None,
         )

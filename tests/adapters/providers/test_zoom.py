@@ -97,6 +97,20 @@ def test_a_registered_guest_takes_the_registrants_email_and_invitees_join(
     ]
 
 
+def test_a_guest_shown_under_another_name_is_found_by_its_registrant_id(
+    emulator: ProviderEmulator,  # noqa: F811
+    tenant: Tenant,
+    redis_client: redis.Redis,
+) -> None:
+    _seed(emulator, [zs.registrant("Jane", "Doe", "jane@acme.com")], [])
+    rows = zs.participants()
+    rows[2]["name"] = "JD (Acme)"  # the report row that carries registrant_id r-jane
+    emulator.state.zoom_participants[zs.UUID] = rows
+    done = complete_event(_event(), tenant, redis_client)
+    assert Person(email="jane@acme.com", name="JD (Acme)") in done.participants
+    assert Person(name="Bob Martin") in done.participants
+
+
 def test_registrants_are_read_page_after_page(
     emulator: ProviderEmulator,  # noqa: F811
     tenant: Tenant,
