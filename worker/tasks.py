@@ -462,13 +462,11 @@ def subscriptions() -> Subscriptions:
     )
 
 
-@app.task(name=RENEW_SUBSCRIPTIONS_TASK, bind=True, acks_late=True)
-def renew_subscriptions(self: Task[Any, Any]) -> list[list[str]]:
-    """From beat: renew what is due, recreate what is gone; a failure waits for the next run, never raises."""
+def renew_subscriptions_once(service: Subscriptions) -> list[list[str]]:
+    """One renewal pass; whatever goes wrong waits for the next one (beat and its schedule never see it)."""
     try:
-        tenants_source().reload()
-        results = subscriptions().renew_due()
-    except Exception as exc:  # e.g. the tenants file never validated in this process
+        results = service.renew_due()
+    except Exception as exc:  # renew_due already catches per subscription; this is the last guard
         log.warning("subscriptions not renewed this run", extra={"error": type(exc).__name__})
         return []
     for tenant, provider, outcome in results:
@@ -476,15 +474,13 @@ def renew_subscriptions(self: Task[Any, Any]) -> list[list[str]]:
     return [list(result) for result in results]
 
 
-@app.task(name=SUBSCRIPTION_LIFECYCLE_TASK, bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def subscription_lifecycle(self: Task[Any, Any], notice: dict[str, Any]) -> str:
-    """A lifecycle notification the receiver queued: renew, recreate, reactivate or close the gap."""
+def run_lifecycle(task: Task[Any, Any], service: Subscriptions, notice: dict[str, Any]) -> str:
+    """Act on one lifecycle notification: what may pass later is retried, anything else logged with why."""
     try:
-        tenants_source().reload()
-        done = subscriptions().lifecycle(notice)
+        done = service.lifecycle(notice)
     except (RetryableError, RateLimitedError, CredentialsExpiredError, redis.RedisError) as exc:
-        raise self.retry(
-            exc=exc, countdown=backoff(self.request.retries), max_retries=MAX_RETRIES, headers=sent_now()
+        raise task.retry(
+            exc=exc, countdown=backoff(task.request.retries), max_retries=MAX_RETRIES, headers=sent_now()
         ) from None
     except Exception as exc:  # beat's next renewal pass catches up; say why here
         reason = str(exc) if isinstance(exc, ExternalError) else type(exc).__name__
@@ -498,3 +494,29 @@ def subscription_lifecycle(self: Task[Any, Any], notice: dict[str, Any]) -> str:
         extra={"tenant": notice.get("tenant"), "provider": notice.get("provider"), "outcome": done},
     )
     return done
+
+
+@app.task(name=RENEW_SUBSCRIPTIONS_TASK, bind=True, acks_late=True)
+def renew_subscriptions(self: Task[Any, Any]) -> list[list[str]]:
+    """From beat: renew what is due, recreate what is gone; a failure waits for the next run, never raises."""
+    try:
+        tenants_source().reload()
+        service = subscriptions()
+    except Exception as exc:  # e.g. the tenants file never validated in this process
+        log.warning("subscriptions not renewed this run", extra={"error": type(exc).__name__})
+        return []
+    return renew_subscriptions_once(service)
+
+
+@app.task(name=SUBSCRIPTION_LIFECYCLE_TASK, bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def subscription_lifecycle(self: Task[Any, Any], notice: dict[str, Any]) -> str:
+    """A lifecycle notification the receiver queued: renew, recreate, reactivate or close the gap."""
+    try:
+        tenants_source().reload()
+        service = subscriptions()
+    except TenantsError as exc:
+        log.error("cannot act on lifecycle notifications: %s", exc)
+        raise self.retry(
+            countdown=backoff(self.request.retries), max_retries=MAX_RETRIES, headers=sent_now()
+        ) from None
+    return run_lifecycle(self, service, notice)

@@ -464,3 +464,68 @@ def test_subscribe_without_a_public_url_names_the_setting(cli_env, tmp_path, cap
     err = capsys.readouterr().err
     assert "providers.teams.public_url (or CALLMATCH_PUBLIC_URL)" in err
     assert "graph-secret" not in err
+
+
+# -- the Celery side: beat's schedule, the lifecycle task's retries --------------------------------
+
+
+class _Task:
+    """What run_lifecycle uses of a bound Celery task: its retry count, and `retry` raising `Retry`."""
+
+    class request:
+        retries = 0
+
+    def __init__(self) -> None:
+        self.retried: list[dict[str, Any]] = []
+
+    def retry(self, **options: Any) -> Exception:
+        from celery.exceptions import Retry
+
+        self.retried.append(options)
+        return Retry("retry", when=options.get("countdown"))
+
+
+def test_beat_schedules_the_renewal_pass() -> None:
+    from worker.celery_app import app
+    from worker.tasks import SUBSCRIPTION_CHECK_SECONDS
+
+    entry = app.conf.beat_schedule["renew-provider-subscriptions"]
+    assert (
+        entry["task"] == "callmatch.renew_subscriptions" and entry["schedule"] == SUBSCRIPTION_CHECK_SECONDS
+    )
+
+
+def test_the_renewal_pass_survives_redis_going_away(service, clock, redis_url) -> None:
+    from worker.tasks import renew_subscriptions_once
+
+    service.subscribe("acme", "teams")
+    clock.advance(hours=40)
+    gone = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    service.store.client = gone
+    assert renew_subscriptions_once(service) == []
+    service.store.client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert renew_subscriptions_once(service) == [["acme", "teams", "renewed"]]
+
+
+def test_a_lifecycle_notification_the_provider_cannot_take_now_is_retried(service, emulator) -> None:
+    from celery.exceptions import Retry
+
+    from worker.tasks import run_lifecycle
+
+    sub = service.subscribe("acme", "teams")[0]
+    notice = {
+        "tenant": "acme",
+        "provider": "teams",
+        "event": "reauthorizationRequired",
+        "subscription_id": sub.id,
+    }
+    emulator.fail_next("/v1.0/subscriptions/", 503, times=20)
+    task = _Task()
+    with pytest.raises(Retry):
+        run_lifecycle(task, service, notice)
+    assert task.retried and task.retried[0]["max_retries"] is not None
+    emulator._faults.clear()
+    assert run_lifecycle(task, service, notice).startswith("renewed until")
+    # A refusal no retry can pass is logged and reported, not raised (beat's pass catches up).
+    emulator.fail_next("/v1.0/subscriptions/", 403, times=1)
+    assert run_lifecycle(task, service, notice) == "failed: teams: HTTP 403"
