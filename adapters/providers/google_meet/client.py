@@ -46,13 +46,13 @@ MEET_URL = "https://meet.googleapis.com"
 DIRECTORY_URL = "https://admin.googleapis.com"
 CALENDAR_URL = "https://www.googleapis.com"
 DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
-SCOPES = " ".join(
-    (
-        "https://www.googleapis.com/auth/meetings.space.readonly",
-        "https://www.googleapis.com/auth/admin.directory.user.readonly",
-        "https://www.googleapis.com/auth/calendar.events.readonly",
-    )
-)
+MEET_SCOPE = "https://www.googleapis.com/auth/meetings.space.readonly"
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events.readonly"
+SCOPES = " ".join((MEET_SCOPE, DIRECTORY_SCOPE, CALENDAR_SCOPE))
+# A fetch asks each API's token for that API's scope only: domain-wide delegation that lacks the
+# directory or calendar scope then refuses that token alone (a noted lookup), not the whole call.
+API_SCOPES = {"meet": MEET_SCOPE, "directory": DIRECTORY_SCOPE, "calendar": CALENDAR_SCOPE}
 MAX_PAGES = 50
 MAX_CALENDARS = 3
 MAX_EVENT_PAGES = 5
@@ -65,6 +65,14 @@ SPACE_UNREADABLE_NOTE = "google_meet: GET /v2/spaces/{id} answered {status}; cal
 CALENDAR_DENIED_NOTE = (
     "google_meet: GET /calendar/v3/calendars/{calendarId}/events answered {status} for a participant's"
     " calendar; its attendees not read"
+)
+DIRECTORY_NOT_DELEGATED_NOTE = (
+    "google_meet: a token for the Admin directory was refused (unauthorized_client: domain-wide delegation"
+    " lacks admin.directory.user.readonly); signed-in participants kept by name"
+)
+CALENDAR_NOT_DELEGATED_NOTE = (
+    "google_meet: a token for the Calendar API was refused ({code}: domain-wide delegation lacks"
+    " calendar.events.readonly, or the calendar's owner cannot be impersonated); guests kept by name"
 )
 NO_OWNER_NOTE = "google_meet: calendar attendees not read: no participant of ours has a known email"
 NO_EVENT_NOTE = (
@@ -94,14 +102,14 @@ class _Google:
         self.notes: list[str] = []
         self.directory_denied = False
 
-    def token_body(self, subject: str, client: ApiClient) -> Any:
+    def token_body(self, subject: str, client: ApiClient, scopes: str = SCOPES) -> Any:
         """The token response for `subject` (JWT bearer grant signed with the service account's key)."""
         now = int(time.time())
         assertion = jwt.encode(
             {
                 "iss": self.key["client_email"],
                 "sub": subject,
-                "scope": SCOPES,
+                "scope": scopes,
                 "aud": self.token_url,
                 "iat": now,
                 "exp": now + 3600,
@@ -114,19 +122,20 @@ class _Google:
             {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
         )
 
-    def _token(self, subject: str) -> BearerToken:
-        if subject not in self.tokens:
+    def _token(self, subject: str, scopes: str = SCOPES) -> BearerToken:
+        key = subject if scopes == SCOPES else f"{subject} {scopes}"
+        if key not in self.tokens:
 
             def fetch_token() -> tuple[str, float]:
-                return token_response("google_meet", self.token_body(subject, self.token_client))
+                return token_response("google_meet", self.token_body(subject, self.token_client, scopes))
 
-            self.tokens[subject] = shared_token(self.ctx, self.token_url, subject, fetch_token)
-        return self.tokens[subject]
+            self.tokens[key] = shared_token(self.ctx, self.token_url, key, fetch_token)
+        return self.tokens[key]
 
     def client(self, api: str, subject: str | None = None) -> ApiClient:
         who = subject or self.ctx.config.setting("delegated_user") or self.key["client_email"]
         if (api, who) not in self.clients:
-            token = self._token(who)
+            token = self._token(who, API_SCOPES.get(api, SCOPES))
             self.clients[(api, who)] = self.ctx.client(
                 self.bases[api], auth=token.headers, refresh=token.refresh
             )
@@ -160,6 +169,9 @@ class _Google:
                     if exc.status == 403:
                         self.directory_denied = True
                         self.note(DIRECTORY_DENIED_NOTE)
+                    elif _token_refused(exc):
+                        self.directory_denied = True
+                        self.note(DIRECTORY_NOT_DELEGATED_NOTE)
                     elif exc.status != 404:
                         raise
             with reading("google_meet"):
@@ -246,6 +258,11 @@ def check(ctx: FetchContext) -> list[Check]:
     return checks
 
 
+def _token_refused(exc: FatalError) -> bool:
+    """The token endpoint refused a delegated token (a scope not delegated, a subject not ours)."""
+    return exc.code in ("unauthorized_client", "invalid_grant")
+
+
 def _matches(item: Fields, meeting_code: str) -> bool:
     """The calendar event's Meet conference is this meeting: `conferenceData.conferenceId`, or its link."""
     conference = item.opt_obj("conferenceData")
@@ -273,6 +290,11 @@ def _calendar_event(
             try:
                 body = google.client("calendar", owner).get(f"/calendar/v3/calendars/{owner}/events", params)
             except FatalError as exc:
+                if _token_refused(exc):
+                    google.note(CALENDAR_NOT_DELEGATED_NOTE.replace("{code}", exc.code or "refused"))
+                    if exc.code == "unauthorized_client":  # the scope: no calendar of ours will do better
+                        return None
+                    break
                 if exc.status not in (403, 404):
                     raise
                 google.note(CALENDAR_DENIED_NOTE.replace("{status}", str(exc.status)))
@@ -334,7 +356,10 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
         google.note(NO_OWNER_NOTE)
     meeting_code = _meeting_code(google, space) if space and owners else None
     calendar = _calendar_event(google, meeting_code, owners, started_at, ended_at) if meeting_code else None
-    calendar_refused = any(n.startswith("google_meet: GET /calendar/") for n in google.notes)
+    calendar_refused = any(
+        n.startswith(("google_meet: GET /calendar/", "google_meet: a token for the Calendar"))
+        for n in google.notes
+    )
     if meeting_code and calendar is None and not calendar_refused:
         google.note(NO_EVENT_NOTE)
     if calendar is not None:

@@ -183,3 +183,32 @@ def test_participants_are_paged(
     done = complete_event(_event(), tenant, redis_client)
     assert Person(name="Viewer 299") in done.participants
     assert len(emulator.calls(f"/v2/{sg.RECORD}/participants")) == 2
+
+
+def test_delegation_of_the_meet_scope_alone_keeps_the_call_and_says_why(
+    emulator: ProviderEmulator, tenant: Tenant, redis_client: redis.Redis
+) -> None:
+    """Each API's token asks for its own scope: a missing directory scope refuses that token only."""
+    _seed(emulator)
+    emulator.state.google_delegated_scopes = frozenset({meet.MEET_SCOPE})
+    done = complete_event(_event(), tenant, redis_client)
+    assert done.complete
+    assert done.notes == (meet.DIRECTORY_NOT_DELEGATED_NOTE, meet.NO_OWNER_NOTE)
+    assert done.participants == (Person(name="Rep One"), Person(name="Colleague"), *GUESTS)
+    assert emulator.calls("/admin/directory/") == []  # the refused token stops before the request
+    assert len(emulator.calls("/token")) == 2  # one for Meet, one refused for the directory
+
+
+def test_without_the_calendar_scope_the_directory_still_names_our_users(
+    emulator: ProviderEmulator, tenant: Tenant, redis_client: redis.Redis
+) -> None:
+    _seed(emulator)
+    emulator.state.google_delegated_scopes = frozenset({meet.MEET_SCOPE, meet.DIRECTORY_SCOPE})
+    done = complete_event(_event(), tenant, redis_client)
+    assert done.notes == (meet.CALENDAR_NOT_DELEGATED_NOTE.replace("{code}", "unauthorized_client"),)
+    assert done.internal == (
+        Person(email="rep@ourco.com", name="Rep One"),
+        Person(email="colleague@ourco.com", name="Colleague"),
+    )
+    assert done.participants == GUESTS
+    assert emulator.calls("/calendar/") == []
