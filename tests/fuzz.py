@@ -513,7 +513,9 @@ class Fuzzer:
             try:
                 token = jwt.encode(claims, key, algorithm="HS512")
             except (ValueError, RecursionError, TypeError):
-                token = jwt.encode({"payload": doc}, key, algorithm="HS512")
+                token = jwt.encode(
+                    {"payload": doc, "iat": int(samples.NOW.timestamp())}, key, algorithm="HS512"
+                )
             headers.append((b"x-ringover-webhook-signature", token.encode()))
         elif provider == "zoom":
             timestamp = str(int(samples.NOW.timestamp()) + rng.choice((0, 0, 0, -299, 299)))
