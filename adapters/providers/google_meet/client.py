@@ -220,7 +220,7 @@ def check(ctx: FetchContext) -> list[Check]:
         )
         subject = google.key["client_email"]
     try:
-        token, _ = token_response("google_meet", google.token_body(subject, token_client))
+        token, _ = token_response("google_meet", google.token_body(subject, token_client, MEET_SCOPE))
     except ExternalError as exc:
         if exc.code == "unauthorized_client":
             name, fix = "google_meet.delegation", _DELEGATION_FIX
@@ -233,13 +233,7 @@ def check(ctx: FetchContext) -> list[Check]:
         checks.append(refused(name, f"token for {subject}", exc, fix))
         return checks
     if ctx.config.setting("delegated_user"):
-        checks.append(
-            Check(
-                "google_meet.delegation",
-                Status.OK,
-                f"a token for {subject} with the Meet, Admin directory and Calendar scopes",
-            )
-        )
+        checks.append(_enrichment_delegation(google, subject, token_client))
     client = probe_client(ctx, google.bases["meet"], auth=lambda: {"Authorization": f"Bearer {token}"})
     try:
         client.get("/v2/conferenceRecords", {"pageSize": 1})
@@ -256,6 +250,43 @@ def check(ctx: FetchContext) -> list[Check]:
         return checks
     checks.append(Check("google_meet.api", Status.OK, "GET /v2/conferenceRecords answered"))
     return checks
+
+
+_ENRICHMENT_SCOPES = (
+    (DIRECTORY_SCOPE, "signed-in participants' emails (Admin directory)"),
+    (CALENDAR_SCOPE, "guests' emails, the organizer and the title (the Calendar event)"),
+)
+
+
+def _enrichment_delegation(google: _Google, subject: str, token_client: ApiClient) -> Check:
+    """Each enrichment scope asked for on its own, as the fetch does: one missing costs what it adds.
+
+    Meet participants carry no email: without both scopes no participant can be matched,
+    so that fails; without one of them the calls still run on what the other gives.
+    """
+    missing: list[tuple[str, str, ExternalError]] = []
+    for scope, adds in _ENRICHMENT_SCOPES:
+        try:
+            token_response("google_meet", google.token_body(subject, token_client, scope))
+        except ExternalError as exc:
+            missing.append((scope, adds, exc))
+    if not missing:
+        return Check(
+            "google_meet.delegation",
+            Status.OK,
+            f"a token for {subject} with the Meet, Admin directory and Calendar scopes",
+        )
+    lost = "; ".join(
+        f"{scope.rsplit('/', 1)[-1]} refused ({exc.code or exc.status}): {adds} not fetched"
+        for scope, adds, exc in missing
+    )
+    status = Status.FAIL if len(missing) == len(_ENRICHMENT_SCOPES) else Status.WARN
+    return Check(
+        "google_meet.delegation",
+        status,
+        f"a token for {subject} with the Meet scope; {lost}",
+        _DELEGATION_FIX,
+    )
 
 
 def _token_refused(exc: FatalError) -> bool:

@@ -176,15 +176,34 @@ def test_zoom_classic_scopes_cover_the_same_calls(emulator, tenant, sleeps) -> N
 
 
 def test_google_without_domain_wide_delegation_fails_at_the_token(emulator, tenant, sleeps) -> None:
-    emulator.state.google_delegated_scopes = frozenset(
-        {"https://www.googleapis.com/auth/meetings.space.readonly"}
-    )
+    emulator.state.google_delegated_scopes = frozenset()
     [delegation] = google_meet.check(ctx(tenant, "google_meet", sleeps))
     assert delegation.name == "google_meet.delegation" and delegation.status is Status.FAIL
     assert "unauthorized_client" in delegation.detail and "HTTP 401" in delegation.detail
     assert delegation.fix is not None and "Domain Wide Delegation" in delegation.fix
     assert "admin.directory.user.readonly" in delegation.fix
     assert not [c for c in emulator.calls() if c.startswith("GET ")]
+
+
+def test_google_delegation_with_the_meet_scope_alone_fails_and_one_missing_scope_warns(
+    emulator, tenant, sleeps
+) -> None:
+    """Meet participants carry no email: directory and calendar are what match them; each is asked alone."""
+    meet = "https://www.googleapis.com/auth/meetings.space.readonly"
+    directory = "https://www.googleapis.com/auth/admin.directory.user.readonly"
+    emulator.state.google_delegated_scopes = frozenset({meet})
+    checks = by_name(google_meet.check(ctx(tenant, "google_meet", sleeps)))
+    assert checks["google_meet.delegation"].status is Status.FAIL
+    assert "admin.directory.user.readonly refused" in checks["google_meet.delegation"].detail
+    assert "calendar.events.readonly refused" in checks["google_meet.delegation"].detail
+    assert checks["google_meet.api"].status is Status.OK
+
+    emulator.state.google_delegated_scopes = frozenset({meet, directory})
+    checks = by_name(google_meet.check(ctx(tenant, "google_meet", sleeps)))
+    delegation = checks["google_meet.delegation"]
+    assert delegation.status is Status.WARN
+    assert "calendar.events.readonly refused" in delegation.detail
+    assert "guests' emails" in delegation.detail and "admin.directory" not in delegation.detail
 
 
 def test_google_without_a_delegated_user_warns(emulator, tenant, sleeps) -> None:
