@@ -87,7 +87,8 @@ def signed_event(claims: dict[str, Any]) -> object:
     if "payload" in claims:
         payload = claims["payload"]
         if isinstance(payload, str):  # a payload signed as JSON text
-            return load_json(payload.encode())
+            # surrogatepass: a lone surrogate (JSON's \ud800 escape) is read as the body's bytes are
+            return load_json(payload.encode("utf-8", "surrogatepass"))
         return payload
     return {key: value for key, value in claims.items() if key not in _CLAIMS}
 

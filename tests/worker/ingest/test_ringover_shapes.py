@@ -152,3 +152,16 @@ def test_junk_is_400_naming_the_field(
     assert response.status_code == 400, response.text
     assert response.json()["field"] == field
     assert queued_events(redis_client) == []
+
+
+def test_a_lone_surrogate_in_a_payload_signed_as_text_is_read_as_the_body_is(
+    client: TestClient, redis_client: Any
+) -> None:
+    """Found by `make fuzz`: the signed text was encoded strictly and raised instead of answering 400."""
+    body = b'"b0\xed\xaf\xbf"'
+    claims = {"payload": '"b0\udbff"', "iat": int(samples.NOW.timestamp())}
+    token = jwt.encode(claims, samples.RINGOVER_KEY, algorithm="HS512")
+    response = post(client, "ringover", samples.Post(body, {HEADER: token}))
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "(body)"
+    assert queued_events(redis_client) == []
