@@ -159,9 +159,11 @@ def test_a_lone_surrogate_in_a_payload_signed_as_text_is_read_as_the_body_is(
 ) -> None:
     """Found by `make fuzz`: the signed text was encoded strictly and raised instead of answering 400."""
     body = b'"b0\xed\xaf\xbf"'
-    claims = {"payload": '"b0\udbff"', "iat": int(samples.NOW.timestamp())}
+    claims = {"payload": json.loads(body), "iat": int(samples.NOW.timestamp())}  # the string 'b0\udbff'
+    assert claims["payload"] == "b0\udbff"
     token = jwt.encode(claims, samples.RINGOVER_KEY, algorithm="HS512")
     response = post(client, "ringover", samples.Post(body, {HEADER: token}))
     assert response.status_code == 400, response.text
     assert response.json()["field"] == "(body)"
+    assert "unreadable payload" not in response.text  # the receiver's answer to an unexpected exception
     assert queued_events(redis_client) == []
