@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.errors import FatalError, RetryableError
-from adapters.providers.google_meet.client import _Google
+from adapters.providers.google_meet.client import MEET_SCOPE, _Google
 from adapters.providers.teams.subscriptions import JsonClient
 from worker.ingest.apiclient import FetchContext, provider_limiter, reading
 from worker.ingest.webhook import MAX_ID_LENGTH, Fields
@@ -49,7 +49,8 @@ def client(ctx: FetchContext) -> JsonClient:
     """A JSON client on the Workspace Events API, with a token as `events_subject` (or `delegated_user`)."""
     google = _Google(ctx)
     subject = ctx.config.setting("events_subject") or ctx.config.setting("delegated_user")
-    token = google._token(subject or google.key["client_email"])
+    # Meet's own scope only: delegation lacking the directory or calendar scope must not stop subscriptions.
+    token = google._token(subject or google.key["client_email"], MEET_SCOPE)
     return JsonClient(
         SERVICE,
         ctx.config.api_base_url or EVENTS_URL,

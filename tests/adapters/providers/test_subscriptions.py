@@ -167,3 +167,11 @@ def test_workspace_operation_not_done_is_polled(events_api, emulator):
     )
     assert workspace.renew(events_api, made.name).name == made.name
     assert emulator.calls("/v1/operations/op-1") == ["GET /v1/operations/op-1"]
+
+
+def test_workspace_subscriptions_need_only_the_meet_scope(emulator, tmp_path):
+    emulator.state.google_delegated_scopes = frozenset(
+        {"https://www.googleapis.com/auth/meetings.space.readonly"}
+    )
+    api = workspace.client(_ctx(emulator, tmp_path, "google_meet"))
+    assert workspace.create(api, TARGET, TOPIC).state == "ACTIVE"
