@@ -43,9 +43,10 @@ log = logging.getLogger("callmatch.ingest")
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 30
 
-# Verification that may wait on the network (Google's signing keys): run off the event loop.
+# Handlers that may wait on the network: Google's signing keys, and a Graph or Workspace
+# Events lifecycle notification queued for a worker (a Redis write). Run off the event loop.
 # The others are a few microseconds of hashing and parsing, cheaper inline than a thread hop.
-BLOCKING_VERIFIERS = frozenset({"google_meet"})
+BLOCKING_VERIFIERS = frozenset({"google_meet", "teams"})
 
 _ERRORS = {
     400: "broken JSON or a missing field (named in `field`)",
