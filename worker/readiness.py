@@ -9,6 +9,7 @@ replaced by `***`, whatever an API echoed back.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -26,10 +27,12 @@ from adapters.providers.google_meet import client as google_meet
 from adapters.providers.ringover import client as ringover
 from adapters.providers.teams import client as teams
 from adapters.providers.zoom import client as zoom
+from worker.clock import process_clock
 from worker.crm_factory import CrmFactory
 from worker.durability import Durability, durability
 from worker.ingest.apiclient import FetchContext
 from worker.observability import redact
+from worker.subscriptions import ACTIVE, SubscriptionStore, status_rows
 from worker.tenants import ProviderConfig, Tenant
 
 PROVIDER_CHECKS: dict[str, ProviderCheck] = {
@@ -240,6 +243,29 @@ def provider_checks(
     return checks
 
 
+def subscription_checks(tenant: Tenant, redis_client: redis.Redis) -> list[Check]:
+    """Teams and Google Meet deliver only while our subscription lives: one line each."""
+    checks = []
+    for row in status_rows(SubscriptionStore(redis_client), [tenant], process_clock()()):
+        name = f"{row.provider}.subscription"
+        fix = f"callmatch providers subscribe --tenant {tenant.name} --provider {row.provider}"
+        sub = row.subscription
+        if row.state == ACTIVE and sub is not None:
+            left = sub.expires_at - row.now
+            expires = sub.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            detail = f"active: {sub.id} expires {expires} (in {left.total_seconds() / 3600:.0f} h)"
+            checks.append(Check(name, Status.OK, detail))
+            continue
+        detail = {
+            "missing": "no subscription: the provider sends no notification, so no call arrives",
+            "expired": "expired: the provider stopped sending notifications",
+        }.get(row.state, f"{row.state}: no notification arrives until it is active again")
+        if sub is not None and sub.detail:
+            detail += f" ({sub.detail})"
+        checks.append(Check(name, Status.FAIL, detail, fix + " (docs/providers/subscriptions.md)"))
+    return checks
+
+
 def doctor(
     tenant: Tenant,
     factory: CrmFactory,
@@ -265,6 +291,8 @@ def doctor(
     limiter_client = redis_client if redis_up else None
     for config in tenant.providers.values():
         checks += provider_checks(tenant, config, limiter_client, session=session, sleep=sleep)
+    if redis_client is not None and redis_up:
+        checks += guarded("subscriptions", lambda: subscription_checks(tenant, redis_client))
     secrets = tenant_secrets(tenant)
     return Report(tenant.name, [_safe_check(check, secrets) for check in checks])
 

@@ -207,6 +207,21 @@ def subscribable(tenant: Tenant) -> list[str]:
     return [name for name in PROVIDERS if name in tenant.providers and tenant.providers[name].has_api()]
 
 
+def status_rows(store: SubscriptionStore, tenants: Iterable[Tenant], now: dt.datetime) -> list[StatusRow]:
+    """Every subscribable provider of these tenants with its state (what `providers status` and doctor show)."""
+    rows = []
+    for tenant in sorted(tenants, key=lambda t: t.name):
+        for provider in subscribable(tenant):
+            sub = store.get(tenant.name, provider)
+            if sub is None:
+                rows.append(StatusRow(tenant.name, provider, MISSING, None, now))
+            elif sub.expires_at <= now:
+                rows.append(StatusRow(tenant.name, provider, EXPIRED_STATE, sub, now))
+            else:
+                rows.append(StatusRow(tenant.name, provider, sub.state, sub, now))
+    return rows
+
+
 class Subscriptions:
     """Create, renew, recreate and report the tenants' provider subscriptions."""
 
@@ -443,19 +458,8 @@ class Subscriptions:
 
     def status(self, tenant_name: str | None = None) -> list[StatusRow]:
         """Every subscribable provider of each tenant (or of `tenant_name`), with its state."""
-        now = self.clock()
         tenants = [self.tenant(tenant_name)] if tenant_name else list(self.tenants().tenants.values())
-        rows = []
-        for tenant in sorted(tenants, key=lambda t: t.name):
-            for provider in subscribable(tenant):
-                sub = self.store.get(tenant.name, provider)
-                if sub is None:
-                    rows.append(StatusRow(tenant.name, provider, MISSING, None, now))
-                elif sub.expires_at <= now:
-                    rows.append(StatusRow(tenant.name, provider, EXPIRED_STATE, sub, now))
-                else:
-                    rows.append(StatusRow(tenant.name, provider, sub.state, sub, now))
-        return rows
+        return status_rows(self.store, tenants, self.clock())
 
     # -- lifecycle --------------------------------------------------------------------
 

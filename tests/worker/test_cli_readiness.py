@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from tests.emulators.providers.server import ProviderEmulator
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
+from tests.worker.test_readiness import subscribed
 from worker.cli import main
 from worker.scenario import loads_scenario
 
@@ -117,7 +119,10 @@ def lines_of(out: str) -> dict[str, str]:
     return {row[1]: row[0] for row in rows if row[0] in ("ok", "warn", "fail")}
 
 
-def test_doctor_prints_one_line_per_check_and_exits_0_when_the_tenant_can_run(capsys, tenants_env) -> None:
+def test_doctor_prints_one_line_per_check_and_exits_0_when_the_tenant_can_run(
+    capsys, tenants_env, redis_client
+) -> None:
+    subscribed(redis_client, "acme", "teams")
     code, out, err = run(capsys, "doctor", "--tenant", "acme")
     assert code == 0, out + err
     assert lines_of(out) == {
@@ -131,13 +136,17 @@ def test_doctor_prints_one_line_per_check_and_exits_0_when_the_tenant_can_run(ca
         "teams.webhook": "ok",
         "teams.api": "ok",
         "teams.permissions": "ok",
+        "teams.subscription": "ok",
     }
-    assert "ok    teams.permissions  granted: CallRecords.Read.All, User.Read.All" in out
+    assert re.search(r"^ok +teams\.permissions +granted: CallRecords\.Read\.All, User\.Read\.All$", out, re.M)
     assert out.splitlines()[-1] == "tenant acme can run (1 warning(s))"
     assert err == ""
 
 
-def test_doctor_fails_with_the_fix_when_teams_lacks_a_permission(capsys, tenants_env, emulator) -> None:
+def test_doctor_fails_with_the_fix_when_teams_lacks_a_permission(
+    capsys, tenants_env, emulator, redis_client
+) -> None:
+    subscribed(redis_client, "acme", "teams")
     emulator.state.graph_roles = ("User.Read.All",)
     code, out, _ = run(capsys, "doctor", "--tenant", "acme")
     assert code == 1

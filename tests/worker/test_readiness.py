@@ -45,7 +45,31 @@ def statuses(report: readiness.Report) -> dict[str, Status]:
     return {check.name: check.status for check in report.checks}
 
 
+def subscribed(redis_client: Any, tenant: str, *providers: str, state: str = "active") -> None:
+    """Our Graph / Workspace Events subscriptions as `callmatch providers subscribe` leaves them."""
+    import datetime as dt
+
+    from worker.clock import process_clock
+    from worker.subscriptions import Subscription, SubscriptionStore
+
+    now = process_clock()()
+    for provider in providers:
+        SubscriptionStore(redis_client).put(
+            Subscription(
+                tenant=tenant,
+                provider=provider,
+                id=f"sub-{provider}",
+                resource="communications/callRecords" if provider == "teams" else "//meet/spaces",
+                expires_at=now + dt.timedelta(hours=60),
+                created_at=now,
+                state=state,
+                detail="the topic is gone" if state == "suspended" else None,
+            )
+        )
+
+
 def test_a_scenario_tenant_with_every_provider_can_run(tenant, redis_client) -> None:
+    subscribed(redis_client, "acme", "teams", "google_meet")
     report = readiness.doctor(tenant, CrmFactory(redis_client), redis_client=redis_client)
     assert [c.name for c in report.checks] == [
         "redis",
@@ -63,6 +87,8 @@ def test_a_scenario_tenant_with_every_provider_can_run(tenant, redis_client) -> 
         "teams.webhook",
         "teams.api",
         "teams.permissions",
+        "teams.subscription",
+        "google_meet.subscription",
     ]
     assert all(s is Status.OK for name, s in statuses(report).items() if name != "redis"), report.checks
     assert report.can_run
@@ -123,6 +149,7 @@ def test_google_push_needs_its_audience_and_keys(tenant, redis_client) -> None:
 
 
 def test_a_missing_teams_role_and_a_refused_key_fail_the_tenant(emulator, tenant, redis_client) -> None:
+    subscribed(redis_client, "acme", "teams", "google_meet")
     emulator.state.graph_roles = ("User.Read.All",)
     emulator.state.aircall_auth = ("api-id", "rotated")
     report = readiness.doctor(tenant, CrmFactory(redis_client), redis_client=redis_client)
@@ -236,3 +263,21 @@ def test_safe_text_keeps_a_portal_id_and_masks_emails_and_phones() -> None:
         "secret *** in 243567891", []
     )
     assert "243567891" not in safe_text("dialled 243567891", [])
+
+
+def test_a_missing_or_suspended_subscription_fails_with_the_command_that_fixes_it(
+    tenant, redis_client
+) -> None:
+    """Teams and Google Meet notify only while our subscription lives (docs/providers/subscriptions.md)."""
+    subscribed(redis_client, "acme", "google_meet", state="suspended")
+    report = readiness.doctor(tenant, CrmFactory(redis_client), redis_client=redis_client)
+    checks = {c.name: c for c in report.checks}
+    teams, meet = checks["teams.subscription"], checks["google_meet.subscription"]
+    assert teams.status is Status.FAIL and teams.detail.startswith("no subscription")
+    assert (
+        teams.fix is not None and "callmatch providers subscribe --tenant acme --provider teams" in teams.fix
+    )
+    assert meet.status is Status.FAIL and meet.detail == (
+        "suspended: no notification arrives until it is active again (the topic is gone)"
+    )
+    assert not report.can_run
