@@ -15,6 +15,12 @@ receiver as `callmatch.subscription_lifecycle`, are acted on here:
   reactivated as soon as Google accepts it (here, then on every beat run);
   `expired` -> a new subscription.
 
+A subscription that exists at the provider but not in our state (made by hand, or our
+Redis state lost) is taken over on creation: Workspace Events answers 409 ALREADY_EXISTS
+and the existing one, when it publishes to our topic, is adopted (stored, renewed at once
+when due); Graph cannot give a clientState back, so ours is created with the configured
+secret and the app's other subscriptions on our notification URL are deleted after it.
+
 State lives in Redis, one JSON value per tenant and provider under
 `callmatch:subscriptions`: id, resource, expiry, last renewal and a digest of the
 client state (never the secret: a changed digest means the secret was rotated, and
@@ -302,14 +308,14 @@ class Subscriptions:
                     " receiver's public https base URL"
                 )
             api = graph.client(ctx)
-            made = graph.create(
-                api, graph.notification_url(url, tenant.name), ctx.config.webhook_secrets[0], now
-            )
+            target_url = graph.notification_url(url, tenant.name)
+            made = graph.create(api, target_url, ctx.config.webhook_secrets[0], now)
             if previous is not None and previous.id != made.id:  # after: never a moment without one
                 try:
                     graph.delete(api, previous.id)
                 except ExternalError as exc:  # it expires by itself; a double notification is deduplicated
                     log.warning("previous teams subscription not deleted (%s)", _reason(exc))
+            detail = self._replace_unknown_graph(api, tenant.name, target_url, made.id)
             sub = Subscription(
                 tenant.name,
                 provider,
@@ -317,6 +323,7 @@ class Subscriptions:
                 made.resource,
                 made.expires_at,
                 now,
+                detail=detail,
                 client_state_digest=digest(ctx.config.webhook_secrets[0]),
                 gap_closed_at=previous.gap_closed_at if previous else now,
             )
@@ -330,25 +337,112 @@ class Subscriptions:
             api = workspace.client(ctx)
             if previous is not None:
                 workspace.delete(api, previous.id)
-            made_ws = workspace.create(api, target, topic)
-            sub = Subscription(
-                tenant.name,
-                provider,
-                made_ws.name,
-                made_ws.target,
-                made_ws.expires_at,
-                now,
-                state=SUSPENDED_STATE if made_ws.state == "SUSPENDED" else ACTIVE,
-            )
+            try:
+                made_ws = workspace.create(api, target, topic)
+                sub = Subscription(
+                    tenant.name,
+                    provider,
+                    made_ws.name,
+                    made_ws.target,
+                    made_ws.expires_at,
+                    now,
+                    state=SUSPENDED_STATE if made_ws.state == "SUSPENDED" else ACTIVE,
+                )
+            except FatalError as exc:
+                if exc.status != 409:  # ALREADY_EXISTS: one per user, app and target
+                    raise
+                sub = self._adopt_workspace(api, tenant.name, ctx.config, target, topic, now)
         self.store.put(sub)
         log.info(
-            "subscription created",
+            "subscription adopted" if (sub.detail or "").startswith("adopted") else "subscription created",
             extra={
                 "tenant": tenant.name,
                 "provider": provider,
                 "subscription": sub.id,
                 "expires": _iso(sub.expires_at),
             },
+        )
+        return sub
+
+    def _replace_unknown_graph(self, api: graph.JsonClient, tenant: str, url: str, ours: str) -> str | None:
+        """Delete the app's other callRecords subscriptions on `url`, after ours exists.
+
+        Not adopted: Graph never gives a clientState back and cannot change it in place, so an
+        unknown one may carry a secret the receiver refuses (every notification lost, silently).
+        Ours carries the configured secret; a notification sent twice meanwhile is deduplicated.
+        """
+        try:
+            found = graph.duplicates(api, url, ours)
+            for dup in found:
+                graph.delete(api, dup.id)
+        except ExternalError as exc:  # ours exists; an unknown one expires within 3 days
+            log.warning(
+                "unknown teams subscriptions not checked (%s)", _reason(exc), extra={"tenant": tenant}
+            )
+            return f"could not look for unknown subscriptions on {url}: {_reason(exc)}"
+        if not found:
+            return None
+        ids = ", ".join(dup.id for dup in found)
+        log.info("unknown teams subscriptions replaced", extra={"tenant": tenant, "subscriptions": ids})
+        return (
+            f"replaced {len(found)} subscription(s) on {url} that callmatch had no state for ({ids}):"
+            " Graph does not give their clientState back, so ours with the configured secret is kept"
+        )
+
+    def _adopt_workspace(
+        self,
+        api: graph.JsonClient,
+        tenant: str,
+        config: ProviderConfig,
+        target: str,
+        topic: str,
+        now: dt.datetime,
+    ) -> Subscription:
+        """Google's ALREADY_EXISTS: the subscription on `target` is ours to keep when it publishes to `topic`."""
+        found = workspace.find(api, target)
+        subject = (
+            config.setting("events_subject") or config.setting("delegated_user") or "the service account"
+        )
+        if not found:
+            raise SubscriptionError(
+                f"tenant {tenant}: Google answered ALREADY_EXISTS for {target} but lists no subscription on it"
+                f" for {', '.join(workspace.EVENT_TYPES)} authorized by {subject}: it was made for other event"
+                " types or by another user. List and delete it as its owner"
+                " (GET https://workspaceevents.googleapis.com/v1/subscriptions?filter=..., then DELETE"
+                " .../v1/subscriptions/ID) and subscribe again"
+            )
+        mine = sorted(
+            (sub for sub in found if sub.topic == topic),
+            key=lambda sub: (sub.state != "ACTIVE", -sub.expires_at.timestamp()),
+        )
+        if not mine:
+            other = found[0]
+            raise SubscriptionError(
+                f"tenant {tenant}: {other.name} already watches {target} but publishes to {other.topic},"
+                f" not to {topic} (providers.google_meet.pubsub_topic), and its topic cannot be changed."
+                f" Delete it (DELETE https://workspaceevents.googleapis.com/v1/{other.name}) and subscribe again,"
+                f" or set pubsub_topic to {other.topic} if that topic pushes to callmatch"
+            )
+        pick = mine[0]
+        done = [f"adopted {pick.name}: it already existed on {target} (ALREADY_EXISTS)"]
+        renewed_at = None
+        left = pick.expires_at - now
+        if pick.state == "ACTIVE" and (left <= workspace.MAX_LIFETIME / 2 or left < RENEW_WHEN_LEFT):
+            pick = workspace.renew(api, pick.name)
+            renewed_at = now
+            done.append(f"renewed at once (it expired {_iso(now + left)})")
+        if pick.state == "SUSPENDED":
+            done.append(f"suspended: {pick.suspension_reason or 'unknown reason'}")
+        sub = Subscription(
+            tenant,
+            "google_meet",
+            pick.name,
+            pick.target,
+            pick.expires_at,
+            now,
+            renewed_at=renewed_at,
+            state=SUSPENDED_STATE if pick.state == "SUSPENDED" else ACTIVE,
+            detail="; ".join(done),
         )
         return sub
 

@@ -24,7 +24,7 @@ from worker.celery_app import PROCESS_CALL_TASK, QUEUE, create_celery
 from worker.cli import main
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
-from worker.subscriptions import KEY, LIFECYCLE_TASK, Subscriptions, digest
+from worker.subscriptions import KEY, LIFECYCLE_TASK, SubscriptionError, Subscriptions, digest
 from worker.tenants import Tenants, parse_tenants
 
 T0 = samples.NOW
@@ -192,6 +192,141 @@ def test_subscribe_again_renews_rather_than_doubling(service, emulator, clock):
     assert {p: s.id for p, s in again.items()} == {p: s.id for p, s in first.items()}
     assert all(again[p].expires_at > first[p].expires_at for p in again)
     assert len(emulator.state.graph_subscriptions) == len(emulator.state.workspace_subscriptions) == 1
+
+
+# -- subscriptions we have no state for: adopted (Google) or replaced (Graph) ---------------------------
+
+
+def test_google_state_lost_then_subscribe_adopts_the_existing_one(service, emulator, clock, redis_client):
+    made = service.subscribe("acme", "google_meet")[0]
+    redis_client.delete(KEY)  # our Redis state lost; Google still has it
+    clock.advance(hours=1)
+    [adopted] = service.subscribe("acme", "google_meet")
+    assert adopted.id == made.id and adopted.expires_at == made.expires_at  # 6 days 23 h left: not due
+    assert adopted.renewed_at is None and adopted.state == "active"
+    assert (adopted.detail or "").startswith(f"adopted {made.id}: it already existed on {TARGET}")
+    assert list(emulator.state.workspace_subscriptions) == [made.id.split("/")[1]]  # no second one
+    [row] = [r for r in service.status("acme") if r.provider == "google_meet"]
+    assert row.state == "active" and row.subscription == adopted
+    # From then on it is ours like any other: beat renews it at half its lifetime.
+    clock.advance(days=3, hours=12)
+    assert [o for _, _, o in service.renew_due()] == ["renewed"]
+    assert service.store.get("acme", "google_meet").expires_at == clock.now + dt.timedelta(days=7)
+
+
+def test_an_adopted_subscription_close_to_expiry_is_renewed_at_once(service, emulator, clock, redis_client):
+    made = service.subscribe("acme", "google_meet")[0]
+    redis_client.delete(KEY)
+    clock.advance(days=4)  # 3 days left: past half of Google's 7
+    [adopted] = service.subscribe("acme", "google_meet")
+    assert adopted.id == made.id and adopted.renewed_at == clock.now
+    assert adopted.expires_at == clock.now + dt.timedelta(days=7)
+    stored = emulator.state.workspace_subscriptions[made.id.split("/")[1]]
+    assert stored["expireTime"].startswith((clock.now + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"))
+    assert "renewed at once" in (adopted.detail or "")
+
+
+def test_a_suspended_subscription_is_adopted_as_suspended(service, emulator, redis_client):
+    made = service.subscribe("acme", "google_meet")[0]
+    emulator.state.workspace_subscriptions[made.id.split("/")[1]].update(
+        state="SUSPENDED", suspensionReason="ENDPOINT_PERMISSION_DENIED"
+    )
+    redis_client.delete(KEY)
+    [adopted] = service.subscribe("acme", "google_meet")
+    assert adopted.id == made.id and adopted.state == "suspended"
+    assert (adopted.detail or "").endswith("suspended: ENDPOINT_PERMISSION_DENIED")
+    assert [o for _, _, o in service.renew_due()] == ["reactivated"]
+
+
+def test_an_existing_subscription_on_another_topic_is_not_adopted(
+    cli_env, service, emulator, redis_client, capsys
+):
+    made = service.subscribe("acme", "google_meet")[0]
+    other = "projects/acme-project/topics/hand-made"
+    emulator.state.workspace_subscriptions[made.id.split("/")[1]]["notificationEndpoint"] = {
+        "pubsubTopic": other
+    }
+    redis_client.delete(KEY)
+    assert main(["providers", "subscribe", "--tenant", "acme", "--provider", "google_meet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{made.id} already watches //cloudidentity.googleapis.com/users/" in err  # the id is masked
+    assert f"but publishes to {other}, not to {TOPIC} (providers.google_meet.pubsub_topic)" in err
+    assert f"DELETE https://workspaceevents.googleapis.com/v1/{made.id}" in err
+    assert service.store.get("acme", "google_meet") is None
+    assert [r.state for r in service.status("acme") if r.provider == "google_meet"] == ["missing"]
+    assert emulator.state.workspace_subscriptions[made.id.split("/")[1]]["notificationEndpoint"] == {
+        "pubsubTopic": other
+    }  # left as it was
+
+
+def test_already_exists_for_other_event_types_names_the_manual_fix(service, emulator):
+    api_body = {
+        "targetResource": TARGET,
+        "eventTypes": ["google.workspace.meet.participant.v2.joined"],
+        "notificationEndpoint": {"pubsubTopic": TOPIC},
+        "ttl": "3600s",
+    }
+    from adapters.providers.google_meet import subscriptions as workspace_client
+
+    api = workspace_client.client(service._ctx(service.tenant("acme"), "google_meet"))
+    api.send("POST", "/v1/subscriptions", api_body)
+    with pytest.raises(
+        SubscriptionError, match=r"ALREADY_EXISTS for .* but lists no subscription"
+    ) as refused:
+        service.subscribe("acme", "google_meet")
+    assert "authorized by admin@ourco.com" in str(refused.value)
+    assert len(emulator.state.workspace_subscriptions) == 1
+
+
+def test_graph_state_lost_then_subscribe_replaces_the_unknown_one(service, emulator, clock, redis_client):
+    made = service.subscribe("acme", "teams")[0]
+    redis_client.delete(KEY)
+    clock.advance(hours=1)
+    [again] = service.subscribe("acme", "teams")
+    # Its clientState cannot be read back: ours (the configured secret) is created, then the unknown one deleted.
+    [graph] = emulator.state.graph_subscriptions.values()
+    assert graph["id"] == again.id != made.id and graph["clientState"] == samples.TEAMS_STATE
+    assert (again.detail or "").startswith(
+        f"replaced 1 subscription(s) on {PUBLIC}/webhooks/acme/teams that callmatch had no state for ({made.id})"
+    )
+    assert again.client_state_digest == digest(samples.TEAMS_STATE)
+    calls = emulator.calls("/v1.0/subscriptions")
+    assert calls[-3:] == [
+        "POST /v1.0/subscriptions",
+        "GET /v1.0/subscriptions",
+        f"DELETE /v1.0/subscriptions/{made.id}",
+    ]
+
+
+def test_graph_leaves_the_apps_subscriptions_on_other_urls_alone(service, emulator):
+    made = service.subscribe("acme", "teams")[0]
+    template = emulator.state.graph_subscriptions[made.id]
+    elsewhere = {
+        **template,
+        "id": "elsewhere",
+        "notificationUrl": "https://staging.example/webhooks/acme/teams",
+    }
+    emulator.state.graph_subscriptions["elsewhere"] = elsewhere
+    service.create("acme", "teams")
+    assert "elsewhere" in emulator.state.graph_subscriptions and len(emulator.state.graph_subscriptions) == 2
+    assert service.store.get("acme", "teams").detail is None
+
+
+def test_a_failed_look_for_unknown_graph_subscriptions_keeps_ours_and_says_so(service, emulator):
+    def validate(url: str, token: str) -> bool:
+        """Graph's handshake, during the POST: the requests after it (the list) answer 503."""
+        emulator.fail_next("/v1.0/subscriptions", 503, times=20)
+        return True
+
+    emulator.state.graph_validate = validate
+    made = service.subscribe("acme", "teams")[0]
+    emulator._faults.clear()
+    assert list(emulator.state.graph_subscriptions) == [made.id]
+    assert service.store.get("acme", "teams") == made
+    assert (
+        made.detail
+        == f"could not look for unknown subscriptions on {PUBLIC}/webhooks/acme/teams: teams: HTTP 503"
+    )
 
 
 # -- beat's renewal pass -----------------------------------------------------------------------
@@ -529,3 +664,19 @@ def test_a_lifecycle_notification_the_provider_cannot_take_now_is_retried(servic
     # A refusal no retry can pass is logged and reported, not raised (beat's pass catches up).
     emulator.fail_next("/v1.0/subscriptions/", 403, times=1)
     assert run_lifecycle(task, service, notice) == "failed: teams: HTTP 403"
+
+
+def test_subscribe_after_the_state_was_lost_adopts_and_status_says_so(
+    cli_env, emulator, redis_client, capsys
+) -> None:
+    assert main(["providers", "subscribe", "--tenant", "acme", "--provider", "google_meet"]) == 0
+    [first] = emulator.state.workspace_subscriptions.values()
+    redis_client.delete(KEY)
+    capsys.readouterr()
+    assert main(["providers", "subscribe", "--tenant", "acme", "--provider", "google_meet"]) == 0
+    assert capsys.readouterr().out.startswith(f"subscribed  acme/google_meet  {first['name']}  expires ")
+    assert len(emulator.state.workspace_subscriptions) == 1
+    assert main(["providers", "status", "--tenant", "acme", "--json"]) == 1  # teams was never subscribed
+    [row] = [r for r in json.loads(capsys.readouterr().out) if r["provider"] == "google_meet"]
+    assert row["state"] == "active" and row["id"] == first["name"]
+    assert row["detail"].startswith(f"adopted {first['name']}: it already existed on ")

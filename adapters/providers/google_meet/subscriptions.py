@@ -7,6 +7,11 @@ resource in the payload Google keeps a Meet subscription at most 7 days, so
 `worker.subscriptions` renews it (`PATCH subscriptions/{id}?updateMask=ttl`). Create, update
 and reactivate answer a long-running Operation whose `response` is the subscription.
 
+Google keeps one subscription per user, app and target: a second create answers 409
+ALREADY_EXISTS. `find` lists the ones on a target (`GET subscriptions?filter=event_types:"..."
+AND target_resource="..."`: the filter must name an event type; a user token lists only the
+subscriptions that user authorized) so `worker.subscriptions` can adopt ours.
+
 Lifecycle events reach the same topic as CloudEvents (`ce-type`): expirationReminder
 (12 h and 1 h before expiry: renew), suspended (an error stopped delivery: reactivate once
 fixed) and expired (the subscription is deleted: create a new one).
@@ -34,6 +39,8 @@ EXPIRED = LIFECYCLE_PREFIX + "expired"
 MAX_LIFETIME = dt.timedelta(days=7)
 TARGET_PREFIXES = ("//meet.googleapis.com/spaces/", "//cloudidentity.googleapis.com/users/")
 OPERATION_POLLS = 5
+PAGE_SIZE = 100  # the list's maximum
+MAX_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class WorkspaceSubscription:
     expires_at: dt.datetime
     state: str  # ACTIVE, SUSPENDED, DELETED
     suspension_reason: str | None = None
+    topic: str | None = None
 
 
 def client(ctx: FetchContext) -> JsonClient:
@@ -67,12 +75,14 @@ def _subscription(body: object) -> WorkspaceSubscription:
         fields = Fields(body)
         expires = fields.iso_time("expireTime", required=True)
         assert expires is not None
+        endpoint = fields.opt_obj("notificationEndpoint")
         return WorkspaceSubscription(
             name=fields.str_("name", MAX_ID_LENGTH),
             target=fields.str_("targetResource"),
             expires_at=expires,
             state=fields.opt_str("state") or "ACTIVE",
             suspension_reason=fields.opt_str("suspensionReason"),
+            topic=endpoint.opt_str("pubsubTopic") if endpoint else None,
         )
 
 
@@ -135,3 +145,26 @@ def delete(api: JsonClient, name: str) -> None:
     except FatalError as exc:
         if exc.status != 404:
             raise
+
+
+def list_filter(target: str) -> str:
+    """The list's documented filter: our event types (ORed, in parentheses) AND the target."""
+    types = " OR ".join(f'event_types:"{kind}"' for kind in EVENT_TYPES)
+    return f'{f"( {types} )" if len(EVENT_TYPES) > 1 else types} AND target_resource="{target}"'
+
+
+def find(api: JsonClient, target: str) -> list[WorkspaceSubscription]:
+    """The live subscriptions on `target` for our event types that the token's user authorized."""
+    params: dict[str, str | int] = {"filter": list_filter(target), "pageSize": PAGE_SIZE}
+    found: list[WorkspaceSubscription] = []
+    for _ in range(MAX_PAGES):
+        body = api.get("/v1/subscriptions", params)
+        with reading(SERVICE):
+            page = Fields(body)
+            rows = page.objs("subscriptions")  # left out when none
+            token = page.opt_str("nextPageToken")
+        found += [_subscription(row.data) for row in rows]
+        if not token:
+            break
+        params = {**params, "pageToken": token}
+    return [sub for sub in found if sub.target == target and sub.state != "DELETED"]

@@ -7,6 +7,9 @@ lapses. The same PATCH answers a `reauthorizationRequired` lifecycle notificatio
 After `missed`, the call records of the gap are listed with
 `GET /communications/callRecords?$filter=startDateTime ge ... and startDateTime lt ...`
 (the list filters on `startDateTime` with lt/le/gt/ge only, and keeps 30 days).
+`duplicates` finds the app's other subscriptions on our notification URL (`GET /subscriptions`:
+with an app-only token, those the app created; no OData option is accepted there, and
+`clientState` is not given back, so one cannot be proven to carry our secret).
 Every call needs the application permission CallRecords.Read.All.
 """
 
@@ -38,6 +41,7 @@ class GraphSubscription:
     id: str
     resource: str
     expires_at: dt.datetime
+    notification_url: str | None = None
 
 
 class JsonClient(ApiClient):
@@ -87,7 +91,12 @@ def _subscription(body: object) -> GraphSubscription:
         fields = Fields(body)
         expires = fields.iso_time("expirationDateTime", required=True)
         assert expires is not None
-        return GraphSubscription(fields.str_("id", MAX_ID_LENGTH), fields.str_("resource"), expires)
+        return GraphSubscription(
+            fields.str_("id", MAX_ID_LENGTH),
+            fields.str_("resource"),
+            expires,
+            fields.opt_str("notificationUrl"),
+        )
 
 
 def create(api: JsonClient, url: str, client_state: str, now: dt.datetime) -> GraphSubscription:
@@ -146,3 +155,30 @@ def records_between(api: JsonClient, start: dt.datetime, end: dt.datetime) -> li
             ids += [row.str_("id", MAX_ID_LENGTH) for row in page.objs("value")]
             next_url = page.opt_str("@odata.nextLink")
     return list(dict.fromkeys(ids))
+
+
+def listed(api: JsonClient) -> list[GraphSubscription]:
+    """The app's own subscriptions, every page (`GET /subscriptions` takes no $select or $filter)."""
+    next_url: str | None = "/v1.0/subscriptions"
+    found: list[GraphSubscription] = []
+    for _ in range(MAX_PAGES):
+        if next_url is None:
+            break
+        body = api.get(next_url)
+        with reading(SERVICE):
+            page = Fields(body)
+            rows = page.objs("value")
+            next_url = page.opt_str("@odata.nextLink")
+        found += [_subscription(row.data) for row in rows]
+    return found
+
+
+def duplicates(api: JsonClient, url: str, keep: str) -> list[GraphSubscription]:
+    """The app's callRecords subscriptions notifying `url`, other than `keep` (ours)."""
+    return [
+        sub
+        for sub in listed(api)
+        if sub.id != keep
+        and sub.notification_url == url
+        and sub.resource.strip("/").lower() == RESOURCE.lower()
+    ]

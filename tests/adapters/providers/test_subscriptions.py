@@ -175,3 +175,83 @@ def test_workspace_subscriptions_need_only_the_meet_scope(emulator, tmp_path):
     )
     api = workspace.client(_ctx(emulator, tmp_path, "google_meet"))
     assert workspace.create(api, TARGET, TOPIC).state == "ACTIVE"
+
+
+# -- the lists that let a subscription we have no state for be found ------------------------------
+
+
+def test_workspace_list_needs_an_event_type_in_its_filter(events_api):
+    for query in ({}, {"filter": f'target_resource="{TARGET}"'}, {"filter": "state=ACTIVE"}):
+        with pytest.raises(FatalError) as refused:
+            events_api.get("/v1/subscriptions", query)
+        assert refused.value.status == 400
+
+
+def test_workspace_find_lists_ours_on_the_target_with_its_topic(events_api, emulator):
+    made = workspace.create(events_api, TARGET, TOPIC)
+    other_target = "//meet.googleapis.com/spaces/other-space"
+    workspace.create(events_api, other_target, TOPIC)
+    [found] = workspace.find(events_api, TARGET)
+    assert found.name == made.name and found.topic == TOPIC and found.target == TARGET
+    assert emulator.calls("/v1/subscriptions").count("GET /v1/subscriptions") == 1  # one page
+    assert workspace.list_filter(TARGET) == (
+        f'event_types:"google.workspace.meet.conference.v2.ended" AND target_resource="{TARGET}"'
+    )
+
+
+def test_workspace_find_follows_next_page_tokens(events_api, emulator):
+    made = workspace.create(events_api, TARGET, TOPIC)
+    template = emulator.state.workspace_subscriptions[made.name.split("/")[1]]
+    for index in range(120):  # seeded as other users would have them: more than one page of 100
+        emulator.state.workspace_subscriptions[f"s{index}"] = {**template, "name": f"subscriptions/s{index}"}
+    assert len(workspace.find(events_api, TARGET)) == 121
+    assert emulator.calls("/v1/subscriptions").count("GET /v1/subscriptions") == 2
+
+
+def test_a_second_workspace_subscription_on_a_target_is_refused_whatever_its_event_types(events_api):
+    events_api.send(
+        "POST",
+        "/v1/subscriptions",
+        {
+            "targetResource": TARGET,
+            "eventTypes": ["google.workspace.meet.participant.v2.joined"],
+            "notificationEndpoint": {"pubsubTopic": TOPIC},
+            "ttl": "3600s",
+        },
+    )
+    with pytest.raises(FatalError) as again:
+        workspace.create(events_api, TARGET, TOPIC)
+    assert again.value.status == 409
+    assert workspace.find(events_api, TARGET) == []  # filtered on our event type: not listed
+
+
+def test_graph_list_is_the_apps_own_paged_and_without_client_state(graph_api, emulator):
+    made = graph.create(graph_api, URL, samples.TEAMS_STATE, T0)
+    template = emulator.state.graph_subscriptions[made.id]
+    for index in range(120):
+        url = f"https://other.example/webhooks/t{index}/teams"
+        emulator.state.graph_subscriptions[f"g{index}"] = {
+            **template,
+            "id": f"g{index}",
+            "notificationUrl": url,
+        }
+    emulator.state.graph_subscriptions["foreign"] = {
+        **template,
+        "id": "foreign",
+        "applicationId": "other-app",
+    }
+    listed = graph.listed(graph_api)
+    assert len(listed) == 121 and "foreign" not in {sub.id for sub in listed}
+    assert emulator.calls("/v1.0/subscriptions").count("GET /v1.0/subscriptions") == 2
+    assert graph.duplicates(graph_api, URL, made.id) == []
+    emulator.state.graph_subscriptions["dup"] = {
+        **template,
+        "id": "dup",
+        "resource": "/communications/callRecords",
+    }
+    assert [sub.id for sub in graph.duplicates(graph_api, URL, made.id)] == ["dup"]
+    raw = graph_api.get("/v1.0/subscriptions")
+    assert {row["clientState"] for row in raw["value"]} == {None}
+    with pytest.raises(FatalError) as refused:
+        graph_api.get("/v1.0/subscriptions", {"$select": "id"})
+    assert refused.value.status == 400

@@ -17,10 +17,12 @@
 
 - Graph `POST/GET/PATCH/DELETE /v1.0/subscriptions[/{id}]` (callRecords only, at most 4230 minutes,
   https notification URLs, clientState at most 128 characters, the URLs validated through
-  `state.graph_validate` when a test sets it) and `graph_lifecycle` to build a lifecycle notification;
+  `state.graph_validate` when a test sets it; the list is the app's own, paged, clientState null) and
+  `graph_lifecycle` to build a lifecycle notification;
   the callRecords list filters on startDateTime (lt/le/gt/ge) and pages by @odata.nextLink
 - Workspace Events `POST/GET/PATCH/DELETE /v1/subscriptions[/{id}]` and `:reactivate` (long-running
-  Operations, ttl at most 7 days, ALREADY_EXISTS for a second one on the same target), and
+  Operations, ttl at most 7 days, ALREADY_EXISTS for a second one on the same target), the list
+  (`filter` on event_types / target_resource as documented, pageSize/pageToken), and
   `workspace_lifecycle` to build a lifecycle event's Pub/Sub message; subscriptions use `state.clock`
 
 Tests seed `state`, queue faults with `fail_next` (a status and headers served once per
@@ -710,9 +712,32 @@ def _graph_subscription(emu: ProviderEmulator, request: Request, match: re.Match
     return subscription
 
 
+GRAPH_SUBSCRIPTION_PAGE = 100
+
+
 def graph_subscription_list(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
-    emu._bearer(request)
-    return {"value": list(emu.state.graph_subscriptions.values())}
+    """The app's own subscriptions (app-only token), paged by @odata.nextLink.
+
+    Graph takes no OData option here (`$select`, `$filter`: 400) and gives `clientState` back as null.
+    """
+    _graph_roles(emu, request, GRAPH_CALL_RECORDS, "ExtensionError")
+    options = sorted(k for k in request.query if k.startswith("$") and k != "$skiptoken")
+    if options:
+        raise _graph_error(400, "BadRequest", f"Query option '{options[0][1:].title()}' is not allowed.")
+    start = int(request.query.get("$skiptoken") or 0)
+    rows = [
+        {**sub, "clientState": None}
+        for sub in emu.state.graph_subscriptions.values()
+        if sub.get("applicationId") == emu.state.graph_client[0]
+    ]
+    body: dict[str, Any] = {
+        "@odata.context": f"{emu.base_url}/v1.0/$metadata#subscriptions",
+        "value": rows[start : start + GRAPH_SUBSCRIPTION_PAGE],
+    }
+    if start + GRAPH_SUBSCRIPTION_PAGE < len(rows):
+        skip = urlencode({"$skiptoken": start + GRAPH_SUBSCRIPTION_PAGE})
+        body["@odata.nextLink"] = f"{emu.base_url}/v1.0/subscriptions?{skip}"
+    return body
 
 
 def graph_subscription_get(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
@@ -831,7 +856,8 @@ def workspace_create(emu: ProviderEmulator, request: Request, match: re.Match[st
         )
     ttl = _ttl(body.get("ttl", "0s"))
     for existing in emu.state.workspace_subscriptions.values():
-        if existing["targetResource"] == target and set(existing["eventTypes"]) & set(types):
+        # One per user, app and target, whatever the event types (Subscription.targetResource's doc).
+        if existing["targetResource"] == target:
             raise _google_error(409, "ALREADY_EXISTS", f"A subscription already exists: {existing['name']}")
     now = emu.state.clock()
     sub_id = uuid.uuid4().hex[:24]
@@ -907,6 +933,52 @@ def workspace_delete(emu: ProviderEmulator, request: Request, match: re.Match[st
     return _operation(None)
 
 
+_WORKSPACE_TYPES = re.compile(
+    r"\(\s*({0})\s*\)|({0})".format(r'event_types:"[^"]+"(?:\s+OR\s+event_types:"[^"]+")*')
+)
+_WORKSPACE_TARGET = re.compile(r'target_resource="([^"]+)"')
+
+
+def _workspace_filter(text: str) -> tuple[set[str], str | None]:
+    """The documented filter: event_types:"T" (several joined by OR, in parentheses when ANDed), at least
+    one, optionally AND target_resource="//..."; anything else is INVALID_ARGUMENT."""
+    types: set[str] = set()
+    target = None
+    for part in re.split(r"\s+AND\s+", text.strip()):
+        found = _WORKSPACE_TARGET.fullmatch(part.strip())
+        if found and target is None:
+            target = found[1]
+            continue
+        group = _WORKSPACE_TYPES.fullmatch(part.strip())
+        if group is None or types:
+            raise _google_error(400, "INVALID_ARGUMENT", f"Invalid filter: {text}")
+        types = set(re.findall(r'event_types:"([^"]+)"', group[1] or group[2]))
+    if not types:
+        raise _google_error(400, "INVALID_ARGUMENT", "The filter must name at least one event type.")
+    return types, target
+
+
+def workspace_list(emu: ProviderEmulator, request: Request, match: re.Match[str]) -> object:
+    """`filter` required (event types, optionally the target); pageSize 50 by default, at most 100."""
+    emu._bearer(request)
+    if not request.query.get("filter"):
+        raise _google_error(400, "INVALID_ARGUMENT", "filter is required.")
+    types, target = _workspace_filter(request.query["filter"])
+    size = min(int(request.query.get("pageSize") or 0) or 50, 100)
+    start = int(request.query.get("pageToken") or 0)
+    rows = [
+        sub
+        for sub in emu.state.workspace_subscriptions.values()
+        if set(sub["eventTypes"]) & types and (target is None or sub["targetResource"] == target)
+    ]
+    body: dict[str, Any] = {}
+    if rows[start : start + size]:  # Google leaves empty fields out
+        body["subscriptions"] = rows[start : start + size]
+    if start + size < len(rows):
+        body["nextPageToken"] = str(start + size)
+    return body
+
+
 def workspace_lifecycle(
     emu: ProviderEmulator, name: str, kind: str, reason: str | None = None
 ) -> dict[str, Any]:
@@ -978,4 +1050,5 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("PATCH", re.compile(r"/v1/subscriptions/(?P<id>[^/:]+)"), workspace_update),
     ("DELETE", re.compile(r"/v1/subscriptions/(?P<id>[^/:]+)"), workspace_delete),
     ("POST", re.compile(r"/v1/subscriptions/(?P<id>[^/:]+):reactivate"), workspace_reactivate),
+    ("GET", re.compile(r"/v1/subscriptions"), workspace_list),
 ]
