@@ -424,27 +424,36 @@ class Subscriptions:
                 f" or set pubsub_topic to {other.topic} if that topic pushes to callmatch"
             )
         pick = mine[0]
-        done = [f"adopted {pick.name}: it already existed on {target} (ALREADY_EXISTS)"]
-        renewed_at = None
-        left = pick.expires_at - now
-        if pick.state == "ACTIVE" and (left <= workspace.MAX_LIFETIME / 2 or left < RENEW_WHEN_LEFT):
-            pick = workspace.renew(api, pick.name)
-            renewed_at = now
-            done.append(f"renewed at once (it expired {_iso(now + left)})")
-        if pick.state == "SUSPENDED":
-            done.append(f"suspended: {pick.suspension_reason or 'unknown reason'}")
+        adopted = f"adopted {pick.name}: it already existed on {target} (ALREADY_EXISTS)"
+        # Google's own times, so its lifetime (and when it is due) is what it really is.
+        created = min(now, pick.created_at or pick.expires_at - workspace.MAX_LIFETIME)
+        updated = pick.updated_at if pick.updated_at and created < pick.updated_at <= now else None
         sub = Subscription(
             tenant,
             "google_meet",
             pick.name,
             pick.target,
             pick.expires_at,
-            now,
-            renewed_at=renewed_at,
+            created,
+            renewed_at=updated,
             state=SUSPENDED_STATE if pick.state == "SUSPENDED" else ACTIVE,
-            detail="; ".join(done),
+            detail=adopted,
         )
-        return sub
+        if pick.state == "SUSPENDED":  # beat reactivates it once Google accepts
+            return replace(sub, detail=f"{adopted}; suspended: {pick.suspension_reason or 'unknown reason'}")
+        if not sub.due(now):
+            return sub
+        try:
+            renewed = workspace.renew(api, pick.name)
+        except ExternalError as exc:  # kept, so beat's next run renews it; this run still fails
+            self.store.put(replace(sub, failures=1, detail=f"{adopted}; renewal failed: {_reason(exc)}"))
+            raise
+        return replace(
+            sub,
+            expires_at=renewed.expires_at,
+            renewed_at=now,
+            detail=f"{adopted}; renewed at once (it expired {_iso(pick.expires_at)})",
+        )
 
     def renew(self, tenant_name: str, provider: str) -> Subscription:
         """A new expiry for ours; recreated when the provider no longer has it or the secret was rotated."""

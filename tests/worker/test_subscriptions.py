@@ -204,6 +204,7 @@ def test_google_state_lost_then_subscribe_adopts_the_existing_one(service, emula
     [adopted] = service.subscribe("acme", "google_meet")
     assert adopted.id == made.id and adopted.expires_at == made.expires_at  # 6 days 23 h left: not due
     assert adopted.renewed_at is None and adopted.state == "active"
+    assert adopted.created_at == T0  # Google's createTime, so it is due when it really is
     assert (adopted.detail or "").startswith(f"adopted {made.id}: it already existed on {TARGET}")
     assert list(emulator.state.workspace_subscriptions) == [made.id.split("/")[1]]  # no second one
     [row] = [r for r in service.status("acme") if r.provider == "google_meet"]
@@ -224,6 +225,21 @@ def test_an_adopted_subscription_close_to_expiry_is_renewed_at_once(service, emu
     stored = emulator.state.workspace_subscriptions[made.id.split("/")[1]]
     assert stored["expireTime"].startswith((clock.now + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"))
     assert "renewed at once" in (adopted.detail or "")
+
+
+def test_an_adopted_subscription_whose_renewal_fails_is_kept_for_beat(service, emulator, clock, redis_client):
+    made = service.subscribe("acme", "google_meet")[0]
+    redis_client.delete(KEY)
+    clock.advance(days=4)
+    emulator.fail_next("/v1/subscriptions/", 503, times=20)  # the PATCH only (create and list have no slash)
+    with pytest.raises(Exception, match="HTTP 503"):
+        service.subscribe("acme", "google_meet")
+    emulator._faults.clear()
+    kept = service.store.get("acme", "google_meet")
+    assert kept is not None and kept.id == made.id and kept.failures == 1
+    assert (kept.detail or "").endswith("renewal failed: google_meet: HTTP 503")
+    assert [o for _, _, o in service.renew_due()] == ["renewed"]
+    assert service.store.get("acme", "google_meet").expires_at == clock.now + dt.timedelta(days=7)
 
 
 def test_a_suspended_subscription_is_adopted_as_suspended(service, emulator, redis_client):

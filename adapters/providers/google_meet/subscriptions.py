@@ -51,6 +51,8 @@ class WorkspaceSubscription:
     state: str  # ACTIVE, SUSPENDED, DELETED
     suspension_reason: str | None = None
     topic: str | None = None
+    created_at: dt.datetime | None = None  # createTime
+    updated_at: dt.datetime | None = None  # updateTime: its expiry last set (created, renewed, reactivated)
 
 
 def client(ctx: FetchContext) -> JsonClient:
@@ -83,6 +85,8 @@ def _subscription(body: object) -> WorkspaceSubscription:
             state=fields.opt_str("state") or "ACTIVE",
             suspension_reason=fields.opt_str("suspensionReason"),
             topic=endpoint.opt_str("pubsubTopic") if endpoint else None,
+            created_at=fields.iso_time("createTime"),
+            updated_at=fields.iso_time("updateTime"),
         )
 
 
