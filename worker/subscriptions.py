@@ -400,14 +400,15 @@ class Subscriptions:
     ) -> Subscription:
         """Google's ALREADY_EXISTS: the subscription on `target` is ours to keep when it publishes to `topic`."""
         found = workspace.find(api, target)
-        subject = (
-            config.setting("events_subject") or config.setting("delegated_user") or "the service account"
+        subject = (  # named by its setting: the user's email never goes into a message that may be logged
+            "events_subject" if config.setting("events_subject") else "delegated_user"
         )
         if not found:
             raise SubscriptionError(
                 f"tenant {tenant}: Google answered ALREADY_EXISTS for {target} but lists no subscription on it"
-                f" for {', '.join(workspace.EVENT_TYPES)} authorized by {subject}: it was made for other event"
-                " types or by another user. List and delete it as its owner"
+                f" for {', '.join(workspace.EVENT_TYPES)} authorized by the user in"
+                f" providers.google_meet.{subject}: it was made for other event types or by another user."
+                " List and delete it as its owner"
                 " (GET https://workspaceevents.googleapis.com/v1/subscriptions?filter=..., then DELETE"
                 " .../v1/subscriptions/ID) and subscribe again"
             )
@@ -452,7 +453,7 @@ class Subscriptions:
             sub,
             expires_at=renewed.expires_at,
             renewed_at=now,
-            detail=f"{adopted}; renewed at once (it expired {_iso(pick.expires_at)})",
+            detail=f"{adopted}; renewed at once (it was to expire {_iso(pick.expires_at)})",
         )
 
     def renew(self, tenant_name: str, provider: str) -> Subscription:

@@ -290,7 +290,8 @@ def test_already_exists_for_other_event_types_names_the_manual_fix(service, emul
         SubscriptionError, match=r"ALREADY_EXISTS for .* but lists no subscription"
     ) as refused:
         service.subscribe("acme", "google_meet")
-    assert "authorized by admin@ourco.com" in str(refused.value)
+    assert "authorized by the user in providers.google_meet.delegated_user" in str(refused.value)
+    assert "admin@ourco.com" not in str(refused.value)  # the setting is named, never the email
     assert len(emulator.state.workspace_subscriptions) == 1
 
 
