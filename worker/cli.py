@@ -340,9 +340,10 @@ def run_providers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for provider in [args.provider] if args.provider else [None]:
                 try:
                     for sub in service.subscribe(args.tenant, provider):
-                        out.write(
-                            f"subscribed  {sub.tenant}/{sub.provider}  {sub.id}  expires {sub.to_json()['expires_at']}\n"
-                        )
+                        line = f"subscribed  {sub.tenant}/{sub.provider}  {sub.id}  expires {sub.to_json()['expires_at']}"
+                        if sub.detail and sub.detail.startswith(("adopted", "replaced")):
+                            line += f"  ({safe_text(sub.detail, secrets)})"
+                        out.write(line + "\n")
                 except Exception as exc:  # one line per failure, secrets replaced, emails masked
                     text = str(exc) if isinstance(exc, SubscriptionError) else f"{type(exc).__name__}: {exc}"
                     said = safe_text(text, secrets)

@@ -128,13 +128,13 @@ def test_a_call_without_fetched_participants_says_why_in_its_trace(pipeline: Pip
     fetched = fetching.fetch("demo", "aircall:900")
     assert fetched is not None
     assert CallEvent.from_json(fetched.event).notes == (
-        "participants not fetched: no API credentials for aircall",
+        "participants not fetched from aircall (no API credentials): the webhook's data alone",
     )
     decision = fetching.decide("demo", "aircall:900")
     assert decision is not None and decision.case.value == "none"
     assert (decision.trace[0].rule, decision.trace[0].message) == (
         "M3",
-        "participants not fetched: no API credentials for aircall",
+        "participants not fetched from aircall (no API credentials): the webhook's data alone",
     )
     assert pipeline.store.require("demo", "aircall:900").decision["trace"][0]["rule"] == "M3"  # type: ignore[index]
 

@@ -691,7 +691,9 @@ def test_subscribe_after_the_state_was_lost_adopts_and_status_says_so(
     redis_client.delete(KEY)
     capsys.readouterr()
     assert main(["providers", "subscribe", "--tenant", "acme", "--provider", "google_meet"]) == 0
-    assert capsys.readouterr().out.startswith(f"subscribed  acme/google_meet  {first['name']}  expires ")
+    said = capsys.readouterr().out
+    assert said.startswith(f"subscribed  acme/google_meet  {first['name']}  expires ")
+    assert f"(adopted {first['name']}: it already existed on " in said
     assert len(emulator.state.workspace_subscriptions) == 1
     assert main(["providers", "status", "--tenant", "acme", "--json"]) == 1  # teams was never subscribed
     [row] = [r for r in json.loads(capsys.readouterr().out) if r["provider"] == "google_meet"]

@@ -47,8 +47,12 @@ def complete_event(
     if event.complete:
         return event
     if config is None or not config.has_api():
-        return event.noting(f"participants not fetched: no API credentials for {event.provider}")
+        return event.noting(
+            f"participants not fetched from {event.provider} (no API credentials): the webhook's data alone"
+        )
     if not event.source_ref:
-        return event.noting(f"participants not fetched: the {event.provider} webhook named no call to fetch")
+        return event.noting(
+            f"participants not fetched from {event.provider} (the webhook named no call to fetch): the webhook's data alone"
+        )
     ctx = FetchContext(tenant=tenant, config=config, redis_client=redis_client, session=session, sleep=sleep)
     return FETCHERS[event.provider](event, ctx)

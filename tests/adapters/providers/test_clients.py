@@ -330,7 +330,9 @@ def test_without_api_credentials_the_event_is_kept_as_the_webhook_said(tmp_path,
     ).tenants["acme"]
     event = _event("zoom", "u1", started_at=T0)
     kept = complete_event(event, tenant, redis_client)
-    assert kept.notes == ("participants not fetched: no API credentials for zoom",)
+    assert kept.notes == (
+        "participants not fetched from zoom (no API credentials): the webhook's data alone",
+    )
     assert kept.with_details(notes=()) == event
 
 
