@@ -114,14 +114,15 @@ def tenant_secrets(tenant: Tenant) -> list[str]:
     return sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
 
 
-_PORTAL_ID = re.compile(r"(?<=\bportal )(\d+)\b")
+# Ids that `redact` would take for phones: a HubSpot portal, a Google user in a resource name.
+_PORTAL_ID = re.compile(r"(?:(?<=\bportal )|(?<=\busers/))(\d+)\b")
 
 
 def safe_text(text: str, secrets: Iterable[str]) -> str:
     """Secrets replaced by `***`, then emails and phone numbers masked.
 
-    A HubSpot portal id is a long digit run that `redact` would take for a phone; ids are
-    not personal data, and an admin needs to see which portal the token opens.
+    A HubSpot portal id or a Google user id (`users/1234567890`) is a long digit run that
+    `redact` would take for a phone; ids are not personal data, and an admin needs them.
     """
     for secret in secrets:
         text = text.replace(secret, "***")

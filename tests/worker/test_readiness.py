@@ -263,6 +263,8 @@ def test_safe_text_keeps_a_portal_id_and_masks_emails_and_phones() -> None:
         "secret *** in 243567891", []
     )
     assert "243567891" not in safe_text("dialled 243567891", [])
+    target = "//cloudidentity.googleapis.com/users/104857600012345678901"
+    assert safe_text(f"already watches {target}", []) == f"already watches {target}"
 
 
 def test_a_missing_or_suspended_subscription_fails_with_the_command_that_fixes_it(
