@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.adapters.providers import samples
+from tests.adapters.providers.api_tenant import provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
@@ -48,9 +49,8 @@ SECRETS = {
 
 @pytest.fixture()
 def emulator() -> Iterator[ProviderEmulator]:
-    emu = ProviderEmulator().start()
-    yield emu
-    emu.stop()
+    with provider_emulator() as emu:
+        yield emu
 
 
 def providers_document(base: str) -> dict[str, Any]:

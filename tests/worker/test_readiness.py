@@ -13,7 +13,7 @@ import redis
 
 from adapters.crm.readiness import Outcome, Status
 from tests.adapters.providers import samples
-from tests.adapters.providers.test_clients import SA_EMAIL
+from tests.adapters.providers.api_tenant import provider_emulator
 from tests.adapters.providers.test_clients import _tenant as emulated_tenant
 from tests.conftest import free_port
 from tests.emulators.providers.server import ProviderEmulator
@@ -28,11 +28,8 @@ BASIC = ROOT / "config" / "examples" / "basic.json"
 
 @pytest.fixture()
 def emulator() -> Iterator[ProviderEmulator]:
-    emu = ProviderEmulator().start()
-    emu.state.google_public_key = samples.public_pem(samples.OTHER_KEY)
-    emu.state.google_client_email = SA_EMAIL
-    yield emu
-    emu.stop()
+    with provider_emulator() as emu:
+        yield emu
 
 
 @pytest.fixture()

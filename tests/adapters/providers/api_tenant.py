@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,22 @@ def api_tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:
     return parse_tenants(document, "t.yaml", tmp_path, environ).tenants["acme"]
 
 
+SA_EMAIL = "callmatch@acme-project.iam.gserviceaccount.com"
+
+
+@contextmanager
+def provider_emulator() -> Iterator[ProviderEmulator]:
+    """The provider emulator, trusting the Google service account the samples sign with."""
+    emu = ProviderEmulator().start()
+    emu.state.google_public_key = samples.public_pem(samples.OTHER_KEY)
+    emu.state.google_client_email = SA_EMAIL
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
 @pytest.fixture()
 def emulator() -> Iterator[ProviderEmulator]:
-    emu = ProviderEmulator().start()
-    yield emu
-    emu.stop()
+    with provider_emulator() as emu:
+        yield emu

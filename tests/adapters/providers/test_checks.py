@@ -16,8 +16,8 @@ from adapters.providers.google_meet import client as google_meet
 from adapters.providers.ringover import client as ringover
 from adapters.providers.teams import client as teams
 from adapters.providers.zoom import client as zoom
-from tests.adapters.providers import samples
-from tests.adapters.providers.test_clients import SA_EMAIL, _event
+from tests.adapters.providers.api_tenant import provider_emulator
+from tests.adapters.providers.test_clients import _event
 from tests.adapters.providers.test_clients import _tenant as emulated_tenant
 from tests.emulators.providers.server import ProviderEmulator
 from worker.ingest.apiclient import FetchContext
@@ -34,11 +34,8 @@ class Sleeps(list[float]):
 
 @pytest.fixture()
 def emulator() -> Iterator[ProviderEmulator]:
-    emu = ProviderEmulator().start()
-    emu.state.google_public_key = samples.public_pem(samples.OTHER_KEY)
-    emu.state.google_client_email = SA_EMAIL
-    yield emu
-    emu.stop()
+    with provider_emulator() as emu:
+        yield emu
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ import requests
 
 from adapters.errors import FatalError, RateLimitedError
 from tests.adapters.providers import samples
+from tests.adapters.providers.api_tenant import provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
 from worker.events import CallEvent
 from worker.ingest.enrich import complete_event
@@ -25,11 +26,8 @@ SA_EMAIL = "callmatch@acme-project.iam.gserviceaccount.com"
 
 @pytest.fixture()
 def emulator() -> Iterator[ProviderEmulator]:
-    emu = ProviderEmulator().start()
-    emu.state.google_public_key = samples.public_pem(samples.OTHER_KEY)
-    emu.state.google_client_email = SA_EMAIL
-    yield emu
-    emu.stop()
+    with provider_emulator() as emu:
+        yield emu
 
 
 def _tenant(emu: ProviderEmulator, tmp_path: Any) -> Tenant:

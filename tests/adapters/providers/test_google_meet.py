@@ -21,6 +21,7 @@ from adapters.errors import FatalError
 from adapters.providers.google_meet import client as meet
 from tests.adapters.providers import samples
 from tests.adapters.providers import samples_google_meet as sg
+from tests.adapters.providers.api_tenant import provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
 from worker.events import CallEvent
 from worker.ingest.enrich import complete_event
@@ -38,11 +39,8 @@ GUESTS = (
 
 @pytest.fixture()
 def emulator() -> Iterator[ProviderEmulator]:
-    emu = ProviderEmulator().start()
-    emu.state.google_public_key = samples.public_pem(samples.OTHER_KEY)
-    emu.state.google_client_email = SA_EMAIL
-    yield emu
-    emu.stop()
+    with provider_emulator() as emu:
+        yield emu
 
 
 @pytest.fixture()

@@ -22,6 +22,7 @@ from adapters.errors import FatalError
 from adapters.providers.teams import client as teams
 from tests.adapters.providers import samples
 from tests.adapters.providers import samples_teams as st
+from tests.adapters.providers.api_tenant import provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
 from worker.events import CallEvent
 from worker.ingest.apiclient import FetchContext
@@ -34,9 +35,8 @@ T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
 
 @pytest.fixture()
 def emulator() -> Iterator[ProviderEmulator]:
-    emu = ProviderEmulator().start()
-    yield emu
-    emu.stop()
+    with provider_emulator() as emu:
+        yield emu
 
 
 @pytest.fixture()
