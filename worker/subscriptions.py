@@ -47,7 +47,7 @@ from adapters.providers.google_meet import subscriptions as workspace
 from adapters.providers.teams import subscriptions as graph
 from worker.celery_app import QUEUE, create_celery, redis_url, sent_now
 from worker.events import CallEvent
-from worker.ingest.apiclient import FetchContext
+from worker.ingest.apiclient import ApiClient, FetchContext
 from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, seen_key
 from worker.ingest.enqueue import Enqueuer
 from worker.model import CallKind
@@ -364,7 +364,7 @@ class Subscriptions:
         )
         return sub
 
-    def _replace_unknown_graph(self, api: graph.JsonClient, tenant: str, url: str, ours: str) -> str | None:
+    def _replace_unknown_graph(self, api: ApiClient, tenant: str, url: str, ours: str) -> str | None:
         """Delete the app's other callRecords subscriptions on `url`, after ours exists.
 
         Not adopted: Graph never gives a clientState back and cannot change it in place, so an
@@ -391,7 +391,7 @@ class Subscriptions:
 
     def _adopt_workspace(
         self,
-        api: graph.JsonClient,
+        api: ApiClient,
         tenant: str,
         config: ProviderConfig,
         target: str,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError, RateLimitedError, RetryableError
-from worker.ingest.apiclient import ApiClient, FetchContext, provider_limiter
+from worker.ingest.apiclient import ApiClient, FetchContext
 
 PROBE_ATTEMPTS = 2
 PROBE_TOTAL_WAIT_SECONDS = 5.0
@@ -30,14 +30,10 @@ def probe_client(
     refresh: Callable[[], None] | None = None,
 ) -> ApiClient:
     """An ApiClient for a doctor's request: the tenant's limiter, two attempts, seconds of waiting."""
-    return ApiClient(
-        ctx.config.name,
+    return ctx.client(
         base_url,
         auth=auth,
         refresh=refresh,
-        limiter=provider_limiter(ctx.config, ctx.tenant.name, ctx.redis_client),
-        session=ctx.session,
-        sleep=ctx.sleep,
         read_timeout=PROBE_READ_TIMEOUT_SECONDS,
         max_attempts=PROBE_ATTEMPTS,
         max_total_wait=PROBE_TOTAL_WAIT_SECONDS,

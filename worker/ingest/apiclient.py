@@ -196,11 +196,23 @@ class ApiClient:
         return classify(self.service, response)
 
     def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        return self.send("GET", path, params=params)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Any:
+        """One request (a JSON body for writes), retried and classified like every other."""
         url = self.url(path)
 
         def once() -> Any:
             headers = dict(self._auth()) if self._auth else {}
-            return self._send("GET", url, params=params, headers=headers)
+            if body is None:
+                return self._send(method, url, params=params, headers=headers)
+            return self._send(method, url, params=params, json=body, headers=headers)
 
         return call_with_retries(
             once,
@@ -281,7 +293,9 @@ class FetchContext:
         *,
         auth: Callable[[], Mapping[str, str]] | None = None,
         refresh: Callable[[], None] | None = None,
+        **options: Any,
     ) -> ApiClient:
+        """A client on the provider's API with the tenant's limiter; `options` tune ApiClient (timeouts, attempts)."""
         return ApiClient(
             self.config.name,
             base_url,
@@ -290,4 +304,5 @@ class FetchContext:
             limiter=provider_limiter(self.config, self.tenant.name, self.redis_client),
             session=self.session,
             sleep=self.sleep,
+            **options,
         )

@@ -25,8 +25,7 @@ from typing import Any
 
 from adapters.errors import FatalError, RetryableError
 from adapters.providers.google_meet.client import MEET_SCOPE, _Google
-from adapters.providers.teams.subscriptions import JsonClient
-from worker.ingest.apiclient import FetchContext, provider_limiter, reading
+from worker.ingest.apiclient import ApiClient, FetchContext, reading
 from worker.ingest.webhook import MAX_ID_LENGTH, Fields
 
 SERVICE = "google_meet"
@@ -55,21 +54,13 @@ class WorkspaceSubscription:
     updated_at: dt.datetime | None = None  # updateTime: its expiry last set (created, renewed, reactivated)
 
 
-def client(ctx: FetchContext) -> JsonClient:
+def client(ctx: FetchContext) -> ApiClient:
     """A JSON client on the Workspace Events API, with a token as `events_subject` (or `delegated_user`)."""
     google = _Google(ctx)
     subject = ctx.config.setting("events_subject") or ctx.config.setting("delegated_user")
     # Meet's own scope only: delegation lacking the directory or calendar scope must not stop subscriptions.
     token = google._token(subject or google.key["client_email"], MEET_SCOPE)
-    return JsonClient(
-        SERVICE,
-        ctx.config.api_base_url or EVENTS_URL,
-        auth=token.headers,
-        refresh=token.refresh,
-        limiter=provider_limiter(ctx.config, ctx.tenant.name, ctx.redis_client),
-        session=ctx.session,
-        sleep=ctx.sleep,
-    )
+    return ctx.client(ctx.config.api_base_url or EVENTS_URL, auth=token.headers, refresh=token.refresh)
 
 
 def _subscription(body: object) -> WorkspaceSubscription:
@@ -90,7 +81,7 @@ def _subscription(body: object) -> WorkspaceSubscription:
         )
 
 
-def _done(api: JsonClient, operation: Any) -> WorkspaceSubscription:
+def _done(api: ApiClient, operation: Any) -> WorkspaceSubscription:
     """The subscription an Operation ends with (polled a few times when not done yet)."""
     for _ in range(OPERATION_POLLS):
         with reading(SERVICE):
@@ -108,7 +99,7 @@ def _done(api: JsonClient, operation: Any) -> WorkspaceSubscription:
     raise RetryableError(SERVICE, "operation not done yet")
 
 
-def create(api: JsonClient, target: str, topic: str) -> WorkspaceSubscription:
+def create(api: ApiClient, target: str, topic: str) -> WorkspaceSubscription:
     body = api.send(
         "POST",
         "/v1/subscriptions",
@@ -123,18 +114,18 @@ def create(api: JsonClient, target: str, topic: str) -> WorkspaceSubscription:
     return _done(api, body)
 
 
-def renew(api: JsonClient, name: str) -> WorkspaceSubscription:
+def renew(api: ApiClient, name: str) -> WorkspaceSubscription:
     """The longest lifetime again (`ttl`); what an expirationReminder asks for."""
     body = api.send("PATCH", f"/v1/{name}?updateMask=ttl", {"ttl": f"{int(MAX_LIFETIME.total_seconds())}s"})
     return _done(api, body)
 
 
-def reactivate(api: JsonClient, name: str) -> WorkspaceSubscription:
+def reactivate(api: ApiClient, name: str) -> WorkspaceSubscription:
     """Refused (FatalError, 400 FAILED_PRECONDITION) while the cause of the suspension remains."""
     return _done(api, api.send("POST", f"/v1/{name}:reactivate", {}))
 
 
-def get(api: JsonClient, name: str) -> WorkspaceSubscription | None:
+def get(api: ApiClient, name: str) -> WorkspaceSubscription | None:
     try:
         return _subscription(api.get(f"/v1/{name}"))
     except FatalError as exc:
@@ -143,7 +134,7 @@ def get(api: JsonClient, name: str) -> WorkspaceSubscription | None:
         raise
 
 
-def delete(api: JsonClient, name: str) -> None:
+def delete(api: ApiClient, name: str) -> None:
     try:
         api.send("DELETE", f"/v1/{name}")
     except FatalError as exc:
@@ -157,7 +148,7 @@ def list_filter(target: str) -> str:
     return f'{f"( {types} )" if len(EVENT_TYPES) > 1 else types} AND target_resource="{target}"'
 
 
-def find(api: JsonClient, target: str) -> list[WorkspaceSubscription]:
+def find(api: ApiClient, target: str) -> list[WorkspaceSubscription]:
     """The live subscriptions on `target` for our event types that the token's user authorized."""
     params: dict[str, str | int] = {"filter": list_filter(target), "pageSize": PAGE_SIZE}
     found: list[WorkspaceSubscription] = []

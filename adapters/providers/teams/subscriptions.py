@@ -16,14 +16,11 @@ Every call needs the application permission CallRecords.Read.All.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from adapters.errors import FatalError
 from adapters.providers.teams.client import DEFAULT_BASE_URL, _token
-from adapters.retry import call_with_retries
-from worker.ingest.apiclient import ApiClient, FetchContext, provider_limiter, reading
+from worker.ingest.apiclient import ApiClient, FetchContext, reading
 from worker.ingest.webhook import MAX_ID_LENGTH, Fields
 
 SERVICE = "teams"
@@ -44,38 +41,10 @@ class GraphSubscription:
     notification_url: str | None = None
 
 
-class JsonClient(ApiClient):
-    """ApiClient with JSON writes (POST, PATCH, DELETE), retried and classified like its GETs."""
-
-    def send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        url = self.url(path)
-
-        def once() -> Any:
-            headers = dict(self._auth()) if self._auth else {}
-            return self._send(method, url, json=body, headers=headers)
-
-        return call_with_retries(
-            once,
-            service=self.service,
-            max_attempts=self._max_attempts,
-            refresh=self._refresh,
-            sleep=self._sleep,
-            max_total_wait=self._max_total_wait,
-        )
-
-
-def client(ctx: FetchContext) -> JsonClient:
+def client(ctx: FetchContext) -> ApiClient:
     base = ctx.config.api_base_url or DEFAULT_BASE_URL
     token = _token(ctx, ctx.client(base))
-    return JsonClient(
-        SERVICE,
-        base,
-        auth=token.headers,
-        refresh=token.refresh,
-        limiter=provider_limiter(ctx.config, ctx.tenant.name, ctx.redis_client),
-        session=ctx.session,
-        sleep=ctx.sleep,
-    )
+    return ctx.client(base, auth=token.headers, refresh=token.refresh)
 
 
 def iso(moment: dt.datetime) -> str:
@@ -99,7 +68,7 @@ def _subscription(body: object) -> GraphSubscription:
         )
 
 
-def create(api: JsonClient, url: str, client_state: str, now: dt.datetime) -> GraphSubscription:
+def create(api: ApiClient, url: str, client_state: str, now: dt.datetime) -> GraphSubscription:
     """One subscription; notifications and lifecycle notifications both go to `url` (Graph validates it)."""
     body = api.send(
         "POST",
@@ -117,7 +86,7 @@ def create(api: JsonClient, url: str, client_state: str, now: dt.datetime) -> Gr
     return _subscription(body)
 
 
-def renew(api: JsonClient, subscription_id: str, now: dt.datetime) -> GraphSubscription:
+def renew(api: ApiClient, subscription_id: str, now: dt.datetime) -> GraphSubscription:
     """A new expiry; also what reauthorizes a subscription after `reauthorizationRequired`."""
     body = api.send(
         "PATCH", f"/v1.0/subscriptions/{subscription_id}", {"expirationDateTime": iso(now + LIFETIME)}
@@ -125,7 +94,7 @@ def renew(api: JsonClient, subscription_id: str, now: dt.datetime) -> GraphSubsc
     return _subscription(body)
 
 
-def delete(api: JsonClient, subscription_id: str) -> None:
+def delete(api: ApiClient, subscription_id: str) -> None:
     """Gone already (404) is as good as deleted."""
     try:
         api.send("DELETE", f"/v1.0/subscriptions/{subscription_id}")
@@ -134,7 +103,7 @@ def delete(api: JsonClient, subscription_id: str) -> None:
             raise
 
 
-def records_between(api: JsonClient, start: dt.datetime, end: dt.datetime) -> list[str]:
+def records_between(api: ApiClient, start: dt.datetime, end: dt.datetime) -> list[str]:
     """Ids of the call records that started in [start, end), following @odata.nextLink."""
     start = max(start, end - RECORDS_KEPT)
     since = start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -157,7 +126,7 @@ def records_between(api: JsonClient, start: dt.datetime, end: dt.datetime) -> li
     return list(dict.fromkeys(ids))
 
 
-def listed(api: JsonClient) -> list[GraphSubscription]:
+def listed(api: ApiClient) -> list[GraphSubscription]:
     """The app's own subscriptions, every page (`GET /subscriptions` takes no $select or $filter)."""
     next_url: str | None = "/v1.0/subscriptions"
     found: list[GraphSubscription] = []
@@ -173,7 +142,7 @@ def listed(api: JsonClient) -> list[GraphSubscription]:
     return found
 
 
-def duplicates(api: JsonClient, url: str, keep: str) -> list[GraphSubscription]:
+def duplicates(api: ApiClient, url: str, keep: str) -> list[GraphSubscription]:
     """The app's callRecords subscriptions notifying `url`, other than `keep` (ours)."""
     return [
         sub

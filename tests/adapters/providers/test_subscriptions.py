@@ -15,7 +15,7 @@ from adapters.providers.teams import subscriptions as graph
 from tests.adapters.providers import samples
 from tests.emulators.providers.server import ProviderEmulator
 from tests.worker.test_subscriptions import TARGET, TOPIC, tenants_document
-from worker.ingest.apiclient import FetchContext
+from worker.ingest.apiclient import ApiClient, FetchContext
 from worker.tenants import parse_tenants
 
 T0 = samples.NOW
@@ -39,12 +39,12 @@ def _ctx(emu: ProviderEmulator, tmp_path: Any, provider: str) -> FetchContext:
 
 
 @pytest.fixture()
-def graph_api(emulator: ProviderEmulator, tmp_path: Any) -> graph.JsonClient:
+def graph_api(emulator: ProviderEmulator, tmp_path: Any) -> ApiClient:
     return graph.client(_ctx(emulator, tmp_path, "teams"))
 
 
 @pytest.fixture()
-def events_api(emulator: ProviderEmulator, tmp_path: Any) -> graph.JsonClient:
+def events_api(emulator: ProviderEmulator, tmp_path: Any) -> ApiClient:
     return workspace.client(_ctx(emulator, tmp_path, "google_meet"))
 
 
