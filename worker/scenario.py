@@ -1,8 +1,13 @@
 """Reading scenario-v1 documents into model values, with errors that name the field.
 
-The reader is strict where the contract is (types, enums, dates with offsets,
-known time zones and regions) and lenient where it says so (unknown keys,
-missing policy keys, absent lists).
+The document is declared once, as pydantic models (`ScenarioDocument`), from which
+`docs/schemas/scenario-v1.schema.json` is generated for editors. The models are
+strict where the contract is (types, enums, dates with offsets, known time zones
+and regions) and lenient where it says so (unknown keys kept and reported as
+warnings, missing policy keys, absent or null lists). They convert into the plain
+dataclasses of `worker.model`, which the engine reads. Fields are declared in the
+order the reader always checked them, so a document with several errors still
+names the same first one (`worker.documents.first_error`).
 """
 
 from __future__ import annotations
@@ -10,13 +15,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zoneinfo
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonDict
+from pydantic_core import PydanticCustomError
 
+from worker.documents import first_error, refuse, type_name, unknown_keys
 from worker.model import (
     LOCKABLE_FIELDS,
     Account,
@@ -43,9 +64,10 @@ from worker.normalize import norm_domain
 
 SUPPORTED_VERSION = 1
 CRM_KINDS = ("salesforce", "hubspot", "generic")
+SCHEMA_ID = "https://callmatch.dev/schemas/scenario-v1.schema.json"
 
 E = TypeVar("E", bound=StrEnum)
-T = TypeVar("T")
+BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 
 class ScenarioError(ValueError):
@@ -57,140 +79,113 @@ class ScenarioError(ValueError):
         self.reason = reason
 
 
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
+# --- value checks: each raises our reason; a null is "absent" (the default applies) ---
 
 
-def _type_name(value: object) -> str:
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise refuse(f"expected a string, got {type_name(value)}")
+    return value
+
+
+def _id(value: object) -> str:
+    """A required string: null is missing, blank is empty."""
     if value is None:
-        return "null"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "an object",
-    }.get(type(value), type(value).__name__)
+        raise refuse("missing")
+    if not _string(value).strip():
+        raise refuse("must not be empty")
+    return value  # type: ignore[return-value]  # _string checked it
 
 
-class _Obj:
-    """A JSON object with its path, so every error names the field."""
-
-    def __init__(self, value: object, path: str):
-        if not isinstance(value, dict):
-            raise ScenarioError(path or "(document)", f"expected an object, got {_type_name(value)}")
-        self.data: Mapping[str, Any] = value
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return _join(self.path, key)
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def obj(self, key: str, required: bool = False) -> _Obj | None:
-        if not self.has(key):
-            if required:
-                raise ScenarioError(self.at(key), "missing")
-            return None
-        return _Obj(self.data[key], self.at(key))
-
-    def str_(self, key: str, required: bool = False) -> str | None:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise ScenarioError(self.at(key), "missing")
-            return None
-        if not isinstance(value, str):
-            raise ScenarioError(self.at(key), f"expected a string, got {_type_name(value)}")
-        if required and not value.strip():
-            raise ScenarioError(self.at(key), "must not be empty")
-        return value
-
-    def id_(self, key: str = "id") -> str:
-        value = self.str_(key, required=True)
-        assert value is not None
-        return value
-
-    def bool_(self, key: str, default: bool) -> bool:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ScenarioError(self.at(key), f"expected true or false, got {_type_name(value)}")
-        return value
-
-    def int_(self, key: str, default: int, minimum: int = 0, maximum: int = 36500) -> int:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(self.at(key), f"expected a whole number, got {_type_name(value)}")
-        if not minimum <= value <= maximum:
-            raise ScenarioError(self.at(key), f"must be between {minimum} and {maximum}, got {value}")
-        return value
-
-    def enum(self, key: str, kind: type[E], default: E) -> E:
-        value = self.str_(key)
-        if value is None:
-            return default
-        try:
-            return kind(value)
-        except ValueError:
-            allowed = ", ".join(member.value for member in kind)
-            raise ScenarioError(
-                self.at(key), f"unknown value {value!r} (expected one of: {allowed})"
-            ) from None
-
-    def datetime(self, key: str, required: bool = False) -> dt.datetime | None:
-        value = self.str_(key, required=required)
-        if value is None:
-            return None
-        return parse_datetime(value, self.at(key))
-
-    def date(self, key: str) -> dt.date | None:
-        value = self.str_(key)
-        if value is None:
-            return None
-        try:
-            if len(value) != 10:
-                raise ValueError(value)
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            raise ScenarioError(self.at(key), "not a YYYY-MM-DD date") from None
-
-    def list_(self, key: str) -> list[tuple[object, str]]:
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise ScenarioError(self.at(key), f"expected a list, got {_type_name(value)}")
-        return [(item, _join(self.at(key), index)) for index, item in enumerate(value)]
-
-    def strs(self, key: str) -> tuple[str, ...]:
-        out = []
-        for item, path in self.list_(key):
-            if not isinstance(item, str):
-                raise ScenarioError(path, f"expected a string, got {_type_name(item)}")
-            out.append(item)
-        return tuple(out)
-
-    def objs(self, key: str, read: Callable[[_Obj], T]) -> tuple[T, ...]:
-        return tuple(read(_Obj(item, path)) for item, path in self.list_(key))
+def _moved(exc: PydanticCustomError, *at: str | int) -> PydanticCustomError:
+    """Our error raised by a model validator, placed at the field it is about."""
+    return refuse(str((exc.context or {})["reason"]), at)
 
 
 def parse_datetime(value: str, path: str) -> dt.datetime:
     """ISO-8601 with an offset, returned in UTC; a naive time is refused, not guessed."""
     try:
+        return _datetime_value(value)
+    except PydanticCustomError as exc:
+        raise ScenarioError(path, str((exc.context or {})["reason"])) from None
+
+
+def _datetime_value(value: str) -> dt.datetime:
+    try:
         parsed = dt.datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ScenarioError(path, "not an ISO-8601 date-time") from None
+        raise refuse("not an ISO-8601 date-time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ScenarioError(path, "not an ISO-8601 date-time with an offset (add Z or +hh:mm)")
+        raise refuse("not an ISO-8601 date-time with an offset (add Z or +hh:mm)")
     return parsed.astimezone(dt.UTC)
+
+
+def _required_datetime(value: object) -> dt.datetime:
+    return _datetime_value(_id(value))
+
+
+def _optional_datetime(value: object) -> dt.datetime | None:
+    if value is None:
+        return None
+    return _datetime_value(_string(value))
+
+
+def _optional_date(value: object) -> dt.date | None:
+    if value is None:
+        return None
+    text = _string(value)
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise refuse("not a YYYY-MM-DD date") from None
+
+
+def _choice(kind: type[E]) -> Callable[[object], E | None]:
+    allowed = ", ".join(member.value for member in kind)
+
+    def check(value: object) -> E | None:
+        if value is None:
+            return None
+        try:
+            return kind(_string(value))
+        except ValueError:
+            raise refuse(f"unknown value {value!r} (expected one of: {allowed})") from None
+
+    return check
+
+
+def _within(minimum: int, maximum: int) -> Callable[[int | None], int | None]:
+    def check(value: int | None) -> int | None:
+        if value is not None and not minimum <= value <= maximum:
+            raise refuse(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    return check
+
+
+def _at_least_zero(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise refuse(f"must be at least 0, got {value}")
+    return value
+
+
+def _crm_kind(value: object) -> str | None:
+    if value is None or not _string(value):
+        return None
+    if value not in CRM_KINDS:
+        raise refuse(f"unknown value {value!r} (expected one of: {', '.join(CRM_KINDS)})")
+    return str(value)
+
+
+def _region(value: object) -> str | None:
+    if value is None or not _string(value):
+        return None
+    region = str(value).strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise refuse(f"unknown region {region!r} (an ISO 3166 code such as US, FR)")
+    return region
 
 
 @lru_cache(maxsize=512)
@@ -202,201 +197,521 @@ def _known_zone(name: str) -> bool:
     return True
 
 
-def _policy(obj: _Obj | None) -> Policy:
-    if obj is None:
-        return Policy()
-    base = Policy()
-    crm = obj.str_("crm") or base.crm
-    if crm not in CRM_KINDS:
-        raise ScenarioError(obj.at("crm"), f"unknown value {crm!r} (expected one of: {', '.join(CRM_KINDS)})")
-    region = (obj.str_("default_region") or base.default_region).strip().upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ScenarioError(
-            obj.at("default_region"), f"unknown region {region!r} (an ISO 3166 code such as US, FR)"
-        )
-    timezone = obj.str_("timezone") or base.timezone
-    if not _known_zone(timezone):
-        raise ScenarioError(
-            obj.at("timezone"), f"unknown time zone {timezone!r} (an IANA name such as Europe/Paris)"
-        )
-    free_mail = (
-        tuple(sorted({norm_domain(d) for d in obj.strs("free_mail_domains")}))
-        if obj.data.get("free_mail_domains") is not None
-        else base.free_mail_domains
-    )
-    windows_obj = obj.obj("windows")
-    windows = base.windows
-    if windows_obj is not None:
-        windows = Windows(
-            created_after_days=windows_obj.int_("created_after_days", windows.created_after_days),
-            closed_before_days=windows_obj.int_("closed_before_days", windows.closed_before_days),
-            closed_before_max_days=windows_obj.int_("closed_before_max_days", windows.closed_before_max_days),
-        )
-        if windows.closed_before_max_days < windows.closed_before_days:
-            raise ScenarioError(
-                windows_obj.at("closed_before_max_days"),
-                f"must be at least closed_before_days ({windows.closed_before_days})",
-            )
-    return Policy(
-        crm=crm,
-        default_region=region,
-        timezone=timezone,
-        use_existing_activity=obj.bool_("use_existing_activity", base.use_existing_activity),
-        match_by_domain=obj.bool_("match_by_domain", base.match_by_domain),
-        free_mail_domains=free_mail,
-        opportunity_strategy=obj.enum("opportunity_strategy", Strategy, base.opportunity_strategy),
-        owner=obj.enum("owner", OwnerMode, base.owner),
-        use_contact_roles=obj.bool_("use_contact_roles", base.use_contact_roles),
-        activity_match_minutes=obj.int_("activity_match_minutes", base.activity_match_minutes, maximum=10080),
-        windows=windows,
-    )
-
-
-def _person(obj: _Obj) -> Person:
-    return Person(email=obj.str_("email"), phone=obj.str_("phone"), name=obj.str_("name"))
-
-
-def _call(obj: _Obj) -> Call:
-    started_at = obj.datetime("started_at", required=True)
-    assert started_at is not None
-    organizer = obj.obj("organizer")
-    return Call(
-        id=obj.id_("id"),
-        kind=obj.enum("kind", CallKind, CallKind.CALL),
-        started_at=started_at,
-        ended_at=obj.datetime("ended_at"),
-        organizer=_person(organizer) if organizer else Person(),
-        participants=obj.objs("participants", _person),
-        direction=obj.enum("direction", Direction, Direction.INBOUND) if obj.has("direction") else None,
-        title=obj.str_("title"),
-    )
-
-
-def _user(obj: _Obj) -> User:
-    return User(id=obj.id_(), email=obj.str_("email"))
-
-
-def _account(obj: _Obj) -> Account:
-    return Account(
-        id=obj.id_(), name=obj.str_("name"), domains=tuple(norm_domain(d) for d in obj.strs("domains"))
-    )
-
-
-def _contact(obj: _Obj) -> Contact:
-    return Contact(
-        id=obj.id_(),
-        email=obj.str_("email"),
-        emails=obj.strs("emails"),
-        phones=obj.strs("phones"),
-        account_ids=obj.strs("account_ids"),
-    )
-
-
-def _lead(obj: _Obj) -> Lead:
-    return Lead(id=obj.id_(), email=obj.str_("email"), emails=obj.strs("emails"), phones=obj.strs("phones"))
-
-
-def _role(obj: _Obj) -> ContactRole:
-    return ContactRole(id=obj.id_(), is_primary=obj.bool_("is_primary", False))
-
-
-def _opportunity(obj: _Obj) -> Opportunity:
-    created_at = obj.datetime("created_at", required=True)
-    assert created_at is not None
-    return Opportunity(
-        id=obj.id_(),
-        account_id=obj.str_("account_id"),
-        owner_id=obj.str_("owner_id"),
-        is_closed=obj.bool_("is_closed", False),
-        is_won=obj.bool_("is_won", False),
-        created_at=created_at,
-        updated_at=obj.datetime("updated_at") or created_at,
-        close_date=obj.date("close_date"),
-        contacts=obj.objs("contacts", _role),
-    )
-
-
-def _activity(obj: _Obj) -> Activity:
-    return Activity(
-        id=obj.id_(),
-        type=obj.enum("type", ActivityType, ActivityType.TASK),
-        call_id=obj.str_("call_id"),
-        start=obj.datetime("start"),
-        attendee_emails=obj.strs("attendee_emails"),
-        contact_ids=obj.strs("contact_ids"),
-        account_id=obj.str_("account_id"),
-        opportunity_id=obj.str_("opportunity_id"),
-        written_by_us=obj.bool_("written_by_us", False),
-    )
-
-
-def _unique(records: Sequence[Any], path: str) -> None:
-    seen: set[str] = set()
-    for index, record in enumerate(records):
-        if record.id in seen:
-            raise ScenarioError(f"{path}[{index}].id", f"duplicate id {record.id!r}")
-        seen.add(record.id)
-
-
-def _crm(obj: _Obj | None) -> CrmSlice:
-    if obj is None:
-        return CrmSlice()
-    crm = CrmSlice(
-        users=obj.objs("users", _user),
-        accounts=obj.objs("accounts", _account),
-        contacts=obj.objs("contacts", _contact),
-        leads=obj.objs("leads", _lead),
-        opportunities=obj.objs("opportunities", _opportunity),
-        activities=obj.objs("activities", _activity),
-    )
-    for name in ("users", "accounts", "contacts", "leads", "opportunities", "activities"):
-        _unique(getattr(crm, name), obj.at(name))
-    return crm
-
-
-def _previous(obj: _Obj | None) -> Previous | None:
-    if obj is None:
+def _timezone(value: object) -> str | None:
+    if value is None or not _string(value):
         return None
-    locked = obj.strs("locked")
-    for index, name in enumerate(locked):
+    if not _known_zone(str(value)):
+        raise refuse(f"unknown time zone {value!r} (an IANA name such as Europe/Paris)")
+    return str(value)
+
+
+def _count(maximum: int | None) -> Any:
+    """Schema bounds of a whole number checked by `_within`."""
+    bounds: JsonDict = {"minimum": 0} if maximum is None else {"minimum": 0, "maximum": maximum}
+    return Field(json_schema_extra=bounds)
+
+
+Days = Annotated[int | None, Strict(), AfterValidator(_within(0, 36500)), _count(36500)]
+Minutes = Annotated[int | None, Strict(), AfterValidator(_within(0, 10080)), _count(10080)]
+Count = Annotated[int | None, Strict(), AfterValidator(_at_least_zero), _count(None)]
+Id = Annotated[str, BeforeValidator(_id), WithJsonSchema({"type": "string", "minLength": 1})]
+Text = Annotated[str | None, Strict()]
+Texts = Annotated[list[str] | None, Strict()]
+Flag = Annotated[bool | None, Strict()]
+Instant = Annotated[
+    dt.datetime,
+    BeforeValidator(_required_datetime),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+MaybeInstant = Annotated[
+    dt.datetime | None,
+    BeforeValidator(_optional_datetime),
+    WithJsonSchema({"type": ["string", "null"], "format": "date-time"}),
+]
+MaybeDate = Annotated[
+    dt.date | None,
+    BeforeValidator(_optional_date),
+    WithJsonSchema({"type": ["string", "null"], "format": "date"}),
+]
+
+
+KindChoice = Annotated[CallKind | None, BeforeValidator(_choice(CallKind))]
+DirectionChoice = Annotated[Direction | None, BeforeValidator(_choice(Direction))]
+StrategyChoice = Annotated[Strategy | None, BeforeValidator(_choice(Strategy))]
+OwnerChoice = Annotated[OwnerMode | None, BeforeValidator(_choice(OwnerMode))]
+ActivityTypeChoice = Annotated[ActivityType | None, BeforeValidator(_choice(ActivityType))]
+
+
+class _Lenient(BaseModel):
+    """Unknown keys are kept (so `decide` can name them) and otherwise ignored, as scenario-v1 says."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+# --- policy ---
+
+
+class WindowsDocument(_Lenient):
+    """`policy.windows`: the day windows of the timeline strategy (S1.2, S1.3, S1.5)."""
+
+    created_after_days: Days = None
+    closed_before_days: Days = None
+    closed_before_max_days: Days = None
+
+    @field_validator("closed_before_max_days")
+    @classmethod
+    def _not_below_closed_before(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if "closed_before_days" not in info.data:
+            return value  # refused already, and named first
+        days = info.data["closed_before_days"]
+        days = Windows.closed_before_days if days is None else days
+        maximum = Windows.closed_before_max_days if value is None else value
+        if maximum < days:
+            raise refuse(f"must be at least closed_before_days ({days})")
+        return value
+
+    def to_windows(self) -> Windows:
+        base = Windows()
+        return Windows(
+            created_after_days=_or(self.created_after_days, base.created_after_days),
+            closed_before_days=_or(self.closed_before_days, base.closed_before_days),
+            closed_before_max_days=_or(self.closed_before_max_days, base.closed_before_max_days),
+        )
+
+
+T = TypeVar("T")
+
+
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+DomainMatch = Literal["clean", "exact", "registrable"]
+OnAmbiguity = Literal["pick", "abstain"]
+
+
+def _literal_choice(*allowed: str) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        if value is None:
+            return None
+        if _string(value) not in allowed:
+            raise refuse(f"unknown value {value!r} (expected one of: {', '.join(allowed)})")
+        return str(value)
+
+    return check
+
+
+class PolicyDocument(_Lenient):
+    """`policy`: the per-tenant switches of the rules; every key may be left out (its default applies)."""
+
+    crm: Annotated[
+        str | None,
+        BeforeValidator(_crm_kind),
+        WithJsonSchema({"enum": [*CRM_KINDS, None], "default": "generic"}),
+    ] = None
+    default_region: Annotated[
+        str | None,
+        BeforeValidator(_region),
+        WithJsonSchema(
+            {"type": ["string", "null"], "description": "ISO 3166 region, e.g. FR", "default": "US"}
+        ),
+    ] = None
+    timezone: Annotated[
+        str | None,
+        BeforeValidator(_timezone),
+        WithJsonSchema({"type": ["string", "null"], "description": "IANA time zone", "default": "UTC"}),
+    ] = None
+    free_mail_domains: Texts = None
+    windows: WindowsDocument | None = None
+    use_existing_activity: Flag = None
+    match_by_domain: Flag = None
+    opportunity_strategy: StrategyChoice = None
+    owner: OwnerChoice = None
+    use_contact_roles: Flag = None
+    activity_match_minutes: Minutes = None
+    # rules v1.1: accepted and carried, not yet read by the engine
+    internal_phones: Texts = None
+    internal_domains: Texts = None
+    shared_phone_max_accounts: Count = None
+    skip_converted_leads: Flag = None
+    prefer_primary: Flag = None
+    refresh_drops_stale: Flag = None
+    domain_match: Annotated[
+        DomainMatch | None,
+        BeforeValidator(_literal_choice("clean", "exact", "registrable")),
+        WithJsonSchema({"enum": ["clean", "exact", "registrable", None], "default": "clean"}),
+    ] = None
+    excluded_account_types: Texts = None
+    on_ambiguity: Annotated[
+        OnAmbiguity | None,
+        BeforeValidator(_literal_choice("pick", "abstain")),
+        WithJsonSchema({"enum": ["pick", "abstain", None], "default": "pick"}),
+    ] = None
+    use_preferences: Flag = None
+
+    def to_policy(self) -> Policy:
+        base = Policy()
+        return Policy(
+            crm=self.crm or base.crm,
+            default_region=self.default_region or base.default_region,
+            timezone=self.timezone or base.timezone,
+            use_existing_activity=_or(self.use_existing_activity, base.use_existing_activity),
+            match_by_domain=_or(self.match_by_domain, base.match_by_domain),
+            free_mail_domains=(
+                tuple(sorted({norm_domain(d) for d in self.free_mail_domains}))
+                if self.free_mail_domains is not None
+                else base.free_mail_domains
+            ),
+            opportunity_strategy=_or(self.opportunity_strategy, base.opportunity_strategy),
+            owner=_or(self.owner, base.owner),
+            use_contact_roles=_or(self.use_contact_roles, base.use_contact_roles),
+            activity_match_minutes=_or(self.activity_match_minutes, base.activity_match_minutes),
+            windows=self.windows.to_windows() if self.windows is not None else base.windows,
+        )
+
+
+# --- call ---
+
+
+class PersonDocument(_Lenient):
+    """A participant or the organizer, as the telephony or meeting provider saw them."""
+
+    email: Text = None
+    phone: Text = None
+    name: Text = None
+
+    def to_person(self) -> Person:
+        return Person(email=self.email, phone=self.phone, name=self.name)
+
+
+class CallDocument(_Lenient):
+    """`call`: the ended call or meeting."""
+
+    started_at: Instant
+    id: Id
+    kind: KindChoice = None
+    ended_at: MaybeInstant = None
+    organizer: PersonDocument | None = None
+    participants: list[PersonDocument] | None = None
+    direction: DirectionChoice = None
+    title: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _organizer_is_an_object(cls, data: Any) -> Any:
+        """The reader refused a non-object organizer right after `started_at`, before `id`."""
+        if isinstance(data, dict):
+            organizer = data.get("organizer")
+            if organizer is not None and not isinstance(organizer, dict):
+                try:
+                    _required_datetime(data.get("started_at"))
+                except PydanticCustomError as exc:
+                    raise _moved(exc, "started_at") from None
+                raise refuse(f"expected an object, got {type_name(organizer)}", ("organizer",))
+        return data
+
+    def to_call(self) -> Call:
+        return Call(
+            id=self.id,
+            kind=_or(self.kind, CallKind.CALL),
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            organizer=self.organizer.to_person() if self.organizer is not None else Person(),
+            participants=tuple(p.to_person() for p in self.participants or ()),
+            direction=self.direction,
+            title=self.title,
+        )
+
+
+# --- CRM slice ---
+
+
+class UserDocument(_Lenient):
+    """`crm.users[]`: the CRM's users (owners)."""
+
+    id: Id
+    email: Text = None
+
+    def to_user(self) -> User:
+        return User(id=self.id, email=self.email)
+
+
+class AccountDocument(_Lenient):
+    """`crm.accounts[]`."""
+
+    id: Id
+    name: Text = None
+    domains: Texts = None
+    type: Text = None  # rules v1.1 (X1)
+
+    def to_account(self) -> Account:
+        return Account(id=self.id, name=self.name, domains=tuple(norm_domain(d) for d in self.domains or ()))
+
+
+class ContactDocument(_Lenient):
+    """`crm.contacts[]`."""
+
+    id: Id
+    email: Text = None
+    emails: Texts = None
+    phones: Texts = None
+    account_ids: Texts = None
+
+    def to_contact(self) -> Contact:
+        return Contact(
+            id=self.id,
+            email=self.email,
+            emails=tuple(self.emails or ()),
+            phones=tuple(self.phones or ()),
+            account_ids=tuple(self.account_ids or ()),
+        )
+
+
+class LeadDocument(_Lenient):
+    """`crm.leads[]`."""
+
+    id: Id
+    email: Text = None
+    emails: Texts = None
+    phones: Texts = None
+    is_converted: Flag = None  # rules v1.1 (M9)
+    converted_contact_id: Text = None  # rules v1.1 (M9)
+
+    def to_lead(self) -> Lead:
+        return Lead(
+            id=self.id, email=self.email, emails=tuple(self.emails or ()), phones=tuple(self.phones or ())
+        )
+
+
+class ContactRoleDocument(_Lenient):
+    """`crm.opportunities[].contacts[]`: a contact role (Salesforce) or deal association (HubSpot)."""
+
+    id: Id
+    is_primary: Flag = None
+
+    def to_role(self) -> ContactRole:
+        return ContactRole(id=self.id, is_primary=_or(self.is_primary, False))
+
+
+class OpportunityDocument(_Lenient):
+    """`crm.opportunities[]` (a HubSpot deal)."""
+
+    created_at: Instant
+    id: Id
+    account_id: Text = None
+    owner_id: Text = None
+    is_closed: Flag = None
+    is_won: Flag = None
+    updated_at: MaybeInstant = None
+    close_date: MaybeDate = None
+    contacts: list[ContactRoleDocument] | None = None
+
+    def to_opportunity(self) -> Opportunity:
+        return Opportunity(
+            id=self.id,
+            account_id=self.account_id,
+            owner_id=self.owner_id,
+            is_closed=_or(self.is_closed, False),
+            is_won=_or(self.is_won, False),
+            created_at=self.created_at,
+            updated_at=self.updated_at or self.created_at,
+            close_date=self.close_date,
+            contacts=tuple(role.to_role() for role in self.contacts or ()),
+        )
+
+
+class ActivityDocument(_Lenient):
+    """`crm.activities[]`: a task or event already in the CRM (rules A)."""
+
+    id: Id
+    type: ActivityTypeChoice = None
+    call_id: Text = None
+    start: MaybeInstant = None
+    attendee_emails: Texts = None
+    contact_ids: Texts = None
+    account_id: Text = None
+    opportunity_id: Text = None
+    written_by_us: Flag = None
+
+    def to_activity(self) -> Activity:
+        return Activity(
+            id=self.id,
+            type=_or(self.type, ActivityType.TASK),
+            call_id=self.call_id,
+            start=self.start,
+            attendee_emails=tuple(self.attendee_emails or ()),
+            contact_ids=tuple(self.contact_ids or ()),
+            account_id=self.account_id,
+            opportunity_id=self.opportunity_id,
+            written_by_us=_or(self.written_by_us, False),
+        )
+
+
+class PreferenceDocument(_Lenient):
+    """`crm.preferences[]` (rules v1.1, L1): what a person chose for a contact before."""
+
+    contact_id: Id
+    account_id: Text = None
+    opportunity_id: Text = None
+    set_at: MaybeInstant = None
+
+
+RECORD_LISTS = ("users", "accounts", "contacts", "leads", "opportunities", "activities")
+
+
+class CrmDocument(_Lenient):
+    """`crm`: the slice of the CRM the rules may look at; every list may be empty or absent."""
+
+    users: list[UserDocument] | None = None
+    accounts: list[AccountDocument] | None = None
+    contacts: list[ContactDocument] | None = None
+    leads: list[LeadDocument] | None = None
+    opportunities: list[OpportunityDocument] | None = None
+    activities: list[ActivityDocument] | None = None
+    preferences: list[PreferenceDocument] | None = None  # rules v1.1 (L1)
+
+    @model_validator(mode="after")
+    def _ids_are_unique(self) -> CrmDocument:
+        for name in RECORD_LISTS:
+            seen: set[str] = set()
+            for index, record in enumerate(getattr(self, name) or ()):
+                if record.id in seen:
+                    raise refuse(f"duplicate id {record.id!r}", (name, index, "id"))
+                seen.add(record.id)
+        return self
+
+    def to_crm(self) -> CrmSlice:
+        return CrmSlice(
+            users=tuple(r.to_user() for r in self.users or ()),
+            accounts=tuple(r.to_account() for r in self.accounts or ()),
+            contacts=tuple(r.to_contact() for r in self.contacts or ()),
+            leads=tuple(r.to_lead() for r in self.leads or ()),
+            opportunities=tuple(r.to_opportunity() for r in self.opportunities or ()),
+            activities=tuple(r.to_activity() for r in self.activities or ()),
+        )
+
+
+# --- previous result (refresh) ---
+
+
+class RemovedDocument(_Lenient):
+    """`previous.removed[]` (rules v1.1, R6): a record a person unlinked."""
+
+    type: Annotated[
+        Literal["contact", "account", "opportunity"],
+        BeforeValidator(_literal_choice("contact", "account", "opportunity")),
+        WithJsonSchema({"enum": ["contact", "account", "opportunity"]}),
+    ]
+    id: Id
+
+
+def _lockable(names: list[str] | None) -> list[str] | None:
+    for index, name in enumerate(names or ()):
         if name not in LOCKABLE_FIELDS:
-            raise ScenarioError(
-                f"{obj.at('locked')}[{index}]",
-                f"unknown value {name!r} (expected any of: {', '.join(LOCKABLE_FIELDS)})",
-            )
-    return Previous(
-        contact_ids=obj.strs("contact_ids"),
-        lead_ids=obj.strs("lead_ids"),
-        account_id=obj.str_("account_id"),
-        opportunity_id=obj.str_("opportunity_id"),
-        locked=frozenset(locked),
+            raise refuse(f"unknown value {name!r} (expected any of: {', '.join(LOCKABLE_FIELDS)})", (index,))
+    return names
+
+
+class PreviousDocument(_Lenient):
+    """`previous`: the stored result a refresh starts from (rules R), and what a person locked."""
+
+    locked: Annotated[
+        list[str] | None,
+        Strict(),
+        AfterValidator(_lockable),
+        WithJsonSchema({"type": ["array", "null"], "items": {"enum": list(LOCKABLE_FIELDS)}}),
+    ] = None
+    contact_ids: Texts = None
+    lead_ids: Texts = None
+    account_id: Text = None
+    opportunity_id: Text = None
+    removed: list[RemovedDocument] | None = None  # rules v1.1 (R6)
+
+    def to_previous(self) -> Previous:
+        return Previous(
+            contact_ids=tuple(self.contact_ids or ()),
+            lead_ids=tuple(self.lead_ids or ()),
+            account_id=self.account_id,
+            opportunity_id=self.opportunity_id,
+            locked=frozenset(self.locked or ()),
+        )
+
+
+# --- the document ---
+
+
+class ScenarioDocument(_Lenient):
+    """A scenario-v1 document (with the optional v1.1 keys): one call and the CRM slice its rules need."""
+
+    model_config = ConfigDict(
+        title="callmatch scenario v1",
+        json_schema_extra={"$id": SCHEMA_ID},
     )
+
+    schema_: Text = Field(
+        default=None, alias="$schema", description="the JSON Schema an editor validates with"
+    )
+    version: Annotated[int | None, WithJsonSchema({"enum": [SUPPORTED_VERSION, None]})] = None
+    policy: PolicyDocument | None = None
+    call: CallDocument
+    crm: CrmDocument | None = None
+    previous: PreviousDocument | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_then_call(cls, data: Any) -> Any:
+        """An object of our version with a call, checked before its policy (the order errors were always named in)."""
+        if not isinstance(data, dict):
+            raise refuse(f"expected an object, got {type_name(data)}")
+        version = data.get("version")
+        if version is not None and (isinstance(version, bool) or version != SUPPORTED_VERSION):
+            raise refuse(
+                f"unsupported version {version!r} (this is scenario v{SUPPORTED_VERSION})", ("version",)
+            )
+        call = data.get("call")
+        if call is None:
+            raise refuse("missing", ("call",))
+        if not isinstance(call, dict):
+            raise refuse(f"expected an object, got {type_name(call)}", ("call",))
+        return data
+
+    def to_scenario(self) -> Scenario:
+        return Scenario(
+            policy=self.policy.to_policy() if self.policy is not None else Policy(),
+            call=self.call.to_call(),
+            crm=self.crm.to_crm() if self.crm is not None else CrmSlice(),
+            previous=self.previous.to_previous() if self.previous is not None else None,
+        )
+
+    def unknown_keys(self) -> list[str]:
+        """Paths of the keys this document has that scenario-v1 does not know (ignored, worth a warning)."""
+        return unknown_keys(self)
+
+
+def _validate(model: type[BaseModelT], document: object, root: str = "") -> BaseModelT:
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise ScenarioError(*first_error(exc, root)) from None
 
 
 def parse_policy(document: object, path: str = "policy") -> Policy:
     """A scenario-v1 `policy` object alone (as tenants configure it); errors name `policy.<field>`."""
-    return _policy(_Obj(document, path))
+    return _validate(PolicyDocument, document, path).to_policy()
+
+
+def parse_document(document: object) -> ScenarioDocument:
+    """A decoded JSON document -> ScenarioDocument, or ScenarioError naming the first bad field."""
+    return _validate(ScenarioDocument, document)
 
 
 def parse_scenario(document: object) -> Scenario:
     """A decoded JSON document -> Scenario, or ScenarioError naming the first bad field."""
-    root = _Obj(document, "")
-    version = root.data.get("version")
-    if version is not None and (isinstance(version, bool) or version != SUPPORTED_VERSION):
-        raise ScenarioError(
-            "version", f"unsupported version {version!r} (this is scenario v{SUPPORTED_VERSION})"
-        )
-    call = root.obj("call", required=True)
-    assert call is not None
-    return Scenario(
-        policy=_policy(root.obj("policy")),
-        call=_call(call),
-        crm=_crm(root.obj("crm")),
-        previous=_previous(root.obj("previous")),
-    )
+    return parse_document(document).to_scenario()
 
 
-def loads_scenario(text: str | bytes) -> Scenario:
+def loads_document(text: str | bytes) -> ScenarioDocument:
+    """JSON text -> ScenarioDocument (its unknown keys still readable), or ScenarioError."""
     try:
         document = json.loads(text)
     except UnicodeDecodeError:
@@ -405,4 +720,8 @@ def loads_scenario(text: str | bytes) -> Scenario:
         raise ScenarioError(
             "(document)", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    return parse_scenario(document)
+    return parse_document(document)
+
+
+def loads_scenario(text: str | bytes) -> Scenario:
+    return loads_document(text).to_scenario()

@@ -1,0 +1,119 @@
+"""Pydantic validation errors in callmatch's one error form: `field.path: reason`.
+
+The scenario, the tenants file and the events are pydantic models; their readers
+turn a `ValidationError` into our wording here, so every document names the
+offending field the same way (`call.participants[0].email: expected a string, got
+a number`). A validator whose reason is ours raises `refuse(...)`; pydantic's own
+errors (missing, wrong type, unknown key) are worded by `reason`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+REFUSED = "callmatch_refused"
+"""The error type of `refuse`: its context holds our reason and, maybe, a path below the validator's field."""
+
+ROOT = "(document)"
+"""How an error about the whole document names its place."""
+
+Loc = Sequence[str | int]
+
+
+def refuse(reason: str, at: Loc = ()) -> PydanticCustomError:
+    """An error worded by us; `at` extends its location (a model validator naming one of its fields)."""
+    return PydanticCustomError(REFUSED, "{reason}", {"reason": reason, "at": tuple(at)})
+
+
+def type_name(value: object) -> str:
+    """A JSON value's kind as a person says it ("a number", "null")."""
+    if value is None:
+        return "null"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+_TYPE_NAMES: dict[type, str] = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def join(path: str, key: str | int) -> str:
+    """`crm.contacts` + 0 -> `crm.contacts[0]`; `crm` + `users` -> `crm.users`."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def field_path(loc: Loc, root: str = "") -> str:
+    """A pydantic location as our dotted path below `root` (`root` alone for the object itself)."""
+    path = root
+    for key in loc:
+        path = join(path, key)
+    return path
+
+
+_TYPE_REASONS: dict[str, str] = {
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "int_type": "expected a whole number",
+    "list_type": "expected a list",
+    "model_type": "expected an object",
+    "model_attributes_type": "expected an object",
+    "dict_type": "expected an object",
+}
+
+
+def reason(error: ErrorDetails) -> str:
+    """One pydantic error in our words (its message as a last resort)."""
+    kind = error["type"]
+    if kind == REFUSED:
+        return str(error.get("ctx", {})["reason"])
+    if kind == "missing":
+        return "missing"
+    if kind in _TYPE_REASONS:
+        return f"{_TYPE_REASONS[kind]}, got {type_name(error['input'])}"
+    return error["msg"]
+
+
+def location(error: ErrorDetails) -> tuple[str | int, ...]:
+    """Where the error is: pydantic's location, extended by `refuse(..., at=...)`."""
+    extra: tuple[str | int, ...] = (
+        tuple(error.get("ctx", {}).get("at", ())) if error["type"] == REFUSED else ()
+    )
+    return tuple(error["loc"]) + extra
+
+
+def first_error(exc: ValidationError, root: str = "") -> tuple[str, str]:
+    """(path, reason) of the first error, in the order the model declares its fields.
+
+    Models declare fields in the order the documents were always checked, so the
+    first error is the one the hand-written readers reported. An error about the
+    object itself is placed at `root`, or at `(document)` when there is none.
+    """
+    error = exc.errors(include_url=False)[0]
+    return field_path(location(error), root) or ROOT, reason(error)
+
+
+def unknown_keys(model: BaseModel, path: str = "") -> list[str]:
+    """Paths of the keys a lenient model (extra="allow") kept but does not know, its own first."""
+    return list(_unknown(model, path))
+
+
+def _unknown(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, BaseModel):
+        for key in value.model_extra or ():
+            yield join(path, key)
+        for name in type(value).model_fields:
+            yield from _unknown(getattr(value, name), join(path, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unknown(item, join(path, index))
