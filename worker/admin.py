@@ -8,7 +8,6 @@ routes answer 403, so an exposed receiver never lets strangers rewrite activitie
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any
@@ -22,6 +21,7 @@ from worker import ops, readiness
 from worker.crm_factory import CrmFactory
 from worker.durability import durability
 from worker.service import Pipeline, UnknownTenantError
+from worker.settings import settings
 from worker.store import RecordNotFoundError
 from worker.tenants import Tenant
 
@@ -50,7 +50,8 @@ def _problem(status: int, reason: str, field: str | None = None) -> JSONResponse
 def admin_router(
     pipeline: Callable[[], Pipeline], token: str | None = None, send: ops.Sender | None = None
 ) -> APIRouter:
-    expected = token if token is not None else os.environ.get("CALLMATCH_ADMIN_TOKEN")
+    configured = settings().admin_token
+    expected = token if token is not None else configured.get_secret_value() if configured else None
 
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
         from fastapi import HTTPException

@@ -6,44 +6,33 @@ Tasks are named by strings so that the HTTP receiver can enqueue
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from celery import Celery
 
+from worker.settings import settings
+
 PROCESS_CALL_TASK = "callmatch.process_call"
 QUEUE = "callmatch"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
+# Read once per process, at import (worker.settings refuses limits that would run a stage twice).
+_SETTINGS = settings()
 # The longest countdown a task may ask for on retry (a CRM's daily limit resets
 # within the hour we wait at most); the broker must not redeliver before it.
-MAX_RETRY_COUNTDOWN_SECONDS = int(os.environ.get("CALLMATCH_MAX_RETRY_COUNTDOWN_SECONDS", "3600"))
-VISIBILITY_TIMEOUT_SECONDS = int(
-    os.environ.get("CALLMATCH_VISIBILITY_TIMEOUT_SECONDS", str(MAX_RETRY_COUNTDOWN_SECONDS * 2))
-)
+MAX_RETRY_COUNTDOWN_SECONDS = _SETTINGS.max_retry_countdown_seconds
+VISIBILITY_TIMEOUT_SECONDS = _SETTINGS.visibility_timeout_seconds
 # How often a worker looks for messages a dead worker left unacknowledged (one ZRANGE).
-UNACKED_RESTORE_INTERVAL_SECONDS = int(os.environ.get("CALLMATCH_UNACKED_RESTORE_INTERVAL_SECONDS", "10"))
+UNACKED_RESTORE_INTERVAL_SECONDS = _SETTINGS.unacked_restore_interval_seconds
 # A stage that runs longer than this is killed (its message is redelivered; the sweep also sees it).
-HARD_TIME_LIMIT_SECONDS = int(os.environ.get("CALLMATCH_HARD_TIME_LIMIT_SECONDS", "150"))
-if max(MAX_RETRY_COUNTDOWN_SECONDS, HARD_TIME_LIMIT_SECONDS) >= VISIBILITY_TIMEOUT_SECONDS:
-    raise ValueError(
-        "CALLMATCH_VISIBILITY_TIMEOUT_SECONDS must be longer than CALLMATCH_MAX_RETRY_COUNTDOWN_SECONDS and"
-        " CALLMATCH_HARD_TIME_LIMIT_SECONDS, or Redis redelivers a task that is only waiting for its retry"
-        " or still running, and the stage runs twice"
-    )
-SOFT_TIME_LIMIT_SECONDS = max(1, HARD_TIME_LIMIT_SECONDS - max(1, HARD_TIME_LIMIT_SECONDS // 5))
+HARD_TIME_LIMIT_SECONDS = _SETTINGS.hard_time_limit_seconds
+SOFT_TIME_LIMIT_SECONDS = _SETTINGS.soft_time_limit_seconds
 # A call whose owed stage has made no progress for this long is re-enqueued by the sweep: longer
 # than the longest stage, so a live task is never doubled, short enough that a lost message costs
 # minutes, not the call.
-STALL_SECONDS = int(os.environ.get("CALLMATCH_STALL_SECONDS", str(HARD_TIME_LIMIT_SECONDS + 60)))
-if STALL_SECONDS <= HARD_TIME_LIMIT_SECONDS:
-    raise ValueError(
-        "CALLMATCH_STALL_SECONDS must be longer than CALLMATCH_HARD_TIME_LIMIT_SECONDS,"
-        " or the sweep doubles stages that are still running"
-    )
+STALL_SECONDS = _SETTINGS.stall_seconds
 # How often beat looks for stalled calls (one ZRANGEBYSCORE).
-SWEEP_INTERVAL_SECONDS = float(os.environ.get("CALLMATCH_SWEEP_INTERVAL_SECONDS", "60"))
+SWEEP_INTERVAL_SECONDS = _SETTINGS.sweep_interval_seconds
 
 
 # Every message we send carries its send time: the sweep compares the oldest waiting message's
@@ -56,7 +45,8 @@ def sent_now() -> dict[str, float]:
 
 
 def redis_url() -> str:
-    return os.environ.get("CALLMATCH_REDIS_URL", DEFAULT_REDIS_URL)
+    """$CALLMATCH_REDIS_URL as the environment says now (the CLI's tests change it between commands)."""
+    return settings().redis_url
 
 
 def celery_config(url: str) -> dict[str, Any]:

@@ -7,8 +7,9 @@ recorded calls (R5's windows, decided_at) gives the same result whatever today i
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
+
+from worker.settings import settings
 
 Clock = Callable[[], dt.datetime]
 
@@ -18,13 +19,8 @@ def _system() -> dt.datetime:
 
 
 def process_clock() -> Clock:
-    frozen = os.environ.get("CALLMATCH_NOW")
-    if not frozen:
+    """The clock `CALLMATCH_NOW` says now (a bad value is a SettingsError, a ValueError, naming it)."""
+    instant = settings().now
+    if instant is None:
         return _system
-    try:
-        instant = dt.datetime.fromisoformat(frozen.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"CALLMATCH_NOW: not an ISO-8601 time: {frozen!r}") from None
-    if instant.tzinfo is None:
-        raise ValueError("CALLMATCH_NOW: give an offset (Z or +hh:mm)")
     return lambda: instant

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -18,14 +17,12 @@ import redis
 
 from adapters.crm.scenario import RedisActivityLog
 from worker.opscli import _record_text
+from worker.settings import settings
 from worker.store import CallStatus, CallStore
 
 CALL_START = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
-AIRCALL_TOKEN = os.environ.get("CALLMATCH_DEMO_AIRCALL_TOKEN", "demo-aircall-token")
-RINGOVER_KEY = os.environ.get(
-    "CALLMATCH_DEMO_RINGOVER_KEY",
-    "demo-ringover-webhook-key-for-local-use-only-never-in-production-0123456789",
-)
+AIRCALL_TOKEN = settings().demo_aircall_token.get_secret_value()
+RINGOVER_KEY = settings().demo_ringover_key.get_secret_value()
 
 
 def aircall_delivery() -> tuple[bytes, dict[str, str]]:
@@ -96,10 +93,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
 
 
 def main() -> int:
-    base = f"http://127.0.0.1:{os.environ.get('CALLMATCH_PORT', '8000')}"
-    client = redis.Redis.from_url(
-        os.environ.get("CALLMATCH_REDIS_URL", "redis://127.0.0.1:6379/0"), decode_responses=True
-    )
+    base = f"http://127.0.0.1:{settings().port}"
+    client = redis.Redis.from_url(settings().redis_url, decode_responses=True)
     try:
         urllib.request.urlopen(f"{base}/healthz", timeout=2).close()
         client.ping()

@@ -19,8 +19,11 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlparse
 
+from worker.settings import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run"
+DEV_METRICS_PORT = 9808
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -99,21 +102,28 @@ class Stack:
 
 def main() -> int:
     bin_dir = Path(sys.executable).parent
-    redis_url = os.environ.get("CALLMATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    configured = settings()
+    redis_url = configured.redis_url
     parsed = urlparse(redis_url)
     host, redis_port = parsed.hostname or "127.0.0.1", parsed.port or 6379
-    api_port = int(os.environ.get("CALLMATCH_PORT", "8000"))
-    metrics_port = os.environ.get("CALLMATCH_WORKER_METRICS_PORT", "9808")
-    tenants = os.environ.get("CALLMATCH_TENANTS", str(ROOT / "config" / "tenants.yaml"))
+    api_port = configured.port
+    # The dev stack serves the worker's metrics unless told otherwise (the setting's own default is off).
+    metrics_port = (
+        configured.worker_metrics_port
+        if "worker_metrics_port" in configured.model_fields_set
+        else DEV_METRICS_PORT
+    )
+    tenants = str(configured.tenants or ROOT / "config" / "tenants.yaml")
     RUN_DIR.mkdir(exist_ok=True)
     multiproc = tempfile.mkdtemp(prefix="callmatch-metrics-")
-    admin_token = os.environ.get("CALLMATCH_ADMIN_TOKEN") or secrets.token_urlsafe(18)
+    token = configured.admin_token
+    admin_token = (token.get_secret_value() if token else "") or secrets.token_urlsafe(18)
     env = {
         **os.environ,
         "CALLMATCH_REDIS_URL": redis_url,
         "CALLMATCH_TENANTS": tenants,
         "CALLMATCH_PORT": str(api_port),
-        "CALLMATCH_WORKER_METRICS_PORT": metrics_port,
+        "CALLMATCH_WORKER_METRICS_PORT": str(metrics_port),
         "PROMETHEUS_MULTIPROC_DIR": multiproc,
         "CALLMATCH_ADMIN_TOKEN": admin_token,
     }

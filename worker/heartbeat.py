@@ -18,12 +18,13 @@ from typing import Any
 
 import redis
 
+from worker.settings import settings
 from worker.tenants import TenantsSource
 
 log = logging.getLogger("callmatch.heartbeat")
 
 KEY_PREFIX = "callmatch:process"
-INTERVAL_SECONDS = float(os.environ.get("CALLMATCH_HEARTBEAT_SECONDS", "10"))
+INTERVAL_SECONDS = settings().heartbeat_seconds
 
 
 def process_key(role: str, pid: int | None = None) -> str:

@@ -22,6 +22,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 
 from adapters.retry import RetryEvent, add_listener
 from worker.normalize import mask_email, mask_phone
+from worker.settings import settings
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d ().\-]{6,}\d(?![\w-])")
@@ -72,7 +73,7 @@ def configure_logging(level: str | None = None) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("CALLMATCH_LOG_LEVEL", "INFO")).upper())
+    root.setLevel((level or settings().log_level).upper())
 
 
 EVENTS_IN = Counter(

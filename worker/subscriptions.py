@@ -33,7 +33,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -51,6 +50,7 @@ from worker.ingest.apiclient import ApiClient, FetchContext
 from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, seen_key
 from worker.ingest.enqueue import Enqueuer
 from worker.model import CallKind
+from worker.settings import settings
 from worker.store import Accepted, CallStore
 from worker.tenants import ProviderConfig, Tenant, Tenants
 
@@ -203,9 +203,9 @@ class SubscriptionStore:
         )
 
 
-def public_url(config: ProviderConfig, environ: dict[str, str] | None = None) -> str | None:
-    env = os.environ if environ is None else environ
-    return config.setting("public_url") or env.get(PUBLIC_URL_ENV) or None
+def public_url(config: ProviderConfig) -> str | None:
+    """The tenant's `providers.teams.public_url`, else $CALLMATCH_PUBLIC_URL."""
+    return config.setting("public_url") or settings().public_url or None
 
 
 def subscribable(tenant: Tenant) -> list[str]:

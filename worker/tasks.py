@@ -51,6 +51,7 @@ from worker.ingest.enqueue import CeleryEnqueuer
 from worker.ingest.enrich import complete_event
 from worker.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
 from worker.service import BusyError, NotReadyError, Pipeline, UnknownTenantError
+from worker.settings import settings
 from worker.store import CallStore, RecordNotFoundError, Stage
 from worker.subscriptions import LIFECYCLE_TASK as SUBSCRIPTION_LIFECYCLE_TASK
 from worker.subscriptions import RENEW_TASK as RENEW_SUBSCRIPTIONS_TASK
@@ -70,13 +71,11 @@ log = logging.getLogger("callmatch.tasks")
 T = TypeVar("T")
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
-MAX_RETRIES = int(os.environ.get("CALLMATCH_MAX_RETRIES", "8"))
-REFRESH_INTERVAL_SECONDS = _env_float("CALLMATCH_REFRESH_INTERVAL_SECONDS", 3600.0)
-SUBSCRIPTION_CHECK_SECONDS = _env_float("CALLMATCH_SUBSCRIPTION_CHECK_SECONDS", 3600.0)
+# Read once per process, at import: the task decorators and beat's schedule take them.
+_SETTINGS = settings()
+MAX_RETRIES = _SETTINGS.max_retries
+REFRESH_INTERVAL_SECONDS = _SETTINGS.refresh_interval_seconds
+SUBSCRIPTION_CHECK_SECONDS = _SETTINGS.subscription_check_seconds
 
 BEAT_LOOP_SECONDS = max(1.0, min(REFRESH_INTERVAL_SECONDS, 60.0))
 app.conf.update(
@@ -100,8 +99,8 @@ app.conf.update(
         },
     },
 )
-RETRY_BASE_SECONDS = _env_float("CALLMATCH_RETRY_BASE_SECONDS", 5.0)
-RETRY_MAX_SECONDS = _env_float("CALLMATCH_RETRY_MAX_SECONDS", 600.0)
+RETRY_BASE_SECONDS = _SETTINGS.retry_base_seconds
+RETRY_MAX_SECONDS = _SETTINGS.retry_max_seconds
 
 
 def _redis_client() -> redis.Redis:
@@ -193,16 +192,14 @@ def _child_heartbeat(**_: Any) -> None:
 @signals.worker_ready.connect
 def _serve_metrics(**_: Any) -> None:
     """The worker's /metrics (all prefork children) on CALLMATCH_WORKER_METRICS_PORT; 0 turns it off."""
-    port = int(os.environ.get("CALLMATCH_WORKER_METRICS_PORT", "0"))
+    port = settings().worker_metrics_port
     if port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import CollectorRegistry
         from prometheus_client import multiprocess as prometheus_multiprocess
 
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        start_http_server(
-            port, addr=os.environ.get("CALLMATCH_WORKER_METRICS_HOST", "127.0.0.1"), registry=registry
-        )
+        start_http_server(port, addr=settings().worker_metrics_host, registry=registry)
 
 
 @signals.worker_process_shutdown.connect

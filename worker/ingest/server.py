@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import redis
@@ -15,6 +14,7 @@ from worker.heartbeat import start_heartbeat
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
 from worker.observability import configure_logging
+from worker.settings import settings
 from worker.tenants import TenantsError, TenantsSource, default_tenants_path
 
 
@@ -45,8 +45,8 @@ def main() -> None:
         raise SystemExit(2) from None
     uvicorn.run(
         app,
-        host=os.environ.get("CALLMATCH_HOST", "127.0.0.1"),
-        port=int(os.environ.get("CALLMATCH_PORT", "8000")),
+        host=settings().host,
+        port=settings().port,
         log_level="info",
         access_log=False,
     )
