@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 from worker import __version__
 from worker.association import decide_scenario
 from worker.model import Decision
-from worker.scenario import ScenarioError, loads_scenario
+from worker.scenario import ScenarioError, loads_document
 
 if TYPE_CHECKING:
     from worker.readiness import Report, SetupReport
@@ -51,7 +51,11 @@ def format_text(decision: Decision) -> str:
 
 
 def decide_files(names: Sequence[str], out: TextIO, err: TextIO, text: bool = False) -> int:
-    """scenario-v1 `decide`: one line per valid file in argument order; invalid files named on stderr."""
+    """scenario-v1 `decide`: one line per valid file in argument order; invalid files named on stderr.
+
+    A key scenario-v1 does not know is ignored, as the contract says, but named on
+    stderr as a warning (a misspelt policy key would otherwise silently be its default).
+    """
     status = EXIT_OK
     for name in names:
         shown = STDIN_NAME if name == "-" else name
@@ -62,7 +66,10 @@ def decide_files(names: Sequence[str], out: TextIO, err: TextIO, text: bool = Fa
             status = max(status, EXIT_INVALID)
             continue
         try:
-            decision = decide_scenario(loads_scenario(data))
+            document = loads_document(data)
+            for key in document.unknown_keys():  # ignored as scenario-v1 says, but likely a typo
+                err.write(f"{shown}: warning: {key}: unknown key, ignored\n")
+            decision = decide_scenario(document.to_scenario())
         except ScenarioError as exc:
             err.write(f"{shown}: {exc}\n")
             status = max(status, EXIT_INVALID)

@@ -34,7 +34,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from worker.documents import first_error, refuse, type_name, unknown_keys
@@ -148,8 +148,9 @@ def _choice(kind: type[E]) -> Callable[[object], E | None]:
     def check(value: object) -> E | None:
         if value is None:
             return None
+        text = _string(value)  # its refusal is a ValueError too: not caught below
         try:
-            return kind(_string(value))
+            return kind(text)
         except ValueError:
             raise refuse(f"unknown value {value!r} (expected one of: {allowed})") from None
 
