@@ -86,15 +86,17 @@ def compare(files: list[str], before: Path) -> list[str]:
         batch = files[start : start + BATCH]
         old = _decide(batch, old_env, before)  # cwd first on sys.path: the worktree's code
         new = _decide(batch, new_env, ROOT)
-        for name, a, b in zip(("stdout", "stderr", "exit status"), old, new, strict=True):
+        for name, a, b in (("stdout", old[0], new[0]), ("stderr", old[1], new[1])):
             if a != b:
                 problems.append(f"files {start}-{start + len(batch) - 1}: {name} differs{_first_diff(a, b)}")
+        if old[2] != new[2]:
+            problems.append(
+                f"files {start}-{start + len(batch) - 1}: exit status {old[2]} before, {new[2]} after"
+            )
     return problems
 
 
-def _first_diff(a: bytes | int, b: bytes | int) -> str:
-    if isinstance(a, int) or isinstance(b, int):
-        return f": {a!r} before, {b!r} after"
+def _first_diff(a: bytes, b: bytes) -> str:
     for old_line, new_line in zip(a.splitlines(), b.splitlines(), strict=False):
         if old_line != new_line:
             return f":\n  before {old_line.decode(errors='replace')}\n  after  {new_line.decode(errors='replace')}"
