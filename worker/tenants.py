@@ -16,10 +16,24 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from worker.documents import REFUSED, field_path, reason, refuse
 from worker.model import Policy
 from worker.normalize import norm_domain
 from worker.scenario import ScenarioError, parse_policy
@@ -28,37 +42,6 @@ PROVIDERS = ("aircall", "ringover", "zoom", "google_meet", "teams")
 CRM_KINDS = ("scenario", "salesforce", "hubspot")
 log = logging.getLogger("callmatch.tenants")
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-# Settings each provider needs to verify its webhooks; API credentials are optional
-# (without them the event keeps what the webhook carried).
-_PROVIDER_SETTINGS: dict[str, tuple[str, ...]] = {
-    "aircall": (),
-    "ringover": (),
-    "zoom": ("oauth_url",),
-    "google_meet": (
-        "audience",
-        "service_account",
-        "jwks_url",
-        "delegated_user",
-        "token_url",
-        "issuer",
-        # Workspace Events subscription (worker/subscriptions.py): the Pub/Sub topic Meet events are
-        # published to, the resource watched (a Meet space or a user), and whom the subscription acts as.
-        "pubsub_topic",
-        "events_target",
-        "events_subject",
-    ),
-    # public_url: where Graph reaches the receiver (else CALLMATCH_PUBLIC_URL), for the callRecords subscription.
-    "teams": ("token_url", "azure_tenant_id", "public_url"),
-}
-_PROVIDER_CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "aircall": ("api_id", "api_token"),
-    "ringover": ("api_key",),
-    "zoom": ("account_id", "client_id", "client_secret"),
-    "google_meet": ("service_account_key",),
-    "teams": ("client_id", "client_secret"),
-}
-_COMMON_PROVIDER_KEYS = ("api_base_url", "rate_limit", "credentials")
 
 
 class TenantsError(ValueError):
@@ -138,10 +121,367 @@ class Tenants:
         return len(self.tenants)
 
 
-class _Reader:
-    """Walks one tenant's mapping; every error names source, tenant and field path."""
+# --- The file as declared models -----------------------------------------------------------
+#
+# The models say what the file may hold (types, required keys, unknown keys refused); they
+# are what `python -m worker.schema_export` publishes for editors. What depends on the
+# machine (environment variables, secret files, the scenario file) is read afterwards by
+# `_build`, which turns the validated models into the dataclasses above.
 
-    def __init__(self, source: str, tenant: str | None, base_dir: Path, environ: Mapping[str, str]):
+_REASONS: dict[str, str] = {
+    "missing": "missing",
+    "string_type": "expected a non-empty string",
+    "string_too_short": "expected a non-empty string",
+    "float_type": "expected a number",
+    "int_type": "expected a whole number",
+    "greater_than": "must be greater than 0",
+    "model_type": "expected a mapping",
+    "dict_type": "expected a mapping",
+}
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Secret = Annotated[
+    Text | None, Field(default=None, description="secret from this environment variable / file")
+]
+Default = Annotated[Any, Field(default=None, json_schema_extra={"type": "string"}, description="local use")]
+
+
+def _secret_base(key: str) -> str:
+    """`webhook_secret_env` -> `webhook_secret`: a secret's name without its suffix."""
+    for suffix in ("_env", "_file", "_default"):
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def _mapping(data: object) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise refuse("expected a mapping")
+    for key in data:
+        if not isinstance(key, str):
+            raise refuse(f"key {key!r} is not a string")
+    return data
+
+
+def _never(name: str) -> PydanticCustomError:
+    return refuse(f"secrets are never read from this file: use {name}_env or {name}_file", (name,))
+
+
+class _Section(BaseModel):
+    """A mapping of the file: string keys, `null` as absent, unknown keys refused naming the known ones.
+
+    A secret NAME is the fields NAME_env / NAME_file / NAME_default; NAME itself is refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    _null_is_absent: ClassVar[bool] = True
+
+    @classmethod
+    def secrets(cls) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(_secret_base(k) for k in cls.model_fields if k.endswith("_env")))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _screen(cls, data: object) -> object:
+        data = _mapping(data)
+        secrets = cls.secrets()
+        plain = [k for k in cls.model_fields if _secret_base(k) not in secrets]
+        for key in data:
+            if (
+                key not in cls.model_fields
+                and key not in secrets
+                and cls.model_config.get("extra") == "forbid"
+            ):
+                raise refuse(f"unknown key (expected one of: {', '.join((*plain, *secrets))})", (key,))
+        for name in secrets:
+            if name in data:
+                raise _never(name)
+        if not cls._null_is_absent:
+            return data
+        return {k: v for k, v in data.items() if v is not None or k not in cls.model_fields}
+
+
+class RateLimitSection(_Section):
+    """Our own token bucket in front of an API, and an optional daily budget."""
+
+    per_second: Annotated[float, Field(gt=0)] = 5.0
+    burst: Annotated[int, Field(gt=0)] = 10
+    daily: Annotated[int, Field(gt=0)] | None = None
+
+    def value(self) -> RateLimit:
+        return RateLimit(per_second=float(self.per_second), burst=self.burst, daily=self.daily)
+
+
+class CrmSection(_Section):
+    """The CRM: its kind, settings (any other plain key), secret credentials, a rate limit."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str | int | float] = Field(init=False)
+
+    kind: Literal["scenario", "salesforce", "hubspot"]
+    scenario_file: Text | None = None
+    credentials: dict[str, Any] = Field(
+        default_factory=dict,
+        description="every key is a secret: NAME_env or NAME_file (NAME_default next to NAME_env)",
+        json_schema_extra={
+            "propertyNames": {"pattern": "_(env|file|default)$"},
+            "additionalProperties": {"type": "string", "minLength": 1},
+        },
+    )
+    rate_limit: RateLimitSection = RateLimitSection()
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, value: object) -> object:
+        if not isinstance(value, str) or not value.strip():
+            raise refuse("expected a non-empty string")
+        if value.strip() not in CRM_KINDS:
+            raise refuse(f"unknown value {value.strip()!r} (expected one of: {', '.join(CRM_KINDS)})")
+        return value.strip()
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _credentials(cls, value: object) -> object:
+        data = _mapping(value)
+        for name in sorted({_secret_base(key) for key in data}):
+            if name in data:
+                raise _never(name)
+            for key in (f"{name}_env", f"{name}_file"):
+                if data.get(key) is not None and (not isinstance(data[key], str) or not data[key].strip()):
+                    raise refuse("expected a non-empty string", (key,))
+        return {
+            key: item.strip() if not key.endswith("_default") and item else item for key, item in data.items()
+        }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings(cls, data: object) -> object:
+        """Any other plain key is a setting: a string (a number is read as its text)."""
+        for key, value in _mapping(data).items():
+            if key not in cls.model_fields and (
+                not isinstance(value, str | int | float) or isinstance(value, bool)
+            ):
+                raise refuse("expected a string", (key,))
+        return data
+
+
+class _Provider(_Section):
+    """What every provider takes: its webhook secrets, API base URL, rate limit."""
+
+    api_base_url: Text | None = Field(default=None, description="the provider's API (an emulator in tests)")
+    rate_limit: RateLimitSection = RateLimitSection()
+    webhook_secret_env: Secret
+    webhook_secret_file: Secret
+    webhook_secret_default: Default
+    previous_webhook_secret_env: Secret
+    previous_webhook_secret_file: Secret
+    previous_webhook_secret_default: Default
+    public_key_env: Secret
+    public_key_file: Secret
+    public_key_default: Default
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise refuse("expected an http(s) URL")
+        return value
+
+
+class AircallCredentials(_Section):
+    api_id_env: Secret
+    api_id_file: Secret
+    api_id_default: Default
+    api_token_env: Secret
+    api_token_file: Secret
+    api_token_default: Default
+
+
+class RingoverCredentials(_Section):
+    api_key_env: Secret
+    api_key_file: Secret
+    api_key_default: Default
+
+
+class ZoomCredentials(_Section):
+    account_id_env: Secret
+    account_id_file: Secret
+    account_id_default: Default
+    client_id_env: Secret
+    client_id_file: Secret
+    client_id_default: Default
+    client_secret_env: Secret
+    client_secret_file: Secret
+    client_secret_default: Default
+
+
+class GoogleMeetCredentials(_Section):
+    service_account_key_env: Secret
+    service_account_key_file: Secret
+    service_account_key_default: Default
+
+
+class TeamsCredentials(_Section):
+    client_id_env: Secret
+    client_id_file: Secret
+    client_id_default: Default
+    client_secret_env: Secret
+    client_secret_file: Secret
+    client_secret_default: Default
+
+
+class AircallSection(_Provider):
+    credentials: AircallCredentials | None = None
+
+
+class RingoverSection(_Provider):
+    credentials: RingoverCredentials | None = None
+
+
+class ZoomSection(_Provider):
+    credentials: ZoomCredentials | None = None
+    oauth_url: Text | None = None
+
+
+class GoogleMeetSection(_Provider):
+    """Google Meet: pushes are Pub/Sub OIDC tokens, verified by audience, account and key."""
+
+    credentials: GoogleMeetCredentials | None = None
+    audience: Text
+    service_account: Text
+    jwks_url: Text | None = None
+    delegated_user: Text | None = None
+    token_url: Text | None = None
+    issuer: Text | None = None
+    # Workspace Events subscription (worker/subscriptions.py): the Pub/Sub topic Meet events are
+    # published to, the resource watched (a Meet space or a user), and whom the subscription acts as.
+    pubsub_topic: Text | None = None
+    events_target: Text | None = None
+    events_subject: Text | None = None
+
+
+class TeamsSection(_Provider):
+    credentials: TeamsCredentials | None = None
+    token_url: Text | None = None
+    azure_tenant_id: Text | None = None
+    # where Graph reaches the receiver (else CALLMATCH_PUBLIC_URL), for the callRecords subscription
+    public_url: Text | None = None
+
+
+_PROVIDER_SECTIONS: dict[str, type[_Provider]] = {
+    "aircall": AircallSection,
+    "ringover": RingoverSection,
+    "zoom": ZoomSection,
+    "google_meet": GoogleMeetSection,
+    "teams": TeamsSection,
+}
+_CREDENTIALS_SECTIONS: dict[str, type[_Section]] = {
+    "aircall": AircallCredentials,
+    "ringover": RingoverCredentials,
+    "zoom": ZoomCredentials,
+    "google_meet": GoogleMeetCredentials,
+    "teams": TeamsCredentials,
+}
+_PROVIDER_CREDENTIALS = {name: section.secrets() for name, section in _CREDENTIALS_SECTIONS.items()}
+
+
+class ProvidersSection(_Section):
+    """Only the providers listed get a webhook route; `zoom:` alone still needs its secret."""
+
+    aircall: AircallSection | None = None
+    ringover: RingoverSection | None = None
+    zoom: ZoomSection | None = None
+    google_meet: GoogleMeetSection | None = None
+    teams: TeamsSection | None = None
+    _order: tuple[str, ...] = PrivateAttr(default=())
+    """The providers in the file's order (routes and reports list them so)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _listed(cls, data: object, handler: ModelWrapValidatorHandler[ProvidersSection]) -> ProvidersSection:
+        for key in _mapping(data):
+            if key not in PROVIDERS:
+                raise refuse(f"unknown provider (expected one of: {', '.join(PROVIDERS)})", (key,))
+        section = handler({key: {} if value is None else value for key, value in _mapping(data).items()})
+        section._order = tuple(_mapping(data))
+        return section
+
+    def listed(self) -> dict[str, _Provider]:
+        return {name: getattr(self, name) for name in self._order}
+
+
+class TenantSection(_Section):
+    """One tenant: its CRM, its policy (the scenario-v1 `policy` keys), providers, own domains."""
+
+    crm: CrmSection
+    policy: dict[str, Any] | None = Field(
+        default=None, description="the scenario-v1 policy keys and defaults"
+    )
+    providers: ProvidersSection = ProvidersSection()
+    internal_domains: list[Text] = Field(default_factory=list, description="emails here are our users")
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy(cls, value: object) -> object:
+        return _mapping(value)
+
+    @field_validator("providers", "internal_domains", mode="before")
+    @classmethod
+    def _falsy_is_empty(cls, value: object, info: ValidationInfo) -> object:
+        if not value:
+            return {} if info.field_name == "providers" else []
+        if info.field_name == "internal_domains" and (
+            not isinstance(value, list) or not all(isinstance(d, str) and d.strip() for d in value)
+        ):
+            raise refuse("expected a list of domains")
+        return value
+
+
+class TenantsDocument(_Section):
+    """A callmatch tenants file (config/tenants.yaml), version 1."""
+
+    model_config = ConfigDict(title="callmatch tenants file", json_schema_extra={"required": ["tenants"]})
+    _null_is_absent: ClassVar[bool] = False
+
+    version: Literal[1] = 1
+    tenants: dict[str, TenantSection] = Field(default=None, validate_default=True)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        if value != 1:
+            raise refuse(f"unsupported version {value!r} (expected 1)")
+        return 1
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        tenants = _mapping(value)
+        if not tenants:
+            raise refuse("no tenant defined")
+        for name in tenants:
+            if not TENANT_NAME.match(name):
+                raise refuse("tenant names are lower-case letters, digits, - and _", (name,))
+        return tenants
+
+
+def _tenants_error(exc: ValidationError, source: str) -> TenantsError:
+    """The first error, named by file, tenant and field; `(document)`/`(tenant)` for the mapping itself."""
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    at = tuple(error.get("ctx", {}).get("at", ())) if error["type"] == REFUSED else ()
+    tenant: str | None = None
+    scope = "(document)"
+    if len(loc) >= 2 and loc[0] == "tenants":
+        tenant, loc, scope = str(loc[1]), loc[2:], "(tenant)"
+    path = field_path((*loc, *at)) if loc else field_path(at, scope)
+    text = reason(error) if error["type"] == REFUSED else _REASONS.get(error["type"], error["msg"])
+    return TenantsError(source, tenant, path, text)
+
+
+class _Build:
+    """Validated sections -> the dataclasses, reading what lies outside the file (secrets, files)."""
+
+    def __init__(self, source: str, tenant: str, base_dir: Path, environ: Mapping[str, str]):
         self.source = source
         self.tenant = tenant
         self.base_dir = base_dir
@@ -150,46 +490,10 @@ class _Reader:
     def fail(self, path: str, reason: str) -> TenantsError:
         return TenantsError(self.source, self.tenant, path, reason)
 
-    def mapping(self, value: object, path: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, "expected a mapping")
-        for key in value:
-            if not isinstance(key, str):
-                raise self.fail(path, f"key {key!r} is not a string")
-        return value
-
-    def string(self, data: Mapping[str, Any], key: str, path: str, required: bool = False) -> str | None:
-        value = data.get(key)
-        if value is None:
-            if required:
-                raise self.fail(f"{path}.{key}", "missing")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{path}.{key}", "expected a non-empty string")
-        return value.strip()
-
-    def number(self, data: Mapping[str, Any], key: str, path: str, default: float, integer: bool) -> float:
-        value = data.get(key)
-        if value is None:
-            return default
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (integer and isinstance(value, float))
-        ):
-            raise self.fail(f"{path}.{key}", f"expected a {'whole ' if integer else ''}number")
-        if value <= 0:
-            raise self.fail(f"{path}.{key}", "must be greater than 0")
-        return float(value)
-
     def secret(self, data: Mapping[str, Any], name: str, path: str, required: bool) -> str | None:
-        """`name_env` (with an optional `name_default` for local use) or `name_file`; never `name`."""
-        if name in data:
-            raise self.fail(
-                f"{path}.{name}", f"secrets are never read from this file: use {name}_env or {name}_file"
-            )
-        env_name = self.string(data, f"{name}_env", path)
-        file_name = self.string(data, f"{name}_file", path)
+        """`name_env` (with an optional `name_default` for local use) or `name_file`."""
+        env_name = data.get(f"{name}_env")
+        file_name = data.get(f"{name}_file")
         default = data.get(f"{name}_default")
         if env_name and file_name:
             raise self.fail(f"{path}.{name}_env", f"give {name}_env or {name}_file, not both")
@@ -203,9 +507,7 @@ class _Reader:
                 return default.strip()
             raise self.fail(f"{path}.{name}_env", f"environment variable {env_name} is not set")
         if file_name:
-            file_path = Path(file_name)
-            if not file_path.is_absolute():
-                file_path = self.base_dir / file_path
+            file_path = self.path(file_name)
             try:
                 value = file_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
@@ -217,167 +519,84 @@ class _Reader:
             raise self.fail(f"{path}.{name}_env", f"missing (give {name}_env or {name}_file)")
         return None
 
-    def rate_limit(self, data: Mapping[str, Any], path: str, default: RateLimit) -> RateLimit:
-        raw = data.get("rate_limit")
-        if raw is None:
-            return default
-        obj = self.mapping(raw, f"{path}.rate_limit")
-        where = f"{path}.rate_limit"
-        self.unknown(obj, ("per_second", "burst", "daily"), where)
-        daily = obj.get("daily")
-        return RateLimit(
-            per_second=self.number(obj, "per_second", where, default.per_second, integer=False),
-            burst=int(self.number(obj, "burst", where, default.burst, integer=True)),
-            daily=int(self.number(obj, "daily", where, 1, integer=True)) if daily is not None else None,
+    def path(self, text: str) -> Path:
+        """Paths in the file are relative to the file."""
+        return Path(text) if Path(text).is_absolute() else self.base_dir / text
+
+    def tenant_of(self, section: TenantSection) -> Tenant:
+        crm = self.crm(section.crm)
+        try:
+            policy = Policy() if section.policy is None else parse_policy(section.policy)
+        except ScenarioError as exc:
+            raise self.fail(exc.path, exc.reason) from None
+        providers = {name: self.provider(name, p) for name, p in section.providers.listed().items()}
+        return Tenant(
+            name=self.tenant,
+            crm=crm,
+            policy=policy,
+            providers=providers,
+            internal_domains=tuple(sorted({norm_domain(d) for d in section.internal_domains})),
         )
 
-    def unknown(self, data: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
-        """Unknown keys are refused: a misspelt secret name must not pass as absent."""
-        for key in data:
-            base = key
-            for suffix in ("_env", "_file", "_default"):
-                if key.endswith(suffix):
-                    base = key[: -len(suffix)]
-                    break
-            if key not in allowed and base not in allowed:
-                raise self.fail(f"{path}.{key}", f"unknown key (expected one of: {', '.join(allowed)})")
-
-
-def _policy(reader: _Reader, raw: object) -> Policy:
-    if raw is None:
-        return Policy()
-    reader.mapping(raw, "policy")
-    try:
-        return parse_policy(raw)
-    except ScenarioError as exc:
-        raise reader.fail(exc.path, exc.reason) from None
-
-
-def _crm(reader: _Reader, raw: object) -> CrmConfig:
-    obj = reader.mapping(raw, "crm")
-    kind = reader.string(obj, "kind", "crm", required=True)
-    if kind not in CRM_KINDS:
-        raise reader.fail("crm.kind", f"unknown value {kind!r} (expected one of: {', '.join(CRM_KINDS)})")
-    settings: dict[str, str] = {}
-    scenario_file: Path | None = None
-    for key, value in obj.items():
-        if key in ("kind", "credentials", "rate_limit"):
-            continue
-        if key == "scenario_file":
-            text = reader.string(obj, key, "crm", required=True)
-            assert text is not None
-            scenario_file = Path(text) if Path(text).is_absolute() else reader.base_dir / text
+    def crm(self, section: CrmSection) -> CrmConfig:
+        scenario_file: Path | None = None
+        if section.scenario_file is not None:
+            scenario_file = self.path(section.scenario_file)
             if not scenario_file.is_file():
-                raise reader.fail("crm.scenario_file", f"no such file {scenario_file}")
-            continue
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise reader.fail(f"crm.{key}", "expected a string")
-        settings[key] = str(value)
-    if kind == "scenario" and scenario_file is None:
-        raise reader.fail("crm.scenario_file", "missing (the scenario CRM reads its records from a file)")
-    credentials: dict[str, str] = {}
-    raw_credentials = obj.get("credentials")
-    if raw_credentials is not None:
-        creds = reader.mapping(raw_credentials, "crm.credentials")
-        names = sorted({_secret_base(key) for key in creds})
-        for name in names:
-            value = reader.secret(creds, name, "crm.credentials", required=True)
+                raise self.fail("crm.scenario_file", f"no such file {scenario_file}")
+        if section.kind == "scenario" and scenario_file is None:
+            raise self.fail("crm.scenario_file", "missing (the scenario CRM reads its records from a file)")
+        credentials: dict[str, str] = {}
+        for name in sorted({_secret_base(key) for key in section.credentials}):
+            value = self.secret(section.credentials, name, "crm.credentials", required=True)
             assert value is not None
             credentials[name] = value
-    return CrmConfig(
-        kind=kind,
-        settings=settings,
-        credentials=credentials,
-        scenario_file=scenario_file,
-        rate_limit=reader.rate_limit(obj, "crm", RateLimit()),
-    )
+        return CrmConfig(
+            kind=section.kind,
+            settings={key: str(value) for key, value in (section.model_extra or {}).items()},
+            credentials=credentials,
+            scenario_file=scenario_file,
+            rate_limit=section.rate_limit.value(),
+        )
+
+    def provider(self, name: str, section: _Provider) -> ProviderConfig:
+        path = f"providers.{name}"
+        data = section.model_dump()
+        secrets: tuple[str, ...] = ()
+        public_key: str | None = None
+        if name == "google_meet":
+            public_key = self.secret(data, "public_key", path, required=False)
+            if public_key is None and data.get("jwks_url") is None:
+                raise self.fail(f"{path}.jwks_url", "missing (give jwks_url or public_key_file)")
+        else:
+            current = self.secret(data, "webhook_secret", path, required=True)
+            previous = self.secret(data, "previous_webhook_secret", path, required=False)
+            assert current is not None
+            secrets = (current, previous) if previous else (current,)
+        credentials: dict[str, str] = {}
+        if section.credentials is not None:  # type: ignore[attr-defined]
+            creds = section.credentials.model_dump()  # type: ignore[attr-defined]
+            for cred in _PROVIDER_CREDENTIALS[name]:
+                value = self.secret(creds, cred, f"{path}.credentials", required=True)
+                assert value is not None
+                credentials[cred] = value
+        settings = {
+            key: value
+            for key, value in data.items()
+            if key not in _COMMON_KEYS and _secret_base(key) not in _Provider.secrets() and value is not None
+        }
+        return ProviderConfig(
+            name=name,
+            webhook_secrets=secrets,
+            settings=settings,
+            credentials=credentials,
+            api_base_url=section.api_base_url.rstrip("/") if section.api_base_url else None,
+            rate_limit=section.rate_limit.value(),
+            public_key=public_key,
+        )
 
 
-def _secret_base(key: str) -> str:
-    for suffix in ("_env", "_file", "_default"):
-        if key.endswith(suffix):
-            return key[: -len(suffix)]
-    return key
-
-
-def _provider(reader: _Reader, name: str, raw: object) -> ProviderConfig:
-    path = f"providers.{name}"
-    obj = reader.mapping(raw if raw is not None else {}, path)
-    allowed = (
-        *_COMMON_PROVIDER_KEYS,
-        *_PROVIDER_SETTINGS[name],
-        "webhook_secret",
-        "previous_webhook_secret",
-        "public_key",
-    )
-    reader.unknown(obj, allowed, path)
-    secrets: tuple[str, ...] = ()
-    public_key: str | None = None
-    if name == "google_meet":
-        for key in ("audience", "service_account"):
-            reader.string(obj, key, path, required=True)
-        public_key = reader.secret(obj, "public_key", path, required=False)
-        if public_key is None and obj.get("jwks_url") is None:
-            raise reader.fail(f"{path}.jwks_url", "missing (give jwks_url or public_key_file)")
-    else:
-        current = reader.secret(obj, "webhook_secret", path, required=True)
-        previous = reader.secret(obj, "previous_webhook_secret", path, required=False)
-        assert current is not None
-        secrets = (current, previous) if previous else (current,)
-    settings: dict[str, str] = {}
-    for key in _PROVIDER_SETTINGS[name]:
-        value = reader.string(obj, key, path)
-        if value is not None:
-            settings[key] = value
-    credentials: dict[str, str] = {}
-    raw_credentials = obj.get("credentials")
-    if raw_credentials is not None:
-        where = f"{path}.credentials"
-        creds = reader.mapping(raw_credentials, where)
-        reader.unknown(creds, _PROVIDER_CREDENTIALS[name], where)
-        for cred in _PROVIDER_CREDENTIALS[name]:
-            value = reader.secret(creds, cred, where, required=True)
-            assert value is not None
-            credentials[cred] = value
-    base_url = reader.string(obj, "api_base_url", path)
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise reader.fail(f"{path}.api_base_url", "expected an http(s) URL")
-    return ProviderConfig(
-        name=name,
-        webhook_secrets=secrets,
-        settings=settings,
-        credentials=credentials,
-        api_base_url=base_url.rstrip("/") if base_url else None,
-        rate_limit=reader.rate_limit(obj, path, RateLimit()),
-        public_key=public_key,
-    )
-
-
-def _tenant(reader: _Reader, name: str, raw: object) -> Tenant:
-    obj = reader.mapping(raw, "(tenant)")
-    reader.unknown(obj, ("crm", "policy", "providers", "internal_domains"), "(tenant)")
-    if obj.get("crm") is None:
-        raise reader.fail("crm", "missing")
-    crm = _crm(reader, obj["crm"])
-    policy = _policy(reader, obj.get("policy"))
-    providers_raw = reader.mapping(obj.get("providers") or {}, "providers")
-    providers: dict[str, ProviderConfig] = {}
-    for provider_name, provider_raw in providers_raw.items():
-        if provider_name not in PROVIDERS:
-            raise reader.fail(
-                f"providers.{provider_name}", f"unknown provider (expected one of: {', '.join(PROVIDERS)})"
-            )
-        providers[provider_name] = _provider(reader, provider_name, provider_raw)
-    domains_raw = obj.get("internal_domains") or []
-    if not isinstance(domains_raw, list) or not all(isinstance(d, str) and d.strip() for d in domains_raw):
-        raise reader.fail("internal_domains", "expected a list of domains")
-    return Tenant(
-        name=name,
-        crm=crm,
-        policy=policy,
-        providers=providers,
-        internal_domains=tuple(sorted({norm_domain(d) for d in domains_raw})),
-    )
+_COMMON_KEYS = ("api_base_url", "rate_limit", "credentials")
 
 
 def parse_tenants(
@@ -389,21 +608,28 @@ def parse_tenants(
     """A decoded tenants document -> Tenants, or TenantsError naming the first bad field."""
     env = os.environ if environ is None else environ
     base = base_dir or Path.cwd()
-    top = _Reader(source, None, base, env)
-    root = top.mapping(document, "(document)")
-    top.unknown(root, ("version", "tenants"), "(document)")
-    version = root.get("version", 1)
-    if version != 1:
-        raise top.fail("version", f"unsupported version {version!r} (expected 1)")
-    raw_tenants = top.mapping(root.get("tenants"), "tenants")
-    if not raw_tenants:
-        raise top.fail("tenants", "no tenant defined")
-    tenants: dict[str, Tenant] = {}
-    for name, raw in raw_tenants.items():
-        if not TENANT_NAME.match(name):
-            raise top.fail(f"tenants.{name}", "tenant names are lower-case letters, digits, - and _")
-        tenants[name] = _tenant(_Reader(source, name, base, env), name, raw)
-    return Tenants(tenants=tenants, source=source)
+    try:
+        parsed = TenantsDocument.model_validate(document)
+    except ValidationError as exc:
+        error = _tenants_error(exc, source)
+        _build_before(document, error.tenant, source, base, env)  # tenants are checked in the file's order
+        raise error from None
+    return Tenants(
+        tenants={name: _Build(source, name, base, env).tenant_of(t) for name, t in parsed.tenants.items()},
+        source=source,
+    )
+
+
+def _build_before(
+    document: object, tenant: str | None, source: str, base: Path, env: Mapping[str, str]
+) -> None:
+    """Raise the error of a tenant above `tenant` in the file, if one has any."""
+    if tenant is None or not isinstance(document, dict) or not isinstance(document.get("tenants"), dict):
+        return
+    for name, raw in document["tenants"].items():
+        if name == tenant:
+            return
+        _Build(source, name, base, env).tenant_of(TenantSection.model_validate(raw))
 
 
 def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> Tenants:
