@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 EXAMPLES := $(filter-out %.expected.json,$(wildcard config/examples/*.json))
 
-.PHONY: install test lint typecheck pytest bench fuzz chaos run demo readiness-demo examples redis-server clean
+.PHONY: install test lint typecheck pytest bench fuzz chaos run demo readiness-demo examples schemas redis-server clean
 
 install: $(VENV)/.installed
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis-server
@@ -30,6 +30,7 @@ redis-server:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m worker.schema_export --check
 
 typecheck: install
 	$(BIN)/mypy worker adapters tests
@@ -59,6 +60,10 @@ demo: install
 # callmatch doctor / setup on the emulators' plainest Salesforce org and HubSpot portal
 readiness-demo: install
 	$(BIN)/python -m tests.readiness_demo
+
+# docs/schemas/*.schema.json from the models that read the documents (CI fails when one is stale)
+schemas: install
+	$(BIN)/python -m worker.schema_export
 
 examples: install
 	$(BIN)/callmatch decide --format text $(EXAMPLES)
