@@ -8,10 +8,14 @@ participants apart from the tenant's own users, who never become CRM matches.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from worker.documents import REFUSED, field_path, location, reason, refuse
 from worker.model import Call, CallKind, Direction, Person
 
 EVENT_VERSION = 1
@@ -40,55 +44,146 @@ def _person_json(person: Person) -> dict[str, str | None]:
     return {"email": person.email, "phone": person.phone, "name": person.name}
 
 
-def _opt_str(data: Mapping[str, Any], key: str, path: str) -> str | None:
-    value = data.get(key)
+class _Message(BaseModel):
+    """A JSON object of the message: unknown keys ignored (an older worker reads a newer event)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class PersonMessage(_Message):
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+
+    def value(self) -> Person:
+        return Person(email=self.email, phone=self.phone, name=self.name)
+
+
+def _required(value: object) -> object:
+    """A required string: null or empty is missing."""
+    if value is None or value == "":
+        raise refuse("missing")
+    return value
+
+
+def _time(value: object) -> object:
+    """An ISO-8601 date-time with an offset, in UTC."""
     if value is None:
         return None
     if not isinstance(value, str):
-        raise EventError(f"{path}.{key}" if path else key, "expected a string")
-    return value
-
-
-def _req_str(data: Mapping[str, Any], key: str) -> str:
-    value = _opt_str(data, key, "")
-    if not value:
-        raise EventError(key, "missing")
-    return value
-
-
-def _time(data: Mapping[str, Any], key: str) -> dt.datetime | None:
-    text = _opt_str(data, key, "")
-    if text is None:
-        return None
+        raise refuse("expected a string")
     try:
-        parsed = dt.datetime.fromisoformat(text)
+        parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise EventError(key, "not an ISO-8601 date-time") from None
+        raise refuse("not an ISO-8601 date-time") from None
     if parsed.tzinfo is None:
-        raise EventError(key, "not an ISO-8601 date-time with an offset")
+        raise refuse("not an ISO-8601 date-time with an offset")
     return parsed.astimezone(dt.UTC)
 
 
-def _people(data: Mapping[str, Any], key: str) -> tuple[Person, ...]:
-    value = data.get(key)
+def _choice(kind: type[CallKind] | type[Direction], reason: str) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise refuse("expected a string")
+        try:
+            return kind(value)
+        except ValueError:
+            raise refuse(reason) from None
+
+    return check
+
+
+Required = Annotated[str, BeforeValidator(_required)]
+Time = Annotated[dt.datetime | None, BeforeValidator(_time), Field(json_schema_extra={"type": "string"})]
+
+
+def _people(value: object) -> object:
+    """A JSON array (a list, nothing else) of people; null is none."""
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise EventError(key, "expected a list")
-    out = []
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise EventError(f"{key}[{index}]", "expected an object")
-        out.append(_person(item, f"{key}[{index}]"))
-    return tuple(out)
+        raise refuse("expected a list")
+    return tuple(value)
 
 
-def _person(item: Mapping[str, Any], path: str) -> Person:
-    return Person(
-        email=_opt_str(item, "email", path),
-        phone=_opt_str(item, "phone", path),
-        name=_opt_str(item, "name", path),
-    )
+def _notes(value: object) -> object:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise refuse("expected a list of strings")
+    return tuple(value)
+
+
+People = Annotated[tuple[PersonMessage, ...], BeforeValidator(_people)]
+
+
+class EventMessage(_Message):
+    """The `callmatch.process_call` task's argument, as `CallEvent.to_json` writes it."""
+
+    version: Literal[1] = 1
+    kind: Annotated[
+        CallKind, BeforeValidator(_choice(CallKind, "expected call or meeting")), BeforeValidator(_required)
+    ]
+    direction: Annotated[
+        Direction | None,
+        BeforeValidator(_choice(Direction, "expected inbound or outbound")),
+        BeforeValidator(lambda v: v or None if isinstance(v, str) else v),
+    ] = None
+    received_at: Annotated[dt.datetime, BeforeValidator(_required), BeforeValidator(_time)]
+    organizer: PersonMessage | None = None
+    complete: bool = False
+    notes: Annotated[tuple[str, ...], BeforeValidator(_notes)] = ()
+    tenant: Required
+    provider: Required
+    call_id: Required
+    event_id: Required
+    started_at: Time = None
+    ended_at: Time = None
+    participants: People = ()
+    internal: People = ()
+    title: str | None = None
+    source_ref: str | None = None
+    organizer_ref: str | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        if value != EVENT_VERSION:
+            raise refuse(f"unsupported version {value!r}")
+        return EVENT_VERSION
+
+
+_REASONS = {
+    "string_type": "expected a string",
+    "model_type": "expected an object",
+    "bool_type": "expected true or false",
+    "missing": "missing",
+}
+
+
+_CHECK_ORDER = (
+    *("version", "kind", "direction", "received_at", "organizer", "complete", "notes", "tenant", "provider"),
+    *("call_id", "event_id", "started_at", "ended_at", "organizer.", "participants", "internal", "title"),
+    *("source_ref", "organizer_ref"),
+)
+"""The order fields were always checked in: the first error reported is the same one."""
+
+
+def _rank(error: ErrorDetails) -> int:
+    loc = error["loc"]
+    name = f"{loc[0]}." if loc[0] == "organizer" and len(loc) > 1 else str(loc[0])
+    return _CHECK_ORDER.index(name) if name in _CHECK_ORDER else len(_CHECK_ORDER)
+
+
+def _event_error(exc: ValidationError) -> EventError:
+    error = min(exc.errors(include_url=False), key=_rank)
+    loc = tuple(error["loc"])
+    if loc[0] == "notes":
+        return EventError("notes", "expected a list of strings")
+    text = reason(error) if error["type"] == REFUSED else _REASONS.get(error["type"], error["msg"])
+    return EventError(field_path(location(error)), text)
 
 
 @dataclass(frozen=True)
@@ -146,52 +241,31 @@ class CallEvent:
 
     @classmethod
     def from_json(cls, data: object) -> CallEvent:
+        """The message back as an event, or EventError naming the first bad field."""
         if not isinstance(data, dict):
             raise EventError("(event)", "expected an object")
-        version = data.get("version", EVENT_VERSION)
-        if version != EVENT_VERSION:
-            raise EventError("version", f"unsupported version {version!r}")
         try:
-            kind = CallKind(_req_str(data, "kind"))
-        except ValueError as exc:
-            if isinstance(exc, EventError):
-                raise
-            raise EventError("kind", "expected call or meeting") from None
-        direction_text = _opt_str(data, "direction", "")
-        try:
-            direction = Direction(direction_text) if direction_text else None
-        except ValueError:
-            raise EventError("direction", "expected inbound or outbound") from None
-        received_at = _time(data, "received_at")
-        if received_at is None:
-            raise EventError("received_at", "missing")
-        organizer = data.get("organizer")
-        if organizer is not None and not isinstance(organizer, dict):
-            raise EventError("organizer", "expected an object")
-        complete = data.get("complete", False)
-        if not isinstance(complete, bool):
-            raise EventError("complete", "expected true or false")
-        notes = data.get("notes") or []
-        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
-            raise EventError("notes", "expected a list of strings")
+            message = EventMessage.model_validate(data)
+        except ValidationError as exc:
+            raise _event_error(exc) from None
         return cls(
-            tenant=_req_str(data, "tenant"),
-            provider=_req_str(data, "provider"),
-            call_id=_req_str(data, "call_id"),
-            event_id=_req_str(data, "event_id"),
-            kind=kind,
-            direction=direction,
-            received_at=received_at,
-            started_at=_time(data, "started_at"),
-            ended_at=_time(data, "ended_at"),
-            organizer=_person(organizer, "organizer") if organizer else Person(),
-            participants=_people(data, "participants"),
-            internal=_people(data, "internal"),
-            title=_opt_str(data, "title", ""),
-            source_ref=_opt_str(data, "source_ref", ""),
-            organizer_ref=_opt_str(data, "organizer_ref", ""),
-            complete=complete,
-            notes=tuple(notes),
+            tenant=message.tenant,
+            provider=message.provider,
+            call_id=message.call_id,
+            event_id=message.event_id,
+            kind=message.kind,
+            direction=message.direction,
+            received_at=message.received_at,
+            started_at=message.started_at,
+            ended_at=message.ended_at,
+            organizer=message.organizer.value() if message.organizer else Person(),
+            participants=tuple(p.value() for p in message.participants),
+            internal=tuple(p.value() for p in message.internal),
+            title=message.title,
+            source_ref=message.source_ref,
+            organizer_ref=message.organizer_ref,
+            complete=message.complete,
+            notes=message.notes,
         )
 
     def with_details(self, **changes: Any) -> CallEvent:
