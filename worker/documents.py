@@ -9,14 +9,19 @@ errors (missing, wrong type, unknown key) are worded by `reason`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from functools import cache
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 REFUSED = "callmatch_refused"
 """The error type of `refuse`: its context holds our reason and, maybe, a path below the validator's field."""
+
+NON_BLANK = r"[^\s\x1c-\x1f]"
+"""The pattern of a required string: one character that `str.strip()` keeps (else "must not be empty")."""
 
 ROOT = "(document)"
 """How an error about the whole document names its place."""
@@ -73,15 +78,29 @@ _TYPE_REASONS: dict[str, str] = {
 
 
 def reason(error: ErrorDetails) -> str:
-    """One pydantic error in our words (its message as a last resort)."""
+    """One pydantic error in our words (its message as a last resort).
+
+    A null is "absent" in our documents, so a null refused by a type is "missing".
+    """
     kind = error["type"]
+    value = error["input"]
     if kind == REFUSED:
         return str(error.get("ctx", {})["reason"])
-    if kind == "missing":
+    if kind == "missing" or (value is None and (kind in _TYPE_REASONS or kind in _CHOICES)):
         return "missing"
     if kind in _TYPE_REASONS:
-        return f"{_TYPE_REASONS[kind]}, got {type_name(error['input'])}"
+        return f"{_TYPE_REASONS[kind]}, got {type_name(value)}"
+    if kind in _CHOICES:
+        if not isinstance(value, str):
+            return f"expected a string, got {type_name(value)}"
+        allowed = ", ".join(re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", ""))))
+        return f"unknown value {value!r} (expected one of: {allowed})"
+    if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NON_BLANK:
+        return "must not be empty"
     return error["msg"]
+
+
+_CHOICES = ("enum", "literal_error")
 
 
 def location(error: ErrorDetails) -> tuple[str | int, ...]:
@@ -110,10 +129,27 @@ def unknown_keys(model: BaseModel, path: str = "") -> list[str]:
 
 def _unknown(value: Any, path: str) -> Iterator[str]:
     if isinstance(value, BaseModel):
-        for key in value.model_extra or ():
-            yield join(path, key)
-        for name in type(value).model_fields:
+        if value.model_extra:
+            for key in value.model_extra:
+                yield join(path, key)
+        for name in _nested(type(value)):
             yield from _unknown(getattr(value, name), join(path, name))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _unknown(item, join(path, index))
+
+
+@cache
+def _nested(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of a model that may hold models (the only ones with keys of their own)."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if any(isinstance(t, type) and issubclass(t, BaseModel) for t in _types(info.annotation))
+    )
+
+
+def _types(annotation: Any) -> Iterator[Any]:
+    yield annotation
+    for arg in get_args(annotation):
+        yield from _types(arg)

@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -37,7 +38,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from worker.documents import first_error, refuse, type_name, unknown_keys
+from worker.documents import NON_BLANK, first_error, refuse, type_name, unknown_keys
 from worker.model import (
     LOCKABLE_FIELDS,
     Account,
@@ -142,21 +143,6 @@ def _optional_date(value: object) -> dt.date | None:
         raise refuse("not a YYYY-MM-DD date") from None
 
 
-def _choice(kind: type[E]) -> Callable[[object], E | None]:
-    allowed = ", ".join(member.value for member in kind)
-
-    def check(value: object) -> E | None:
-        if value is None:
-            return None
-        text = _string(value)  # its refusal is a ValueError too: not caught below
-        try:
-            return kind(text)
-        except ValueError:
-            raise refuse(f"unknown value {value!r} (expected one of: {allowed})") from None
-
-    return check
-
-
 def _within(minimum: int, maximum: int) -> Callable[[int | None], int | None]:
     def check(value: int | None) -> int | None:
         if value is not None and not minimum <= value <= maximum:
@@ -215,7 +201,7 @@ def _count(maximum: int | None) -> Any:
 Days = Annotated[int | None, Strict(), AfterValidator(_within(0, 36500)), _count(36500)]
 Minutes = Annotated[int | None, Strict(), AfterValidator(_within(0, 10080)), _count(10080)]
 Count = Annotated[int | None, Strict(), AfterValidator(_at_least_zero), _count(None)]
-Id = Annotated[str, BeforeValidator(_id), WithJsonSchema({"type": "string", "minLength": 1})]
+Id = Annotated[str, Strict(), StringConstraints(pattern=NON_BLANK)]
 Text = Annotated[str | None, Strict()]
 Texts = Annotated[list[str] | None, Strict()]
 Flag = Annotated[bool | None, Strict()]
@@ -236,11 +222,11 @@ MaybeDate = Annotated[
 ]
 
 
-KindChoice = Annotated[CallKind | None, BeforeValidator(_choice(CallKind))]
-DirectionChoice = Annotated[Direction | None, BeforeValidator(_choice(Direction))]
-StrategyChoice = Annotated[Strategy | None, BeforeValidator(_choice(Strategy))]
-OwnerChoice = Annotated[OwnerMode | None, BeforeValidator(_choice(OwnerMode))]
-ActivityTypeChoice = Annotated[ActivityType | None, BeforeValidator(_choice(ActivityType))]
+KindChoice = CallKind | None
+DirectionChoice = Direction | None
+StrategyChoice = Strategy | None
+OwnerChoice = OwnerMode | None
+ActivityTypeChoice = ActivityType | None
 
 
 class _Lenient(BaseModel):
@@ -274,9 +260,17 @@ class WindowsDocument(_Lenient):
     def to_windows(self) -> Windows:
         base = Windows()
         return Windows(
-            created_after_days=_or(self.created_after_days, base.created_after_days),
-            closed_before_days=_or(self.closed_before_days, base.closed_before_days),
-            closed_before_max_days=_or(self.closed_before_max_days, base.closed_before_max_days),
+            created_after_days=(
+                base.created_after_days if self.created_after_days is None else self.created_after_days
+            ),
+            closed_before_days=(
+                base.closed_before_days if self.closed_before_days is None else self.closed_before_days
+            ),
+            closed_before_max_days=(
+                base.closed_before_max_days
+                if self.closed_before_max_days is None
+                else self.closed_before_max_days
+            ),
         )
 
 
@@ -356,17 +350,29 @@ class PolicyDocument(_Lenient):
             crm=self.crm or base.crm,
             default_region=self.default_region or base.default_region,
             timezone=self.timezone or base.timezone,
-            use_existing_activity=_or(self.use_existing_activity, base.use_existing_activity),
-            match_by_domain=_or(self.match_by_domain, base.match_by_domain),
+            use_existing_activity=(
+                base.use_existing_activity
+                if self.use_existing_activity is None
+                else self.use_existing_activity
+            ),
+            match_by_domain=(base.match_by_domain if self.match_by_domain is None else self.match_by_domain),
             free_mail_domains=(
                 tuple(sorted({norm_domain(d) for d in self.free_mail_domains}))
                 if self.free_mail_domains is not None
                 else base.free_mail_domains
             ),
-            opportunity_strategy=_or(self.opportunity_strategy, base.opportunity_strategy),
-            owner=_or(self.owner, base.owner),
-            use_contact_roles=_or(self.use_contact_roles, base.use_contact_roles),
-            activity_match_minutes=_or(self.activity_match_minutes, base.activity_match_minutes),
+            opportunity_strategy=(
+                base.opportunity_strategy if self.opportunity_strategy is None else self.opportunity_strategy
+            ),
+            owner=(base.owner if self.owner is None else self.owner),
+            use_contact_roles=(
+                base.use_contact_roles if self.use_contact_roles is None else self.use_contact_roles
+            ),
+            activity_match_minutes=(
+                base.activity_match_minutes
+                if self.activity_match_minutes is None
+                else self.activity_match_minutes
+            ),
             windows=self.windows.to_windows() if self.windows is not None else base.windows,
         )
 
@@ -414,11 +420,11 @@ class CallDocument(_Lenient):
     def to_call(self) -> Call:
         return Call(
             id=self.id,
-            kind=_or(self.kind, CallKind.CALL),
+            kind=(CallKind.CALL if self.kind is None else self.kind),
             started_at=self.started_at,
             ended_at=self.ended_at,
             organizer=self.organizer.to_person() if self.organizer is not None else Person(),
-            participants=tuple(p.to_person() for p in self.participants or ()),
+            participants=tuple([p.to_person() for p in self.participants]) if self.participants else (),
             direction=self.direction,
             title=self.title,
         )
@@ -446,7 +452,11 @@ class AccountDocument(_Lenient):
     type: Text = None  # rules v1.1 (X1)
 
     def to_account(self) -> Account:
-        return Account(id=self.id, name=self.name, domains=tuple(norm_domain(d) for d in self.domains or ()))
+        return Account(
+            id=self.id,
+            name=self.name,
+            domains=tuple([norm_domain(d) for d in self.domains]) if self.domains else (),
+        )
 
 
 class ContactDocument(_Lenient):
@@ -462,9 +472,9 @@ class ContactDocument(_Lenient):
         return Contact(
             id=self.id,
             email=self.email,
-            emails=tuple(self.emails or ()),
-            phones=tuple(self.phones or ()),
-            account_ids=tuple(self.account_ids or ()),
+            emails=(tuple(self.emails) if self.emails else ()),
+            phones=(tuple(self.phones) if self.phones else ()),
+            account_ids=(tuple(self.account_ids) if self.account_ids else ()),
         )
 
 
@@ -480,7 +490,10 @@ class LeadDocument(_Lenient):
 
     def to_lead(self) -> Lead:
         return Lead(
-            id=self.id, email=self.email, emails=tuple(self.emails or ()), phones=tuple(self.phones or ())
+            id=self.id,
+            email=self.email,
+            emails=(tuple(self.emails) if self.emails else ()),
+            phones=(tuple(self.phones) if self.phones else ()),
         )
 
 
@@ -491,7 +504,7 @@ class ContactRoleDocument(_Lenient):
     is_primary: Flag = None
 
     def to_role(self) -> ContactRole:
-        return ContactRole(id=self.id, is_primary=_or(self.is_primary, False))
+        return ContactRole(id=self.id, is_primary=(False if self.is_primary is None else self.is_primary))
 
 
 class OpportunityDocument(_Lenient):
@@ -512,12 +525,12 @@ class OpportunityDocument(_Lenient):
             id=self.id,
             account_id=self.account_id,
             owner_id=self.owner_id,
-            is_closed=_or(self.is_closed, False),
-            is_won=_or(self.is_won, False),
+            is_closed=(False if self.is_closed is None else self.is_closed),
+            is_won=(False if self.is_won is None else self.is_won),
             created_at=self.created_at,
             updated_at=self.updated_at or self.created_at,
             close_date=self.close_date,
-            contacts=tuple(role.to_role() for role in self.contacts or ()),
+            contacts=tuple([role.to_role() for role in self.contacts]) if self.contacts else (),
         )
 
 
@@ -537,14 +550,14 @@ class ActivityDocument(_Lenient):
     def to_activity(self) -> Activity:
         return Activity(
             id=self.id,
-            type=_or(self.type, ActivityType.TASK),
+            type=(ActivityType.TASK if self.type is None else self.type),
             call_id=self.call_id,
             start=self.start,
-            attendee_emails=tuple(self.attendee_emails or ()),
-            contact_ids=tuple(self.contact_ids or ()),
+            attendee_emails=(tuple(self.attendee_emails) if self.attendee_emails else ()),
+            contact_ids=(tuple(self.contact_ids) if self.contact_ids else ()),
             account_id=self.account_id,
             opportunity_id=self.opportunity_id,
-            written_by_us=_or(self.written_by_us, False),
+            written_by_us=(False if self.written_by_us is None else self.written_by_us),
         )
 
 
@@ -574,8 +587,11 @@ class CrmDocument(_Lenient):
     @model_validator(mode="after")
     def _ids_are_unique(self) -> CrmDocument:
         for name in RECORD_LISTS:
+            records = getattr(self, name)
+            if not records or len({record.id for record in records}) == len(records):
+                continue
             seen: set[str] = set()
-            for index, record in enumerate(getattr(self, name) or ()):
+            for index, record in enumerate(records):
                 if record.id in seen:
                     raise refuse(f"duplicate id {record.id!r}", (name, index, "id"))
                 seen.add(record.id)
@@ -583,12 +599,14 @@ class CrmDocument(_Lenient):
 
     def to_crm(self) -> CrmSlice:
         return CrmSlice(
-            users=tuple(r.to_user() for r in self.users or ()),
-            accounts=tuple(r.to_account() for r in self.accounts or ()),
-            contacts=tuple(r.to_contact() for r in self.contacts or ()),
-            leads=tuple(r.to_lead() for r in self.leads or ()),
-            opportunities=tuple(r.to_opportunity() for r in self.opportunities or ()),
-            activities=tuple(r.to_activity() for r in self.activities or ()),
+            users=tuple([r.to_user() for r in self.users]) if self.users else (),
+            accounts=tuple([r.to_account() for r in self.accounts]) if self.accounts else (),
+            contacts=tuple([r.to_contact() for r in self.contacts]) if self.contacts else (),
+            leads=tuple([r.to_lead() for r in self.leads]) if self.leads else (),
+            opportunities=tuple([r.to_opportunity() for r in self.opportunities])
+            if self.opportunities
+            else (),
+            activities=tuple([r.to_activity() for r in self.activities]) if self.activities else (),
         )
 
 
@@ -630,8 +648,8 @@ class PreviousDocument(_Lenient):
 
     def to_previous(self) -> Previous:
         return Previous(
-            contact_ids=tuple(self.contact_ids or ()),
-            lead_ids=tuple(self.lead_ids or ()),
+            contact_ids=(tuple(self.contact_ids) if self.contact_ids else ()),
+            lead_ids=(tuple(self.lead_ids) if self.lead_ids else ()),
             account_id=self.account_id,
             opportunity_id=self.opportunity_id,
             locked=frozenset(self.locked or ()),
