@@ -80,13 +80,17 @@ _TYPE_REASONS: dict[str, str] = {
 def reason(error: ErrorDetails) -> str:
     """One pydantic error in our words (its message as a last resort).
 
-    A null is "absent" in our documents, so a null refused by a type is "missing".
+    A null is "absent" in our documents, so a null refused by a type is "missing"
+    (a null list item is not absent: it has the wrong type).
     """
     kind = error["type"]
     value = error["input"]
     if kind == REFUSED:
         return str(error.get("ctx", {})["reason"])
-    if kind == "missing" or (value is None and (kind in _TYPE_REASONS or kind in _CHOICES)):
+    at_a_key = bool(error["loc"]) and isinstance(
+        error["loc"][-1], str
+    )  # not a list item: null there is a value
+    if kind == "missing" or (value is None and at_a_key and (kind in _TYPE_REASONS or kind in _CHOICES)):
         return "missing"
     if kind in _TYPE_REASONS:
         return f"{_TYPE_REASONS[kind]}, got {type_name(value)}"
