@@ -30,9 +30,7 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationError,
-    ValidationInfo,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 from pydantic.config import JsonDict
@@ -245,17 +243,16 @@ class WindowsDocument(_Lenient):
     closed_before_days: Days = None
     closed_before_max_days: Days = None
 
-    @field_validator("closed_before_max_days")
-    @classmethod
-    def _not_below_closed_before(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if "closed_before_days" not in info.data:
-            return value  # refused already, and named first
-        days = info.data["closed_before_days"]
-        days = Windows.closed_before_days if days is None else days
-        maximum = Windows.closed_before_max_days if value is None else value
-        if maximum < days:
-            raise refuse(f"must be at least closed_before_days ({days})")
-        return value
+    @model_validator(mode="after")
+    def _max_not_below_closed_before(self) -> WindowsDocument:
+        """Checked with the defaults in place, once the three are read (a default maximum counts too)."""
+        windows = self.to_windows()
+        if windows.closed_before_max_days < windows.closed_before_days:
+            raise refuse(
+                f"must be at least closed_before_days ({windows.closed_before_days})",
+                ("closed_before_max_days",),
+            )
+        return self
 
     def to_windows(self) -> Windows:
         base = Windows()
