@@ -13,14 +13,16 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -31,7 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from worker.documents import REFUSED, field_path, reason, refuse
 from worker.model import Policy
@@ -211,11 +213,21 @@ class RateLimitSection(_Section):
         return RateLimit(per_second=float(self.per_second), burst=self.burst, daily=self.daily)
 
 
+def _setting(value: object) -> object:
+    """A CRM setting is a string; a number is read as its text."""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise refuse("expected a string")
+    return value
+
+
+Setting = Annotated[str | int | float, BeforeValidator(_setting)]
+
+
 class CrmSection(_Section):
     """The CRM: its kind, settings (any other plain key), secret credentials, a rate limit."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, str | int | float] = Field(init=False)
+    __pydantic_extra__: dict[str, Setting] = Field(init=False)
 
     kind: Literal["scenario", "salesforce", "hubspot"]
     scenario_file: Text | None = None
@@ -254,13 +266,9 @@ class CrmSection(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _settings(cls, data: object) -> object:
-        """Any other plain key is a setting: a string (a number is read as its text)."""
-        for key, value in _mapping(data).items():
-            if key not in cls.model_fields and (
-                not isinstance(value, str | int | float) or isinstance(value, bool)
-            ):
-                raise refuse("expected a string", (key,))
+    def _scenario_file(cls, data: object) -> object:
+        if isinstance(data, dict) and "scenario_file" in data and data["scenario_file"] is None:
+            raise refuse("missing", ("scenario_file",))
         return data
 
 
@@ -464,9 +472,8 @@ class TenantsDocument(_Section):
         return tenants
 
 
-def _tenants_error(exc: ValidationError, source: str) -> TenantsError:
-    """The first error, named by file, tenant and field; `(document)`/`(tenant)` for the mapping itself."""
-    error = exc.errors(include_url=False)[0]
+def _tenants_error(error: ErrorDetails, source: str) -> TenantsError:
+    """One pydantic error named by file, tenant and field; `(document)`/`(tenant)` for the mapping itself."""
     loc = tuple(error["loc"])
     at = tuple(error.get("ctx", {}).get("at", ())) if error["type"] == REFUSED else ()
     tenant: str | None = None
@@ -476,6 +483,120 @@ def _tenants_error(exc: ValidationError, source: str) -> TenantsError:
     path = field_path((*loc, *at)) if loc else field_path(at, scope)
     text = reason(error) if error["type"] == REFUSED else _REASONS.get(error["type"], error["msg"])
     return TenantsError(source, tenant, path, text)
+
+
+def _first_error(
+    exc: ValidationError, document: dict[str, Any], build: Callable[[str], _Build]
+) -> TenantsError:
+    """The error the file has always reported first: the models' and those of the sections that are valid.
+
+    Within a tenant the file was checked section by section (crm, policy, each provider in the
+    file's order), each section's secrets read as it was checked; so a section that validates
+    alone is built too, and the first error in that order wins.
+    """
+    source = build("").source
+    candidates = [_tenants_error(error, source) for error in exc.errors(include_url=False)]
+    tenants = document.get("tenants")
+    for name, raw in tenants.items() if isinstance(tenants, dict) else ():
+        if isinstance(raw, dict):
+            candidates.extend(_section_errors(build(name), raw))
+    return min(candidates, key=lambda error: _checked_at(error, document))
+
+
+def _section_errors(builder: _Build, raw: dict[str, Any]) -> Iterator[TenantsError]:
+    """The errors of each section checked on its own: its shape, and its reading of secrets and files."""
+    if raw.get("crm") is not None:
+        yield from _attempt(builder, ("crm",), lambda: builder.crm(CrmSection.model_validate(raw["crm"])))
+    if isinstance(raw.get("policy"), dict):
+        yield from _attempt(builder, ("policy",), lambda: builder.policy(raw["policy"]))
+    providers = raw.get("providers")
+    for name, data in providers.items() if isinstance(providers, dict) else ():
+        if name not in _PROVIDER_SECTIONS:
+            continue
+        at = ("providers", name)
+        yield from _attempt(builder, at, partial(_provider, builder, name, data or {}))
+        if isinstance(data, dict):  # its secrets and credentials were read before its other keys were checked
+            yield from _attempt(builder, at, partial(_webhook, builder, name, data))
+            if data.get("credentials") is not None:
+                yield from _attempt(builder, (*at, "credentials"), partial(_credentials, builder, name, data))
+
+
+def _provider(builder: _Build, name: str, data: object) -> None:
+    builder.provider(name, _PROVIDER_SECTIONS[name].model_validate(data))
+
+
+def _webhook(builder: _Build, name: str, data: dict[str, Any]) -> None:
+    webhook = _Provider.model_validate({k: v for k, v in data.items() if k in _SECRET_FIELDS})
+    builder.webhook(name, {**webhook.model_dump(), "jwks_url": data.get("jwks_url")})
+
+
+def _credentials(builder: _Build, name: str, data: dict[str, Any]) -> None:
+    builder.credentials(name, _CREDENTIALS_SECTIONS[name].model_validate(data["credentials"]).model_dump())
+
+
+def _attempt(builder: _Build, at: tuple[str, ...], step: Callable[[], object]) -> Iterator[TenantsError]:
+    try:
+        step()
+    except TenantsError as error:
+        yield error
+    except ValidationError as exc:  # an unknown provider stops the models before the others' errors
+        for detail in exc.errors(include_url=False):
+            located = ErrorDetails(**{**detail, "loc": ("tenants", builder.tenant, *at, *detail["loc"])})
+            yield _tenants_error(located, builder.source)
+
+
+def _checked_at(error: TenantsError, document: dict[str, Any]) -> tuple[int, ...]:
+    """Where the hand-written reader met this error, as a sort key (document, tenant, section, key)."""
+    tenants: dict[str, Any] = document["tenants"] if isinstance(document.get("tenants"), dict) else {}
+    names = list(tenants)
+    parts = re.split(r"[.\[]", error.path)
+    if error.tenant is None:
+        if parts[0] == "tenants" and len(parts) > 1:
+            return (names.index(".".join(parts[1:])) if ".".join(parts[1:]) in names else 0, -1)
+        return (-3,) if parts[0] == "version" else (-2,) if parts[0] == "tenants" else (-4,)
+    raw: dict[str, Any] = tenants[error.tenant] if isinstance(tenants.get(error.tenant), dict) else {}
+    here = (names.index(error.tenant) if error.tenant in names else 0,)
+    section = _SECTIONS.index(parts[0]) if parts[0] in _SECTIONS else 0
+    if parts[0] == "crm" and len(parts) > 1:
+        crm: dict[str, Any] = raw["crm"] if isinstance(raw.get("crm"), dict) else {}
+        keys = [k for k in crm if k not in ("kind", "credentials", "rate_limit")]
+        if parts[1] == "kind":
+            return (*here, section, 1)
+        if parts[1] == "scenario_file" and error.reason.startswith("missing ("):
+            return (*here, section, 2 + len(keys))
+        if parts[1] in keys:
+            return (*here, section, 2 + keys.index(parts[1]))
+        return (*here, section, 1000 if parts[1] == "credentials" else 2000)
+    if parts[0] == "providers" and len(parts) > 1:
+        providers: dict[str, Any] = raw["providers"] if isinstance(raw.get("providers"), dict) else {}
+        index = list(providers).index(parts[1]) if parts[1] in providers else 0
+        if len(parts) == 2:
+            return (*here, section, 1 + index, 0)
+        section_class = _PROVIDER_SECTIONS.get(parts[1], _Provider)
+        name = _secret_base(parts[2])
+        stage = _PROVIDER_STAGES.get(name)
+        if name == "jwks_url" and error.reason.startswith("missing ("):
+            stage = 4
+        if stage is None:
+            settings = [
+                k for k in section_class.model_fields if k not in _COMMON_KEYS and k not in _SECRET_FIELDS
+            ]
+            stage = 10 + settings.index(parts[2]) if parts[2] in settings else 0
+        return (*here, section, 1 + index, stage)
+    return (*here, section)
+
+
+_SECTIONS = ("(tenant)", "crm", "policy", "providers", "internal_domains")
+_PROVIDER_STAGES = {
+    "audience": 1,
+    "service_account": 2,
+    "webhook_secret": 3,
+    "public_key": 3,
+    "previous_webhook_secret": 4,
+    "credentials": 50,
+    "api_base_url": 60,
+    "rate_limit": 70,
+}
 
 
 class _Build:
@@ -525,10 +646,7 @@ class _Build:
 
     def tenant_of(self, section: TenantSection) -> Tenant:
         crm = self.crm(section.crm)
-        try:
-            policy = Policy() if section.policy is None else parse_policy(section.policy)
-        except ScenarioError as exc:
-            raise self.fail(exc.path, exc.reason) from None
+        policy = Policy() if section.policy is None else self.policy(section.policy)
         providers = {name: self.provider(name, p) for name, p in section.providers.listed().items()}
         return Tenant(
             name=self.tenant,
@@ -537,6 +655,12 @@ class _Build:
             providers=providers,
             internal_domains=tuple(sorted({norm_domain(d) for d in section.internal_domains})),
         )
+
+    def policy(self, document: Mapping[str, Any]) -> Policy:
+        try:
+            return parse_policy(document)
+        except ScenarioError as exc:
+            raise self.fail(exc.path, exc.reason) from None
 
     def crm(self, section: CrmSection) -> CrmConfig:
         scenario_file: Path | None = None
@@ -560,43 +684,48 @@ class _Build:
         )
 
     def provider(self, name: str, section: _Provider) -> ProviderConfig:
-        path = f"providers.{name}"
         data = section.model_dump()
-        secrets: tuple[str, ...] = ()
-        public_key: str | None = None
-        if name == "google_meet":
-            public_key = self.secret(data, "public_key", path, required=False)
-            if public_key is None and data.get("jwks_url") is None:
-                raise self.fail(f"{path}.jwks_url", "missing (give jwks_url or public_key_file)")
-        else:
-            current = self.secret(data, "webhook_secret", path, required=True)
-            previous = self.secret(data, "previous_webhook_secret", path, required=False)
-            assert current is not None
-            secrets = (current, previous) if previous else (current,)
-        credentials: dict[str, str] = {}
-        if section.credentials is not None:  # type: ignore[attr-defined]
-            creds = section.credentials.model_dump()  # type: ignore[attr-defined]
-            for cred in _PROVIDER_CREDENTIALS[name]:
-                value = self.secret(creds, cred, f"{path}.credentials", required=True)
-                assert value is not None
-                credentials[cred] = value
+        secrets, public_key = self.webhook(name, data)
+        credentials = section.model_dump().get("credentials")
         settings = {
             key: value
             for key, value in data.items()
-            if key not in _COMMON_KEYS and _secret_base(key) not in _Provider.secrets() and value is not None
+            if key not in _COMMON_KEYS and key not in _SECRET_FIELDS and value is not None
         }
         return ProviderConfig(
             name=name,
             webhook_secrets=secrets,
             settings=settings,
-            credentials=credentials,
+            credentials=self.credentials(name, credentials) if credentials is not None else {},
             api_base_url=section.api_base_url.rstrip("/") if section.api_base_url else None,
             rate_limit=section.rate_limit.value(),
             public_key=public_key,
         )
 
+    def webhook(self, name: str, data: Mapping[str, Any]) -> tuple[tuple[str, ...], str | None]:
+        """How the provider's webhooks are verified: (current, previous) secrets, or Google's public key."""
+        path = f"providers.{name}"
+        if name == "google_meet":
+            public_key = self.secret(data, "public_key", path, required=False)
+            if public_key is None and data.get("jwks_url") is None:
+                raise self.fail(f"{path}.jwks_url", "missing (give jwks_url or public_key_file)")
+            return (), public_key
+        current = self.secret(data, "webhook_secret", path, required=True)
+        previous = self.secret(data, "previous_webhook_secret", path, required=False)
+        assert current is not None
+        return ((current, previous) if previous else (current,)), None
+
+    def credentials(self, name: str, data: Mapping[str, Any]) -> dict[str, str]:
+        credentials: dict[str, str] = {}
+        for cred in _PROVIDER_CREDENTIALS[name]:
+            value = self.secret(data, cred, f"providers.{name}.credentials", required=True)
+            assert value is not None
+            credentials[cred] = value
+        return credentials
+
 
 _COMMON_KEYS = ("api_base_url", "rate_limit", "credentials")
+_SECRET_FIELDS = tuple(k for k in _Provider.model_fields if _secret_base(k) in _Provider.secrets())
 
 
 def parse_tenants(
@@ -611,25 +740,12 @@ def parse_tenants(
     try:
         parsed = TenantsDocument.model_validate(document)
     except ValidationError as exc:
-        error = _tenants_error(exc, source)
-        _build_before(document, error.tenant, source, base, env)  # tenants are checked in the file's order
-        raise error from None
+        root = document if isinstance(document, dict) else {}
+        raise _first_error(exc, root, lambda name: _Build(source, name, base, env)) from None
     return Tenants(
         tenants={name: _Build(source, name, base, env).tenant_of(t) for name, t in parsed.tenants.items()},
         source=source,
     )
-
-
-def _build_before(
-    document: object, tenant: str | None, source: str, base: Path, env: Mapping[str, str]
-) -> None:
-    """Raise the error of a tenant above `tenant` in the file, if one has any."""
-    if tenant is None or not isinstance(document, dict) or not isinstance(document.get("tenants"), dict):
-        return
-    for name, raw in document["tenants"].items():
-        if name == tenant:
-            return
-        _Build(source, name, base, env).tenant_of(TenantSection.model_validate(raw))
 
 
 def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> Tenants:
