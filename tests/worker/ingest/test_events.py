@@ -15,7 +15,7 @@ from worker.celery_app import (
     QUEUE,
     create_celery,
 )
-from worker.events import CallEvent, EventError, IncompleteEventError
+from worker.events import CallEvent, EventError, EventMessage, IncompleteEventError
 from worker.model import CallKind, Direction, Person
 
 T0 = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
@@ -121,3 +121,45 @@ def test_the_celery_app_is_configured_to_lose_nothing():
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert 0 < conf.task_soft_time_limit < conf.task_time_limit
     assert conf.task_routes[PROCESS_CALL_TASK]["queue"] == QUEUE
+
+
+def _message(**changes: object) -> dict[str, object]:
+    message = CallEvent(
+        tenant="acme", provider="zoom", call_id="zoom:u", event_id="e", kind=CallKind.CALL, received_at=T0
+    ).to_json()
+    message.update(changes)
+    return message
+
+
+@pytest.mark.parametrize(
+    "message, path, reason",
+    [
+        ([], "(event)", "expected an object"),
+        (_message(kind=""), "kind", "missing"),
+        (_message(kind=3), "kind", "expected a string"),
+        (_message(received_at=None), "received_at", "missing"),
+        (_message(complete=None), "complete", "expected true or false"),
+        (_message(notes=["ok", 3]), "notes", "expected a list of strings"),
+        (_message(participants=("a",)), "participants", "expected a list"),
+        (_message(internal=["x"]), "internal[0]", "expected an object"),
+        (_message(organizer={"name": 1}), "organizer.name", "expected a string"),
+        # two bad fields: the one the reader always checked first is named
+        (_message(tenant=None, direction="up"), "direction", "expected inbound or outbound"),
+        (_message(title=1, organizer={"email": 2}), "organizer.email", "expected a string"),
+    ],
+)
+def test_a_bad_message_names_the_field_and_the_reason(message, path, reason):
+    with pytest.raises(EventError) as info:
+        CallEvent.from_json(message)
+    assert (info.value.path, info.value.reason) == (path, reason)
+    assert str(info.value) == f"{path}: {reason}"
+
+
+def test_a_newer_worker_s_extra_keys_are_ignored_and_empty_lists_are_none():
+    event = CallEvent.from_json(
+        _message(recording_url="https://x", notes=None, participants=None, direction="")
+    )
+    assert event.notes == () and event.participants == () and event.direction is None
+    schema = EventMessage.model_json_schema()
+    assert schema["$defs"]["CallKind"]["enum"] == ["call", "meeting"]
+    assert set(schema["required"]) == {"kind", "received_at", "tenant", "provider", "call_id", "event_id"}

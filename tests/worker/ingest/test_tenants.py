@@ -11,7 +11,7 @@ import yaml
 from tests.adapters.providers import samples
 from tests.config_example import load_example
 from worker.model import Strategy
-from worker.tenants import TenantsError, load_tenants, parse_tenants
+from worker.tenants import TenantsDocument, TenantsError, load_tenants, parse_tenants
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -203,3 +203,95 @@ def test_the_demo_tenant_accepts_the_make_demo_deliveries(redis_url, redis_clien
             response = client.post(f"/webhooks/demo/{provider}", content=body, headers=headers)
             assert response.status_code == 200, response.text
     assert [m["call_id"] for m in queued_events(redis_client)] == ["aircall:812731", "ringover:8391047621"]
+
+
+# --- The declared model (issue #12) -----------------------------------------------------------
+
+
+def test_the_shipped_files_validate_against_the_declared_model_and_name_its_schema():
+    """`TenantsDocument` is what docs/schemas/tenants.schema.json is made from; editors find it by the first line."""
+    for name in ("tenants.yaml", "tenants.example.yaml"):
+        text = (ROOT / "config" / name).read_text()
+        assert text.splitlines()[0] == "# yaml-language-server: $schema=../docs/schemas/tenants.schema.json"
+        TenantsDocument.model_validate(yaml.safe_load(text))  # shape only: no secret is read
+    schema = TenantsDocument.model_json_schema()
+    assert schema["additionalProperties"] is False and schema["required"] == ["tenants"]
+    zoom = schema["$defs"]["ZoomSection"]
+    assert zoom["additionalProperties"] is False and "webhook_secret_env" in zoom["properties"]
+    assert "webhook_secret" not in zoom["properties"]
+
+
+def _error_in_order(tmp_path: Path, document: dict[str, Any]) -> TenantsError:
+    """The error of the document written in its own key order (safe_dump would sort the keys)."""
+    (tmp_path / "tenants.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.raises(TenantsError) as info:
+        load_tenants(tmp_path / "tenants.yaml", environ=samples.ENVIRON)
+    return info.value
+
+
+def test_the_first_error_in_the_file_is_reported_whatever_the_model_checks_first(tmp_path):
+    """The reader checked tenants in order, each section in order, reading secrets as it went."""
+    document = samples.tenant_document(str(tmp_path))
+    acme = document["tenants"]["acme"]
+    acme["crm"]["credentials"] = {"client_id_env": "UNSET_VARIABLE"}  # a secret of the first section
+    acme["providers"]["zoom"]["rate_limit"] = {"burst": 1.5}  # a shape error further down
+    acme["providers"] = {"teams": acme["providers"].pop("teams"), **acme["providers"]}
+    acme["providers"]["teams"]["webhok"] = "x"
+    error = _error_in_order(tmp_path, document)
+    assert (error.path, error.reason) == (
+        "crm.credentials.client_id_env",
+        "environment variable UNSET_VARIABLE is not set",
+    )
+    acme["crm"].pop("credentials")
+    assert (
+        _error_in_order(tmp_path, document).path == "providers.teams.webhok"
+    )  # teams comes first in this file
+    acme["providers"]["teams"].pop("webhok")
+    assert _error_in_order(tmp_path, document).path == "providers.zoom.rate_limit.burst"
+    document["tenants"] = {
+        "zeta": {"crm": {"kind": "hubspot"}, "internal_domains": "x"},
+        **document["tenants"],
+    }
+    assert _error_in_order(tmp_path, document).tenant == "zeta"
+
+
+@pytest.mark.parametrize(
+    "change, field, reason",
+    [
+        (
+            lambda t: t["providers"]["zoom"].update(rate_limit={"burst_env": "X"}),
+            "providers.zoom.rate_limit.burst_env",
+            "unknown key",
+        ),
+        (
+            lambda t: t["providers"]["google_meet"].update(audience_env="X"),
+            "providers.google_meet.audience_env",
+            "unknown key",
+        ),
+        (lambda t: t["providers"]["zoom"].update({5: "x"}), "providers.zoom", "key 5 is not a string"),
+        (lambda t: t["crm"].update(timeout=True), "crm.timeout", "expected a string"),
+        (lambda t: t["crm"].update(credentials={"token": "inline"}), "crm.credentials.token", "never read"),
+        (
+            lambda t: t["providers"]["zoom"].update(rate_limit={"burst": 2.0}),
+            "providers.zoom.rate_limit.burst",
+            "whole number",
+        ),
+    ],
+)
+def test_the_declared_model_refuses_what_no_reader_should_pass(tmp_path, change, field, reason):
+    """A suffix (`_env`) on a key that is not a secret used to pass unnoticed; now it is an unknown key."""
+    document = samples.tenant_document(str(tmp_path))
+    change(document["tenants"]["acme"])
+    error = _error_in_order(tmp_path, document)
+    assert (error.tenant, error.path) == ("acme", field) and reason in error.reason
+
+
+def test_providers_keep_the_file_order_and_settings_keep_their_text(tmp_path):
+    document = samples.tenant_document(str(tmp_path))
+    acme = document["tenants"]["acme"]
+    acme["providers"] = dict(reversed(list(acme["providers"].items())))
+    acme["crm"].update(timeout=30, reserve_fraction=0.1)
+    tenants = parse_tenants(document, "t.yaml", tmp_path, samples.ENVIRON)
+    assert list(tenants.tenants["acme"].providers) == ["teams", "google_meet", "zoom", "ringover", "aircall"]
+    assert tenants.tenants["acme"].crm.settings["timeout"] == "30"
+    assert tenants.tenants["acme"].crm.settings["reserve_fraction"] == "0.1"
