@@ -128,19 +128,23 @@ def first_error(exc: ValidationError, root: str = "") -> tuple[str, str]:
 
 def unknown_keys(model: BaseModel, path: str = "") -> list[str]:
     """Paths of the keys a lenient model (extra="allow") kept but does not know, its own first."""
-    return list(_unknown(model, path))
+    found: list[str] = []
+    _unknown(model, path, found)
+    return found
 
 
-def _unknown(value: Any, path: str) -> Iterator[str]:
-    if isinstance(value, BaseModel):
-        if value.model_extra:
-            for key in value.model_extra:
-                yield join(path, key)
-        for name in _nested(type(value)):
-            yield from _unknown(getattr(value, name), join(path, name))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _unknown(item, join(path, index))
+def _unknown(model: BaseModel, path: str, found: list[str]) -> None:
+    extra = model.__pydantic_extra__
+    if extra:
+        found += [join(path, key) for key in extra]
+    for name in _nested(type(model)):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _unknown(value, join(path, name), found)
+        elif value:  # a list of models
+            at = join(path, name)
+            for index, item in enumerate(value):
+                _unknown(item, f"{at}[{index}]", found)
 
 
 @cache

@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     Strict,
     StringConstraints,
     ValidationError,
@@ -205,17 +206,17 @@ Texts = Annotated[list[str] | None, Strict()]
 Flag = Annotated[bool | None, Strict()]
 Instant = Annotated[
     dt.datetime,
-    BeforeValidator(_required_datetime),
+    PlainValidator(_required_datetime),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 MaybeInstant = Annotated[
     dt.datetime | None,
-    BeforeValidator(_optional_datetime),
+    PlainValidator(_optional_datetime),
     WithJsonSchema({"type": ["string", "null"], "format": "date-time"}),
 ]
 MaybeDate = Annotated[
     dt.date | None,
-    BeforeValidator(_optional_date),
+    PlainValidator(_optional_date),
     WithJsonSchema({"type": ["string", "null"], "format": "date"}),
 ]
 
