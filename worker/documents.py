@@ -10,9 +10,10 @@ errors (missing, wrong type, unknown key) are worded by `reason`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from enum import Enum
 from functools import cache
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -124,6 +125,87 @@ def first_error(exc: ValidationError, root: str = "") -> tuple[str, str]:
     """
     error = exc.errors(include_url=False)[0]
     return field_path(location(error), root) or ROOT, reason(error)
+
+
+class InvalidDocument(ValueError):
+    """A document its model refuses: the first error as `path` and `reason` (str: `path: reason`)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], document: object, root: str = "") -> M:
+    """`model.model_validate(document)`, or InvalidDocument naming the first error below `root`.
+
+    JSON may carry lone surrogates (`"\\ud800"`), which pydantic-core cannot read as
+    text; the hand-written readers took them as any other character. Such a document
+    is validated with them stood in for by private-use characters, then given back.
+    """
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        if not any(error["type"] == "string_unicode" for error in exc.errors()) or _STAND_INS.search(
+            repr(document)
+        ):
+            raise InvalidDocument(*first_error(exc, root)) from None
+    try:
+        validated = model.model_validate(_swap(document, _hide))
+    except ValidationError as exc:
+        path, reason = first_error(exc, root)
+        raise InvalidDocument(_shown(path), _shown(reason)) from None
+    _restore(validated)
+    return validated
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_STAND_INS = re.compile("[\U0010f000-\U0010f7ff]")
+_OFFSET = 0x10F000 - 0xD800
+
+
+def _hide(text: str) -> str:
+    return _SURROGATES.sub(lambda m: chr(ord(m.group()) + _OFFSET), text)
+
+
+def _show(text: str) -> str:
+    return _STAND_INS.sub(lambda m: chr(ord(m.group()) - _OFFSET), text)
+
+
+def _shown(text: str) -> str:
+    """An error's text as for the document itself: stand-ins back, also where a value was repr()'d."""
+    return _ESCAPED.sub(lambda m: f"\\u{int(m.group(1), 16) - _OFFSET:04x}", _show(text))
+
+
+_ESCAPED = re.compile(r"\\U(0010f[0-7][0-9a-f]{2})")
+
+
+def _swap(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {_swap(k, change): _swap(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap(item, change) for item in value]
+    return value
+
+
+def _restore(value: Any) -> Any:
+    """A validated model's text as it was in the document (in place: models may be frozen)."""
+    if isinstance(value, BaseModel):
+        for name, item in value.__dict__.items():
+            value.__dict__[name] = _restore(item)
+        if value.__pydantic_extra__:
+            value.__pydantic_extra__ = _swap(value.__pydantic_extra__, _show)
+        return value
+    if isinstance(value, list):
+        return [_restore(item) for item in value]
+    if isinstance(value, str) and not isinstance(value, Enum):
+        return _show(value)
+    return value
 
 
 def unknown_keys(model: BaseModel, path: str = "") -> list[str]:

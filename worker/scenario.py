@@ -30,14 +30,13 @@ from pydantic import (
     PlainValidator,
     Strict,
     StringConstraints,
-    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from worker.documents import NON_BLANK, first_error, refuse, type_name, unknown_keys
+from worker.documents import NON_BLANK, InvalidDocument, refuse, type_name, unknown_keys, validate
 from worker.model import (
     LOCKABLE_FIELDS,
     Account,
@@ -707,9 +706,9 @@ class ScenarioDocument(_Lenient):
 
 def _validate(model: type[BaseModelT], document: object, root: str = "") -> BaseModelT:
     try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise ScenarioError(*first_error(exc, root)) from None
+        return validate(model, document, root)
+    except InvalidDocument as exc:
+        raise ScenarioError(exc.path, exc.reason) from None
 
 
 def parse_policy(document: object, path: str = "policy") -> Policy:
