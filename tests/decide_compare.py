@@ -31,7 +31,22 @@ EXAMPLES = sorted(
 )
 BATCH = 2000
 
-_BAD_VALUES: list[object] = [None, 7, 1.5, True, "", "  ", "nope", [], {}, [1], -1, 99999999]
+_BAD_VALUES: list[object] = [
+    None,
+    7,
+    1.5,
+    True,
+    "",
+    "  ",
+    "nope",
+    [],
+    {},
+    [1],
+    -1,
+    99999999,
+    "x\ud800",
+    "2026-02-30",
+]
 
 
 def _paths(document: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
@@ -86,7 +101,7 @@ def compare(files: list[str], before: Path) -> list[str]:
         batch = files[start : start + BATCH]
         old = _decide(batch, old_env, before)  # cwd first on sys.path: the worktree's code
         new = _decide(batch, new_env, ROOT)
-        for name, a, b in (("stdout", old[0], new[0]), ("stderr", old[1], new[1])):
+        for name, a, b in (("stdout", old[0], new[0]), ("stderr", _frameless(old[1]), _frameless(new[1]))):
             if a != b:
                 problems.append(f"files {start}-{start + len(batch) - 1}: {name} differs{_first_diff(a, b)}")
         if old[2] != new[2]:
@@ -94,6 +109,15 @@ def compare(files: list[str], before: Path) -> list[str]:
                 f"files {start}-{start + len(batch) - 1}: exit status {old[2]} before, {new[2]} after"
             )
     return problems
+
+
+def _frameless(stderr: bytes) -> bytes:
+    """A traceback's frames name each side's own files and lines: compared without them.
+
+    (A lone surrogate in an echoed id makes the old and the new `decide` crash alike when
+    printing it: a known bug, not this comparison's business.)
+    """
+    return b"\n".join(line for line in stderr.split(b"\n") if not line.startswith(b"  "))
 
 
 def _first_diff(a: bytes, b: bytes) -> str:

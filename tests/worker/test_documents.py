@@ -7,7 +7,17 @@ from typing import Annotated
 import pytest
 from pydantic import BaseModel, ConfigDict, Strict, StringConstraints, ValidationError, model_validator
 
-from worker.documents import NON_BLANK, ROOT, field_path, first_error, refuse, type_name, unknown_keys
+from worker.documents import (
+    NON_BLANK,
+    ROOT,
+    InvalidDocument,
+    field_path,
+    first_error,
+    refuse,
+    type_name,
+    unknown_keys,
+    validate,
+)
 from worker.model import OwnerMode
 
 
@@ -106,3 +116,18 @@ def test_helpers() -> None:
         "a list",
         "an object",
     ]
+
+
+def test_lone_surrogates_are_text_like_any_other() -> None:
+    """JSON's "\\ud800" escape: pydantic-core cannot read it, the hand-written readers could."""
+    outer = validate(Outer, {"inner": {"id": "a\ud800", "tags": ["\udfff"], "k\udc00": "v\ud801"}})
+    assert outer.inner is not None and (outer.inner.id, outer.inner.tags) == ("a\ud800", ["\udfff"])
+    assert unknown_keys(outer) == ["inner.k\udc00"] and outer.inner.model_extra == {"k\udc00": "v\ud801"}
+    with pytest.raises(InvalidDocument) as raised:
+        validate(Outer, {"inner": {"id": "a\ud800", "owner": "o\ud800"}}, "root")
+    assert (raised.value.path, raised.value.reason) == (
+        "root.inner.owner",
+        "unknown value 'o\\ud800' (expected one of: off, filter, prefer)",
+    )
+    with pytest.raises(InvalidDocument, match=r"^inner\.count: expected a whole number, got a string$"):
+        validate(Outer, {"inner": {"id": "\ud800", "count": "1"}})
