@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import zoneinfo
 from collections.abc import Callable
-from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -65,7 +64,6 @@ SUPPORTED_VERSION = 1
 CRM_KINDS = ("salesforce", "hubspot", "generic")
 SCHEMA_ID = "https://callmatch.dev/schemas/scenario-v1.schema.json"
 
-E = TypeVar("E", bound=StrEnum)
 BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 
@@ -269,13 +267,6 @@ class WindowsDocument(_Lenient):
                 else self.closed_before_max_days
             ),
         )
-
-
-T = TypeVar("T")
-
-
-def _or(value: T | None, default: T) -> T:
-    return default if value is None else value
 
 
 DomainMatch = Literal["clean", "exact", "registrable"]
