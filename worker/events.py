@@ -8,11 +8,19 @@ participants apart from the tenant's own users, who never become CRM matches.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 
 from worker.documents import REFUSED, field_path, location, reason, refuse
@@ -44,30 +52,8 @@ def _person_json(person: Person) -> dict[str, str | None]:
     return {"email": person.email, "phone": person.phone, "name": person.name}
 
 
-class _Message(BaseModel):
-    """A JSON object of the message: unknown keys ignored (an older worker reads a newer event)."""
-
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-
-
-class PersonMessage(_Message):
-    email: str | None = None
-    phone: str | None = None
-    name: str | None = None
-
-    def value(self) -> Person:
-        return Person(email=self.email, phone=self.phone, name=self.name)
-
-
-def _required(value: object) -> object:
-    """A required string: null or empty is missing."""
-    if value is None or value == "":
-        raise refuse("missing")
-    return value
-
-
 def _time(value: object) -> object:
-    """An ISO-8601 date-time with an offset, in UTC."""
+    """An ISO-8601 date-time with an offset, in UTC (Python's reading of it, as always)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -81,71 +67,44 @@ def _time(value: object) -> object:
     return parsed.astimezone(dt.UTC)
 
 
-def _choice(kind: type[CallKind] | type[Direction], reason: str) -> Callable[[object], object]:
-    def check(value: object) -> object:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise refuse("expected a string")
-        try:
-            return kind(value)
-        except ValueError:
-            raise refuse(reason) from None
-
-    return check
+def _notes(value: object) -> object:
+    return value or []
 
 
-Required = Annotated[str, BeforeValidator(_required)]
+Required = Annotated[str, Strict(), StringConstraints(min_length=1)]
+"""A string that must be there: null or empty is missing."""
+Text = Annotated[str | None, Strict()]
 Time = Annotated[dt.datetime | None, BeforeValidator(_time), Field(json_schema_extra={"type": "string"})]
 
 
-def _people(value: object) -> object:
-    """A JSON array (a list, nothing else) of people; null is none."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise refuse("expected a list")
-    return tuple(value)
+class EventMessage(BaseModel):
+    """The `callmatch.process_call` task's argument, as `CallEvent.to_json` writes it.
 
+    Unknown keys are ignored (an older worker reads a newer event). Every field is strict
+    (no "1" for a number, no list for a string); people are read straight into `Person`
+    (its strings would also take bytes, which no JSON message carries).
+    """
 
-def _notes(value: object) -> object:
-    if not value:
-        return ()
-    if not isinstance(value, list):
-        raise refuse("expected a list of strings")
-    return tuple(value)
-
-
-People = Annotated[tuple[PersonMessage, ...], BeforeValidator(_people)]
-
-
-class EventMessage(_Message):
-    """The `callmatch.process_call` task's argument, as `CallEvent.to_json` writes it."""
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     version: Literal[1] = 1
-    kind: Annotated[
-        CallKind, BeforeValidator(_choice(CallKind, "expected call or meeting")), BeforeValidator(_required)
-    ]
-    direction: Annotated[
-        Direction | None,
-        BeforeValidator(_choice(Direction, "expected inbound or outbound")),
-        BeforeValidator(lambda v: v or None if isinstance(v, str) else v),
-    ] = None
-    received_at: Annotated[dt.datetime, BeforeValidator(_required), BeforeValidator(_time)]
-    organizer: PersonMessage | None = None
-    complete: bool = False
-    notes: Annotated[tuple[str, ...], BeforeValidator(_notes)] = ()
+    kind: Literal["call", "meeting"]
+    direction: Literal["inbound", "outbound", ""] | None = None
+    received_at: Annotated[dt.datetime, BeforeValidator(_time), Field(json_schema_extra={"type": "string"})]
+    organizer: Person | None = None
+    complete: Annotated[bool, Strict()] = False
+    notes: Annotated[list[Annotated[str, Strict()]], Strict(), BeforeValidator(_notes)] = []
     tenant: Required
     provider: Required
     call_id: Required
     event_id: Required
     started_at: Time = None
     ended_at: Time = None
-    participants: People = ()
-    internal: People = ()
-    title: str | None = None
-    source_ref: str | None = None
-    organizer_ref: str | None = None
+    participants: Annotated[list[Person], Strict()] | None = None
+    internal: Annotated[list[Person], Strict()] | None = None
+    title: Text = None
+    source_ref: Text = None
+    organizer_ref: Text = None
 
     @field_validator("version", mode="before")
     @classmethod
@@ -155,14 +114,14 @@ class EventMessage(_Message):
         return EVENT_VERSION
 
 
+_REQUIRED = ("kind", "received_at", "tenant", "provider", "call_id", "event_id")
+_CHOICES = {"kind": "expected call or meeting", "direction": "expected inbound or outbound"}
 _REASONS = {
     "string_type": "expected a string",
-    "model_type": "expected an object",
+    "dataclass_type": "expected an object",
     "bool_type": "expected true or false",
-    "missing": "missing",
+    "list_type": "expected a list",
 }
-
-
 _CHECK_ORDER = (
     *("version", "kind", "direction", "received_at", "organizer", "complete", "notes", "tenant", "provider"),
     *("call_id", "event_id", "started_at", "ended_at", "organizer.", "participants", "internal", "title"),
@@ -178,11 +137,19 @@ def _rank(error: ErrorDetails) -> int:
 
 
 def _event_error(exc: ValidationError) -> EventError:
+    """The first error, in the words the event always used."""
     error = min(exc.errors(include_url=False), key=_rank)
-    loc = tuple(error["loc"])
-    if loc[0] == "notes":
+    kind, value, field = error["type"], error.get("input"), error["loc"][0]
+    if kind == REFUSED:
+        text = reason(error)
+    elif kind == "missing" or (field in _REQUIRED and len(error["loc"]) == 1 and value in (None, "")):
+        text = "missing"
+    elif field == "notes":
         return EventError("notes", "expected a list of strings")
-    text = reason(error) if error["type"] == REFUSED else _REASONS.get(error["type"], error["msg"])
+    elif kind == "literal_error":
+        text = _CHOICES[str(field)] if isinstance(value, str) else "expected a string"
+    else:
+        text = _REASONS.get(kind, error["msg"])
     return EventError(field_path(location(error)), text)
 
 
@@ -253,19 +220,19 @@ class CallEvent:
             provider=message.provider,
             call_id=message.call_id,
             event_id=message.event_id,
-            kind=message.kind,
-            direction=message.direction,
+            kind=CallKind(message.kind),
+            direction=Direction(message.direction) if message.direction else None,
             received_at=message.received_at,
             started_at=message.started_at,
             ended_at=message.ended_at,
-            organizer=message.organizer.value() if message.organizer else Person(),
-            participants=tuple(p.value() for p in message.participants),
-            internal=tuple(p.value() for p in message.internal),
+            organizer=message.organizer or Person(),
+            participants=tuple(message.participants or ()),
+            internal=tuple(message.internal or ()),
             title=message.title,
             source_ref=message.source_ref,
             organizer_ref=message.organizer_ref,
             complete=message.complete,
-            notes=message.notes,
+            notes=tuple(message.notes),
         )
 
     def with_details(self, **changes: Any) -> CallEvent:

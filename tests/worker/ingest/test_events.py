@@ -161,5 +161,5 @@ def test_a_newer_worker_s_extra_keys_are_ignored_and_empty_lists_are_none():
     )
     assert event.notes == () and event.participants == () and event.direction is None
     schema = EventMessage.model_json_schema()
-    assert schema["$defs"]["CallKind"]["enum"] == ["call", "meeting"]
+    assert schema["properties"]["kind"]["enum"] == ["call", "meeting"]
     assert set(schema["required"]) == {"kind", "received_at", "tenant", "provider", "call_id", "event_id"}
