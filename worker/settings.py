@@ -186,7 +186,8 @@ def _message(error: Any) -> str:
 
 
 def _snapshot() -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIX)))
+    """The variables Settings reads (names match case-insensitively), as a cache key."""
+    return tuple(sorted((k, os.environ[k]) for k in os.environ if k[: len(PREFIX)].upper() == PREFIX))
 
 
 @lru_cache(maxsize=8)
