@@ -14,8 +14,9 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -179,27 +180,44 @@ class _Section(BaseModel):
 
     @classmethod
     def secrets(cls) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(_secret_base(k) for k in cls.model_fields if k.endswith("_env")))
+        return _keys(cls).secrets
 
     @model_validator(mode="before")
     @classmethod
     def _screen(cls, data: object) -> object:
         data = _mapping(data)
-        secrets = cls.secrets()
-        plain = [k for k in cls.model_fields if _secret_base(k) not in secrets]
+        keys = _keys(cls)
         for key in data:
-            if (
-                key not in cls.model_fields
-                and key not in secrets
-                and cls.model_config.get("extra") == "forbid"
-            ):
-                raise refuse(f"unknown key (expected one of: {', '.join((*plain, *secrets))})", (key,))
-        for name in secrets:
+            if key not in keys.fields and key not in keys.secrets and keys.closed:
+                raise refuse(f"unknown key (expected one of: {keys.expected})", (key,))
+        for name in keys.secrets:
             if name in data:
                 raise _never(name)
         if not cls._null_is_absent:
             return data
-        return {k: v for k, v in data.items() if v is not None or k not in cls.model_fields}
+        return {k: v for k, v in data.items() if v is not None or k not in keys.fields}
+
+
+@dataclass(frozen=True)
+class _Keys:
+    fields: frozenset[str]
+    secrets: tuple[str, ...]
+    expected: str
+    """The keys an unknown key's error lists: plain keys, then secret names, as declared."""
+    closed: bool
+
+
+@cache
+def _keys(section: type[_Section]) -> _Keys:
+    """A section's keys, worked out once per class (the file is read before every task)."""
+    secrets = tuple(dict.fromkeys(_secret_base(k) for k in section.model_fields if k.endswith("_env")))
+    plain = [k for k in section.model_fields if _secret_base(k) not in secrets]
+    return _Keys(
+        fields=frozenset(section.model_fields),
+        secrets=secrets,
+        expected=", ".join((*plain, *secrets)),
+        closed=section.model_config.get("extra") == "forbid",
+    )
 
 
 class RateLimitSection(_Section):
@@ -252,7 +270,7 @@ class CrmSection(_Section):
 
     @field_validator("credentials", mode="before")
     @classmethod
-    def _credentials(cls, value: object) -> object:
+    def check_credentials(cls, value: object) -> dict[str, Any]:
         data = _mapping(value)
         for name in sorted({_secret_base(key) for key in data}):
             if name in data:
@@ -406,11 +424,12 @@ class ProvidersSection(_Section):
     @model_validator(mode="wrap")
     @classmethod
     def _listed(cls, data: object, handler: ModelWrapValidatorHandler[ProvidersSection]) -> ProvidersSection:
-        for key in _mapping(data):
+        providers = _mapping(data)
+        for key in providers:
             if key not in PROVIDERS:
                 raise refuse(f"unknown provider (expected one of: {', '.join(PROVIDERS)})", (key,))
-        section = handler({key: {} if value is None else value for key, value in _mapping(data).items()})
-        section._order = tuple(_mapping(data))
+        section = handler({key: {} if value is None else value for key, value in providers.items()})
+        section._order = tuple(providers)
         return section
 
     def listed(self) -> dict[str, _Provider]:
@@ -507,6 +526,10 @@ def _section_errors(builder: _Build, raw: dict[str, Any]) -> Iterator[TenantsErr
     """The errors of each section checked on its own: its shape, and its reading of secrets and files."""
     if raw.get("crm") is not None:
         yield from _attempt(builder, ("crm",), lambda: builder.crm(CrmSection.model_validate(raw["crm"])))
+        credentials = raw["crm"].get("credentials") if isinstance(raw["crm"], dict) else None
+        credentials = credentials if isinstance(credentials, dict) else {}
+        for secret in sorted({_secret_base(key) for key in credentials if isinstance(key, str)}):
+            yield from _attempt(builder, ("crm",), partial(_crm_secret, builder, credentials, secret))
     if isinstance(raw.get("policy"), dict):
         yield from _attempt(builder, ("policy",), lambda: builder.policy(raw["policy"]))
     providers = raw.get("providers")
@@ -515,23 +538,52 @@ def _section_errors(builder: _Build, raw: dict[str, Any]) -> Iterator[TenantsErr
             continue
         at = ("providers", name)
         yield from _attempt(builder, at, partial(_provider, builder, name, data or {}))
-        if isinstance(data, dict):  # its secrets and credentials were read before its other keys were checked
-            yield from _attempt(builder, at, partial(_webhook, builder, name, data))
-            if data.get("credentials") is not None:
-                yield from _attempt(builder, (*at, "credentials"), partial(_credentials, builder, name, data))
+        if isinstance(data, dict):  # its secrets were read one by one, before its other keys were checked
+            for secret in (
+                ("public_key",) if name == "google_meet" else ("webhook_secret", "previous_webhook_secret")
+            ):
+                yield from _attempt(builder, at, partial(_secret, builder, _Provider, name, data, secret))
+            if isinstance(data.get("credentials"), dict):
+                for secret in _PROVIDER_CREDENTIALS[name]:
+                    model = _CREDENTIALS_SECTIONS[name]
+                    credentials = data["credentials"]
+                    yield from _attempt(
+                        builder,
+                        (*at, "credentials"),
+                        partial(_secret, builder, model, name, credentials, secret),
+                    )
+
+
+def _crm_secret(builder: _Build, credentials: dict[str, Any], secret: str) -> None:
+    """One CRM credential read on its own (its shape errors are the whole section's)."""
+    with suppress(PydanticCustomError):
+        keys = CrmSection.check_credentials(
+            {k: v for k, v in credentials.items() if isinstance(k, str) and _secret_base(k) == secret}
+        )
+        builder.secret(keys, secret, "crm.credentials", required=True)
 
 
 def _provider(builder: _Build, name: str, data: object) -> None:
     builder.provider(name, _PROVIDER_SECTIONS[name].model_validate(data))
 
 
-def _webhook(builder: _Build, name: str, data: dict[str, Any]) -> None:
-    webhook = _Provider.model_validate({k: v for k, v in data.items() if k in _SECRET_FIELDS})
-    builder.webhook(name, {**webhook.model_dump(), "jwks_url": data.get("jwks_url")})
-
-
-def _credentials(builder: _Build, name: str, data: dict[str, Any]) -> None:
-    builder.credentials(name, _CREDENTIALS_SECTIONS[name].model_validate(data["credentials"]).model_dump())
+def _secret(builder: _Build, model: type[_Section], provider: str, data: dict[str, Any], secret: str) -> None:
+    """One secret of a provider or of its credentials, read on its own."""
+    keys = model.model_validate(
+        {
+            k: v
+            for k, v in data.items()
+            if k in _keys(model).fields and isinstance(k, str) and _secret_base(k) == secret
+        }
+    )
+    if secret == "public_key":
+        builder.webhook(provider, {**keys.model_dump(), "jwks_url": data.get("jwks_url")})
+    elif model is _Provider:
+        builder.secret(
+            keys.model_dump(), secret, f"providers.{provider}", required=secret == "webhook_secret"
+        )
+    else:
+        builder.secret(keys.model_dump(), secret, f"providers.{provider}.credentials", required=True)
 
 
 def _attempt(builder: _Build, at: tuple[str, ...], step: Callable[[], object]) -> Iterator[TenantsError]:
@@ -566,7 +618,15 @@ def _checked_at(error: TenantsError, document: dict[str, Any]) -> tuple[int, ...
             return (*here, section, 2 + len(keys))
         if parts[1] in keys:
             return (*here, section, 2 + keys.index(parts[1]))
-        return (*here, section, 1000 if parts[1] == "credentials" else 2000)
+        if parts[1] == "credentials":
+            names = sorted(
+                {_secret_base(k) for k in crm.get("credentials") or () if isinstance(k, str)}
+                if isinstance(crm.get("credentials"), dict)
+                else ()
+            )
+            base = _secret_base(parts[2]) if len(parts) > 2 else ""
+            return (*here, section, 1001 + names.index(base) if base in names else 1000)
+        return (*here, section, 2000)
     if parts[0] == "providers" and len(parts) > 1:
         providers: dict[str, Any] = raw["providers"] if isinstance(raw.get("providers"), dict) else {}
         index = list(providers).index(parts[1]) if parts[1] in providers else 0
@@ -574,6 +634,10 @@ def _checked_at(error: TenantsError, document: dict[str, Any]) -> tuple[int, ...
             return (*here, section, 1 + index, 0)
         section_class = _PROVIDER_SECTIONS.get(parts[1], _Provider)
         name = _secret_base(parts[2])
+        if name == "credentials" and len(parts) > 3:
+            credentials = _PROVIDER_CREDENTIALS.get(parts[1], ())
+            base = _secret_base(parts[3])
+            return (*here, section, 1 + index, 51 + credentials.index(base) if base in credentials else 50)
         stage = _PROVIDER_STAGES.get(name)
         if name == "jwks_url" and error.reason.startswith("missing ("):
             stage = 4
@@ -686,7 +750,7 @@ class _Build:
     def provider(self, name: str, section: _Provider) -> ProviderConfig:
         data = section.model_dump()
         secrets, public_key = self.webhook(name, data)
-        credentials = section.model_dump().get("credentials")
+        credentials = data.get("credentials")
         settings = {
             key: value
             for key, value in data.items()
