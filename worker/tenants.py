@@ -40,6 +40,7 @@ from worker.documents import REFUSED, field_path, reason, refuse
 from worker.model import Policy
 from worker.normalize import norm_domain
 from worker.scenario import ScenarioError, parse_policy
+from worker.settings import settings
 
 PROVIDERS = ("aircall", "ringover", "zoom", "google_meet", "teams")
 CRM_KINDS = ("scenario", "salesforce", "hubspot")
@@ -887,7 +888,7 @@ def default_tenants_path() -> Path:
     The last one is for a plain (non-editable) install, where the package sits in
     site-packages, away from any config/ folder.
     """
-    configured = os.environ.get("CALLMATCH_TENANTS")
+    configured = settings().tenants
     if configured:
         return Path(configured)
     if DEFAULT_TENANTS_FILE.is_file():
