@@ -30,7 +30,7 @@ redis-server:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m worker.schema_export --check
+	$(BIN)/python -m worker.config.schema_export --check
 
 typecheck: install
 	$(BIN)/mypy worker adapters tests
@@ -52,10 +52,10 @@ chaos: install
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 run: install
-	$(BIN)/python -m worker.devstack
+	$(BIN)/python -m worker.dev.devstack
 
 demo: install
-	$(BIN)/python -m worker.demo
+	$(BIN)/python -m worker.dev.demo
 
 # callmatch doctor / setup on the emulators' plainest Salesforce org and HubSpot portal
 readiness-demo: install
@@ -63,7 +63,7 @@ readiness-demo: install
 
 # docs/schemas/*.schema.json from the models that read the documents (CI fails when one is stale)
 schemas: install
-	$(BIN)/python -m worker.schema_export
+	$(BIN)/python -m worker.config.schema_export
 
 examples: install
 	$(BIN)/callmatch decide --format text $(EXAMPLES)

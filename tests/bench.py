@@ -22,9 +22,9 @@ from pathlib import Path
 
 from adapters.crm.scenario import ScenarioCrm
 from tests.scenario_gen import generate_scenarios
-from worker.association import associate
+from worker.config.scenario import parse_scenario
 from worker.engine.rules import apply_rules
-from worker.scenario import parse_scenario
+from worker.pipeline.association import associate
 
 SECTIONS = (
     "tests.bench_salesforce",

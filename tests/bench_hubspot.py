@@ -22,9 +22,9 @@ from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, JsonObje
 from adapters.crm.hubspot.mapping import HubSpotMapping
 from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
 from tests.scenario_gen import generate_scenarios
-from worker.association import associate
-from worker.model import Scenario
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import Scenario
+from worker.pipeline.association import associate
 
 TOKEN = "pat-emulator-token"
 

@@ -23,11 +23,11 @@ from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.scenario_gen import generate_scenario
-from worker.association import associate
+from worker.config.scenario import parse_scenario
+from worker.core.model import CrmSlice, OwnerMode, Scenario
+from worker.core.port import CrmPort, Lookup
 from worker.engine.rules import corresponding_activities
-from worker.model import CrmSlice, OwnerMode, Scenario
-from worker.port import CrmPort, Lookup
-from worker.scenario import parse_scenario
+from worker.pipeline.association import associate
 
 
 class PerObjectSalesforceCrm(SalesforceCrm):

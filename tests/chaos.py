@@ -53,11 +53,11 @@ from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import DEFAULT_FAULT_MIX, RATE_KINDS, SalesforceEmulator
 from tests.redis_server import free_port
-from worker.association import decide_scenario
-from worker.devstack import worker_command
-from worker.model import Decision, Scenario
-from worker.scenario import parse_scenario
-from worker.store import CallStatus, CallStore
+from worker.config.scenario import parse_scenario
+from worker.core.model import Decision, Scenario
+from worker.dev.devstack import worker_command
+from worker.pipeline.association import decide_scenario
+from worker.pipeline.store import CallStatus, CallStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -531,7 +531,7 @@ class Chaos:
         )
         beat = Proc(
             "beat",
-            [str(BIN / "celery"), "-A", "worker.tasks:app", "beat", "--loglevel", "INFO"],
+            [str(BIN / "celery"), "-A", "worker.pipeline.tasks:app", "beat", "--loglevel", "INFO"],
             env,
             self.log_dir,
             code,

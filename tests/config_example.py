@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from worker.tenants import Tenants, load_tenants
+from worker.config.tenants import Tenants, load_tenants
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "tenants.example.yaml"
 

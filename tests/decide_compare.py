@@ -81,9 +81,17 @@ def broken(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return out
 
 
+def cli_module(checkout: Path) -> str | None:
+    """The CLI's module in that checkout: `worker.ops.cli` since the layout by role, `worker.cli` before."""
+    for module in ("worker.ops.cli", "worker.cli"):
+        if (checkout / (module.replace(".", "/") + ".py")).is_file():
+            return module
+    return None
+
+
 def _decide(files: list[str], env: dict[str, str], cwd: Path) -> tuple[bytes, bytes, int]:
     proc = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "decide", *files],
+        [sys.executable, "-m", str(cli_module(cwd)), "decide", *files],
         capture_output=True,
         env=env,
         cwd=cwd,
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     before: Path = args.before.resolve()
-    if not (before / "worker" / "cli.py").is_file():
+    if cli_module(before) is None:
         parser.error(f"{before} is not a callmatch checkout")
     rng = random.Random(args.seed)
     generated = generate_scenarios(args.count, args.seed)

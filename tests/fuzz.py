@@ -49,9 +49,9 @@ import redis
 
 from tests.adapters.providers import samples
 from tests.redis_server import redis_server
-from worker.events import CallEvent
+from worker.config.tenants import parse_tenants
 from worker.ingest.app import create_app
-from worker.tenants import parse_tenants
+from worker.ingest.events import CallEvent
 
 PROVIDERS = ("aircall", "ringover", "zoom", "google_meet", "teams")
 MAX_ID = 255

@@ -25,7 +25,7 @@ from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.redis_server import redis_server
-from worker.scenario import loads_scenario
+from worker.config.scenario import loads_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 BASIC = ROOT / "config" / "examples" / "basic.json"

@@ -186,7 +186,7 @@ def test_plain_install_runs_receiver_worker_and_beat(
         "CALLMATCH_DEMO_RINGOVER_KEY": "packaging-ringover-key-" + "0" * 48,
         "CALLMATCH_DEMO_ZOOM_SECRET": "packaging-zoom-secret",
     }
-    celery = [str(bin_dir / "celery"), "-A", "worker.tasks:app"]
+    celery = [str(bin_dir / "celery"), "-A", "worker.pipeline.tasks:app"]
     processes = Processes(env, outside)
     try:
         receiver = processes.start("receiver", [str(bin_dir / "python"), "-m", "worker.ingest.server"])

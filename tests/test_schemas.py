@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT
-from worker import schema_export
-from worker.scenario import ScenarioDocument
+from worker.config import schema_export
+from worker.config.scenario import ScenarioDocument
 
 SCENARIO_SCHEMA = ROOT / "docs" / "schemas" / "scenario-v1.schema.json"
 EXAMPLES = sorted(

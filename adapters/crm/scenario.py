@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from adapters.redis_errors import redis_call
-from worker.model import (
+from worker.core.model import (
     Account,
     Activity,
     ActivityType,
@@ -30,8 +30,8 @@ from worker.model import (
     Opportunity,
     User,
 )
-from worker.normalize import norm_domain, norm_email, to_e164
-from worker.port import ActivityQuery, CrmPort, WrittenActivity
+from worker.core.normalize import norm_domain, norm_email, to_e164
+from worker.core.port import ActivityQuery, CrmPort, WrittenActivity
 
 _R = TypeVar("_R", User, Account, Contact, Lead, Opportunity, Activity)
 

@@ -26,9 +26,9 @@ from tests.conftest import free_port, wait_until
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
-from worker.devstack import worker_command
-from worker.scenario import parse_scenario
-from worker.store import CallRecord, CallStatus, CallStore
+from worker.config.scenario import parse_scenario
+from worker.dev.devstack import worker_command
+from worker.pipeline.store import CallRecord, CallStatus, CallStore
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -245,7 +245,7 @@ class Stack:
                 proc.wait(timeout=10)
 
     def start_beat(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        argv = [str(BIN / "celery"), "-A", "worker.tasks:app", "beat", "--loglevel", "INFO"]
+        argv = [str(BIN / "celery"), "-A", "worker.pipeline.tasks:app", "beat", "--loglevel", "INFO"]
         self.beat = self._spawn(argv, "beat.log", extra_env)
         return self.beat
 

@@ -19,9 +19,9 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.e2e.stack import BIN, ROOT, TENANT, RedisProcess, Stack, running_stack
-from worker.celery_app import create_celery
-from worker.store import CallStatus
-from worker.tasks import FETCH_TASK
+from worker.pipeline.celery_app import create_celery
+from worker.pipeline.store import CallStatus
+from worker.pipeline.tasks import FETCH_TASK
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +224,7 @@ def test_a_worker_started_before_a_tenant_was_added_picks_it_up(stack: Stack) ->
 def test_a_call_for_a_tenant_no_worker_knows_is_a_dead_letter_replayable_once_configured(
     stack: Stack,
 ) -> None:
-    from worker.events import CallEvent
+    from worker.ingest.events import CallEvent
 
     event = {
         "version": 1,
@@ -273,7 +273,7 @@ def test_worker_and_beat_refuse_a_bad_tenants_file_with_one_line(
     bad.write_text(
         Path(stack.env["CALLMATCH_TENANTS"]).read_text().replace("kind: salesforce", "kind: dynamics")
     )
-    argv = [str(BIN / "celery"), "-A", "worker.tasks:app", role, "--loglevel", "INFO"]
+    argv = [str(BIN / "celery"), "-A", "worker.pipeline.tasks:app", role, "--loglevel", "INFO"]
     if role == "worker":
         argv += ["-Q", "callmatch", "-c", "1"]
     proc = subprocess.run(

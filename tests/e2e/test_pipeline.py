@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.e2e.stack import Stack, running_stack
-from worker.store import CallStatus
+from worker.pipeline.store import CallStatus
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.stack import Stack, running_stack
 from tests.emulators.salesforce.profile import OrgProfile
-from worker.store import CallStatus
+from worker.pipeline.store import CallStatus
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from tests.conftest import free_port, wait_until
 from tests.e2e.stack import BIN, FAST_ENV, ROOT
 from tests.emulators.providers.server import ProviderEmulator, graph_lifecycle
 from tests.worker.test_subscriptions import tenants_document
-from worker.devstack import worker_command
-from worker.subscriptions import SubscriptionStore
+from worker.dev.devstack import worker_command
+from worker.ingest.subscriptions import SubscriptionStore
 
 T0 = dt.datetime(2026, 6, 1, 0, 0, tzinfo=dt.UTC)
 PUBLIC = "https://callmatch.example"
@@ -168,7 +168,7 @@ def test_subscribe_then_a_worker_reauthorizes_and_beat_renews(world: Any) -> Non
         [
             str(BIN / "celery"),
             "-A",
-            "worker.tasks:app",
+            "worker.pipeline.tasks:app",
             "beat",
             "--loglevel",
             "INFO",

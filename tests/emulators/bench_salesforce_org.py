@@ -27,9 +27,9 @@ from tests.emulators.salesforce.bigorg import REFERENCE, generate_crm, user_emai
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator, dispatch
-from worker.association import associate
-from worker.model import Call, Person
-from worker.scenario import parse_policy, parse_scenario
+from worker.config.scenario import parse_policy, parse_scenario
+from worker.core.model import Call, Person
+from worker.pipeline.association import associate
 
 POLICY: dict[str, Any] = {"crm": "salesforce", "default_region": "FR", "timezone": "Europe/Paris"}
 

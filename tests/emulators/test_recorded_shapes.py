@@ -46,8 +46,8 @@ from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.recorded import Exchange, entry, exchanges, shape_differences
-from worker.model import Account, CrmSlice
-from worker.scenario import loads_scenario
+from worker.config.scenario import loads_scenario
+from worker.core.model import Account, CrmSlice
 
 HS_TOKEN = "pat-emulator-token"
 NOW = "2026-03-01T09:00:00Z"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from worker.association import decide_scenario
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.pipeline.association import decide_scenario
 
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 ORGANIZER = "rep@ourco.example"

@@ -10,14 +10,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.worker.test_service import NOW, event
-from worker.admin import mount
-from worker.celery_app import create_celery
-from worker.crm_factory import CrmFactory
-from worker.ops import celery_sender
-from worker.service import Pipeline
-from worker.store import CallStore, Stage
-from worker.tasks import REFRESH_TASK
-from worker.tenants import load_tenants
+from worker.config.tenants import load_tenants
+from worker.ops.actions import celery_sender
+from worker.ops.admin import mount
+from worker.pipeline.celery_app import create_celery
+from worker.pipeline.crm_factory import CrmFactory
+from worker.pipeline.service import Pipeline
+from worker.pipeline.store import CallStore, Stage
+from worker.pipeline.tasks import REFRESH_TASK
 
 ROOT = Path(__file__).resolve().parents[2]
 CALL = "aircall:812731"
@@ -133,7 +133,7 @@ def test_setup_answers_the_steps(client: TestClient) -> None:
 
 
 def test_setup_answers_502_when_a_step_failed(redis_client) -> None:
-    from worker.tenants import parse_tenants
+    from worker.config.tenants import parse_tenants
 
     document = {
         "version": 1,

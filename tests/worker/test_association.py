@@ -7,9 +7,9 @@ import random
 from adapters.crm.scenario import ScenarioCrm
 from tests.scenario_gen import generate_scenarios
 from tests.worker.builders import activity_doc_free, contact, doc, opp
-from worker.association import associate, gather, needed_keys
-from worker.model import CrmSlice
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import CrmSlice
+from worker.pipeline.association import associate, gather, needed_keys
 
 
 def test_ordinary_call_costs_two_rounds_of_batched_reads() -> None:

@@ -26,8 +26,8 @@ from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.worker.test_readiness import subscribed
-from worker.cli import main
-from worker.scenario import loads_scenario
+from worker.config.scenario import loads_scenario
+from worker.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 BASIC = ROOT / "config" / "examples" / "basic.json"

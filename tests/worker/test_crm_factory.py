@@ -9,9 +9,9 @@ import pytest
 from adapters.crm.hubspot.adapter import HubSpotCrm
 from adapters.crm.salesforce.adapter import SalesforceCrm
 from adapters.crm.scenario import ScenarioCrm
-from worker.crm_factory import CrmFactory
-from worker.model import Policy
-from worker.tenants import CrmConfig, Tenant
+from worker.config.tenants import CrmConfig, Tenant
+from worker.core.model import Policy
+from worker.pipeline.crm_factory import CrmFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 

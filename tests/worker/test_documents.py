@@ -1,4 +1,4 @@
-"""worker.documents: pydantic's errors in our one form, `field.path: reason`, first error first."""
+"""worker.config.documents: pydantic's errors in our one form, `field.path: reason`, first error first."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import pytest
 from pydantic import BaseModel, ConfigDict, Strict, StringConstraints, ValidationError, model_validator
 
-from worker.documents import (
+from worker.config.documents import (
     NON_BLANK,
     ROOT,
     InvalidDocument,
@@ -18,7 +18,7 @@ from worker.documents import (
     unknown_keys,
     validate,
 )
-from worker.model import OwnerMode
+from worker.core.model import OwnerMode
 
 
 class Inner(BaseModel):

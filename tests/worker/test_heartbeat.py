@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worker.heartbeat import processes, report
-from worker.ops import config_warnings
-from worker.tenants import TenantsSource
+from worker.config.tenants import TenantsSource
+from worker.ops.actions import config_warnings
+from worker.pipeline.heartbeat import processes, report
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLMATCH = str(Path(sys.executable).parent / "callmatch")

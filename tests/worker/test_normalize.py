@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.normalize import email_domain, mask_email, mask_phone, norm_domain, norm_email, to_e164
+from worker.core.normalize import email_domain, mask_email, mask_phone, norm_domain, norm_email, to_e164
 
 
 def test_m1_email_trimmed_and_lowercased() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from worker.observability import ASSOCIATIONS, JsonFormatter, metrics_text, redact, timed
+from worker.core.observability import ASSOCIATIONS, JsonFormatter, metrics_text, redact, timed
 
 
 def test_redact_masks_emails_and_phones_but_keeps_dates_and_ids() -> None:

@@ -10,11 +10,11 @@ from kombu.exceptions import OperationalError
 
 from tests.worker.test_opscli import CALL, ROOT
 from tests.worker.test_service import NOW, event
-from worker import ops
-from worker.crm_factory import CrmFactory
-from worker.service import Pipeline
-from worker.store import CallStatus, CallStore, Stage
-from worker.tenants import load_tenants
+from worker.config.tenants import load_tenants
+from worker.ops import actions as ops
+from worker.pipeline.crm_factory import CrmFactory
+from worker.pipeline.service import Pipeline
+from worker.pipeline.store import CallStatus, CallStore, Stage
 
 
 @pytest.fixture()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.worker.test_service import event
-from worker.store import Stage
-from worker.tasks import ASSOCIATE_TASK, REFRESH_TASK
+from worker.pipeline.store import Stage
+from worker.pipeline.tasks import ASSOCIATE_TASK, REFRESH_TASK
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLMATCH = str(Path(sys.executable).parent / "callmatch")
@@ -38,10 +38,10 @@ def cli(redis_url: str, redis_client):
 @pytest.fixture()
 def decided(redis_client):
     from tests.worker.test_service import NOW
-    from worker.crm_factory import CrmFactory
-    from worker.service import Pipeline
-    from worker.store import CallStore
-    from worker.tenants import load_tenants
+    from worker.config.tenants import load_tenants
+    from worker.pipeline.crm_factory import CrmFactory
+    from worker.pipeline.service import Pipeline
+    from worker.pipeline.store import CallStore
 
     tenants = load_tenants(ROOT / "config" / "tenants.yaml")
     pipeline = Pipeline(tenants, CallStore(redis_client, clock=lambda: NOW), CrmFactory(redis_client).crm_for)

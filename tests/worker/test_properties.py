@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.scenario_gen import generate_scenario
-from worker.association import decide_scenario
+from worker.config.scenario import ScenarioError, parse_scenario
 from worker.engine.rules import apply_rules
-from worker.scenario import ScenarioError, parse_scenario
+from worker.pipeline.association import decide_scenario
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(min_value=0, max_value=2**32 - 1)

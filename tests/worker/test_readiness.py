@@ -1,4 +1,4 @@
-"""worker.readiness: a tenant's doctor and setup, through the real CRM admin and the provider emulator."""
+"""worker.ops.readiness: a tenant's doctor and setup, through the real CRM admin and the provider emulator."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from tests.adapters.providers.api_tenant import provider_emulator
 from tests.adapters.providers.test_clients import _tenant as emulated_tenant
 from tests.conftest import free_port
 from tests.emulators.providers.server import ProviderEmulator
-from worker import readiness
-from worker.crm_factory import CrmFactory, ScenarioAdmin
-from worker.model import Policy
-from worker.tenants import CrmConfig, ProviderConfig, Tenant, load_tenants
+from worker.config.tenants import CrmConfig, ProviderConfig, Tenant, load_tenants
+from worker.core.model import Policy
+from worker.ops import readiness
+from worker.pipeline.crm_factory import CrmFactory, ScenarioAdmin
 
 ROOT = Path(__file__).resolve().parents[2]
 BASIC = ROOT / "config" / "examples" / "basic.json"
@@ -46,8 +46,8 @@ def subscribed(redis_client: Any, tenant: str, *providers: str, state: str = "ac
     """Our Graph / Workspace Events subscriptions as `callmatch providers subscribe` leaves them."""
     import datetime as dt
 
-    from worker.clock import process_clock
-    from worker.subscriptions import Subscription, SubscriptionStore
+    from worker.ingest.subscriptions import Subscription, SubscriptionStore
+    from worker.pipeline.clock import process_clock
 
     now = process_clock()()
     for provider in providers:
@@ -251,7 +251,7 @@ def test_the_admin_of_a_crm_tenant_is_the_client_its_ports_use(redis_client) -> 
 
 
 def test_safe_text_keeps_a_portal_id_and_masks_emails_and_phones() -> None:
-    from worker.readiness import safe_text
+    from worker.ops.readiness import safe_text
 
     text = safe_text("token accepted (portal 243567891) for jane@acme.com, call +33 6 12 34 56 78", [])
     assert "portal 243567891" in text

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.worker.builders import doc
-from worker.cli import decide_files
-from worker.model import DEFAULT_FREE_MAIL_DOMAINS, OwnerMode, Strategy
-from worker.scenario import ScenarioError, loads_scenario, parse_document, parse_policy, parse_scenario
+from worker.config.scenario import ScenarioError, loads_scenario, parse_document, parse_policy, parse_scenario
+from worker.core.model import DEFAULT_FREE_MAIL_DOMAINS, OwnerMode, Strategy
+from worker.ops.cli import decide_files
 
 
 def test_defaults_when_policy_and_lists_are_absent() -> None:

@@ -9,12 +9,12 @@ import pytest
 
 from adapters.crm.scenario import RedisActivityLog, ScenarioCrm
 from tests.conftest import example_dir
-from worker.events import CallEvent
-from worker.model import CallKind
-from worker.scenario import loads_scenario
-from worker.service import NotReadyError, Pipeline
-from worker.store import CallStatus, CallStore, Stage
-from worker.tenants import CrmConfig, Tenant, Tenants
+from worker.config.scenario import loads_scenario
+from worker.config.tenants import CrmConfig, Tenant, Tenants
+from worker.core.model import CallKind
+from worker.ingest.events import CallEvent
+from worker.pipeline.service import NotReadyError, Pipeline
+from worker.pipeline.store import CallStatus, CallStore, Stage
 
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=dt.UTC)
 
@@ -140,7 +140,7 @@ def test_a_call_without_fetched_participants_says_why_in_its_trace(pipeline: Pip
 
 
 def test_event_notes_round_trip_and_are_checked() -> None:
-    from worker.events import EventError
+    from worker.ingest.events import EventError
 
     noted = event().noting("teams: GET /users/u1 answered 403").noting("teams: GET /users/u1 answered 403")
     assert noted.notes == ("teams: GET /users/u1 answered 403",)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from worker.store import CallStatus, CallStore, RecordNotFoundError, Stage
+from worker.pipeline.store import CallStatus, CallStore, RecordNotFoundError, Stage
 
 T0 = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 

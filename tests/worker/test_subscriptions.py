@@ -20,12 +20,12 @@ from fastapi.testclient import TestClient
 
 from tests.adapters.providers import samples
 from tests.emulators.providers.server import ProviderEmulator, graph_lifecycle, workspace_lifecycle
-from worker.celery_app import PROCESS_CALL_TASK, QUEUE, create_celery
-from worker.cli import main
+from worker.config.tenants import Tenants, parse_tenants
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
-from worker.subscriptions import KEY, LIFECYCLE_TASK, SubscriptionError, Subscriptions, digest
-from worker.tenants import Tenants, parse_tenants
+from worker.ingest.subscriptions import KEY, LIFECYCLE_TASK, SubscriptionError, Subscriptions, digest
+from worker.ops.cli import main
+from worker.pipeline.celery_app import PROCESS_CALL_TASK, QUEUE, create_celery
 
 T0 = samples.NOW
 AZURE_TENANT = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
@@ -638,8 +638,8 @@ class _Task:
 
 
 def test_beat_schedules_the_renewal_pass() -> None:
-    from worker.celery_app import app
-    from worker.tasks import SUBSCRIPTION_CHECK_SECONDS
+    from worker.pipeline.celery_app import app
+    from worker.pipeline.tasks import SUBSCRIPTION_CHECK_SECONDS
 
     entry = app.conf.beat_schedule["renew-provider-subscriptions"]
     assert (
@@ -648,7 +648,7 @@ def test_beat_schedules_the_renewal_pass() -> None:
 
 
 def test_the_renewal_pass_survives_redis_going_away(service, clock, redis_url) -> None:
-    from worker.tasks import renew_subscriptions_once
+    from worker.pipeline.tasks import renew_subscriptions_once
 
     service.subscribe("acme", "teams")
     clock.advance(hours=40)
@@ -662,7 +662,7 @@ def test_the_renewal_pass_survives_redis_going_away(service, clock, redis_url) -
 def test_a_lifecycle_notification_the_provider_cannot_take_now_is_retried(service, emulator) -> None:
     from celery.exceptions import Retry
 
-    from worker.tasks import run_lifecycle
+    from worker.pipeline.tasks import run_lifecycle
 
     sub = service.subscribe("acme", "teams")[0]
     notice = {

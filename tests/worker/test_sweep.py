@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import wait_until
-from worker.store import CallStore, Stage
-from worker.sweep import start_sweeper, sweep_once
+from worker.pipeline.store import CallStore, Stage
+from worker.pipeline.sweep import start_sweeper, sweep_once
 
 
 def test_only_stalled_calls_that_owe_a_stage_are_woken_once_per_deadline(redis_client: Any) -> None:
@@ -47,7 +47,7 @@ def test_a_call_whose_message_waits_behind_a_backlog_is_not_sent_twice(redis_cli
     import json
     import time
 
-    from worker.celery_app import SENT_AT_HEADER
+    from worker.pipeline.celery_app import SENT_AT_HEADER
 
     store = CallStore(redis_client, stall_seconds=-1)
     store.create("acme", "a:queued", {})

@@ -17,10 +17,10 @@ from celery.exceptions import Retry
 from adapters.errors import FatalError
 from tests.adapters.crm.redis_down import StoppableRedis, stoppable_redis
 from tests.worker.test_service import NOW, event
-from worker.service import Pipeline
-from worker.store import CallStatus, CallStore, Stage
-from worker.tasks import run_stage
-from worker.tenants import CrmConfig, Tenant, Tenants
+from worker.config.tenants import CrmConfig, Tenant, Tenants
+from worker.pipeline.service import Pipeline
+from worker.pipeline.store import CallStatus, CallStore, Stage
+from worker.pipeline.tasks import run_stage
 
 
 @dataclass

@@ -6,9 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from worker.core.model import Account, Call, Contact, CrmSlice, Lead, Person, Policy
+from worker.core.normalize import email_domain, mask_email, mask_phone, norm_domain, norm_email, to_e164
 from worker.engine.trace import Trace
-from worker.model import Account, Call, Contact, CrmSlice, Lead, Person, Policy
-from worker.normalize import email_domain, mask_email, mask_phone, norm_domain, norm_email, to_e164
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from worker.engine.matching import Matching, match_participants
-from worker.engine.selection import Clock, Selector
-from worker.engine.trace import Trace
-from worker.model import (
+from worker.core.model import (
     Account,
     Activity,
     ActivityType,
@@ -30,7 +27,10 @@ from worker.model import (
     Policy,
     Previous,
 )
-from worker.normalize import email_domain, norm_domain, norm_email
+from worker.core.normalize import email_domain, norm_domain, norm_email
+from worker.engine.matching import Matching, match_participants
+from worker.engine.selection import Clock, Selector
+from worker.engine.trace import Trace
 
 
 @lru_cache(maxsize=256)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker.core.model import Opportunity, OwnerMode, Policy, Strategy
 from worker.engine.trace import Trace
-from worker.model import Opportunity, OwnerMode, Policy, Strategy
 
 RUNNER_UP_LIMIT = 8
 _DAY = 86400.0

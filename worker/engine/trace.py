@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.model import TraceEntry
+from worker.core.model import TraceEntry
 
 
 class Trace:

@@ -29,7 +29,7 @@ from adapters.errors import (
 )
 from adapters.ratelimit import Limiter, NullLimiter, RedisRateLimiter
 from adapters.retry import call_with_retries
-from worker.tenants import ProviderConfig, Tenant
+from worker.config.tenants import ProviderConfig, Tenant
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 10.0

@@ -27,16 +27,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from worker.celery_app import STALL_SECONDS
+from worker.config.tenants import Tenants, TenantsSource
+from worker.core.observability import metrics_text
 from worker.ingest import metrics
 from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, seen_key
 from worker.ingest.enqueue import Enqueuer
 from worker.ingest.logsafe import describe
 from worker.ingest.providers import HANDLERS
 from worker.ingest.webhook import Challenge, Delivery, Handler, WebhookError, WebhookRequest, check_event
-from worker.observability import metrics_text
-from worker.store import Accepted, CallStore
-from worker.tenants import Tenants, TenantsSource
+from worker.pipeline.celery_app import STALL_SECONDS
+from worker.pipeline.store import Accepted, CallStore
 
 log = logging.getLogger("callmatch.ingest")
 

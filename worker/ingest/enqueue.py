@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from worker.celery_app import PROCESS_CALL_TASK, QUEUE, sent_now
-from worker.events import CallEvent
+from worker.ingest.events import CallEvent
+from worker.pipeline.celery_app import PROCESS_CALL_TASK, QUEUE, sent_now
 
 
 class Enqueuer(Protocol):

@@ -19,9 +19,9 @@ from adapters.providers.google_meet import client as google_meet
 from adapters.providers.ringover import client as ringover
 from adapters.providers.teams import client as teams
 from adapters.providers.zoom import client as zoom
-from worker.events import CallEvent
+from worker.config.tenants import Tenant
 from worker.ingest.apiclient import FetchContext
-from worker.tenants import Tenant
+from worker.ingest.events import CallEvent
 
 Fetcher = Callable[[CallEvent, FetchContext], CallEvent]
 

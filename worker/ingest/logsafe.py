@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.events import CallEvent
-from worker.normalize import mask_email, mask_phone
+from worker.core.normalize import mask_email, mask_phone
+from worker.ingest.events import CallEvent
 
 
 def describe(event: CallEvent) -> str:

@@ -7,15 +7,15 @@ import sys
 import redis
 from fastapi import FastAPI
 
-from worker.celery_app import create_celery, redis_url
-from worker.clock import process_clock
-from worker.durability import warn_if_weak
-from worker.heartbeat import start_heartbeat
+from worker.config.settings import settings
+from worker.config.tenants import TenantsError, TenantsSource, default_tenants_path
+from worker.core.observability import configure_logging
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
-from worker.observability import configure_logging
-from worker.settings import settings
-from worker.tenants import TenantsError, TenantsSource, default_tenants_path
+from worker.pipeline.celery_app import create_celery, redis_url
+from worker.pipeline.clock import process_clock
+from worker.pipeline.durability import warn_if_weak
+from worker.pipeline.heartbeat import start_heartbeat
 
 
 def build_app() -> FastAPI:
@@ -26,8 +26,8 @@ def build_app() -> FastAPI:
     app = create_app(source, CeleryEnqueuer(create_celery(url)), client, clock=process_clock())
     start_heartbeat("receiver", source, url)
     warn_if_weak(client)
-    from worker.admin import mount
-    from worker.tasks import pipeline
+    from worker.ops.admin import mount
+    from worker.pipeline.tasks import pipeline
 
     mount(app, pipeline, client)
     return app

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.events import CallEvent, EventError
-from worker.model import Person
-from worker.tenants import ProviderConfig, Tenant
+from worker.config.tenants import ProviderConfig, Tenant
+from worker.core.model import Person
+from worker.ingest.events import CallEvent, EventError
 
 
 class WebhookError(Exception):

@@ -79,7 +79,7 @@ from adapters.crm.hubspot.mapping import (
 )
 from adapters.crm.readiness import MissingRequirementError
 from adapters.errors import FatalError
-from worker.model import (
+from worker.core.model import (
     Account,
     Activity,
     Call,
@@ -93,8 +93,8 @@ from worker.model import (
     Opportunity,
     User,
 )
-from worker.normalize import norm_domain, norm_email
-from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
+from worker.core.normalize import norm_domain, norm_email
+from worker.core.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
 
 MAX_GROUPS = 5
 MAX_IN_VALUES = 100

@@ -16,7 +16,7 @@ from typing import Any
 
 import phonenumbers
 
-from worker.model import (
+from worker.core.model import (
     Account,
     Activity,
     ActivityType,
@@ -26,7 +26,7 @@ from worker.model import (
     Opportunity,
     User,
 )
-from worker.normalize import norm_domain, norm_email, to_e164
+from worker.core.normalize import norm_domain, norm_email, to_e164
 
 JsonObject = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """One HubSpot portal as the worker sees it: a shared client, caches and ledger, and a fresh port per call.
 
-Built from a tenant's `crm` settings and credentials (worker.tenants.CrmConfig):
+Built from a tenant's `crm` settings and credentials (worker.config.tenants.CrmConfig):
 
 - credentials: `access_token` (private app), or `client_id`, `client_secret` and
   `refresh_token` (public app; the access token is refreshed by `expires_in`);

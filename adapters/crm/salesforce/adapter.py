@@ -71,7 +71,7 @@ from adapters.crm.salesforce.soql import (
     sosl_escape,
 )
 from adapters.errors import ExternalError, FatalError, RetryableError
-from worker.model import (
+from worker.core.model import (
     Account,
     Activity,
     Call,
@@ -85,8 +85,8 @@ from worker.model import (
     Opportunity,
     User,
 )
-from worker.normalize import norm_domain, norm_email, to_e164
-from worker.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
+from worker.core.normalize import norm_domain, norm_email, to_e164
+from worker.core.port import ActivityQuery, CrmPort, Lookup, WrittenActivity
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

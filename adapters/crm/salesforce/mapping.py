@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.model import Account, Activity, ActivityType, Contact, ContactRole, Lead, Opportunity, User
-from worker.normalize import norm_domain, norm_email
+from worker.core.model import Account, Activity, ActivityType, Contact, ContactRole, Lead, Opportunity, User
+from worker.core.normalize import norm_domain, norm_email
 
 CONTACT_PHONE_FIELDS: tuple[str, ...] = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
 LEAD_PHONE_FIELDS: tuple[str, ...] = ("Phone", "MobilePhone")

@@ -1,6 +1,6 @@
 """One Salesforce org as the worker sees it: a shared client per tenant and a fresh port per call.
 
-Built from a tenant's `crm` settings and credentials (worker.tenants.CrmConfig):
+Built from a tenant's `crm` settings and credentials (worker.config.tenants.CrmConfig):
 
 - credentials: `client_id`, `client_secret` and `refresh_token` (OAuth), or `client_id`,
   `client_secret`, `username` and `password` (login); `access_token` optionally, to
@@ -38,7 +38,7 @@ from adapters.crm.salesforce.mapping import SalesforceSettings
 from adapters.crm.salesforce.setup import run_setup
 from adapters.ratelimit import ApiBudget, RedisRateLimiter
 from adapters.sessions import RedisSessions, SessionSettings
-from worker.tenants import Tenant
+from worker.config.tenants import Tenant
 
 _TEXT_FIELDS = tuple(
     f.name

@@ -11,10 +11,10 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError
 from adapters.providers.aircall.webhook import add_person, call_people
 from adapters.providers.checks import probe_client, refused
-from worker.events import CallEvent
+from worker.core.model import Person
 from worker.ingest.apiclient import FetchContext, reading
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import Fields
-from worker.model import Person
 
 DEFAULT_BASE_URL = "https://api.aircall.io"
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hmac
 
-from worker.events import CallEvent
+from worker.core.model import CallKind, Direction, Person
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import (
     Delivery,
     Fields,
@@ -24,7 +25,6 @@ from worker.ingest.webhook import (
     check_event,
     load_json,
 )
-from worker.model import CallKind, Direction, Person
 
 PROVIDER = "aircall"
 ENDED = "call.ended"

@@ -29,7 +29,8 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import probe_client, refused
-from worker.events import CallEvent, iso_utc
+from worker.core.model import Person
+from worker.core.normalize import norm_email
 from worker.ingest.apiclient import (
     ApiClient,
     BearerToken,
@@ -38,9 +39,8 @@ from worker.ingest.apiclient import (
     shared_token,
     token_response,
 )
+from worker.ingest.events import CallEvent, iso_utc
 from worker.ingest.webhook import Fields
-from worker.model import Person
-from worker.normalize import norm_email
 
 MEET_URL = "https://meet.googleapis.com"
 DIRECTORY_URL = "https://admin.googleapis.com"

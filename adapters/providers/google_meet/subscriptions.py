@@ -4,13 +4,13 @@ The subscription watches `events_target`: a Meet space (`//meet.googleapis.com/s
 or a user (`//cloudidentity.googleapis.com/users/{id}`: the spaces that user owns), and
 publishes to `pubsub_topic`, whose push subscription delivers to our receiver. Without the
 resource in the payload Google keeps a Meet subscription at most 7 days, so
-`worker.subscriptions` renews it (`PATCH subscriptions/{id}?updateMask=ttl`). Create, update
+`worker.ingest.subscriptions` renews it (`PATCH subscriptions/{id}?updateMask=ttl`). Create, update
 and reactivate answer a long-running Operation whose `response` is the subscription.
 
 Google keeps one subscription per user, app and target: a second create answers 409
 ALREADY_EXISTS. `find` lists the ones on a target (`GET subscriptions?filter=event_types:"..."
 AND target_resource="..."`: the filter must name an event type; a user token lists only the
-subscriptions that user authorized) so `worker.subscriptions` can adopt ours.
+subscriptions that user authorized) so `worker.ingest.subscriptions` can adopt ours.
 
 Lifecycle events reach the same topic as CloudEvents (`ce-type`): expirationReminder
 (12 h and 1 h before expiry: renew), suspended (an error stopped delivery: reactivate once

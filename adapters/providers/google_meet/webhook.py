@@ -27,7 +27,9 @@ from collections.abc import Mapping
 
 import jwt
 
-from worker.events import CallEvent
+from worker.config.tenants import ProviderConfig
+from worker.core.model import CallKind
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import (
     MAX_ID_LENGTH,
     Delivery,
@@ -41,8 +43,6 @@ from worker.ingest.webhook import (
     load_json,
     parse_iso,
 )
-from worker.model import CallKind
-from worker.tenants import ProviderConfig
 
 PROVIDER = "google_meet"
 ENDED = "google.workspace.meet.conference.v2.ended"
@@ -137,7 +137,7 @@ class LifecycleUnavailable(WebhookError):
 
 def _lifecycle(request: WebhookRequest, data: Fields, attributes: _Attributes, event_type: str) -> Delivery:
     """expirationReminder, suspended, expired: queued for `callmatch.subscription_lifecycle`, acknowledged now."""
-    from worker.subscriptions import queue_lifecycle
+    from worker.ingest.subscriptions import queue_lifecycle
 
     subscription = data.opt_obj("subscription")
     name = subscription.opt_str("name", MAX_ID_LENGTH) if subscription is not None else None

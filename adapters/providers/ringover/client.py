@@ -14,8 +14,8 @@ from adapters.errors import ExternalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import probe_client, refused
 from adapters.providers.ringover.webhook import direction, external_party, organizer
-from worker.events import CallEvent
 from worker.ingest.apiclient import FetchContext, reading
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import Fields
 
 DEFAULT_BASE_URL = "https://public-api.ringover.com"

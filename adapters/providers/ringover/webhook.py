@@ -19,7 +19,8 @@ from typing import Any
 
 import jwt
 
-from worker.events import CallEvent
+from worker.core.model import CallKind, Direction, Person
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import (
     Delivery,
     Fields,
@@ -29,7 +30,6 @@ from worker.ingest.webhook import (
     check_event,
     load_json,
 )
-from worker.model import CallKind, Direction, Person
 
 PROVIDER = "ringover"
 SIGNATURE_HEADER = "x-ringover-webhook-signature"

@@ -29,7 +29,9 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import missing_scopes, probe_client, refused, wording
-from worker.events import CallEvent
+from worker.config.tenants import Tenant
+from worker.core.model import CallKind, Direction, Person
+from worker.core.normalize import norm_email
 from worker.ingest.apiclient import (
     ApiClient,
     BearerToken,
@@ -38,10 +40,8 @@ from worker.ingest.apiclient import (
     shared_token,
     token_response,
 )
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import MAX_ID_LENGTH, Fields
-from worker.model import CallKind, Direction, Person
-from worker.normalize import norm_email
-from worker.tenants import Tenant
 
 DEFAULT_BASE_URL = "https://graph.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com/{azure_tenant_id}/oauth2/v2.0/token"

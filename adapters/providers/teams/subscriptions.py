@@ -2,7 +2,7 @@
 
 Graph only notifies while a subscription lives, and a callRecords subscription
 lives at most 4230 minutes (under 3 days; Graph answers 400 beyond), so
-`worker.subscriptions` renews it with `PATCH /subscriptions/{id}` well before it
+`worker.ingest.subscriptions` renews it with `PATCH /subscriptions/{id}` well before it
 lapses. The same PATCH answers a `reauthorizationRequired` lifecycle notification.
 After `missed`, the call records of the gap are listed with
 `GET /communications/callRecords?$filter=startDateTime ge ... and startDateTime lt ...`

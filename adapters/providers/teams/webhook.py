@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hmac
 
-from worker.events import CallEvent
+from worker.core.model import CallKind
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import (
     MAX_ID_LENGTH,
     Challenge,
@@ -28,7 +29,6 @@ from worker.ingest.webhook import (
     check_text,
     load_json,
 )
-from worker.model import CallKind
 
 PROVIDER = "teams"
 RESOURCE_PREFIX = "communications/callRecords/"
@@ -73,7 +73,7 @@ def _lifecycle_notice(request: WebhookRequest, notification: Fields) -> dict[str
 
 def _queue_lifecycle(notices: list[dict[str, str]]) -> None:
     """Only queued here (a worker renews, recreates or lists the gap), so Graph gets its answer at once."""
-    from worker.subscriptions import queue_lifecycle
+    from worker.ingest.subscriptions import queue_lifecycle
 
     try:
         queue_lifecycle(notices)

@@ -28,7 +28,8 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import missing_scopes, probe_client, refused, wording
-from worker.events import CallEvent
+from worker.core.model import Person
+from worker.core.normalize import norm_email
 from worker.ingest.apiclient import (
     ApiClient,
     BearerToken,
@@ -37,9 +38,8 @@ from worker.ingest.apiclient import (
     shared_token,
     token_response,
 )
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import Fields, PayloadError
-from worker.model import Person
-from worker.normalize import norm_email
 
 _T = TypeVar("_T")
 

@@ -12,7 +12,8 @@ import datetime as dt
 import hashlib
 import hmac
 
-from worker.events import CallEvent
+from worker.core.model import CallKind, Person
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import (
     MAX_ID_LENGTH,
     Challenge,
@@ -24,7 +25,6 @@ from worker.ingest.webhook import (
     check_event,
     load_json,
 )
-from worker.model import CallKind, Person
 
 PROVIDER = "zoom"
 SIGNATURE_HEADER = "x-zm-signature"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.adapters.providers import samples
 from tests.emulators.providers.server import ProviderEmulator
-from worker.tenants import Tenant, parse_tenants
+from worker.config.tenants import Tenant, parse_tenants
 
 
 def api_tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:

@@ -13,10 +13,10 @@ from adapters.errors import FatalError
 from tests.adapters.providers import samples_aircall as ac
 from tests.adapters.providers.api_tenant import api_tenant, emulator  # noqa: F401 (fixture)
 from tests.emulators.providers.server import ProviderEmulator
-from worker.events import CallEvent
+from worker.config.tenants import Tenant
+from worker.core.model import CallKind, Person
 from worker.ingest.enrich import complete_event
-from worker.model import CallKind, Person
-from worker.tenants import Tenant
+from worker.ingest.events import CallEvent
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
 

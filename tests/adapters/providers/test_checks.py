@@ -20,9 +20,9 @@ from tests.adapters.providers.api_tenant import provider_emulator
 from tests.adapters.providers.test_clients import _event
 from tests.adapters.providers.test_clients import _tenant as emulated_tenant
 from tests.emulators.providers.server import ProviderEmulator
+from worker.config.tenants import Tenant
 from worker.ingest.apiclient import FetchContext
 from worker.ingest.enrich import complete_event
-from worker.tenants import Tenant
 
 
 class Sleeps(list[float]):

@@ -14,10 +14,10 @@ from adapters.errors import FatalError, RateLimitedError
 from tests.adapters.providers import samples
 from tests.adapters.providers.api_tenant import provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
-from worker.events import CallEvent
+from worker.config.tenants import Tenant, parse_tenants
+from worker.core.model import CallKind, Direction, Person
 from worker.ingest.enrich import complete_event
-from worker.model import CallKind, Direction, Person
-from worker.tenants import Tenant, parse_tenants
+from worker.ingest.events import CallEvent
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
 AZURE_TENANT = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
@@ -339,10 +339,10 @@ def test_a_webhook_becomes_a_complete_call_through_the_queue(emulator, tenant, r
     from fastapi.testclient import TestClient
 
     from tests.worker.ingest.conftest import queued_events
-    from worker.celery_app import create_celery
+    from worker.config.tenants import Tenants
     from worker.ingest.app import create_app
     from worker.ingest.enqueue import CeleryEnqueuer
-    from worker.tenants import Tenants
+    from worker.pipeline.celery_app import create_celery
 
     emulator.state.zoom_participants["4444AAAiAAAAAiAiAiiAii=="] = _zoom_rows(5)
     app = create_app(

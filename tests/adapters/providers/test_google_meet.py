@@ -23,10 +23,10 @@ from tests.adapters.providers import samples
 from tests.adapters.providers import samples_google_meet as sg
 from tests.adapters.providers.api_tenant import provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
-from worker.events import CallEvent
+from worker.config.tenants import Tenant, parse_tenants
+from worker.core.model import CallKind, Person
 from worker.ingest.enrich import complete_event
-from worker.model import CallKind, Person
-from worker.tenants import Tenant, parse_tenants
+from worker.ingest.events import CallEvent
 
 T0 = dt.datetime(2026, 3, 10, 9, 45, tzinfo=dt.UTC)
 SA_EMAIL = "callmatch@acme-project.iam.gserviceaccount.com"

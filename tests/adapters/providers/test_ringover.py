@@ -12,10 +12,10 @@ import redis
 from adapters.errors import FatalError
 from tests.adapters.providers.api_tenant import api_tenant, emulator  # noqa: F401 (fixture)
 from tests.emulators.providers.server import ProviderEmulator
-from worker.events import CallEvent
+from worker.config.tenants import Tenant
+from worker.core.model import CallKind, Direction, Person
 from worker.ingest.enrich import complete_event
-from worker.model import CallKind, Direction, Person
-from worker.tenants import Tenant
+from worker.ingest.events import CallEvent
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
 WEBHOOK_PARTY = Person(phone="+33612345678")

@@ -15,8 +15,8 @@ from adapters.providers.teams import subscriptions as graph
 from tests.adapters.providers import samples
 from tests.emulators.providers.server import ProviderEmulator
 from tests.worker.test_subscriptions import TARGET, TOPIC, tenants_document
+from worker.config.tenants import parse_tenants
 from worker.ingest.apiclient import ApiClient, FetchContext
-from worker.tenants import parse_tenants
 
 T0 = samples.NOW
 URL = "https://callmatch.example/webhooks/acme/teams"

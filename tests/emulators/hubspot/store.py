@@ -29,7 +29,7 @@ from typing import Any
 from tests.emulators.hubspot import catalog, search
 from tests.emulators.hubspot.catalog import OBJECT_TYPES
 from tests.emulators.hubspot.profile import CALLMATCH_GROUP, PortalProfile
-from worker.model import ActivityType, Scenario
+from worker.core.model import ActivityType, Scenario
 
 TYPE_IDS = {
     "0-1": "contacts",

@@ -22,7 +22,7 @@ from tests.conftest import example_dir
 from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
 from tests.emulators.hubspot.profile import ALL_SCOPES, OPTIONAL_PROPERTIES, SETUP_PROPERTIES
 from tests.emulators.hubspot.server import PORTAL_ID
-from worker.scenario import loads_scenario
+from worker.config.scenario import loads_scenario
 
 TOKEN = "pat-emulator-token"
 NOW = "2026-03-01T09:00:00.000Z"

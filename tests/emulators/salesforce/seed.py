@@ -14,8 +14,8 @@ import datetime as dt
 
 from tests.emulators.salesforce.org import STANDARD_PROFILE_ID, Org
 from tests.emulators.salesforce.profile import OrgProfile
-from worker.model import ActivityType, Contact, CrmSlice, Lead, User
-from worker.normalize import norm_email
+from worker.core.model import ActivityType, Contact, CrmSlice, Lead, User
+from worker.core.normalize import norm_email
 
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 EVENT_MINUTES = 30

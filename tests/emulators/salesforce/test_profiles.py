@@ -22,7 +22,7 @@ from tests.emulators.salesforce.org import API_USER_ID, ORG_ID, OrgError
 from tests.emulators.salesforce.profile import CALL_ID_FIELD, KNOWN_CUSTOM_FIELDS, OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
-from worker.model import Account, Activity, ActivityType, Contact, CrmSlice, Lead, User
+from worker.core.model import Account, Activity, ActivityType, Contact, CrmSlice, Lead, User
 
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 CRM = CrmSlice(

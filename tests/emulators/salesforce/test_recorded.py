@@ -21,7 +21,7 @@ from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.recorded import entry, exchanges, shape_differences
-from worker.model import Account, CrmSlice
+from worker.core.model import Account, CrmSlice
 
 LIMIT_INFO = re.compile(r"^api-usage=\d+/\d+$")
 LOCATOR = re.compile(r"^/services/data/v\d+\.\d+/query/[0-9A-Za-z]+-\d+$")

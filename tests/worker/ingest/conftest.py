@@ -12,10 +12,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from tests.adapters.providers import samples
-from worker.celery_app import PROCESS_CALL_TASK, QUEUE, create_celery
+from worker.config.tenants import Tenants, parse_tenants
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
-from worker.tenants import Tenants, parse_tenants
+from worker.pipeline.celery_app import PROCESS_CALL_TASK, QUEUE, create_celery
 
 
 def queued_events(client: Any) -> list[dict[str, Any]]:

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from tests.adapters.providers import samples
 from tests.conftest import free_port, wait_until
 from tests.worker.ingest.conftest import post, queued_events
-from worker.celery_app import create_celery
+from worker.config.tenants import Tenants
 from worker.ingest.app import create_app
 from worker.ingest.dedupe import seen_key
 from worker.ingest.enqueue import CeleryEnqueuer
-from worker.store import CallStatus, CallStore
-from worker.tenants import Tenants
+from worker.pipeline.celery_app import create_celery
+from worker.pipeline.store import CallStatus, CallStore
 
 CALL = "aircall:812731"
 EVENT_ID = "call.ended:812731"

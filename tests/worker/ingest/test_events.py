@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.celery_app import (
+from worker.core.model import CallKind, Direction, Person
+from worker.ingest.events import CallEvent, EventError, EventMessage, IncompleteEventError
+from worker.pipeline.celery_app import (
     MAX_RETRY_COUNTDOWN_SECONDS,
     PROCESS_CALL_TASK,
     QUEUE,
     create_celery,
 )
-from worker.events import CallEvent, EventError, EventMessage, IncompleteEventError
-from worker.model import CallKind, Direction, Person
 
 T0 = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from tests.adapters.providers import samples
 from tests.fuzz import RecordingEnqueuer
+from worker.config.tenants import parse_tenants
 from worker.ingest.app import create_app
 from worker.ingest.webhook import PayloadError, check_text
-from worker.tenants import parse_tenants
 
 # All of Unicode, lone surrogates included (hypothesis leaves category Cs out by default), and a
 # good share of the characters that must be refused or that sit right next to them.

@@ -22,10 +22,10 @@ from tests.adapters.providers import samples_google_meet as sg
 from tests.adapters.providers.test_google_meet import _seed, emulator, tenant  # noqa: F401 (fixtures)
 from tests.emulators.providers.server import ProviderEmulator
 from tests.worker.ingest.conftest import post, queued_events
-from worker.events import CallEvent
+from worker.config.tenants import Tenant
+from worker.core.model import CallKind, Person
 from worker.ingest.enrich import complete_event
-from worker.model import CallKind, Person
-from worker.tenants import Tenant
+from worker.ingest.events import CallEvent
 
 
 def _ignored_count() -> float:

@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from tests.adapters.providers import samples
 from tests.fuzz import RecordingEnqueuer, junk_reason
 from tests.worker.ingest.conftest import post
-from worker.events import CallEvent
+from worker.config.tenants import Tenants
+from worker.core.model import CallKind, Person
 from worker.ingest.app import create_app
+from worker.ingest.events import CallEvent
 from worker.ingest.webhook import MAX_ID_LENGTH, Fields, PayloadError, check_event, check_text
-from worker.model import CallKind, Person
-from worker.tenants import Tenants
 
 SURROGATE = "\ud800"
 CONTROL = "\x00"

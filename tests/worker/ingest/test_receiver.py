@@ -13,8 +13,8 @@ import pytest
 
 from tests.adapters.providers import samples
 from tests.worker.ingest.conftest import post, queued_events
-from worker.events import CallEvent
-from worker.model import CallKind, Direction, Person
+from worker.core.model import CallKind, Direction, Person
+from worker.ingest.events import CallEvent
 
 PII = ("jane@acme.com", "rep@ourco.com", "612345678", "6 12 34 56 78", "33612345678")
 
@@ -273,7 +273,7 @@ def test_unknown_tenant_and_unknown_provider_are_404(client, redis_client):
 
 
 def test_a_provider_not_configured_for_the_tenant_is_404(make_client, redis_client, tenants, tmp_path):
-    from worker.tenants import parse_tenants
+    from worker.config.tenants import parse_tenants
 
     document = samples.tenant_document(str(tmp_path))
     del document["tenants"]["acme"]["providers"]["zoom"]
@@ -450,10 +450,10 @@ def test_google_push_tokens_verify_against_keys_fetched_from_a_jwks_url(
     make_client, redis_client, redis_url, tmp_path
 ):
     from tests.emulators.providers.server import ProviderEmulator
-    from worker.celery_app import create_celery
+    from worker.config.tenants import parse_tenants
     from worker.ingest.app import create_app
     from worker.ingest.enqueue import CeleryEnqueuer
-    from worker.tenants import parse_tenants
+    from worker.pipeline.celery_app import create_celery
 
     emulator = ProviderEmulator().start()
     try:

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from tests.adapters.providers import samples
 from tests.adapters.providers import samples_ringover as rs
 from tests.worker.ingest.conftest import post, queued_events
-from worker.events import CallEvent
-from worker.model import CallKind, Direction, Person
+from worker.core.model import CallKind, Direction, Person
+from worker.ingest.events import CallEvent
 
 HEADER = "x-ringover-webhook-signature"
 

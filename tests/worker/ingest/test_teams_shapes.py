@@ -19,10 +19,10 @@ from tests.adapters.providers import samples_teams as st
 from tests.adapters.providers.test_teams import _seed, emulator, tenant  # noqa: F401 (fixtures)
 from tests.emulators.providers.server import ProviderEmulator
 from tests.worker.ingest.conftest import post, queued_events
-from worker.events import CallEvent
+from worker.config.tenants import Tenant
+from worker.core.model import CallKind, Direction, Person
 from worker.ingest.enrich import complete_event
-from worker.model import CallKind, Direction, Person
-from worker.tenants import Tenant
+from worker.ingest.events import CallEvent
 
 
 def test_the_documented_notification_becomes_one_event(client: TestClient, redis_client: redis.Redis) -> None:

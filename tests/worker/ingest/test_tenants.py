@@ -10,8 +10,8 @@ import yaml
 
 from tests.adapters.providers import samples
 from tests.config_example import load_example
-from worker.model import Strategy
-from worker.tenants import TenantsDocument, TenantsError, load_tenants, parse_tenants
+from worker.config.tenants import TenantsDocument, TenantsError, load_tenants, parse_tenants
+from worker.core.model import Strategy
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -183,17 +183,17 @@ def test_parse_tenants_refuses_an_empty_document(tmp_path):
 
 
 def test_the_demo_tenant_accepts_the_make_demo_deliveries(redis_url, redis_client):
-    """`make demo` posts worker.demo's signed Aircall and Ringover samples to the demo tenant."""
+    """`make demo` posts worker.dev.demo's signed Aircall and Ringover samples to the demo tenant."""
     import redis as redis_lib
     from fastapi.testclient import TestClient
 
     from tests.worker.ingest.conftest import queued_events
-    from worker import demo
-    from worker.celery_app import create_celery
+    from worker.dev import demo
     from worker.ingest.app import create_app
     from worker.ingest.enqueue import CeleryEnqueuer
+    from worker.pipeline.celery_app import create_celery
 
-    tenants = load_tenants(ROOT / "config" / "tenants.yaml")  # the same environment worker.demo reads
+    tenants = load_tenants(ROOT / "config" / "tenants.yaml")  # the same environment worker.dev.demo reads
     app = create_app(tenants, CeleryEnqueuer(create_celery(redis_url)), redis_lib.Redis.from_url(redis_url))
     with TestClient(app) as client:
         for provider, (body, headers) in (

@@ -20,13 +20,13 @@ from tests.adapters.providers import samples_zoom as zs
 from tests.adapters.providers.api_tenant import api_tenant, emulator  # noqa: F401 (fixture)
 from tests.emulators.providers.server import ProviderEmulator
 from tests.worker.ingest.conftest import post, queued_events
-from worker.celery_app import create_celery
-from worker.events import CallEvent
+from worker.config.tenants import Tenants
+from worker.core.model import CallKind, Person
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
 from worker.ingest.enrich import complete_event
-from worker.model import CallKind, Person
-from worker.tenants import Tenants
+from worker.ingest.events import CallEvent
+from worker.pipeline.celery_app import create_celery
 
 
 def test_meeting_ended_with_host_id_and_no_host_email(client: TestClient, redis_client: Any) -> None:

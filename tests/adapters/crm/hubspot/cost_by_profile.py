@@ -23,9 +23,9 @@ from adapters.crm.readiness import MissingRequirementError
 from tests.adapters.crm.hubspot.support import as_portal_holds
 from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
 from tests.scenario_gen import generate_scenarios
-from worker.association import associate, decide_scenario
-from worker.model import Scenario
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import Scenario
+from worker.pipeline.association import associate, decide_scenario
 
 TOKEN = "pat-emulator-token"
 PROFILES: dict[str, Callable[[], PortalProfile]] = {

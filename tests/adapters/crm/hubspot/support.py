@@ -15,10 +15,10 @@ from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import HubSpotMapping
 from tests.conftest import example_dir
 from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
-from worker.model import ActivityType, Scenario
-from worker.normalize import email_domain, norm_email, to_e164
-from worker.port import ActivityQuery, Lookup
-from worker.scenario import loads_scenario
+from worker.config.scenario import loads_scenario
+from worker.core.model import ActivityType, Scenario
+from worker.core.normalize import email_domain, norm_email, to_e164
+from worker.core.port import ActivityQuery, Lookup
 
 TOKEN = "pat-emulator-token"
 GENEROUS = Limits(burst=100_000, search=100_000)

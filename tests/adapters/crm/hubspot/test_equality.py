@@ -11,9 +11,9 @@ import pytest
 from tests.adapters.crm.hubspot.support import PROFILES, as_portal_holds, crm_for, examples, load, portal
 from tests.emulators.hubspot import Store
 from tests.scenario_gen import generate_scenario
-from worker.association import associate, decide_scenario
-from worker.model import Scenario
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import Scenario
+from worker.pipeline.association import associate, decide_scenario
 
 COUNT = 200
 

@@ -27,7 +27,7 @@ from adapters.errors import (
 from adapters.ratelimit import ApiBudget
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal, settings
 from tests.emulators.hubspot import HubSpotEmulator, Limits
-from worker.model import Scenario
+from worker.core.model import Scenario
 
 READ = "POST /crm/v3/objects/contacts/batch/read"
 

@@ -13,9 +13,9 @@ from typing import Any
 from adapters.crm.hubspot.client import HubSpotClient, TokenSource
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, as_portal_holds, crm_for, portal, settings
 from tests.emulators.hubspot import PortalProfile
-from worker.association import associate, decide_scenario
-from worker.model import Scenario
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import Scenario
+from worker.pipeline.association import associate, decide_scenario
 
 DEALS = 7
 V4_COMPANY_DEALS = "POST /crm/v4/associations/companies/deals/batch/read"

@@ -31,9 +31,9 @@ from tests.adapters.crm.hubspot.support import (
     settings,
 )
 from tests.emulators.hubspot import PortalProfile
-from worker.association import associate, decide_scenario
-from worker.model import ActivityType, Call, CallKind, Case, Decision, Direction, Scenario
-from worker.port import ActivityQuery
+from worker.core.model import ActivityType, Call, CallKind, Case, Decision, Direction, Scenario
+from worker.core.port import ActivityQuery
+from worker.pipeline.association import associate, decide_scenario
 
 PROPERTY_READS = "GET /crm/v3/properties/"
 

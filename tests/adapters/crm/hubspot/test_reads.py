@@ -18,9 +18,9 @@ from tests.adapters.crm.hubspot.support import (
     portal,
     settings,
 )
-from worker.association import associate, decide_scenario
-from worker.model import CrmSlice, Scenario
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import CrmSlice, Scenario
+from worker.pipeline.association import associate, decide_scenario
 
 FIELDS = ("users", "accounts", "contacts", "leads", "opportunities", "activities")
 

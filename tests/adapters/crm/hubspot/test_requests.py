@@ -13,9 +13,9 @@ from adapters.crm.hubspot import HubSpotClient, HubSpotCrm, HubSpotMapping, Tena
 from adapters.retry import RetryEvent
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, portal, settings
 from tests.bench_hubspot import ORDINARY
-from worker.association import associate, decide_scenario
-from worker.port import Lookup
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.port import Lookup
+from worker.pipeline.association import associate, decide_scenario
 
 NATIVE: dict[str, Any] = {"additional_emails": "missing", "activity_kinds": "own"}
 

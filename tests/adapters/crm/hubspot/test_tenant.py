@@ -19,7 +19,7 @@ from adapters.errors import FatalError
 from tests.adapters.crm.hubspot.support import TOKEN, Sleeps, examples, load, portal
 from tests.config_example import load_example
 from tests.emulators.hubspot import Fault
-from worker.association import associate, decide_scenario
+from worker.pipeline.association import associate, decide_scenario
 
 
 def test_a_private_app_tenant_decides_and_writes_through_shared_redis(redis_client: redis.Redis) -> None:

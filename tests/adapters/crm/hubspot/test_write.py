@@ -11,9 +11,9 @@ import redis
 
 from adapters.crm.hubspot.ledger import MemoryLedger, RedisLedger
 from tests.adapters.crm.hubspot.support import PROFILES, crm_for, examples, load, portal
-from worker.association import associate
-from worker.model import Call, CallKind, Case, Decision, Direction, Scenario
-from worker.port import ActivityQuery, WrittenActivity
+from worker.core.model import Call, CallKind, Case, Decision, Direction, Scenario
+from worker.core.port import ActivityQuery, WrittenActivity
+from worker.pipeline.association import associate
 
 PRIMARY_TYPES = {"calls": (194, 182, 206), "meetings": (200, 188, 212)}
 

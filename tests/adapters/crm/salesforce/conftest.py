@@ -22,7 +22,7 @@ from adapters.crm.salesforce.mapping import SalesforceSettings
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator, Stats
-from worker.model import CrmSlice
+from worker.core.model import CrmSlice
 
 PROFILES = {
     "after_setup": OrgProfile.after_setup(),

@@ -26,9 +26,9 @@ from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.scenario_gen import generate_scenario
-from worker.association import associate
-from worker.model import CrmSlice, Scenario
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import CrmSlice, Scenario
+from worker.pipeline.association import associate
 
 PROFILES = (
     ("plain org after setup", OrgProfile.after_setup()),

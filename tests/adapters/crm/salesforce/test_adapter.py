@@ -7,7 +7,7 @@ import datetime as dt
 from adapters.crm.salesforce.soql import phone_variants, quote, sosl_escape
 from adapters.crm.scenario import ScenarioCrm
 from tests.adapters.crm.salesforce.conftest import profiles
-from worker.model import (
+from worker.core.model import (
     Account,
     Activity,
     ActivityType,
@@ -19,7 +19,7 @@ from worker.model import (
     Opportunity,
     User,
 )
-from worker.port import ActivityQuery, Lookup
+from worker.core.port import ActivityQuery, Lookup
 
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 CRM = CrmSlice(

@@ -13,10 +13,10 @@ from adapters.crm.salesforce.tenant import SalesforceTenant
 from tests.adapters.crm.salesforce.conftest import PROFILES
 from tests.adapters.crm.salesforce.test_writeback import CALL, CRM
 from tests.emulators.salesforce.profile import OrgProfile
-from worker.association import associate
-from worker.model import Policy
-from worker.port import Lookup
-from worker.tenants import CrmConfig, RateLimit, Tenant
+from worker.config.tenants import CrmConfig, RateLimit, Tenant
+from worker.core.model import Policy
+from worker.core.port import Lookup
+from worker.pipeline.association import associate
 
 FIELD = "Callmatch_Call_Id__c"
 

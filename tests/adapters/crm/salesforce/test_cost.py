@@ -11,8 +11,7 @@ import datetime as dt
 from adapters.crm.salesforce.adapter import SalesforceCrm
 from adapters.crm.scenario import ScenarioCrm
 from tests.adapters.crm.salesforce.conftest import SalesforceEnv, profiles
-from worker.association import associate
-from worker.model import (
+from worker.core.model import (
     Account,
     Call,
     CallKind,
@@ -25,7 +24,8 @@ from worker.model import (
     Policy,
     User,
 )
-from worker.port import Lookup
+from worker.core.port import Lookup
+from worker.pipeline.association import associate
 
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 CRM = CrmSlice(

@@ -13,8 +13,8 @@ from tests.emulators.salesforce.org import OrgError
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import DEFAULT_FAULT_MIX
-from worker.model import Account, Contact, ContactRole, CrmSlice, Lead, Opportunity
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import Account, Contact, ContactRole, CrmSlice, Lead, Opportunity
 
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 CRM = CrmSlice(

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import example_dir
-from worker.association import associate, decide_scenario
-from worker.scenario import loads_scenario
+from worker.config.scenario import loads_scenario
+from worker.pipeline.association import associate, decide_scenario
 
 EXAMPLES = sorted(p for p in example_dir().glob("*.json") if not p.name.endswith(".expected.json"))
 

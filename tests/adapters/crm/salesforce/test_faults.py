@@ -8,7 +8,7 @@ from adapters.crm.salesforce.client import Credentials, RetrySettings
 from adapters.crm.salesforce.mapping import SalesforceSettings
 from adapters.errors import CredentialsExpiredError, FatalError, RateLimitedError, RetryableError
 from tests.conftest import wait_until
-from worker.model import Account, Contact, CrmSlice
+from worker.core.model import Account, Contact, CrmSlice
 
 CRM = CrmSlice(
     accounts=(Account(id="A1", name="Acme", domains=("acme.example",)),),
@@ -160,7 +160,7 @@ def test_a_configured_field_the_org_lacks_is_left_out_not_sent(salesforce) -> No
     env = salesforce(CRM)
     port = env.port()
     port.settings = SalesforceSettings(extra_email_fields=("Not_In_This_Org__c",))
-    from worker.port import Lookup
+    from worker.core.port import Lookup
 
     found = port.lookup(Lookup(emails=frozenset({"jane@acme.example"})))
     assert [c.id for c in found.contacts] == ["C1"]

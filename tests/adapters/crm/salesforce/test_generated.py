@@ -9,9 +9,9 @@ from tests.adapters.crm.salesforce.conftest import SalesforceEnv
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.scenario_gen import generate_scenario
-from worker.association import associate, decide_scenario
-from worker.model import CrmSlice
-from worker.scenario import parse_scenario
+from worker.config.scenario import parse_scenario
+from worker.core.model import CrmSlice
+from worker.pipeline.association import associate, decide_scenario
 
 COUNT = 200
 PAGED_COUNT = 60

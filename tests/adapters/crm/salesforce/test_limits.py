@@ -7,7 +7,7 @@ import pytest
 from adapters.crm.salesforce.client import RetrySettings
 from adapters.errors import BudgetExhaustedError, RateLimitedError
 from adapters.ratelimit import ApiBudget, RedisRateLimiter
-from worker.model import Contact, CrmSlice
+from worker.core.model import Contact, CrmSlice
 
 CRM = CrmSlice(contacts=(Contact(id="C1", email="jane@acme.example"),))
 SOQL = "SELECT Id FROM Contact"

@@ -14,9 +14,9 @@ from adapters.errors import FatalError
 from tests.adapters.crm.salesforce.conftest import SalesforceEnv
 from tests.adapters.crm.salesforce.test_writeback import CALL, CRM, MEETING, decision
 from tests.emulators.salesforce.profile import CALL_ID_FIELD, OrgProfile
-from worker.association import associate
-from worker.model import Case, Decision, Policy
-from worker.port import Lookup
+from worker.core.model import Case, Decision, Policy
+from worker.core.port import Lookup
+from worker.pipeline.association import associate
 
 FIELD = "Callmatch_Call_Id__c"
 

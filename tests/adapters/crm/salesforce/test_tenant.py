@@ -12,9 +12,9 @@ from adapters.crm.salesforce.tenant import SalesforceConfigError, SalesforceTena
 from adapters.ratelimit import ApiBudget
 from tests.adapters.crm.salesforce.test_writeback import CALL, CRM
 from tests.config_example import load_example
-from worker.association import associate
-from worker.model import Case, Policy
-from worker.tenants import CrmConfig, RateLimit, Tenant
+from worker.config.tenants import CrmConfig, RateLimit, Tenant
+from worker.core.model import Case, Policy
+from worker.pipeline.association import associate
 
 
 def _tenant(env, **credentials: str) -> Tenant:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from tests.adapters.crm.salesforce.conftest import profiles
-from worker.association import associate
-from worker.model import (
+from worker.core.model import (
     Account,
     Call,
     CallKind,
@@ -24,7 +23,8 @@ from worker.model import (
     Person,
     Policy,
 )
-from worker.port import ActivityQuery
+from worker.core.port import ActivityQuery
+from worker.pipeline.association import associate
 
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 CALL = Call(

@@ -12,14 +12,14 @@ from typing import Any
 import redis
 
 from adapters.ratelimit import all_budgets
-from worker.association import associate
-from worker.celery_app import QUEUE, app, sent_now
-from worker.events import CallEvent
-from worker.heartbeat import processes
-from worker.model import Decision
-from worker.service import Pipeline
-from worker.store import CallRecord, DeadLetter, Stage
-from worker.tasks import REFRESH_TASK, STAGE_TASKS
+from worker.core.model import Decision
+from worker.ingest.events import CallEvent
+from worker.pipeline.association import associate
+from worker.pipeline.celery_app import QUEUE, app, sent_now
+from worker.pipeline.heartbeat import processes
+from worker.pipeline.service import Pipeline
+from worker.pipeline.store import CallRecord, DeadLetter, Stage
+from worker.pipeline.tasks import REFRESH_TASK, STAGE_TASKS
 
 Sender = Callable[[str, list[Any]], None]
 

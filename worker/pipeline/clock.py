@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from worker.settings import settings
+from worker.config.settings import settings
 
 Clock = Callable[[], dt.datetime]
 

@@ -5,9 +5,9 @@ The document is declared once, as pydantic models (`ScenarioDocument`), from whi
 strict where the contract is (types, enums, dates with offsets, known time zones
 and regions) and lenient where it says so (unknown keys kept and reported as
 warnings, missing policy keys, absent or null lists). They convert into the plain
-dataclasses of `worker.model`, which the engine reads. Fields are declared in the
+dataclasses of `worker.core.model`, which the engine reads. Fields are declared in the
 order the reader always checked them, so a document with several errors still
-names the same first one (`worker.documents.first_error`).
+names the same first one (`worker.config.documents.first_error`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from worker.documents import NON_BLANK, InvalidDocument, refuse, type_name, unknown_keys, validate
-from worker.model import (
+from worker.config.documents import NON_BLANK, InvalidDocument, refuse, type_name, unknown_keys, validate
+from worker.core.model import (
     LOCKABLE_FIELDS,
     Account,
     Activity,
@@ -58,7 +58,7 @@ from worker.model import (
     User,
     Windows,
 )
-from worker.normalize import norm_domain
+from worker.core.normalize import norm_domain
 
 SUPPORTED_VERSION = 1
 CRM_KINDS = ("salesforce", "hubspot", "generic")

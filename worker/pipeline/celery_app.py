@@ -11,12 +11,12 @@ from typing import Any
 
 from celery import Celery
 
-from worker.settings import settings
+from worker.config.settings import settings
 
 PROCESS_CALL_TASK = "callmatch.process_call"
 QUEUE = "callmatch"
 
-# Read once per process, at import (worker.settings refuses limits that would run a stage twice).
+# Read once per process, at import (worker.config.settings refuses limits that would run a stage twice).
 _SETTINGS = settings()
 # The longest countdown a task may ask for on retry (a CRM's daily limit resets
 # within the hour we wait at most); the broker must not redeliver before it.

@@ -25,8 +25,8 @@ from typing import Any
 
 import redis
 
-from worker.celery_app import QUEUE, SENT_AT_HEADER, sent_now
-from worker.store import CallStore, Stage
+from worker.pipeline.celery_app import QUEUE, SENT_AT_HEADER, sent_now
+from worker.pipeline.store import CallStore, Stage
 
 log = logging.getLogger("callmatch.sweep")
 

@@ -5,7 +5,7 @@ validates and completes a scenario or a tenants file exactly as callmatch reads 
 `--check` fails when a model changed and its schema was not regenerated (CI runs it
 through tests/test_schemas.py).
 
-    python -m worker.schema_export [--check]      # or: make schemas
+    python -m worker.config.schema_export [--check]      # or: make schemas
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # file name -> (module, root model); a model not yet written is skipped and named
 DOCUMENTS: dict[str, tuple[str, str]] = {
-    "scenario-v1.schema.json": ("worker.scenario", "ScenarioDocument"),
-    "tenants.schema.json": ("worker.tenants", "TenantsDocument"),
+    "scenario-v1.schema.json": ("worker.config.scenario", "ScenarioDocument"),
+    "tenants.schema.json": ("worker.config.tenants", "TenantsDocument"),
 }
 
 
@@ -66,7 +66,7 @@ def _shown(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.schema_export", description=__doc__.splitlines()[0]
+        prog="python -m worker.config.schema_export", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a schema is stale")
     args = parser.parse_args(argv)

@@ -27,13 +27,13 @@ from adapters.providers.google_meet import client as google_meet
 from adapters.providers.ringover import client as ringover
 from adapters.providers.teams import client as teams
 from adapters.providers.zoom import client as zoom
-from worker.clock import process_clock
-from worker.crm_factory import CrmFactory
-from worker.durability import Durability, durability
+from worker.config.tenants import ProviderConfig, Tenant
+from worker.core.observability import redact
 from worker.ingest.apiclient import FetchContext
-from worker.observability import redact
-from worker.subscriptions import ACTIVE, SubscriptionStore, status_rows
-from worker.tenants import ProviderConfig, Tenant
+from worker.ingest.subscriptions import ACTIVE, SubscriptionStore, status_rows
+from worker.pipeline.clock import process_clock
+from worker.pipeline.crm_factory import CrmFactory
+from worker.pipeline.durability import Durability, durability
 
 PROVIDER_CHECKS: dict[str, ProviderCheck] = {
     "aircall": aircall.check,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from worker.model import (
+from worker.core.model import (
     Account,
     Activity,
     Call,

@@ -23,8 +23,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from worker.documents import REFUSED, field_path, location, reason, refuse
-from worker.model import Call, CallKind, Direction, Person
+from worker.config.documents import REFUSED, field_path, location, reason, refuse
+from worker.core.model import Call, CallKind, Direction, Person
 
 EVENT_VERSION = 1
 

@@ -2,9 +2,9 @@
 
 Modules ask `settings()` instead of reading `os.environ`, so a default is written once and a
 bad value (or a combination that would make a stage run twice) stops the process at start
-with one line naming the variable. `python -m worker.settings --markdown` prints the README's
+with one line naming the variable. `python -m worker.config.settings --markdown` prints the README's
 table of variables (a test keeps the two equal). Tenants' secrets (`NAME_env` in the tenants
-file) are not settings: worker/tenants.py reads those.
+file) are not settings: worker/config/tenants.py reads those.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def markdown_table() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.settings", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m worker.config.settings", description=__doc__)
     parser.add_argument("--markdown", action="store_true", help="print the README's table of variables")
     args = parser.parse_args(argv)
     if args.markdown:

@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from worker.association import associate
-from worker.events import CallEvent
-from worker.model import Case, Decision, Previous, TraceEntry
-from worker.observability import ASSOCIATIONS, CRM_REQUESTS, WRITES
-from worker.port import CrmPort, WrittenActivity
-from worker.store import CallRecord, CallStatus, CallStore, Stage
-from worker.tenants import Tenant, Tenants, TenantsSource
+from worker.config.tenants import Tenant, Tenants, TenantsSource
+from worker.core.model import Case, Decision, Previous, TraceEntry
+from worker.core.observability import ASSOCIATIONS, CRM_REQUESTS, WRITES
+from worker.core.port import CrmPort, WrittenActivity
+from worker.ingest.events import CallEvent
+from worker.pipeline.association import associate
+from worker.pipeline.store import CallRecord, CallStatus, CallStore, Stage
 
 CrmFactory = Callable[[Tenant], CrmPort]
 ParticipantFetcher = Callable[[Tenant, CallEvent], CallEvent]

@@ -9,11 +9,11 @@ rules will look at.
 
 from __future__ import annotations
 
+from worker.core.model import Call, CrmSlice, Decision, OwnerMode, Policy, Previous, Scenario
+from worker.core.normalize import norm_email
+from worker.core.port import ActivityQuery, CrmPort, Lookup, merge_slices
 from worker.engine.matching import match_participants, participant_keys, searchable_domains
 from worker.engine.rules import apply_rules, corresponding_activities
-from worker.model import Call, CrmSlice, Decision, OwnerMode, Policy, Previous, Scenario
-from worker.normalize import norm_email
-from worker.port import ActivityQuery, CrmPort, Lookup, merge_slices
 
 MAX_ROUNDS = 6
 

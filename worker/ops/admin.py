@@ -1,6 +1,6 @@
 """HTTP operations on calls (explain, refresh, override, dead letters), tenant setup/doctor, and /readyz.
 
-The same functions as the CLI (`worker.ops`, `worker.readiness`). Every route needs
+The same functions as the CLI (`worker.ops.actions`, `worker.ops.readiness`). Every route needs
 `Authorization: Bearer $CALLMATCH_ADMIN_TOKEN`; with no token configured the
 routes answer 403, so an exposed receiver never lets strangers rewrite activities.
 """
@@ -17,13 +17,14 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from worker import ops, readiness
-from worker.crm_factory import CrmFactory
-from worker.durability import durability
-from worker.service import Pipeline, UnknownTenantError
-from worker.settings import settings
-from worker.store import RecordNotFoundError
-from worker.tenants import Tenant
+from worker.config.settings import settings
+from worker.config.tenants import Tenant
+from worker.ops import actions as ops
+from worker.ops import readiness
+from worker.pipeline.crm_factory import CrmFactory
+from worker.pipeline.durability import durability
+from worker.pipeline.service import Pipeline, UnknownTenantError
+from worker.pipeline.store import RecordNotFoundError
 
 
 class OverrideBody(BaseModel):
@@ -136,7 +137,7 @@ def dead_letter_router(
 
 @lru_cache(maxsize=1)
 def _own_factory() -> CrmFactory:
-    from worker.celery_app import redis_url
+    from worker.pipeline.celery_app import redis_url
 
     return CrmFactory(redis.Redis.from_url(redis_url(), decode_responses=True, socket_timeout=10))
 

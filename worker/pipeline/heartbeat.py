@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
-from worker.settings import settings
-from worker.tenants import TenantsSource
+from worker.config.settings import settings
+from worker.config.tenants import TenantsSource
 
 log = logging.getLogger("callmatch.heartbeat")
 

@@ -1,6 +1,6 @@
 """The `callmatch` command line.
 
-`setup` and `doctor` print lines made safe by worker.readiness (emails and phones
+`setup` and `doctor` print lines made safe by worker.ops.readiness (emails and phones
 masked, the tenant's secrets replaced); exit codes: 0 done / can run, 1 a step
 failed / cannot run, 2 a usage error (unknown tenant, bad tenants file).
 """
@@ -16,17 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from worker import __version__
-from worker.association import decide_scenario
-from worker.model import Decision
-from worker.scenario import ScenarioError, loads_document
+from worker.config.scenario import ScenarioError, loads_document
+from worker.ops.output import EXIT_FAILED, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, format_text
+from worker.pipeline.association import decide_scenario
 
 if TYPE_CHECKING:
-    from worker.readiness import Report, SetupReport
+    from worker.ops.readiness import Report, SetupReport
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_FAILED = 1  # setup: a step failed; doctor: the tenant cannot run
-EXIT_INVALID = 2
 STDIN_NAME = "<stdin>"
 
 
@@ -34,20 +30,6 @@ def _read(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read()
     return Path(name).read_bytes()
-
-
-def format_text(decision: Decision) -> str:
-    """A person's view of a decision: the result first, then the trace rule by rule."""
-    lines = [
-        f"call {decision.call_id}: {decision.case.value}",
-        f"  opportunity: {decision.opportunity_id or '-'}",
-        f"  account:     {decision.account_id or '-'}",
-        f"  contacts:    {', '.join(decision.contact_ids) or '-'}",
-        f"  leads:       {', '.join(decision.lead_ids) or '-'}",
-        "  why:",
-    ]
-    lines += [f"    [{entry.rule}] {entry.message}" for entry in decision.trace]
-    return "\n".join(lines)
 
 
 def decide_files(names: Sequence[str], out: TextIO, err: TextIO, text: bool = False) -> int:
@@ -248,10 +230,10 @@ def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`setup` / `doctor`: the tenants file and Redis the other commands use; never a traceback."""
     import redis
 
-    from worker import readiness
-    from worker.celery_app import redis_url
-    from worker.crm_factory import CrmFactory
-    from worker.tenants import TenantsError, default_tenants_path, load_tenants
+    from worker.config.tenants import TenantsError, default_tenants_path, load_tenants
+    from worker.ops import readiness
+    from worker.pipeline.celery_app import redis_url
+    from worker.pipeline.crm_factory import CrmFactory
 
     try:
         tenants = load_tenants(default_tenants_path())
@@ -318,12 +300,12 @@ def run_providers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`providers subscribe` / `providers status`: one line each, never a traceback nor a secret."""
     import redis
 
-    from worker.celery_app import create_celery, redis_url
-    from worker.clock import process_clock
+    from worker.config.tenants import TenantsError, default_tenants_path, load_tenants
     from worker.ingest.enqueue import CeleryEnqueuer
-    from worker.readiness import safe_text, tenant_secrets
-    from worker.subscriptions import SubscriptionError, Subscriptions
-    from worker.tenants import TenantsError, default_tenants_path, load_tenants
+    from worker.ingest.subscriptions import SubscriptionError, Subscriptions
+    from worker.ops.readiness import safe_text, tenant_secrets
+    from worker.pipeline.celery_app import create_celery, redis_url
+    from worker.pipeline.clock import process_clock
 
     name = f"providers {args.providers_command}"
     try:
@@ -375,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_readiness(args, sys.stdout, sys.stderr)
     if args.command == "providers":
         return run_providers(args, sys.stdout, sys.stderr)
-    from worker.opscli import run_ops
+    from worker.ops.opscli import run_ops
 
     return run_ops(args, sys.stdout, sys.stderr)
 

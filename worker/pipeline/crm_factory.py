@@ -10,10 +10,10 @@ import redis
 
 from adapters.crm.readiness import Check, CrmAdmin, Outcome, Status, Step
 from adapters.crm.scenario import RedisActivityLog, ScenarioCrm
-from worker.model import CrmSlice
-from worker.port import CrmPort
-from worker.scenario import ScenarioError, loads_scenario
-from worker.tenants import Tenant
+from worker.config.scenario import ScenarioError, loads_scenario
+from worker.config.tenants import Tenant
+from worker.core.model import CrmSlice
+from worker.core.port import CrmPort
 
 
 @lru_cache(maxsize=64)

@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 from adapters.retry import RetryEvent, add_listener
-from worker.normalize import mask_email, mask_phone
-from worker.settings import settings
+from worker.config.settings import settings
+from worker.core.normalize import mask_email, mask_phone
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d ().\-]{6,}\d(?![\w-])")

@@ -44,15 +44,15 @@ import requests
 from adapters.errors import ExternalError, FatalError
 from adapters.providers.google_meet import subscriptions as workspace
 from adapters.providers.teams import subscriptions as graph
-from worker.celery_app import QUEUE, create_celery, redis_url, sent_now
-from worker.events import CallEvent
+from worker.config.settings import settings
+from worker.config.tenants import ProviderConfig, Tenant, Tenants
+from worker.core.model import CallKind
 from worker.ingest.apiclient import ApiClient, FetchContext
 from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, seen_key
 from worker.ingest.enqueue import Enqueuer
-from worker.model import CallKind
-from worker.settings import settings
-from worker.store import Accepted, CallStore
-from worker.tenants import ProviderConfig, Tenant, Tenants
+from worker.ingest.events import CallEvent
+from worker.pipeline.celery_app import QUEUE, create_celery, redis_url, sent_now
+from worker.pipeline.store import Accepted, CallStore
 
 log = logging.getLogger("callmatch.subscriptions")
 

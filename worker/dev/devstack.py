@@ -19,9 +19,9 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlparse
 
-from worker.settings import settings
+from worker.config.settings import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run"
 DEV_METRICS_PORT = 9808
 
@@ -64,7 +64,7 @@ def worker_command(bin_dir: Path, concurrency: int) -> list[str]:
     return [
         str(bin_dir / "celery"),
         "-A",
-        "worker.tasks:app",
+        "worker.pipeline.tasks:app",
         "worker",
         "-Q",
         "callmatch",
@@ -171,7 +171,7 @@ def main() -> int:
         stack.start("worker", [*worker_command(bin_dir, concurrency=2), "-n", "callmatch@%h"], env)
         stack.start(
             "beat",
-            [str(bin_dir / "celery"), "-A", "worker.tasks:app", "beat", "--loglevel", "INFO"],
+            [str(bin_dir / "celery"), "-A", "worker.pipeline.tasks:app", "beat", "--loglevel", "INFO"],
             env,
         )
         _wait("the webhook receiver", lambda: _http_ok(f"http://127.0.0.1:{api_port}/healthz"), api)

@@ -32,7 +32,16 @@ from adapters.errors import (
     RateLimitedError,
     RetryableError,
 )
-from worker.celery_app import (
+from worker.config.settings import settings
+from worker.config.tenants import Tenant, TenantsError, TenantsSource, default_tenants_path
+from worker.core.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
+from worker.ingest.enqueue import CeleryEnqueuer
+from worker.ingest.enrich import complete_event
+from worker.ingest.events import CallEvent, EventError, IncompleteEventError
+from worker.ingest.subscriptions import LIFECYCLE_TASK as SUBSCRIPTION_LIFECYCLE_TASK
+from worker.ingest.subscriptions import RENEW_TASK as RENEW_SUBSCRIPTIONS_TASK
+from worker.ingest.subscriptions import Subscriptions
+from worker.pipeline.celery_app import (
     HARD_TIME_LIMIT_SECONDS,
     MAX_RETRY_COUNTDOWN_SECONDS,
     PROCESS_CALL_TASK,
@@ -43,21 +52,12 @@ from worker.celery_app import (
     redis_url,
     sent_now,
 )
-from worker.clock import process_clock
-from worker.crm_factory import CrmFactory
-from worker.events import CallEvent, EventError, IncompleteEventError
-from worker.heartbeat import start_heartbeat
-from worker.ingest.enqueue import CeleryEnqueuer
-from worker.ingest.enrich import complete_event
-from worker.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
-from worker.service import BusyError, NotReadyError, Pipeline, UnknownTenantError
-from worker.settings import settings
-from worker.store import CallStore, RecordNotFoundError, Stage
-from worker.subscriptions import LIFECYCLE_TASK as SUBSCRIPTION_LIFECYCLE_TASK
-from worker.subscriptions import RENEW_TASK as RENEW_SUBSCRIPTIONS_TASK
-from worker.subscriptions import Subscriptions
-from worker.sweep import celery_stage_sender, start_sweeper, sweep_once
-from worker.tenants import Tenant, TenantsError, TenantsSource, default_tenants_path
+from worker.pipeline.clock import process_clock
+from worker.pipeline.crm_factory import CrmFactory
+from worker.pipeline.heartbeat import start_heartbeat
+from worker.pipeline.service import BusyError, NotReadyError, Pipeline, UnknownTenantError
+from worker.pipeline.store import CallStore, RecordNotFoundError, Stage
+from worker.pipeline.sweep import celery_stage_sender, start_sweeper, sweep_once
 
 FETCH_TASK = "callmatch.fetch"
 ASSOCIATE_TASK = "callmatch.associate"
@@ -79,7 +79,7 @@ SUBSCRIPTION_CHECK_SECONDS = _SETTINGS.subscription_check_seconds
 
 BEAT_LOOP_SECONDS = max(1.0, min(REFRESH_INTERVAL_SECONDS, 60.0))
 app.conf.update(
-    beat_scheduler="worker.beat:Scheduler",
+    beat_scheduler="worker.pipeline.beat:Scheduler",
     redbeat_redis_url=redis_url(),
     redbeat_key_prefix="callmatch:redbeat",
     # The lock is renewed every loop; a beat that died frees it after this long.

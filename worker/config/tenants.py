@@ -36,11 +36,11 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from worker.documents import REFUSED, field_path, reason, refuse
-from worker.model import Policy
-from worker.normalize import norm_domain
-from worker.scenario import ScenarioError, parse_policy
-from worker.settings import settings
+from worker.config.documents import REFUSED, field_path, reason, refuse
+from worker.config.scenario import ScenarioError, parse_policy
+from worker.config.settings import settings
+from worker.core.model import Policy
+from worker.core.normalize import norm_domain
 
 PROVIDERS = ("aircall", "ringover", "zoom", "google_meet", "teams")
 CRM_KINDS = ("scenario", "salesforce", "hubspot")
@@ -128,7 +128,7 @@ class Tenants:
 # --- The file as declared models -----------------------------------------------------------
 #
 # The models say what the file may hold (types, required keys, unknown keys refused); they
-# are what `python -m worker.schema_export` publishes for editors. What depends on the
+# are what `python -m worker.config.schema_export` publishes for editors. What depends on the
 # machine (environment variables, secret files, the scenario file) is read afterwards by
 # `_build`, which turns the validated models into the dataclasses above.
 
@@ -379,7 +379,7 @@ class GoogleMeetSection(_Provider):
     delegated_user: Text | None = None
     token_url: Text | None = None
     issuer: Text | None = None
-    # Workspace Events subscription (worker/subscriptions.py): the Pub/Sub topic Meet events are
+    # Workspace Events subscription (worker/ingest/subscriptions.py): the Pub/Sub topic Meet events are
     # published to, the resource watched (a Meet space or a user), and whom the subscription acts as.
     pubsub_topic: Text | None = None
     events_target: Text | None = None
@@ -879,7 +879,7 @@ class TenantsSource:
             return True
 
 
-DEFAULT_TENANTS_FILE = Path(__file__).resolve().parent.parent / "config" / "tenants.yaml"
+DEFAULT_TENANTS_FILE = Path(__file__).resolve().parents[2] / "config" / "tenants.yaml"
 
 
 def default_tenants_path() -> Path:

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from worker.cli import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, format_text
-from worker.events import EventError
-from worker.service import UnknownTenantError, decision_from_json
-from worker.store import RecordNotFoundError
-from worker.tenants import TenantsError
+from worker.config.tenants import TenantsError
+from worker.ingest.events import EventError
+from worker.ops.output import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, format_text
+from worker.pipeline.service import UnknownTenantError, decision_from_json
+from worker.pipeline.store import RecordNotFoundError
 
 EXIT_UNAVAILABLE = 3
 
@@ -42,8 +42,8 @@ def _record_text(record: Any) -> str:
 def run_ops(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import redis
 
-    from worker import ops
-    from worker.tasks import pipeline
+    from worker.ops import actions as ops
+    from worker.pipeline.tasks import pipeline
 
     try:
         pipe = pipeline()
@@ -127,7 +127,7 @@ def run_ops(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _redis_url() -> str:
-    from worker.celery_app import redis_url
+    from worker.pipeline.celery_app import redis_url
 
     return redis_url()
 

@@ -16,9 +16,9 @@ import jwt
 import redis
 
 from adapters.crm.scenario import RedisActivityLog
-from worker.opscli import _record_text
-from worker.settings import settings
-from worker.store import CallStatus, CallStore
+from worker.config.settings import settings
+from worker.ops.opscli import _record_text
+from worker.pipeline.store import CallStatus, CallStore
 
 CALL_START = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 AIRCALL_TOKEN = settings().demo_aircall_token.get_secret_value()

@@ -1,0 +1,1 @@
+"""The documents: scenario, tenants file, settings, their published schemas."""

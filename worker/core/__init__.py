@@ -1,0 +1,1 @@
+"""Shared shapes every part uses: the domain model, normalisation, the CRM port, logging."""

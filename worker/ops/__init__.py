@@ -1,0 +1,1 @@
+"""Operations: the `callmatch` CLI, the admin HTTP API, live-call operations and readiness."""
