@@ -95,3 +95,19 @@ def test_no_arguments_is_a_usage_error() -> None:
     proc = run("decide")
     assert proc.returncode == 2
     assert b"usage" in proc.stderr
+
+
+def test_a_lone_surrogate_in_an_echoed_id_is_named_and_the_others_still_decided(tmp_path: Path) -> None:
+    """JSON may carry `\\ud800`, which no UTF-8 output can: one error line, never a traceback."""
+    good = scenarios()[0]
+    document = json.loads(good.read_text())
+    document["call"]["id"] = "call-\ud800"
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps(document))  # ensure_ascii: the surrogate travels as the escape \ud800
+    proc = run("decide", str(odd), str(good))
+    assert proc.returncode == 2
+    assert len(proc.stdout.decode().splitlines()) == 1
+    assert proc.stderr.decode().splitlines()[-1] == (
+        f"{odd}: the decision would echo text that is not valid Unicode (a lone surrogate in an id)"
+    )
+    assert "Traceback" not in proc.stderr.decode()

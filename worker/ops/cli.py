@@ -60,10 +60,20 @@ def decide_files(names: Sequence[str], out: TextIO, err: TextIO, text: bool = Fa
             err.write(f"{shown}: internal error, please report it: {type(exc).__name__}: {exc}\n")
             status = EXIT_INTERNAL if status == EXIT_OK else status
             continue
-        if text:
-            out.write(format_text(decision) + "\n\n")
-        else:
-            out.write(json.dumps(decision.to_json(), ensure_ascii=False) + "\n")
+        line = (
+            format_text(decision) + "\n\n"
+            if text
+            else json.dumps(decision.to_json(), ensure_ascii=False) + "\n"
+        )
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # JSON may escape a lone surrogate (\\ud800) that no output can carry
+            err.write(
+                f"{shown}: the decision would echo text that is not valid Unicode (a lone surrogate in an id)\n"
+            )
+            status = max(status, EXIT_INVALID)
+            continue
+        out.write(line)
         out.flush()
     return status
 
