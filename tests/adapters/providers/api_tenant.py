@@ -1,7 +1,8 @@
-"""Tenant `acme` whose Aircall, Ringover and Zoom read their APIs from the provider emulator."""
+"""Tenant `acme` whose five providers read their APIs from the provider emulator."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +13,12 @@ from tests.adapters.providers import samples
 from tests.emulators.providers.server import ProviderEmulator
 from worker.config.tenants import Tenant, parse_tenants
 
+SA_EMAIL = "callmatch@acme-project.iam.gserviceaccount.com"
+AZURE_TENANT = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+
 
 def api_tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:
-    """`acme` with API credentials for the three telephony and meeting providers, pointed at `emulator`."""
+    """`acme` with API credentials for all five providers, pointed at `emulator`."""
     base = emulator.base_url
     document = samples.tenant_document(str(tmp_path))
     providers = document["tenants"]["acme"]["providers"]
@@ -27,6 +31,16 @@ def api_tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:
             "C_ZOOM_ACCOUNT": "zoom-account",
             "C_ZOOM_CLIENT": "zoom-client",
             "C_ZOOM_SECRET": "zoom-secret",
+            "C_GOOGLE_KEY": json.dumps(
+                {
+                    "type": "service_account",
+                    "client_email": SA_EMAIL,
+                    "private_key": samples.private_pem(samples.OTHER_KEY),
+                    "token_uri": f"{base}/token",
+                }
+            ),
+            "C_GRAPH_CLIENT": "graph-client",
+            "C_GRAPH_SECRET": "graph-secret",
         }
     )
     providers["aircall"].update(
@@ -42,10 +56,18 @@ def api_tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:
             "client_secret_env": "C_ZOOM_SECRET",
         },
     )
+    providers["google_meet"].update(
+        api_base_url=base,
+        delegated_user="admin@ourco.com",
+        credentials={"service_account_key_env": "C_GOOGLE_KEY"},
+    )
+    providers["teams"].update(
+        api_base_url=base,
+        azure_tenant_id=AZURE_TENANT,
+        token_url=f"{base}/{{azure_tenant_id}}/oauth2/v2.0/token",
+        credentials={"client_id_env": "C_GRAPH_CLIENT", "client_secret_env": "C_GRAPH_SECRET"},
+    )
     return parse_tenants(document, "t.yaml", tmp_path, environ).tenants["acme"]
-
-
-SA_EMAIL = "callmatch@acme-project.iam.gserviceaccount.com"
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import requests
 
 from adapters.errors import FatalError, RateLimitedError
 from tests.adapters.providers import samples
-from tests.adapters.providers.api_tenant import provider_emulator
+from tests.adapters.providers.api_tenant import AZURE_TENANT, api_tenant, provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
 from worker.config.tenants import Tenant, parse_tenants
 from worker.core.model import CallKind, Direction, Person
@@ -20,8 +19,6 @@ from worker.ingest.enrich import complete_event
 from worker.ingest.events import CallEvent
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
-AZURE_TENANT = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
-SA_EMAIL = "callmatch@acme-project.iam.gserviceaccount.com"
 
 
 @pytest.fixture()
@@ -30,55 +27,7 @@ def emulator() -> Iterator[ProviderEmulator]:
         yield emu
 
 
-def _tenant(emu: ProviderEmulator, tmp_path: Any) -> Tenant:
-    base = emu.base_url
-    document = samples.tenant_document(str(tmp_path))
-    providers = document["tenants"]["acme"]["providers"]
-    environ = dict(samples.ENVIRON)
-    sa_key = {
-        "type": "service_account",
-        "client_email": SA_EMAIL,
-        "private_key": samples.private_pem(samples.OTHER_KEY),
-        "token_uri": f"{base}/token",
-    }
-    environ.update(
-        {
-            "C_AIRCALL_ID": "api-id",
-            "C_AIRCALL_TOKEN": "api-token",
-            "C_RINGOVER": "ringover-api-key",
-            "C_ZOOM_ACCOUNT": "zoom-account",
-            "C_ZOOM_CLIENT": "zoom-client",
-            "C_ZOOM_SECRET": "zoom-secret",
-            "C_GOOGLE_KEY": json.dumps(sa_key),
-            "C_GRAPH_CLIENT": "graph-client",
-            "C_GRAPH_SECRET": "graph-secret",
-        }
-    )
-    providers["aircall"].update(
-        api_base_url=base, credentials={"api_id_env": "C_AIRCALL_ID", "api_token_env": "C_AIRCALL_TOKEN"}
-    )
-    providers["ringover"].update(api_base_url=base, credentials={"api_key_env": "C_RINGOVER"})
-    providers["zoom"].update(
-        api_base_url=base,
-        oauth_url=f"{base}/oauth/token",
-        credentials={
-            "account_id_env": "C_ZOOM_ACCOUNT",
-            "client_id_env": "C_ZOOM_CLIENT",
-            "client_secret_env": "C_ZOOM_SECRET",
-        },
-    )
-    providers["google_meet"].update(
-        api_base_url=base,
-        delegated_user="admin@ourco.com",
-        credentials={"service_account_key_env": "C_GOOGLE_KEY"},
-    )
-    providers["teams"].update(
-        api_base_url=base,
-        azure_tenant_id=AZURE_TENANT,
-        token_url=f"{base}/{{azure_tenant_id}}/oauth2/v2.0/token",
-        credentials={"client_id_env": "C_GRAPH_CLIENT", "client_secret_env": "C_GRAPH_SECRET"},
-    )
-    return parse_tenants(document, "t.yaml", tmp_path, environ).tenants["acme"]
+_tenant = api_tenant
 
 
 @pytest.fixture()
