@@ -9,7 +9,6 @@ event and the fetch goes on; the conference record itself stays the call.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ import redis
 
 from adapters.errors import FatalError
 from adapters.providers.google_meet import client as meet
-from tests.adapters.providers import samples
 from tests.adapters.providers import samples_google_meet as sg
-from tests.adapters.providers.api_tenant import provider_emulator
+from tests.adapters.providers.api_tenant import api_tenant, provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
-from worker.config.tenants import Tenant, parse_tenants
+from worker.config.tenants import Tenant
 from worker.core.model import CallKind, Person
 from worker.ingest.enrich import complete_event
 from worker.ingest.events import CallEvent
@@ -45,21 +43,8 @@ def emulator() -> Iterator[ProviderEmulator]:
 
 @pytest.fixture()
 def tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:
-    """`acme` whose service account (domain-wide delegation, acting as an admin) reads the emulator."""
-    key = {
-        "type": "service_account",
-        "client_email": SA_EMAIL,
-        "private_key": samples.private_pem(samples.OTHER_KEY),
-        "token_uri": f"{emulator.base_url}/token",
-    }
-    document = samples.tenant_document(str(tmp_path))
-    document["tenants"]["acme"]["providers"]["google_meet"].update(
-        api_base_url=emulator.base_url,
-        delegated_user="admin@ourco.com",
-        credentials={"service_account_key_env": "C_GOOGLE_KEY"},
-    )
-    environ = {**samples.ENVIRON, "C_GOOGLE_KEY": json.dumps(key)}
-    return parse_tenants(document, "t.yaml", tmp_path, environ).tenants["acme"]
+    """`acme` whose five providers read the emulator (Teams in Entra tenant OUR_TENANT; Meet through a delegated admin)."""
+    return api_tenant(emulator, tmp_path)
 
 
 def _event(record: str = sg.RECORD) -> CallEvent:

@@ -20,11 +20,10 @@ import redis
 from adapters.crm.readiness import Status
 from adapters.errors import FatalError
 from adapters.providers.teams import client as teams
-from tests.adapters.providers import samples
 from tests.adapters.providers import samples_teams as st
-from tests.adapters.providers.api_tenant import provider_emulator
+from tests.adapters.providers.api_tenant import api_tenant, provider_emulator
 from tests.emulators.providers.server import ProviderEmulator
-from worker.config.tenants import Tenant, parse_tenants
+from worker.config.tenants import Tenant
 from worker.core.model import CallKind, Direction, Person
 from worker.ingest.apiclient import FetchContext
 from worker.ingest.enrich import complete_event
@@ -41,17 +40,8 @@ def emulator() -> Iterator[ProviderEmulator]:
 
 @pytest.fixture()
 def tenant(emulator: ProviderEmulator, tmp_path: Path) -> Tenant:
-    """`acme` whose Teams app reads Graph from the emulator, in Entra tenant OUR_TENANT."""
-    base = emulator.base_url
-    document = samples.tenant_document(str(tmp_path))
-    document["tenants"]["acme"]["providers"]["teams"].update(
-        api_base_url=base,
-        azure_tenant_id=st.OUR_TENANT,
-        token_url=f"{base}/{{azure_tenant_id}}/oauth2/v2.0/token",
-        credentials={"client_id_env": "C_GRAPH_CLIENT", "client_secret_env": "C_GRAPH_SECRET"},
-    )
-    environ = {**samples.ENVIRON, "C_GRAPH_CLIENT": "graph-client", "C_GRAPH_SECRET": "graph-secret"}
-    return parse_tenants(document, "t.yaml", tmp_path, environ).tenants["acme"]
+    """`acme` whose five providers read the emulator (Teams in Entra tenant OUR_TENANT; Meet through a delegated admin)."""
+    return api_tenant(emulator, tmp_path)
 
 
 def _event(record_id: str = st.RECORD_ID) -> CallEvent:
