@@ -88,19 +88,27 @@ MAX_ID_LENGTH = 255
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+def text_problem(value: str, max_length: int | None = None) -> str | None:
+    """Why `value` is no storable text (over-long, a lone surrogate, a control character), or None."""
+    if max_length is not None and len(value) > max_length:
+        return f"longer than {max_length} characters"
+    bad = _UNSAFE.search(value)
+    if bad is None:
+        return None
+    if "\ud800" <= bad.group() <= "\udfff":
+        return "not valid UTF-8 (lone surrogate)"
+    return "contains a control character"
+
+
 def check_text(value: str, path: str, max_length: int | None = None) -> str:
     """`value` unchanged if it is storable text; else a PayloadError naming `path` (never the value).
 
     Lone surrogates cannot be encoded to UTF-8 and control characters corrupt ids,
     CRM fields and logs, so neither may travel past the parser.
     """
-    if max_length is not None and len(value) > max_length:
-        raise PayloadError(f"longer than {max_length} characters", path)
-    bad = _UNSAFE.search(value)
-    if bad is not None:
-        if "\ud800" <= bad.group() <= "\udfff":
-            raise PayloadError("not valid UTF-8 (lone surrogate)", path)
-        raise PayloadError("contains a control character", path)
+    problem = text_problem(value, max_length)
+    if problem is not None:
+        raise PayloadError(problem, path)
     return value
 
 
@@ -222,8 +230,8 @@ class Fields:
         return parse_iso(value, self.at(key))
 
 
-def parse_iso(value: str, path: str) -> dt.datetime:
-    text = check_text(value, path).strip()
+def parse_iso_reason(text: str) -> dt.datetime | str:
+    """An ISO-8601 date-time in UTC (no offset: UTC), or why `text` is none."""
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:
@@ -232,7 +240,14 @@ def parse_iso(value: str, path: str) -> dt.datetime:
             parsed = parsed.replace(tzinfo=dt.UTC)
         return parsed.astimezone(dt.UTC)
     except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+01:00 has no UTC time
-        raise PayloadError("not an ISO-8601 date-time", path) from None
+        return "not an ISO-8601 date-time"
+
+
+def parse_iso(value: str, path: str) -> dt.datetime:
+    parsed = parse_iso_reason(check_text(value, path).strip())
+    if isinstance(parsed, str):
+        raise PayloadError(parsed, path)
+    return parsed
 
 
 def _people(event: CallEvent) -> Iterator[tuple[str, Person]]:

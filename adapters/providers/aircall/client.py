@@ -9,12 +9,13 @@ import base64
 
 from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError
+from adapters.providers.aircall.payloads import CallAnswer
 from adapters.providers.aircall.webhook import add_person, call_people
 from adapters.providers.checks import probe_client, refused
 from worker.core.model import Person
 from worker.ingest.apiclient import FetchContext, reading
 from worker.ingest.events import CallEvent
-from worker.ingest.webhook import Fields
+from worker.ingest.payloads import parse
 
 DEFAULT_BASE_URL = "https://api.aircall.io"
 
@@ -60,14 +61,14 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     body = client.get(f"/v1/calls/{event.source_ref}")
 
     with reading("aircall"):
-        call = Fields(body).obj("call")
+        call = parse(CallAnswer, body).call
         organizer, external, internal = call_people(call)
         participants = list(event.participants)
         for person in external:
             add_person(person, participants)
         return event.with_details(
-            started_at=call.unix_time("started_at") or event.started_at,
-            ended_at=call.unix_time("ended_at") or event.ended_at,
+            started_at=call.started_at or event.started_at,
+            ended_at=call.ended_at or event.ended_at,
             organizer=organizer if organizer.email else event.organizer,
             participants=tuple(participants),
             internal=merge(event.internal, internal),

@@ -7,8 +7,9 @@ the external party is then `raw_digits` alone ("+33 6 12 34 56 78", or
 "anonymous", which is no number). The public API's call object may also list
 people under `conference_participants`; both lists are read the same way.
 
-Every string is read through `Fields`, which refuses lone surrogates, control
-characters and over-long ids; `check_event` guards the event built from them.
+The body is read as the models of `payloads.py` (lone surrogates, control
+characters and over-long ids are refused naming the field); `check_event`
+guards the event built from them.
 """
 
 from __future__ import annotations
@@ -17,14 +18,9 @@ import hmac
 
 from worker.core.model import CallKind, Direction, Person
 from worker.ingest.events import CallEvent
-from worker.ingest.webhook import (
-    Delivery,
-    Fields,
-    SignatureError,
-    WebhookRequest,
-    check_event,
-    load_json,
-)
+from adapters.providers.aircall.payloads import Call, Contact, Ended, Envelope, Event, Participant
+from worker.ingest.payloads import parse
+from worker.ingest.webhook import Delivery, SignatureError, WebhookRequest, check_event, load_json
 
 PROVIDER = "aircall"
 ENDED = "call.ended"
@@ -52,56 +48,51 @@ def _external_phone(raw: str | None) -> str | None:
     return raw.strip()
 
 
-def contact_people(contact: Fields | None, phone: str | None) -> list[Person]:
+def contact_people(contact: Contact | None, phone: str | None) -> list[Person]:
     """An Aircall contact: one person per email, the call's number on the first."""
     if contact is None:
         return [Person(phone=phone)] if phone else []
-    first = contact.opt_str("first_name") or ""
-    last = contact.opt_str("last_name") or ""
+    first = contact.first_name or ""
+    last = contact.last_name or ""
     name = " ".join(part for part in (first.strip(), last.strip()) if part) or None
-    emails = [e.opt_str("value") for e in contact.objs("emails")]
-    phones = [p.opt_str("value") for p in contact.objs("phone_numbers")]
+    emails = [e.value for e in contact.emails]
+    phones = [p.value for p in contact.phone_numbers]
     people = [Person(email=emails[0] if emails else None, phone=phone, name=name)]
     people += [Person(email=email, name=name) for email in emails[1:] if email]
     people += [Person(phone=p, name=name) for p in phones if p and p != phone]
     return people
 
 
-def _participant(participant: Fields) -> tuple[str | None, Person]:
-    """(type, person) of one entry of `participants` or `conference_participants`."""
-    person = Person(
-        email=participant.opt_str("email"),
-        phone=_external_phone(participant.opt_str("phone_number")),
-        name=participant.opt_str("name"),
+def _participant(participant: Participant) -> Person:
+    """The person of one entry of `participants` or `conference_participants`."""
+    return Person(
+        email=participant.email,
+        phone=_external_phone(participant.phone_number),
+        name=participant.name,
     )
-    return participant.opt_str("type"), person
 
 
-def call_people(data: Fields) -> tuple[Person, list[Person], list[Person]]:
+def call_people(data: Call) -> tuple[Person, list[Person], list[Person]]:
     """(organizer, external, internal) from an Aircall call object, webhook or API.
 
     `user` is the organizer; `contact` (or `raw_digits` alone) the external party;
     `participants` and `conference_participants` add the others, Aircall users
     (type `user`) to internal, anyone with a number or an email to external.
     """
-    user = data.opt_obj("user")
-    organizer = (
-        Person(email=user.opt_str("email"), name=user.opt_str("name")) if user is not None else Person()
-    )
-    external = contact_people(data.opt_obj("contact"), _external_phone(data.opt_str("raw_digits")))
+    user = data.user
+    organizer = Person(email=user.email, name=user.name) if user is not None else Person()
+    external = contact_people(data.contact, _external_phone(data.raw_digits))
     internal: list[Person] = []
-    for key in ("participants", "conference_participants"):
-        for entry in data.objs(key):
-            kind, person = _participant(entry)
-            if kind == "user":
-                if person not in internal:
-                    internal.append(person)
-            elif person.phone or person.email:
-                add_person(person, external)
-    for transfer_key in ("transferred_by", "transferred_to", "assigned_to"):
-        other = data.opt_obj(transfer_key)
-        if other is not None and other.opt_str("email"):
-            internal.append(Person(email=other.opt_str("email"), name=other.opt_str("name")))
+    for entry in (*data.participants, *data.conference_participants):
+        person = _participant(entry)
+        if entry.type == "user":
+            if person not in internal:
+                internal.append(person)
+        elif person.phone or person.email:
+            add_person(person, external)
+    for other in (data.transferred_by, data.transferred_to, data.assigned_to):
+        if other is not None and other.email:
+            internal.append(Person(email=other.email, name=other.name))
     return organizer, external, internal
 
 
@@ -120,16 +111,14 @@ def add_person(person: Person, people: list[Person]) -> None:
 
 
 def handle(request: WebhookRequest) -> Delivery:
-    root = Fields(load_json(request.body))
-    verify_token(root.opt_str("token"), request.config.webhook_secrets)
-    event = root.str_("event")
-    if event != ENDED:
+    body = load_json(request.body)
+    verify_token(parse(Envelope, body).token, request.config.webhook_secrets)
+    if parse(Event, body).event != ENDED:
         return Delivery(ignored=f"not a {ENDED} event")
-    data = root.obj("data")
-    call_id = data.ident("id")
-    started_at = data.unix_time("started_at", required=True)
+    data = parse(Ended, body).data
+    call_id = data.id
     organizer, external, internal = call_people(data)
-    id_path = data.at("id")
+    id_path = "data.id"
     return Delivery(
         events=(
             check_event(
@@ -140,9 +129,9 @@ def handle(request: WebhookRequest) -> Delivery:
                     event_id=f"{ENDED}:{call_id}",
                     kind=CallKind.CALL,
                     received_at=request.now,
-                    started_at=started_at,
-                    ended_at=data.unix_time("ended_at"),
-                    direction=_direction(data.opt_str("direction")),
+                    started_at=data.started_at,
+                    ended_at=data.ended_at,
+                    direction=_direction(data.direction),
                     organizer=organizer,
                     participants=tuple(external),
                     internal=tuple(internal),
