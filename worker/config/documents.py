@@ -72,6 +72,7 @@ _TYPE_REASONS: dict[str, str] = {
     "bool_type": "expected true or false",
     "int_type": "expected a whole number",
     "list_type": "expected a list",
+    "tuple_type": "expected a list",
     "model_type": "expected an object",
     "model_attributes_type": "expected an object",
     "dict_type": "expected an object",

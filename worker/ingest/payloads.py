@@ -167,6 +167,6 @@ RequiredIsoTime = Annotated[dt.datetime, BeforeValidator(_iso_time), BeforeValid
 Flag = Annotated[bool | None, BeforeValidator(_flag)]
 """An optional `true` or `false`."""
 Items = BeforeValidator(_empty)
-"""`Annotated[list[X], Items]`: a list that may be absent or null (read as empty)."""
+"""`Annotated[tuple[X, ...], Items] = ()`: a list that may be absent or null (read as empty)."""
 Present = BeforeValidator(_present)
 """`Annotated[X, Present]`: an object that must be there (null is missing)."""

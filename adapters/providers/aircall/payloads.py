@@ -30,8 +30,8 @@ class Value(Payload):
 class Contact(Payload):
     first_name: Text = None
     last_name: Text = None
-    emails: Annotated[list[Value], Items] = []
-    phone_numbers: Annotated[list[Value], Items] = []
+    emails: Annotated[tuple[Value, ...], Items] = ()
+    phone_numbers: Annotated[tuple[Value, ...], Items] = ()
 
 
 class User(Payload):
@@ -58,8 +58,8 @@ class Call(Payload):
     user: User | None = None
     contact: Contact | None = None
     raw_digits: Text = None
-    participants: Annotated[list[Participant], Items] = []
-    conference_participants: Annotated[list[Participant], Items] = []
+    participants: Annotated[tuple[Participant, ...], Items] = ()
+    conference_participants: Annotated[tuple[Participant, ...], Items] = ()
     transferred_by: User | None = None
     transferred_to: User | None = None
     assigned_to: User | None = None

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hmac
 
+from adapters.providers.aircall.payloads import Call, Contact, Ended, Envelope, Event, Participant
 from worker.core.model import CallKind, Direction, Person
 from worker.ingest.events import CallEvent
-from adapters.providers.aircall.payloads import Call, Contact, Ended, Envelope, Event, Participant
 from worker.ingest.payloads import parse
 from worker.ingest.webhook import Delivery, SignatureError, WebhookRequest, check_event, load_json
 
