@@ -33,7 +33,9 @@ def test_every_contract_example_matches_its_expected_result() -> None:
     for path, line in zip(files, lines, strict=True):
         result = json.loads(line)
         expected = json.loads(path.with_name(path.name.replace(".json", ".expected.json")).read_text())
-        assert {k: v for k, v in result.items() if k != "trace"} == expected, path.name
+        # v1.1: v1's decision plus `candidates`, always present and empty unless U1 abstained
+        assert {k: v for k, v in result.items() if k not in ("trace", "candidates")} == expected, path.name
+        assert result["candidates"] == [], path.name
         assert result["trace"] and all(set(entry) == {"rule", "message"} for entry in result["trace"])
 
 

@@ -159,7 +159,15 @@ def test_v1_1_keys_are_accepted_with_their_defaults_and_carried() -> None:
     assert parsed.previous is not None and parsed.previous.removed is not None
     assert parsed.previous.removed[0].type == "account"
     assert parsed.unknown_keys() == ["crm.contacts[0].x"]  # the v1.1 keys are known
-    assert parsed.to_scenario().policy == plain.policy  # carried, not yet read by the engine
+    policy = parsed.to_scenario().policy
+    assert policy != plain.policy  # read into the engine's policy
+    assert policy.internal_phones == ("+33100000000",) and policy.internal_domains == ("ourco.example",)
+    assert policy.shared_phone_max_accounts == 3 and policy.skip_converted_leads
+    assert policy.domain_match == "registrable" and policy.on_ambiguity == "abstain"
+    assert policy.excluded_account_types == ("Partner",) and not policy.use_preferences
+    scenario = parsed.to_scenario()
+    assert scenario.crm.preferences[0].account_id == "A1"
+    assert scenario.previous is not None and scenario.previous.removed[0].id == "A9"
     defaults = parse_document({"call": {"id": "x", "started_at": "2026-01-01T00:00:00Z"}, "policy": {}})
     assert defaults.policy is not None and defaults.policy.on_ambiguity is None  # absent: the default applies
 

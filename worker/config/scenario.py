@@ -41,24 +41,27 @@ from worker.core.model import (
     Account,
     Activity,
     ActivityType,
+    Ambiguity,
     Call,
     CallKind,
     Contact,
     ContactRole,
     CrmSlice,
     Direction,
+    DomainMatch,
     Lead,
     Opportunity,
     OwnerMode,
     Person,
     Policy,
+    Preference,
     Previous,
+    Removed,
     Scenario,
     Strategy,
     User,
     Windows,
 )
-from worker.core.normalize import norm_domain
 
 SUPPORTED_VERSION = 1
 CRM_KINDS = ("salesforce", "hubspot", "generic")
@@ -269,8 +272,8 @@ class WindowsDocument(_Lenient):
         )
 
 
-DomainMatch = Literal["clean", "exact", "registrable"]
-OnAmbiguity = Literal["pick", "abstain"]
+DomainMatchChoice = Literal["clean", "exact", "registrable"]
+OnAmbiguityChoice = Literal["pick", "abstain"]
 
 
 def _literal_choice(*allowed: str) -> Callable[[object], str | None]:
@@ -320,13 +323,13 @@ class PolicyDocument(_Lenient):
     prefer_primary: Flag = None
     refresh_drops_stale: Flag = None
     domain_match: Annotated[
-        DomainMatch | None,
+        DomainMatchChoice | None,
         BeforeValidator(_literal_choice("clean", "exact", "registrable")),
         WithJsonSchema({"enum": ["clean", "exact", "registrable", None], "default": "clean"}),
     ] = None
     excluded_account_types: Texts = None
     on_ambiguity: Annotated[
-        OnAmbiguity | None,
+        OnAmbiguityChoice | None,
         BeforeValidator(_literal_choice("pick", "abstain")),
         WithJsonSchema({"enum": ["pick", "abstain", None], "default": "pick"}),
     ] = None
@@ -345,7 +348,7 @@ class PolicyDocument(_Lenient):
             ),
             match_by_domain=(base.match_by_domain if self.match_by_domain is None else self.match_by_domain),
             free_mail_domains=(
-                tuple(sorted({norm_domain(d) for d in self.free_mail_domains}))
+                tuple(sorted(set(self.free_mail_domains)))
                 if self.free_mail_domains is not None
                 else base.free_mail_domains
             ),
@@ -362,6 +365,20 @@ class PolicyDocument(_Lenient):
                 else self.activity_match_minutes
             ),
             windows=self.windows.to_windows() if self.windows is not None else base.windows,
+            internal_phones=tuple(self.internal_phones or ()),
+            internal_domains=tuple(self.internal_domains or ()),
+            shared_phone_max_accounts=(
+                base.shared_phone_max_accounts
+                if self.shared_phone_max_accounts is None
+                else self.shared_phone_max_accounts
+            ),
+            skip_converted_leads=bool(self.skip_converted_leads),
+            prefer_primary=bool(self.prefer_primary),
+            refresh_drops_stale=bool(self.refresh_drops_stale),
+            domain_match=base.domain_match if self.domain_match is None else DomainMatch(self.domain_match),
+            excluded_account_types=tuple(self.excluded_account_types or ()),
+            on_ambiguity=base.on_ambiguity if self.on_ambiguity is None else Ambiguity(self.on_ambiguity),
+            use_preferences=base.use_preferences if self.use_preferences is None else self.use_preferences,
         )
 
 
@@ -443,7 +460,8 @@ class AccountDocument(_Lenient):
         return Account(
             id=self.id,
             name=self.name,
-            domains=tuple([norm_domain(d) for d in self.domains]) if self.domains else (),
+            domains=tuple(self.domains) if self.domains else (),
+            type=self.type,
         )
 
 
@@ -482,6 +500,8 @@ class LeadDocument(_Lenient):
             email=self.email,
             emails=(tuple(self.emails) if self.emails else ()),
             phones=(tuple(self.phones) if self.phones else ()),
+            is_converted=bool(self.is_converted),
+            converted_contact_id=self.converted_contact_id,
         )
 
 
@@ -557,6 +577,14 @@ class PreferenceDocument(_Lenient):
     opportunity_id: Text = None
     set_at: MaybeInstant = None
 
+    def to_preference(self) -> Preference:
+        return Preference(
+            contact_id=self.contact_id,
+            account_id=self.account_id,
+            opportunity_id=self.opportunity_id,
+            set_at=self.set_at,
+        )
+
 
 RECORD_LISTS = ("users", "accounts", "contacts", "leads", "opportunities", "activities")
 
@@ -595,6 +623,7 @@ class CrmDocument(_Lenient):
             if self.opportunities
             else (),
             activities=tuple([r.to_activity() for r in self.activities]) if self.activities else (),
+            preferences=tuple([r.to_preference() for r in self.preferences]) if self.preferences else (),
         )
 
 
@@ -641,6 +670,7 @@ class PreviousDocument(_Lenient):
             account_id=self.account_id,
             opportunity_id=self.opportunity_id,
             locked=frozenset(self.locked or ()),
+            removed=tuple([Removed(type=r.type, id=r.id) for r in self.removed]) if self.removed else (),
         )
 
 

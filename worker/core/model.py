@@ -55,6 +55,22 @@ class Case(StrEnum):
     DOMAIN = "domain"
     LEADS_ONLY = "leads_only"
     NONE = "none"
+    AMBIGUOUS = "ambiguous"
+
+
+class DomainMatch(StrEnum):
+    """`policy.domain_match` (M10): how M6, V2 and M7 compare domains."""
+
+    EXACT = "exact"
+    CLEAN = "clean"
+    REGISTRABLE = "registrable"
+
+
+class Ambiguity(StrEnum):
+    """`policy.on_ambiguity` (U1): pick as v1 does, or abstain and list the candidates."""
+
+    PICK = "pick"
+    ABSTAIN = "abstain"
 
 
 DEFAULT_FREE_MAIL_DOMAINS: tuple[str, ...] = (
@@ -113,6 +129,17 @@ class Policy:
     use_contact_roles: bool = False
     activity_match_minutes: int = 15
     windows: Windows = field(default_factory=Windows)
+    # rules v1.1: each default keeps v1's decisions (M10's `clean` aside, which cleans stored websites)
+    internal_phones: tuple[str, ...] = ()
+    internal_domains: tuple[str, ...] = ()
+    shared_phone_max_accounts: int = 0
+    skip_converted_leads: bool = False
+    prefer_primary: bool = False
+    refresh_drops_stale: bool = False
+    domain_match: DomainMatch = DomainMatch.CLEAN
+    excluded_account_types: tuple[str, ...] = ()
+    on_ambiguity: Ambiguity = Ambiguity.PICK
+    use_preferences: bool = True
 
 
 @dataclass(frozen=True)
@@ -153,6 +180,7 @@ class Account:
     id: str
     name: str | None = None
     domains: tuple[str, ...] = ()
+    type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +198,8 @@ class Lead:
     email: str | None = None
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
+    is_converted: bool = False
+    converted_contact_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +252,28 @@ class CrmSlice:
     leads: tuple[Lead, ...] = ()
     opportunities: tuple[Opportunity, ...] = ()
     activities: tuple[Activity, ...] = ()
+    preferences: tuple[Preference, ...] = ()
+
+
+@dataclass(frozen=True)
+class Preference:
+    """L1: what a person chose (override or review) for a call of this contact."""
+
+    contact_id: str
+    account_id: str | None = None
+    opportunity_id: str | None = None
+    set_at: dt.datetime | None = None
+
+
+REMOVABLE_TYPES: tuple[str, ...] = ("contact", "account", "opportunity")
+
+
+@dataclass(frozen=True)
+class Removed:
+    """R6: a record a person unlinked from the call; refreshes never link it again."""
+
+    type: str
+    id: str
 
 
 LOCKABLE_FIELDS: tuple[str, ...] = ("contacts", "leads", "account", "opportunity")
@@ -236,6 +288,10 @@ class Previous:
     account_id: str | None = None
     opportunity_id: str | None = None
     locked: frozenset[str] = frozenset()
+    removed: tuple[Removed, ...] = ()
+
+    def removed_ids(self, kind: str) -> frozenset[str]:
+        return frozenset(r.id for r in self.removed if r.type == kind)
 
 
 @dataclass(frozen=True)
@@ -245,6 +301,18 @@ class TraceEntry:
 
     def to_json(self) -> dict[str, str]:
         return {"rule": self.rule, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """U1: a record the rules could not choose between (`ambiguous`), for a person to pick."""
+
+    type: str
+    id: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": self.type, "id": self.id, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -258,6 +326,7 @@ class Decision:
     account_id: str | None = None
     opportunity_id: str | None = None
     trace: tuple[TraceEntry, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -267,6 +336,7 @@ class Decision:
             "lead_ids": list(self.lead_ids),
             "account_id": self.account_id,
             "opportunity_id": self.opportunity_id,
+            "candidates": [candidate.to_json() for candidate in self.candidates],
             "trace": [entry.to_json() for entry in self.trace],
         }
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker.core.model import Opportunity, OwnerMode, Policy, Strategy
+from worker.core.model import Ambiguity, Opportunity, OwnerMode, Policy, Strategy
 from worker.engine.trace import Trace
 
 RUNNER_UP_LIMIT = 8
@@ -28,6 +28,20 @@ class Clock:
 
     started_at: dt.datetime
     call_date: dt.date
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What S gave: one opportunity, a tie U1.2 abstained on (`tied`), or nothing (`eligible` tells why)."""
+
+    opportunity: Opportunity | None
+    tied: tuple[Opportunity, ...] = ()
+    eligible: bool = True
+
+    @property
+    def decided(self) -> bool:
+        """An opportunity or a tie: a C4 group that gives either wins."""
+        return self.opportunity is not None or bool(self.tied)
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,10 @@ class Selector:
         self, candidates: Sequence[Opportunity], trace: Trace, *, context: str = ""
     ) -> Opportunity | None:
         """The best candidate under S (with S6), or None; runner-ups and tie-breaks go to the trace."""
+        return self.select(candidates, trace, context=context).opportunity
+
+    def select(self, candidates: Sequence[Opportunity], trace: Trace, *, context: str = "") -> Choice:
+        """S (with S6): one opportunity, or with `on_ambiguity: abstain` maybe a tie (U1.2), or nothing."""
         unique = {opp.id: opp for opp in candidates}
         ranked = sorted(
             (self.rank(opp) for opp in unique.values()),
@@ -127,7 +145,12 @@ class Selector:
                 trace.add(self.rule, f"none of {len(ranked)} candidate opportunities is eligible{context}")
             for r in ranked[:RUNNER_UP_LIMIT]:
                 trace.add(self.rule, f"{r.opportunity.id} not eligible: {self.describe(r)}")
-            return None
+            return Choice(None, eligible=False)
+        if self.policy.on_ambiguity is Ambiguity.ABSTAIN:
+            tied = self.tie(eligible)
+            if tied:
+                trace.add("U1.2", self.tie_message(tied, context))
+                return Choice(None, tuple(r.opportunity for r in tied))
         winner = eligible[0]
         trace.add(self.rule_of(winner), f"{winner.opportunity.id} chosen{context}: {self.describe(winner)}")
         if len(eligible) > 1 and eligible[1].tier == winner.tier:
@@ -137,7 +160,37 @@ class Selector:
             trace.add(self.rule_of(r), self.lost(r, winner, r in set_aside))
         if len(others) > RUNNER_UP_LIMIT:
             trace.add(self.rule, f"{len(others) - RUNNER_UP_LIMIT} more candidates lost as well")
-        return winner.opportunity
+        return Choice(winner.opportunity)
+
+    def tie(self, eligible: Sequence[Ranked]) -> list[Ranked]:
+        """U1.2: what S ranks last (S1: the first non-empty tier), tied across accounts or on its primary key."""
+        last = [r for r in eligible if r.tier == eligible[0].tier] if self.rule == "S1" else list(eligible)
+        if len(last) < 2:
+            return []
+        if len({r.opportunity.account_id for r in last}) > 1:
+            return last
+        if last[0].key[0] == last[1].key[0]:
+            return [r for r in last if r.key[0] == last[0].key[0]]
+        return []
+
+    def tie_message(self, tied: Sequence[Ranked], context: str) -> str:
+        ids = ", ".join(r.opportunity.id for r in tied)
+        accounts = sorted({r.opportunity.account_id or "(none)" for r in tied})
+        where = f" in tier {tied[0].tier}" if self.rule == "S1" else ""
+        if len(accounts) > 1:
+            why = f"they belong to different accounts ({', '.join(accounts)})"
+        else:
+            why = f"{self.rule} ranks them equal{where} ({self.primary_key(tied[0])})"
+        return f"opportunities {ids} tie{context}: {why}; no opportunity is chosen (on_ambiguity: abstain)"
+
+    def primary_key(self, ranked: Ranked) -> str:
+        strategy = self.policy.opportunity_strategy
+        opp = ranked.opportunity
+        if strategy is Strategy.TIMELINE:
+            return f"created {_days(ranked.key[0])} days from the call"
+        if strategy in (Strategy.MOST_RECENTLY_CREATED_OPEN, Strategy.OLDEST_CREATED_OPEN):
+            return f"created {opp.created_at.isoformat()}"
+        return f"updated {opp.updated_at.isoformat()}"
 
     def describe(self, ranked: Ranked) -> str:
         opp = ranked.opportunity
