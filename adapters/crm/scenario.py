@@ -26,12 +26,14 @@ from worker.core.model import (
     Contact,
     CrmSlice,
     Decision,
+    DomainMatch,
     Lead,
     Opportunity,
     User,
 )
 from worker.core.normalize import norm_domain, norm_email, to_e164
 from worker.core.port import ActivityQuery, CrmPort, WrittenActivity
+from worker.engine.domains import domain_key
 
 _R = TypeVar("_R", User, Account, Contact, Lead, Opportunity, Activity)
 
@@ -98,6 +100,16 @@ class RedisActivityLog:
         return [dict(json.loads(entries[k])) for k in sorted(entries)]
 
 
+def _domain_keys(domain: str) -> set[str]:
+    """Every key a stored domain may be searched by (v1's cleaning, and M10's clean and registrable)."""
+    keys = {norm_domain(domain)}
+    for mode in (DomainMatch.CLEAN, DomainMatch.REGISTRABLE):
+        key = domain_key(domain, mode)
+        if key:
+            keys.add(key)
+    return keys
+
+
 class ScenarioCrm(CrmPort):
     """A CRM over a scenario's records; phones are read in `default_region`."""
 
@@ -119,7 +131,9 @@ class ScenarioCrm(CrmPort):
         self._leads_by_phone = _index(
             (to_e164(p, default_region), lead) for lead in crm.leads for p in lead.phones
         )
-        self._accounts_by_domain = _index((norm_domain(d), a) for a in crm.accounts for d in a.domains)
+        self._accounts_by_domain = _index(
+            (key, a) for a in crm.accounts for d in a.domains for key in _domain_keys(d)
+        )
         self._accounts_by_id = _index((a.id, a) for a in crm.accounts)
         self._opps_by_contact = _index((role.id, o) for o in crm.opportunities for role in o.contacts)
         self._opps_by_account = _index((o.account_id, o) for o in crm.opportunities)

@@ -231,4 +231,5 @@ def merge_slices(first: CrmSlice, second: CrmSlice) -> CrmSlice:
         leads=merged(first.leads, second.leads),
         opportunities=merged(first.opportunities, second.opportunities),
         activities=merged(first.activities, second.activities),
+        preferences=first.preferences + second.preferences,
     )

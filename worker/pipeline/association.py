@@ -9,10 +9,10 @@ rules will look at.
 
 from __future__ import annotations
 
-from worker.core.model import Call, CrmSlice, Decision, OwnerMode, Policy, Previous, Scenario
+from worker.core.model import Call, CrmSlice, Decision, OwnerMode, Policy, Preference, Previous, Scenario
 from worker.core.normalize import norm_email
 from worker.core.port import ActivityQuery, CrmPort, Lookup, merge_slices
-from worker.engine.matching import match_participants, participant_keys, searchable_domains
+from worker.engine.matching import Exclusions, match_participants, participant_keys, searchable_domains
 from worker.engine.rules import apply_rules, corresponding_activities
 
 MAX_ROUNDS = 6
@@ -22,8 +22,20 @@ class GatherError(RuntimeError):
     """The reads did not settle; a bug in a port or in `needed_keys`, never bad input."""
 
 
-def needed_keys(call: Call, policy: Policy, crm: CrmSlice) -> Lookup:
-    """Everything the rules would read for `call`, given what is already known in `crm`."""
+def needed_keys(
+    call: Call,
+    policy: Policy,
+    crm: CrmSlice,
+    previous: Previous | None = None,
+    preferences: tuple[Preference, ...] = (),
+) -> Lookup:
+    """Everything the rules would read for `call`, given what is already known in `crm`.
+
+    Rules v1.1 read a little more, only when their policy asks: M9 the contact a
+    matched lead was converted to, X1 the accounts of candidate opportunities (their
+    type), L1 the accounts the matched contacts' preferences name, R6's
+    `refresh_drops_stale` the previous contacts (to see which are gone).
+    """
     keys = participant_keys(call, policy)
     organizer = norm_email(call.organizer.email)
     wants_user = policy.owner is not OwnerMode.OFF or policy.use_contact_roles
@@ -31,9 +43,24 @@ def needed_keys(call: Call, policy: Policy, crm: CrmSlice) -> Lookup:
     account_ids: set[str] = set()
     opportunity_ids: set[str] = set()
 
-    matching = match_participants(call, policy, crm)
+    removed = previous.removed_ids("contact") if previous is not None else frozenset()
+    matching = match_participants(call, policy, crm, exclusions=Exclusions(removed_contacts=removed))
     contact_ids.update(matching.contact_ids)
     account_ids.update(matching.domain_account_ids)
+    if policy.skip_converted_leads:
+        matched_leads = {lid for p in matching.participants for lid in p.lead_ids}
+        contact_ids.update(
+            lead.converted_contact_id
+            for lead in crm.leads
+            if lead.id in matched_leads and lead.is_converted and lead.converted_contact_id
+        )
+    if policy.excluded_account_types:
+        account_ids.update(o.account_id for o in crm.opportunities if o.account_id)
+    if policy.use_preferences and preferences:
+        matched = set(matching.contact_ids)
+        account_ids.update(p.account_id for p in preferences if p.contact_id in matched and p.account_id)
+    if policy.refresh_drops_stale and previous is not None:
+        contact_ids.update(previous.contact_ids)
     if policy.use_existing_activity:
         for activity in corresponding_activities(call, policy, crm):
             contact_ids.update(activity.contact_ids)
@@ -68,12 +95,18 @@ def needed_keys(call: Call, policy: Policy, crm: CrmSlice) -> Lookup:
     )
 
 
-def gather(call: Call, policy: Policy, port: CrmPort) -> CrmSlice:
-    """Read, round by round, until the rules need nothing more."""
-    crm = CrmSlice()
+def gather(
+    call: Call,
+    policy: Policy,
+    port: CrmPort,
+    previous: Previous | None = None,
+    preferences: tuple[Preference, ...] = (),
+) -> CrmSlice:
+    """Read, round by round, until the rules need nothing more; `preferences` (L1) travel with the slice."""
+    crm = CrmSlice(preferences=preferences)
     asked = Lookup()
     for _ in range(MAX_ROUNDS):
-        wanted = needed_keys(call, policy, crm).minus(asked)
+        wanted = needed_keys(call, policy, crm, previous, preferences).minus(asked)
         if wanted.is_empty():
             return crm
         crm = merge_slices(crm, port.lookup(wanted))
@@ -81,9 +114,19 @@ def gather(call: Call, policy: Policy, port: CrmPort) -> CrmSlice:
     raise GatherError(f"reads for call {call.id} did not settle after {MAX_ROUNDS} rounds")
 
 
-def associate(call: Call, policy: Policy, port: CrmPort, previous: Previous | None = None) -> Decision:
-    """The rules for a live call: batched reads through the tenant's CRM port, then the pure engine."""
-    return apply_rules(call, policy, gather(call, policy, port), previous)
+def associate(
+    call: Call,
+    policy: Policy,
+    port: CrmPort,
+    previous: Previous | None = None,
+    preferences: tuple[Preference, ...] = (),
+) -> Decision:
+    """The rules for a live call: batched reads through the tenant's CRM port, then the pure engine.
+
+    `preferences` are L1's (kept by callmatch, not read from the CRM): those of the
+    contacts the call may match; the engine keeps the ones of contacts it matched.
+    """
+    return apply_rules(call, policy, gather(call, policy, port, previous, preferences), previous)
 
 
 def decide_scenario(scenario: Scenario) -> Decision:
@@ -91,4 +134,4 @@ def decide_scenario(scenario: Scenario) -> Decision:
     from adapters.crm.scenario import ScenarioCrm
 
     port = ScenarioCrm(scenario.crm, scenario.policy.default_region)
-    return associate(scenario.call, scenario.policy, port, scenario.previous)
+    return associate(scenario.call, scenario.policy, port, scenario.previous, scenario.crm.preferences)
