@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         " must exceed the hard limit",
         json_schema_extra=_shown("`CALLMATCH_HARD_TIME_LIMIT_SECONDS` + 60"),
     )
+    preference_days: int = Field(
+        default=180,
+        ge=1,
+        description="a person's choice (rule L1) is followed for this many days, or until its opportunity closes",
+    )
     sweep_interval_seconds: float = Field(
         default=60.0, description="how often the workers' sweep looks for stalled calls"
     )

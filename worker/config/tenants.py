@@ -445,22 +445,28 @@ class TenantSection(_Section):
         default=None, description="the scenario-v1 policy keys and defaults"
     )
     providers: ProvidersSection = ProvidersSection()
-    internal_domains: list[Text] = Field(default_factory=list, description="emails here are our users")
+    internal_domains: list[Text] = Field(
+        default_factory=list, description="emails here are our users (and rule M7 skips them)"
+    )
+    internal_phones: list[Text] = Field(
+        default_factory=list,
+        description="our own numbers (switchboard, desk lines): rule M7 never matches them to a contact",
+    )
 
     @field_validator("policy", mode="before")
     @classmethod
     def _policy(cls, value: object) -> object:
         return _mapping(value)
 
-    @field_validator("providers", "internal_domains", mode="before")
+    @field_validator("providers", "internal_domains", "internal_phones", mode="before")
     @classmethod
     def _falsy_is_empty(cls, value: object, info: ValidationInfo) -> object:
         if not value:
             return {} if info.field_name == "providers" else []
-        if info.field_name == "internal_domains" and (
+        if info.field_name in ("internal_domains", "internal_phones") and (
             not isinstance(value, list) or not all(isinstance(d, str) and d.strip() for d in value)
         ):
-            raise refuse("expected a list of domains")
+            raise refuse(f"expected a list of {info.field_name.removeprefix('internal_')}")
         return value
 
 
@@ -651,7 +657,7 @@ def _checked_at(error: TenantsError, document: dict[str, Any]) -> tuple[int, ...
     return (*here, section)
 
 
-_SECTIONS = ("(tenant)", "crm", "policy", "providers", "internal_domains")
+_SECTIONS = ("(tenant)", "crm", "policy", "providers", "internal_domains", "internal_phones")
 _PROVIDER_STAGES = {
     "audience": 1,
     "service_account": 2,
@@ -712,6 +718,12 @@ class _Build:
     def tenant_of(self, section: TenantSection) -> Tenant:
         crm = self.crm(section.crm)
         policy = Policy() if section.policy is None else self.policy(section.policy)
+        # M7: the tenant's own domains and numbers join the policy's (the lists a scenario would carry)
+        policy = replace(
+            policy,
+            internal_domains=tuple(dict.fromkeys((*policy.internal_domains, *section.internal_domains))),
+            internal_phones=tuple(dict.fromkeys((*policy.internal_phones, *section.internal_phones))),
+        )
         providers = {name: self.provider(name, p) for name, p in section.providers.listed().items()}
         return Tenant(
             name=self.tenant,

@@ -12,11 +12,12 @@ from typing import Any
 import redis
 
 from adapters.ratelimit import all_budgets
-from worker.core.model import Decision
+from worker.core.model import REMOVABLE_TYPES, Decision
 from worker.ingest.events import CallEvent
 from worker.pipeline.association import associate
 from worker.pipeline.celery_app import QUEUE, app, sent_now
 from worker.pipeline.heartbeat import processes
+from worker.pipeline.preferences import StoredPreference
 from worker.pipeline.service import Pipeline
 from worker.pipeline.store import CallRecord, DeadLetter, Stage
 from worker.pipeline.tasks import REFRESH_TASK, STAGE_TASKS
@@ -74,16 +75,131 @@ def override(
     account_id: str | None = None,
     opportunity_id: str | None = None,
     contact_ids: Sequence[str] | None = None,
+    remove: Sequence[tuple[str, str]] = (),
+    by: str = "unknown",
+    how: str = "override",
     send: Sender | None = None,
 ) -> CallRecord:
-    if account_id is None and opportunity_id is None and contact_ids is None:
-        raise OpsError("nothing to override: give --account, --opportunity or --contact")
+    """A person's fix: lock (R2, R4), unlink (R6) and remember it (L1); the refresh and write-back follow."""
+    if account_id is None and opportunity_id is None and contact_ids is None and not remove:
+        raise OpsError(
+            "nothing to override: give --account, --opportunity, --contact or --remove-contact/-account/-opportunity"
+        )
+    for kind, record_id in remove:
+        if kind not in REMOVABLE_TYPES:
+            raise OpsError(f"cannot remove a {kind!r} (one of: {', '.join(REMOVABLE_TYPES)})")
+        if (kind, record_id) in (("account", account_id), ("opportunity", opportunity_id)) or (
+            kind == "contact" and contact_ids is not None and record_id in contact_ids
+        ):
+            raise OpsError(f"{kind} {record_id} is both set and removed")
     name = resolve_tenant(pipeline, call_id, tenant)
     record = pipeline.override(
-        name, call_id, account_id=account_id, opportunity_id=opportunity_id, contact_ids=contact_ids
+        name,
+        call_id,
+        account_id=account_id,
+        opportunity_id=opportunity_id,
+        contact_ids=contact_ids,
+        remove=remove,
+        by=by,
+        how=how,
     )
     (send or celery_sender())(REFRESH_TASK, [name, call_id])
     return record
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A call waiting in the review queue: its stored result and the candidates a person picks from."""
+
+    tenant: str
+    call_id: str
+    decided_at: str | None
+    contact_ids: list[str]
+    account_id: str | None
+    candidates: list[dict[str, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def review_list(pipeline: Pipeline, tenant: str | None = None) -> list[ReviewItem]:
+    """The ambiguous calls, newest first (a call no longer ambiguous leaves the queue at its next decision)."""
+    items = []
+    for member_tenant, call_id in pipeline.review.listing(tenant):
+        record = pipeline.store.get(member_tenant, call_id)
+        if record is None or record.decision is None:
+            continue
+        items.append(
+            ReviewItem(
+                tenant=member_tenant,
+                call_id=call_id,
+                decided_at=record.decided_at,
+                contact_ids=list(record.decision.get("contact_ids", [])),
+                account_id=record.decision.get("account_id"),
+                candidates=list(record.decision.get("candidates", [])),
+            )
+        )
+    return items
+
+
+def review_choose(
+    pipeline: Pipeline,
+    call_id: str,
+    *,
+    tenant: str | None = None,
+    opportunity_id: str | None = None,
+    account_id: str | None = None,
+    by: str = "unknown",
+    send: Sender | None = None,
+) -> CallRecord:
+    """A person's choice for an ambiguous call: applied like an override (locked, remembered, written back)."""
+    if (opportunity_id is None) == (account_id is None):
+        raise OpsError("review choose: give one of --opportunity or --account")
+    name = resolve_tenant(pipeline, call_id, tenant)
+    record = pipeline.store.require(name, call_id)
+    offered = {(c["type"], c["id"]) for c in (record.decision or {}).get("candidates", [])}
+    chosen = ("opportunity", opportunity_id) if opportunity_id is not None else ("account", account_id)
+    if offered and chosen not in offered:
+        listed = ", ".join(f"{t} {i}" for t, i in sorted(offered))
+        raise OpsError(
+            f"{chosen[0]} {chosen[1]} is not one of the call's candidates ({listed}); use override"
+        )
+    return override(
+        pipeline,
+        call_id,
+        tenant=name,
+        opportunity_id=opportunity_id,
+        account_id=account_id,
+        by=by,
+        how="review",
+        send=send,
+    )
+
+
+def preferences_list(
+    pipeline: Pipeline, tenant: str | None, contact_ids: Sequence[str] | None = None
+) -> list[StoredPreference]:
+    name = _only_tenant(pipeline, tenant)
+    return pipeline.preferences.listing(name, contact_ids)
+
+
+def preferences_forget(
+    pipeline: Pipeline, tenant: str | None, contact_ids: Sequence[str], everything: bool = False
+) -> int:
+    if not contact_ids and not everything:
+        raise OpsError("preferences forget: name contacts with --contact or use --all")
+    name = _only_tenant(pipeline, tenant)
+    return pipeline.preferences.forget(name, None if everything else contact_ids)
+
+
+def _only_tenant(pipeline: Pipeline, tenant: str | None) -> str:
+    """The named tenant (checked), or the only one."""
+    if tenant is not None:
+        return pipeline.tenant(tenant).name
+    names = sorted(pipeline.tenants.tenants)
+    if len(names) == 1:
+        return names[0]
+    raise OpsError(f"name a tenant with --tenant (one of: {', '.join(names)})")
 
 
 def dead_letters(pipeline: Pipeline, tenant: str | None = None) -> list[DeadLetter]:

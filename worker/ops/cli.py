@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +79,14 @@ def decide_files(names: Sequence[str], out: TextIO, err: TextIO, text: bool = Fa
     return status
 
 
+def _add_by(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--by",
+        help="who makes this change, kept with it (default: $USER)",
+        default=os.environ.get("USER") or "cli",
+    )
+
+
 def _add_tenant(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", help="the tenant (default: the only one, or the one that has the call)")
 
@@ -121,7 +130,54 @@ def build_parser() -> argparse.ArgumentParser:
     override.add_argument(
         "--contact", dest="contact_ids", action="append", help="repeat for several contacts"
     )
+    for kind in ("contact", "account", "opportunity"):
+        override.add_argument(
+            f"--remove-{kind}",
+            dest=f"remove_{kind}",
+            action="append",
+            default=[],
+            metavar="ID",
+            help=f"unlink this {kind}; no refresh links it again (R6); repeatable",
+        )
+    _add_by(override)
     _add_tenant(override)
+
+    review = commands.add_parser(
+        "review", help="calls the rules left ambiguous (U1), waiting for a person to choose"
+    )
+    review_commands = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    review_list = review_commands.add_parser(
+        "list", help="the calls waiting, newest first, with their candidates"
+    )
+    review_list.add_argument("--json", action="store_true")
+    _add_tenant(review_list)
+    review_choose = review_commands.add_parser(
+        "choose", help="choose a call's opportunity or account (applied like an override, then written back)"
+    )
+    review_choose.add_argument("call_id", metavar="CALL_ID")
+    review_choose.add_argument("--opportunity", dest="opportunity_id")
+    review_choose.add_argument("--account", dest="account_id")
+    _add_by(review_choose)
+    _add_tenant(review_choose)
+
+    preferences = commands.add_parser(
+        "preferences", help="what people chose for contacts (L1): listed, or forgotten"
+    )
+    preference_commands = preferences.add_subparsers(
+        dest="preferences_command", required=True, metavar="ACTION"
+    )
+    preferences_list = preference_commands.add_parser("list", help="a tenant's preferences, by contact")
+    preferences_list.add_argument(
+        "--contact", dest="contact_ids", action="append", help="only these contacts"
+    )
+    preferences_list.add_argument("--json", action="store_true")
+    _add_tenant(preferences_list)
+    preferences_forget = preference_commands.add_parser(
+        "forget", help="drop the preferences of these contacts (or --all of the tenant's)"
+    )
+    preferences_forget.add_argument("--contact", dest="contact_ids", action="append", default=[])
+    preferences_forget.add_argument("--all", action="store_true")
+    _add_tenant(preferences_forget)
 
     dead = commands.add_parser("dead-letters", help="calls kept after a fatal error or the last retry")
     dead_commands = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")

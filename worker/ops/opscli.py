@@ -24,6 +24,16 @@ def _record_text(record: Any) -> str:
         f"  attempts: {', '.join(f'{k} {v}' for k, v in sorted(record.attempts.items())) or '-'}",
         f"  locked by a person: {', '.join(record.locked) or '-'}",
     ]
+    if record.removed:
+        lines.append(
+            "  removed by a person: "
+            + ", ".join(
+                f"{r['type']} {r['id']} ({r.get('by', '?')}, {r.get('at', '?')})" for r in record.removed
+            )
+        )
+    for change in record.changes:
+        what = ", ".join(f"{k} {v}" for k, v in change.items() if k not in ("how", "by", "at"))
+        lines.append(f"  {change['how']} by {change['by']} at {change['at']}: {what}")
     if record.error:
         lines.append(
             f"  stopped at {record.error['stage']}: {record.error['reason']} ({record.error['action']})"
@@ -56,6 +66,11 @@ def run_ops(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"refresh of {args.call_id} (tenant {tenant}) enqueued; `callmatch explain {args.call_id}` shows the result\n"
             )
         elif args.command == "override":
+            remove = [
+                (kind, record_id)
+                for kind in ("contact", "account", "opportunity")
+                for record_id in getattr(args, f"remove_{kind}")
+            ]
             record = ops.override(
                 pipe,
                 args.call_id,
@@ -63,10 +78,53 @@ def run_ops(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 account_id=args.account_id,
                 opportunity_id=args.opportunity_id,
                 contact_ids=args.contact_ids,
+                remove=remove,
+                by=args.by,
+            )
+            removed = ", ".join(f"{r['type']} {r['id']}" for r in record.removed)
+            out.write(
+                f"locked {', '.join(record.locked) or '-'}; removed {removed or '-'} on {args.call_id};"
+                " refresh and write-back enqueued\n"
+            )
+        elif args.command == "review" and args.review_command == "list":
+            items = ops.review_list(pipe, args.tenant)
+            if args.json:
+                out.write(json.dumps([item.to_json() for item in items], indent=2) + "\n")
+            else:
+                for item in items:
+                    choices = "; ".join(f"{c['type']} {c['id']} ({c['reason']})" for c in item.candidates)
+                    out.write(
+                        f"{item.decided_at}  {item.tenant}  {item.call_id}  contacts {', '.join(item.contact_ids) or '-'}"
+                        f"  account {item.account_id or '-'}\n    candidates: {choices}\n"
+                    )
+                out.write(f"{len(items)} call(s) waiting for review\n")
+        elif args.command == "review" and args.review_command == "choose":
+            record = ops.review_choose(
+                pipe,
+                args.call_id,
+                tenant=args.tenant,
+                opportunity_id=args.opportunity_id,
+                account_id=args.account_id,
+                by=args.by,
             )
             out.write(
-                f"locked {', '.join(record.locked)} on {args.call_id}; refresh and write-back enqueued\n"
+                f"chose {args.opportunity_id or args.account_id} for {args.call_id} (locked {', '.join(record.locked)});"
+                " refresh and write-back enqueued\n"
             )
+        elif args.command == "preferences" and args.preferences_command == "list":
+            found = ops.preferences_list(pipe, args.tenant, args.contact_ids)
+            if args.json:
+                out.write(json.dumps([p.to_json() for p in found], indent=2) + "\n")
+            else:
+                for p in found:
+                    out.write(
+                        f"{p.contact_id}  account {p.account_id or '-'}  opportunity {p.opportunity_id or '-'}"
+                        f"  set {p.set_at} by {p.set_by}{f' (call {p.call_id})' if p.call_id else ''}\n"
+                    )
+                out.write(f"{len(found)} preference(s)\n")
+        elif args.command == "preferences" and args.preferences_command == "forget":
+            count = ops.preferences_forget(pipe, args.tenant, args.contact_ids, everything=args.all)
+            out.write(f"{count} preference(s) forgotten\n")
         elif args.command == "dead-letters" and args.dead_command == "list":
             letters = ops.dead_letters(pipe, args.tenant)
             if args.json:

@@ -9,7 +9,22 @@ rules will look at.
 
 from __future__ import annotations
 
-from worker.core.model import Call, CrmSlice, Decision, OwnerMode, Policy, Preference, Previous, Scenario
+from dataclasses import replace
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from worker.core.model import (
+    Call,
+    CrmSlice,
+    Decision,
+    Opportunity,
+    OwnerMode,
+    Policy,
+    Preference,
+    Previous,
+    Scenario,
+)
 from worker.core.normalize import norm_email
 from worker.core.port import ActivityQuery, CrmPort, Lookup, merge_slices
 from worker.engine.matching import Exclusions, match_participants, participant_keys, searchable_domains
@@ -48,7 +63,15 @@ def needed_keys(
     contact_ids.update(matching.contact_ids)
     account_ids.update(matching.domain_account_ids)
     if policy.skip_converted_leads:
-        matched_leads = {lid for p in matching.participants for lid in p.lead_ids}
+        # M9 drops a converted lead whose contact is not (yet) known: match with M9 off to see
+        # every lead M4 would give, so that the contacts they were converted to are read.
+        as_leads = match_participants(
+            call,
+            replace(policy, skip_converted_leads=False),
+            crm,
+            exclusions=Exclusions(removed_contacts=removed),
+        )
+        matched_leads = {lid for p in as_leads.participants for lid in p.lead_ids}
         contact_ids.update(
             lead.converted_contact_id
             for lead in crm.leads
@@ -95,23 +118,48 @@ def needed_keys(
     )
 
 
+PreferencesFor = Callable[[Sequence[str], Sequence[Opportunity]], tuple[Preference, ...]]
+"""L1's source: the live preferences of these contacts, given the opportunities read (a closed one expires its)."""
+
+
+def _rounds(
+    call: Call,
+    policy: Policy,
+    port: CrmPort,
+    previous: Previous | None,
+    crm: CrmSlice,
+    asked: Lookup,
+) -> tuple[CrmSlice, Lookup]:
+    for _ in range(MAX_ROUNDS):
+        wanted = needed_keys(call, policy, crm, previous, crm.preferences).minus(asked)
+        if wanted.is_empty():
+            return crm, asked
+        crm = merge_slices(crm, port.lookup(wanted))
+        asked = asked.union(wanted)
+    raise GatherError(f"reads for call {call.id} did not settle after {MAX_ROUNDS} rounds")
+
+
 def gather(
     call: Call,
     policy: Policy,
     port: CrmPort,
     previous: Previous | None = None,
-    preferences: tuple[Preference, ...] = (),
+    preferences: tuple[Preference, ...] | PreferencesFor = (),
 ) -> CrmSlice:
-    """Read, round by round, until the rules need nothing more; `preferences` (L1) travel with the slice."""
-    crm = CrmSlice(preferences=preferences)
-    asked = Lookup()
-    for _ in range(MAX_ROUNDS):
-        wanted = needed_keys(call, policy, crm, previous, preferences).minus(asked)
-        if wanted.is_empty():
-            return crm
-        crm = merge_slices(crm, port.lookup(wanted))
-        asked = asked.union(wanted)
-    raise GatherError(f"reads for call {call.id} did not settle after {MAX_ROUNDS} rounds")
+    """Read, round by round, until the rules need nothing more; L1's preferences travel with the slice.
+
+    Given a source of preferences, the reads settle first, the contacts read then
+    bring their preferences, and a last round reads the accounts those name.
+    """
+    if not callable(preferences):
+        return _rounds(call, policy, port, previous, CrmSlice(preferences=preferences), Lookup())[0]
+    crm, asked = _rounds(call, policy, port, previous, CrmSlice(), Lookup())
+    if not policy.use_preferences or not crm.contacts:
+        return crm
+    found = preferences([c.id for c in crm.contacts], crm.opportunities)
+    if not found:
+        return crm
+    return _rounds(call, policy, port, previous, replace(crm, preferences=found), asked)[0]
 
 
 def associate(
@@ -119,12 +167,13 @@ def associate(
     policy: Policy,
     port: CrmPort,
     previous: Previous | None = None,
-    preferences: tuple[Preference, ...] = (),
+    preferences: tuple[Preference, ...] | PreferencesFor = (),
 ) -> Decision:
     """The rules for a live call: batched reads through the tenant's CRM port, then the pure engine.
 
-    `preferences` are L1's (kept by callmatch, not read from the CRM): those of the
-    contacts the call may match; the engine keeps the ones of contacts it matched.
+    `preferences` are L1's (kept by callmatch, not read from the CRM): a list, or
+    a source asked for those of the contacts read; the engine keeps the ones of
+    contacts it matched.
     """
     return apply_rules(call, policy, gather(call, policy, port, previous, preferences), previous)
 

@@ -12,11 +12,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from worker.config.tenants import Tenant, Tenants, TenantsSource
-from worker.core.model import Case, Decision, Previous, TraceEntry
+from worker.core.model import (
+    Candidate,
+    Case,
+    Decision,
+    Opportunity,
+    Preference,
+    Previous,
+    Removed,
+    TraceEntry,
+)
 from worker.core.observability import ASSOCIATIONS, CRM_REQUESTS, WRITES
 from worker.core.port import CrmPort, WrittenActivity
 from worker.ingest.events import CallEvent
 from worker.pipeline.association import associate
+from worker.pipeline.preferences import DEFAULT_PREFERENCE_DAYS, PreferenceStore, ReviewQueue
 from worker.pipeline.store import CallRecord, CallStatus, CallStore, Stage
 
 CrmFactory = Callable[[Tenant], CrmPort]
@@ -56,12 +66,26 @@ def decision_from_json(data: dict[str, Any]) -> Decision:
         account_id=data["account_id"],
         opportunity_id=data["opportunity_id"],
         trace=tuple(TraceEntry(rule=e["rule"], message=e["message"]) for e in data["trace"]),
+        candidates=tuple(
+            Candidate(type=c["type"], id=c["id"], reason=c["reason"]) for c in data.get("candidates", ())
+        ),
     )
+
+
+def _unset(record: CallRecord, kind: str, record_id: str) -> None:
+    """A removed record is no longer an override of the call (nor locked in, for an account or opportunity)."""
+    overrides = record.overrides
+    if kind == "contact" and record_id in overrides.get("contact_ids", ()):
+        overrides["contact_ids"] = [c for c in overrides["contact_ids"] if c != record_id]
+    field = f"{kind}_id"
+    if kind != "contact" and overrides.get(field) == record_id:
+        del overrides[field]
+        record.locked = [name for name in record.locked if name != kind]
 
 
 def _previous(record: CallRecord) -> Previous | None:
     """What a refresh starts from: the stored result, with a person's overrides on top."""
-    if record.decision is None and not record.overrides:
+    if record.decision is None and not record.overrides and not record.removed:
         return None
     base = record.decision or {}
     overrides = record.overrides
@@ -71,6 +95,7 @@ def _previous(record: CallRecord) -> Previous | None:
         account_id=overrides.get("account_id", base.get("account_id")),
         opportunity_id=overrides.get("opportunity_id", base.get("opportunity_id")),
         locked=frozenset(record.locked),
+        removed=tuple(Removed(type=r["type"], id=r["id"]) for r in record.removed),
     )
 
 
@@ -82,6 +107,15 @@ class Pipeline:
     fetch_participants: ParticipantFetcher | None = None
     source: TenantsSource | None = None
     write_lock_seconds: float = 150.0
+    preference_days: int = DEFAULT_PREFERENCE_DAYS
+
+    @property
+    def preferences(self) -> PreferenceStore:
+        return PreferenceStore(self.store.redis, self.preference_days)
+
+    @property
+    def review(self) -> ReviewQueue:
+        return ReviewQueue(self.store.redis)
 
     def reload_tenants(self, force: bool = False) -> None:
         """Pick up a changed tenants file (a stat per call; `force` reads it whatever the stat)."""
@@ -133,12 +167,21 @@ class Pipeline:
         event = CallEvent.from_json(record.event)
         call = event.to_call()
         port = self.crm_for(tenant)
+        now = self.store.now()
+        preferences = self.preferences
+
+        def preferences_for(
+            contact_ids: Sequence[str], opportunities: Sequence[Opportunity]
+        ) -> tuple[Preference, ...]:
+            return preferences.live(tenant.name, contact_ids, opportunities, now)
+
         try:
-            decision = with_fetch_notes(associate(call, tenant.policy, port, _previous(record)), event)
+            decision = with_fetch_notes(
+                associate(call, tenant.policy, port, _previous(record), preferences_for), event
+            )
         finally:
             CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
         ASSOCIATIONS.labels(tenant=tenant.name, case=decision.case.value).inc()
-        now = self.store.now()
 
         def keep(r: CallRecord) -> None:
             if r.decision is not None:
@@ -149,6 +192,7 @@ class Pipeline:
             r.next_stage = Stage.WRITE.value
 
         self.store.update(tenant_name, call_id, keep)
+        self.review.keep(tenant_name, call_id, decision.case is Case.AMBIGUOUS, now)
         self._plan_refresh(tenant, call_id, call.started_at, decision, now)
         return decision
 
@@ -216,9 +260,18 @@ class Pipeline:
         account_id: str | None = None,
         opportunity_id: str | None = None,
         contact_ids: Sequence[str] | None = None,
+        remove: Sequence[tuple[str, str]] = (),
+        by: str = "unknown",
+        how: str = "override",
     ) -> CallRecord:
-        """A person's choice: lock those fields (R2, R4) so no refresh ever undoes them."""
+        """A person's choice: lock those fields (R2, R4), unlink `remove` (R6), remember it (L1).
+
+        Each matched contact of the call records a preference for the chosen account
+        or opportunity, so the contact's next call follows this choice.
+        """
         self.tenant(tenant_name)
+        now = self.store.now()
+        at = now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
         def lock(r: CallRecord) -> None:
             if account_id is not None:
@@ -230,9 +283,39 @@ class Pipeline:
             if contact_ids is not None:
                 r.overrides["contact_ids"] = list(contact_ids)
                 r.locked = sorted({*r.locked, "contacts"})
+            for kind, record_id in remove:
+                if not any(x["type"] == kind and x["id"] == record_id for x in r.removed):
+                    r.removed.append({"type": kind, "id": record_id, "by": by, "at": at})
+                _unset(r, kind, record_id)
+            change: dict[str, Any] = {"how": how, "by": by, "at": at}
+            change.update(
+                {
+                    k: v
+                    for k, v in (
+                        ("account_id", account_id),
+                        ("opportunity_id", opportunity_id),
+                        ("contact_ids", list(contact_ids) if contact_ids is not None else None),
+                    )
+                    if v is not None
+                }
+            )
+            if remove:
+                change["removed"] = [{"type": k, "id": i} for k, i in remove]
+            r.changes.append(change)
             r.next_stage = Stage.ASSOCIATE.value  # the refresh that applies it is owed from now on
 
-        return self.store.update(tenant_name, call_id, lock)
+        record = self.store.update(tenant_name, call_id, lock)
+        matched = record.overrides.get("contact_ids") or (record.decision or {}).get("contact_ids") or []
+        self.preferences.record(
+            tenant_name,
+            matched,
+            account_id=account_id,
+            opportunity_id=opportunity_id,
+            now=now,
+            by=by,
+            call_id=call_id,
+        )
+        return record
 
     def explain(self, tenant_name: str, call_id: str) -> CallRecord:
         return self.store.require(tenant_name, call_id)

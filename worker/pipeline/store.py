@@ -86,6 +86,10 @@ class CallRecord:
     attempts: dict[str, int] = field(default_factory=dict)
     locked: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
+    removed: list[dict[str, str]] = field(default_factory=list)
+    """R6: records a person unlinked (`{"type": "contact", "id": ..., "by": ..., "at": ...}`)."""
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    """Every change a person made (override, removal, review choice): what, who and when."""
     error: dict[str, Any] | None = None
     created_at: str = ""
     updated_at: str = ""

@@ -131,6 +131,7 @@ def pipeline() -> Pipeline:
         fetch,
         source=source,
         write_lock_seconds=HARD_TIME_LIMIT_SECONDS,
+        preference_days=settings().preference_days,
     )
 
 

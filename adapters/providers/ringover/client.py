@@ -13,10 +13,11 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import probe_client, refused
+from adapters.providers.ringover.payloads import CallList
 from adapters.providers.ringover.webhook import direction, external_party, organizer
 from worker.ingest.apiclient import FetchContext, reading
 from worker.ingest.events import CallEvent
-from worker.ingest.webhook import Fields
+from worker.ingest.payloads import parse
 
 DEFAULT_BASE_URL = "https://public-api.ringover.com"
 
@@ -50,17 +51,16 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     if body is None:
         return event.noting(missing).with_details(complete=True)
     with reading("ringover"):
-        root = Fields(body)
-        calls = root.objs("call_list")
+        calls = parse(CallList, body).call_list
         if not calls:
             return event.noting(missing).with_details(complete=True)
         call = calls[0]
         party = external_party(call)
-        found = organizer(call)
+        found = organizer(call.user)
         return event.with_details(
-            started_at=call.unix_time("start_time") or event.started_at,
-            ended_at=call.unix_time("end_time") or event.ended_at,
-            direction=direction(call.opt_str("direction")) or event.direction,
+            started_at=call.start_time or event.started_at,
+            ended_at=call.end_time or event.ended_at,
+            direction=direction(call.direction) or event.direction,
             organizer=found if found.email else event.organizer,
             participants=merge(event.participants, [party] if party else []),
             complete=True,

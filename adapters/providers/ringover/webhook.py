@@ -6,9 +6,10 @@ signed event must equal the body, so nothing unsigned is ever enqueued. `iat`
 is the replay window: a token issued more than five minutes ago (or more than
 `MAX_FUTURE` ahead of our clock) is 401, and a token without `iat` has no window
 and is refused too. Nothing else is taken from the claims: the event's strings
-are read from the body through `Fields` (no lone surrogates, no control
-characters, ids of at most 255). The documented hangup sends its flags
-(`is_internal`, `is_anonymous`, ...) as 0/1; booleans are accepted as well.
+are read from the body as the models of `payloads.py` (no lone surrogates, no
+control characters, ids of at most 255, each refused naming the field). The
+documented hangup sends its flags (`is_internal`, `is_anonymous`, ...) as 0/1;
+booleans are accepted as well.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Any
 
 import jwt
 
+from adapters.providers.ringover.payloads import CallRecord, Event, Gate, Hangup, HangupCall, User
 from worker.core.model import CallKind, Direction, Person
 from worker.ingest.events import CallEvent
+from worker.ingest.payloads import parse
 from worker.ingest.webhook import (
     Delivery,
-    Fields,
     PayloadError,
     SignatureError,
     WebhookRequest,
@@ -93,18 +95,6 @@ def signed_event(claims: dict[str, Any]) -> object:
     return {key: value for key, value in claims.items() if key not in _CLAIMS}
 
 
-def flag(data: Fields, key: str) -> bool | None:
-    """A Ringover flag: `true`/`false` or, as the documented hangup sends them, 0/1."""
-    value = data.data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return value == 1
-    raise PayloadError("expected 0, 1, true or false", data.at(key))
-
-
 def direction(value: str | None) -> Direction | None:
     if value in ("in", "inbound"):
         return Direction.INBOUND
@@ -120,33 +110,24 @@ def _number(value: str | None) -> str | None:
     return text if text.startswith("+") or not text.isdigit() else "+" + text
 
 
-def external_party(data: Fields) -> Person | None:
+def external_party(call: HangupCall | CallRecord) -> Person | None:
     """The number that is not ours: the caller of an inbound call, the callee of an outbound one."""
-    way = direction(data.opt_str("direction"))
-    from_number = _number(_str_or_int(data, "from_number"))
-    to_number = _number(_str_or_int(data, "to_number"))
+    way = direction(call.direction)
+    from_number = _number(call.from_number)
+    to_number = _number(call.to_number)
     phone = from_number if way == Direction.INBOUND else to_number if way == Direction.OUTBOUND else None
-    contact = data.opt_obj("contact")
-    name = contact.opt_str("name") if contact is not None else None
+    name = call.contact.name if call.contact is not None else None
     if phone is None:
         return None
     return Person(phone=phone, name=name)
 
 
-def _str_or_int(data: Fields, key: str) -> str | None:
-    value = data.data.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return data.opt_str(key)
-
-
-def organizer(data: Fields) -> Person:
-    user = data.opt_obj("user")
+def organizer(user: User | None) -> Person:
     if user is None:
         return Person()
-    first = (user.opt_str("firstname") or "").strip()
-    last = (user.opt_str("lastname") or "").strip()
-    return Person(email=user.opt_str("email"), name=" ".join(p for p in (first, last) if p) or None)
+    first = (user.firstname or "").strip()
+    last = (user.lastname or "").strip()
+    return Person(email=user.email, name=" ".join(p for p in (first, last) if p) or None)
 
 
 def handle(request: WebhookRequest) -> Delivery:
@@ -158,20 +139,15 @@ def handle(request: WebhookRequest) -> Delivery:
     check_issued(claims, request.now)
     if _canonical(signed) != _canonical(body):
         raise SignatureError("body differs from the signed payload", SIGNATURE_HEADER)
-    root = Fields(body)
-    event = root.str_("event")
-    resource = root.opt_str("resource") or "call"
-    if resource != "call" or event != "hangup":
+    event = parse(Event, body)
+    if (event.resource or "call") != "call" or event.event != "hangup":
         return Delivery(ignored="not a call hangup event")
-    data = root.obj("data")
-    call_id = data.ident("call_id")
-    if flag(data, "is_internal"):
+    if parse(Gate, body).data.is_internal:
         return Delivery(ignored="internal call")
-    anonymous = flag(data, "is_anonymous")
-    started_at = data.unix_time("start_time", required=True)
-    ended_at = data.unix_time("hangup_time") or data.unix_time("end_time")
-    party = None if anonymous else external_party(data)
-    id_path = data.at("call_id")
+    data = parse(Hangup, body).data
+    call_id = data.call_id
+    party = None if data.is_anonymous else external_party(data)
+    id_path = "data.call_id"
     return Delivery(
         events=(
             check_event(
@@ -182,10 +158,10 @@ def handle(request: WebhookRequest) -> Delivery:
                     event_id=f"hangup:{call_id}",
                     kind=CallKind.CALL,
                     received_at=request.now,
-                    started_at=started_at,
-                    ended_at=ended_at,
-                    direction=direction(data.opt_str("direction")),
-                    organizer=organizer(data),
+                    started_at=data.start_time,
+                    ended_at=data.hangup_time or data.end_time,
+                    direction=direction(data.direction),
+                    organizer=organizer(data.user),
                     participants=(party,) if party else (),
                     source_ref=call_id,
                 ),

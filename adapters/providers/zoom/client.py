@@ -15,6 +15,10 @@ Only the participants report itself is the call: its failure stays fatal.
 `check` (for `callmatch doctor`) asks for a token, reads the scopes the token
 response grants (`scope`) against what the calls here need, and makes one
 harmless request, `GET /v2/users/me`.
+
+Every answer read is a model of `payloads.py`; an unreadable one is a fatal
+error naming its field (`participants[0].user_email: expected a string, got a
+number`), or, for a best-effort lookup, a note in the event.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import missing_scopes, probe_client, refused, wording
+from adapters.providers.zoom.payloads import (
+    Meeting,
+    Participant,
+    ParticipantsPage,
+    PastMeeting,
+    RegistrantsPage,
+    User,
+)
 from worker.core.model import Person
 from worker.core.normalize import norm_email
 from worker.ingest.apiclient import (
@@ -39,9 +51,13 @@ from worker.ingest.apiclient import (
     token_response,
 )
 from worker.ingest.events import CallEvent
-from worker.ingest.webhook import Fields, PayloadError
+from worker.ingest.payloads import parse
+from worker.ingest.webhook import PayloadError
 
 _T = TypeVar("_T")
+
+_P = TypeVar("_P", ParticipantsPage, RegistrantsPage)
+"""A page of a Zoom list: its rows, then `next_page_token` (none on the last)."""
 
 DEFAULT_BASE_URL = "https://api.zoom.us"
 DEFAULT_OAUTH_URL = "https://zoom.us/oauth/token"
@@ -165,35 +181,35 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     token = _token(ctx, ctx.client(base))
     client = ctx.client(base, auth=token.headers, refresh=token.refresh)
     path = f"/v2/past_meetings/{double_encode(event.source_ref or '')}/participants"
-    rows: list[Fields] = []
+    rows: list[Participant] = []
     with reading("zoom"):
-        for page in _pages(client, path, {}):
-            rows += page.objs("participants")
+        for page in _pages(client, path, {}, ParticipantsPage):
+            rows += page.participants
     if not event.organizer.email and event.organizer_ref:
         event = _with_host(event, client)
     with reading("zoom"):
         event = _event(event, ctx, rows)
         # A registered guest's row names its registrant: the surest way to the registrant's email.
         shown = {
-            row.opt_str("registrant_id") or "": (row.opt_str("name") or "").strip()
+            row.registrant_id or "": (row.name or "").strip()
             for row in rows
-            if not norm_email(row.opt_str("user_email"))
+            if not norm_email(row.user_email)
         }
     if any(person.email is None for person in event.participants):
         event = _with_guests(event, ctx, client, shown)
     return event
 
 
-def _pages(client: ApiClient, path: str, params: dict[str, str | int]) -> Iterator[Fields]:
-    """Each page of a Zoom list, following `next_page_token` (at most `MAX_PAGES`)."""
+def _pages(client: ApiClient, path: str, params: dict[str, str | int], model: type[_P]) -> Iterator[_P]:
+    """Each page of a Zoom list read as `model`, following `next_page_token` (at most `MAX_PAGES`)."""
     page_token = ""
     for _ in range(MAX_PAGES):
         query: dict[str, str | int] = {**params, "page_size": PAGE_SIZE}
         if page_token:
             query["next_page_token"] = page_token
-        page = Fields(client.get(path, query))
+        page = parse(model, client.get(path, query))
         yield page
-        page_token = page.opt_str("next_page_token") or ""
+        page_token = page.next_page_token or ""
         if not page_token:
             return
 
@@ -221,11 +237,11 @@ def _with_host(event: CallEvent, client: ApiClient) -> CallEvent:
     """meeting.ended names the host by id only: `/users/{id}` gives the organizer's email."""
 
     def read() -> Person:
-        user = Fields(client.get(f"/v2/users/{quote(event.organizer_ref or '', safe='')}"))
-        first = (user.opt_str("first_name") or "").strip()
-        last = (user.opt_str("last_name") or "").strip()
+        user = parse(User, client.get(f"/v2/users/{quote(event.organizer_ref or '', safe='')}"))
+        first = (user.first_name or "").strip()
+        last = (user.last_name or "").strip()
         name = " ".join(p for p in (first, last) if p) or None
-        return Person(email=norm_email(user.opt_str("email")), name=name)
+        return Person(email=norm_email(user.email), name=name)
 
     what = f"GET /v2/users/{event.organizer_ref}"
     event, host = _optional(event, what, "the organizer's email is unknown", read)
@@ -237,7 +253,7 @@ def _with_guests(event: CallEvent, ctx: FetchContext, client: ApiClient, shown: 
     uuid = double_encode(event.source_ref or "")
 
     def meeting_id() -> str:
-        return Fields(client.get(f"/v2/past_meetings/{uuid}")).ident("id")
+        return parse(PastMeeting, client.get(f"/v2/past_meetings/{uuid}")).id
 
     then = "guests' emails from the participants report only"
     event, found = _optional(event, "GET /v2/past_meetings/{uuid}", then, meeting_id)
@@ -248,19 +264,20 @@ def _with_guests(event: CallEvent, ctx: FetchContext, client: ApiClient, shown: 
     def registrants() -> list[tuple[Person, set[str]]]:
         """Each approved registrant with the names a guest may show: its own, and the report's for its id."""
         people: list[tuple[Person, set[str]]] = []
-        for page in _pages(client, f"/v2/meetings/{meeting}/registrants", {"status": "approved"}):
-            for row in page.objs("registrants"):
-                first = (row.opt_str("first_name") or "").strip()
-                last = (row.opt_str("last_name") or "").strip()
+        path = f"/v2/meetings/{meeting}/registrants"
+        for page in _pages(client, path, {"status": "approved"}, RegistrantsPage):
+            for row in page.registrants:
+                first = (row.first_name or "").strip()
+                last = (row.last_name or "").strip()
                 name = " ".join(p for p in (first, last) if p) or None
-                names = {n.casefold() for n in (name, shown.get(row.opt_str("id") or "-")) if n}
-                people.append((Person(email=norm_email(row.opt_str("email")), name=name), names))
+                names = {n.casefold() for n in (name, shown.get(row.id or "-")) if n}
+                people.append((Person(email=norm_email(row.email), name=name), names))
         return people
 
     def invitees() -> list[tuple[Person, set[str]]]:
-        settings = Fields(client.get(f"/v2/meetings/{meeting}")).opt_obj("settings")
-        rows = settings.objs("meeting_invitees") if settings is not None else []
-        return [(Person(email=norm_email(row.opt_str("email"))), set()) for row in rows]
+        settings = parse(Meeting, client.get(f"/v2/meetings/{meeting}")).settings
+        rows = settings.meeting_invitees if settings is not None else ()
+        return [(Person(email=norm_email(row.email)), set()) for row in rows]
 
     event, registered = _optional(event, f"GET /v2/meetings/{found}/registrants", then, registrants)
     event, invited = _optional(event, f"GET /v2/meetings/{found}", "invitees' emails not read", invitees)
@@ -307,14 +324,14 @@ def _with_people(
     return event.with_details(participants=tuple(participants), internal=tuple(internal))
 
 
-def _event(event: CallEvent, ctx: FetchContext, rows: list[Fields]) -> CallEvent:
+def _event(event: CallEvent, ctx: FetchContext, rows: list[Participant]) -> CallEvent:
     organizer_email = norm_email(event.organizer.email)
     external: list[Person] = []
     internal: list[Person] = []
     seen: set[str] = set()
     for row in rows:
-        email = norm_email(row.opt_str("user_email"))
-        name = (row.opt_str("name") or "").strip() or None
+        email = norm_email(row.user_email)
+        name = (row.name or "").strip() or None
         key = email or f"name:{(name or '').lower()}"
         if key in seen or (email is None and name is None):
             continue

@@ -2,8 +2,10 @@
 
 The timestamp must be within five minutes of our clock, so a captured delivery
 cannot be replayed later; `endpoint.url_validation` is answered with the token
-hashed under the secret that verified the request. Body strings are read
-through `Fields` (no lone surrogates, no control characters, ids of at most 255).
+hashed under the secret that verified the request. The body is read as the
+models of `payloads.py` (lone surrogates, control characters and ids over 255
+characters are refused naming the field); `check_event` guards the event built
+from them.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import datetime as dt
 import hashlib
 import hmac
 
+from adapters.providers.zoom.payloads import Ended, Event, Validation
 from worker.core.model import CallKind, Person
 from worker.ingest.events import CallEvent
+from worker.ingest.payloads import parse
 from worker.ingest.webhook import (
-    MAX_ID_LENGTH,
     Challenge,
     Delivery,
-    Fields,
     Outcome,
     SignatureError,
     WebhookRequest,
@@ -60,19 +62,17 @@ def verify_signature(request: WebhookRequest) -> str:
 
 def handle(request: WebhookRequest) -> Outcome:
     secret = verify_signature(request)
-    root = Fields(load_json(request.body))
-    event = root.str_("event")
+    body = load_json(request.body)
+    event = parse(Event, body).event
     if event not in (VALIDATION, ENDED):
         return Delivery(ignored=f"not a {ENDED} event")
-    payload = root.obj("payload")
     if event == VALIDATION:
-        plain = payload.str_("plainToken")
+        plain = parse(Validation, body).payload.plainToken
         encrypted = hmac.new(secret.encode(), plain.encode(), hashlib.sha256).hexdigest()
         return Challenge({"plainToken": plain, "encryptedToken": encrypted})
-    meeting = payload.obj("object")
-    uuid = meeting.str_("uuid", MAX_ID_LENGTH)
-    host_email = meeting.opt_str("host_email")
-    uuid_path = meeting.at("uuid")
+    meeting = parse(Ended, body).payload.object
+    uuid = meeting.uuid
+    uuid_path = "payload.object.uuid"
     return Delivery(
         events=(
             check_event(
@@ -83,20 +83,20 @@ def handle(request: WebhookRequest) -> Outcome:
                     event_id=f"{ENDED}:{uuid}",
                     kind=CallKind.MEETING,
                     received_at=request.now,
-                    started_at=meeting.iso_time("start_time", required=True),
-                    ended_at=meeting.iso_time("end_time"),
-                    organizer=Person(email=host_email) if host_email else Person(),
-                    title=meeting.opt_str("topic"),
+                    started_at=meeting.start_time,
+                    ended_at=meeting.end_time,
+                    organizer=Person(email=meeting.host_email) if meeting.host_email else Person(),
+                    title=meeting.topic,
                     source_ref=uuid,
-                    organizer_ref=meeting.opt_str("host_id", MAX_ID_LENGTH),
+                    organizer_ref=meeting.host_id,
                 ),
                 {
                     "call_id": uuid_path,
                     "event_id": uuid_path,
                     "source_ref": uuid_path,
-                    "organizer.email": meeting.at("host_email"),
-                    "title": meeting.at("topic"),
-                    "organizer_ref": meeting.at("host_id"),
+                    "organizer.email": "payload.object.host_email",
+                    "title": "payload.object.topic",
+                    "organizer_ref": "payload.object.host_id",
                 },
             ),
         )
