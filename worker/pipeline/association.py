@@ -9,8 +9,6 @@ rules will look at.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
