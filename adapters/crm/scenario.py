@@ -131,9 +131,7 @@ class ScenarioCrm(CrmPort):
         self._leads_by_phone = _index(
             (to_e164(p, default_region), lead) for lead in crm.leads for p in lead.phones
         )
-        self._accounts_by_domain = _index(
-            (key, a) for a in crm.accounts for d in a.domains for key in _domain_keys(d)
-        )
+        self._accounts_by_domain: dict[str, list[Account]] | None = None  # built on first use (M10 keys cost)
         self._accounts_by_id = _index((a.id, a) for a in crm.accounts)
         self._opps_by_contact = _index((role.id, o) for o in crm.opportunities for role in o.contacts)
         self._opps_by_account = _index((o.account_id, o) for o in crm.opportunities)
@@ -164,6 +162,10 @@ class ScenarioCrm(CrmPort):
         return self._read("leads_by_phones", self._leads_by_phone, phones)
 
     def accounts_by_domains(self, domains: Sequence[str]) -> list[Account]:
+        if self._accounts_by_domain is None:
+            self._accounts_by_domain = _index(
+                (key, a) for a in self.crm.accounts for d in a.domains for key in _domain_keys(d)
+            )
         return self._read("accounts_by_domains", self._accounts_by_domain, [norm_domain(d) for d in domains])
 
     def accounts_by_ids(self, ids: Sequence[str]) -> list[Account]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 from worker.core.model import Account, Call, Contact, CrmSlice, Lead, Person, Policy
 from worker.core.normalize import mask_email, mask_phone, norm_email, to_e164
@@ -162,7 +161,7 @@ def match_participants(
             trace.add("M3", f"{match.label} has neither email nor phone: skipped")
             matches.append(_with(match, skipped=True))
             continue
-        domain = email_domain_key(email, policy.domain_match)
+        domain = email_domain_key(email, policy.domain_match) if internal_domains else None
         if domain is not None and domain in internal_domains:
             trace.add("M7", f"{match.label}: {domain} is one of our domains: skipped as one of ours")
             matches.append(_with(match, skipped=True))
@@ -317,8 +316,26 @@ def _follow_conversions(
     return _with(match, lead_ids=tuple(kept))
 
 
-def _with(match: ParticipantMatch, **changes: Any) -> ParticipantMatch:
-    return replace(match, **changes)
+def _with(
+    match: ParticipantMatch,
+    *,
+    phone: str | bool | None = False,
+    contact_ids: tuple[str, ...] | None = None,
+    lead_ids: tuple[str, ...] | None = None,
+    domain_account_ids: tuple[str, ...] | None = None,
+    skipped: bool | None = None,
+) -> ParticipantMatch:
+    """`match` with some fields changed (built directly: `dataclasses.replace` costs a third of matching)."""
+    return ParticipantMatch(
+        number=match.number,
+        person=match.person,
+        email=match.email,
+        phone=match.phone if phone is False else phone,  # type: ignore[arg-type]
+        contact_ids=match.contact_ids if contact_ids is None else contact_ids,
+        lead_ids=match.lead_ids if lead_ids is None else lead_ids,
+        domain_account_ids=match.domain_account_ids if domain_account_ids is None else domain_account_ids,
+        skipped=match.skipped if skipped is None else skipped,
+    )
 
 
 def searchable_domains(call: Call, policy: Policy) -> list[str]:

@@ -660,12 +660,16 @@ class Engine:
                 "R4", f"opportunity {previous_opportunity or '(none)'} was locked by a person and stays"
             )
             return replace(decision, opportunity_id=previous_opportunity, candidates=tuple(tied_accounts))
-        if (previous_account is not None or "account" in locked) and previous_account != decision.account_id:
+        replaces_account = previous_account is not None or "account" in locked
+        if replaces_account and (previous_account != decision.account_id or tied_accounts):
+            # U1: R2 replacing the account (even by the none a person locked) drops tied accounts
             account_id = previous_account
             why = "locked by a person" if "account" in locked else "set before"
+            new = decision.account_id or (
+                f"the tied accounts {', '.join(c.id for c in tied_accounts)}" if tied_accounts else "(none)"
+            )
             self.trace.add(
-                "R2",
-                f"account {account_id or '(none)'} kept from before ({why}) instead of {decision.account_id or '(none)'}",
+                "R2", f"account {account_id or '(none)'} kept from before ({why}) instead of {new}"
             )
             belonging = [
                 o for o in outcome.candidates if account_id is not None and o.account_id == account_id
