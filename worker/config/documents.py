@@ -204,6 +204,10 @@ def _restore(value: Any) -> Any:
         return value
     if isinstance(value, list):
         return [_restore(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_restore(item) for item in value)
+    if isinstance(value, dict):
+        return {_restore(k): _restore(v) for k, v in value.items()}
     if isinstance(value, str) and not isinstance(value, Enum):
         return _show(value)
     return value

@@ -29,6 +29,25 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import probe_client, refused
+from adapters.providers.google_meet.payloads import (
+    Attendee,
+    Attendees,
+    CalendarEvent,
+    ConferenceRecord,
+    DirectoryUser,
+    Email,
+    EventsPage,
+    Guest,
+    HangoutLink,
+    MeetConference,
+    Named,
+    PageToken,
+    ParticipantsPage,
+    SignedIn,
+    SignedinUser,
+    Space,
+)
+from worker.config.tenants import Tenant
 from worker.core.model import Person
 from worker.core.normalize import norm_email
 from worker.ingest.apiclient import (
@@ -40,7 +59,7 @@ from worker.ingest.apiclient import (
     token_response,
 )
 from worker.ingest.events import CallEvent, iso_utc
-from worker.ingest.webhook import Fields
+from worker.ingest.payloads import parse
 
 MEET_URL = "https://meet.googleapis.com"
 DIRECTORY_URL = "https://admin.googleapis.com"
@@ -141,18 +160,19 @@ class _Google:
             )
         return self.clients[(api, who)]
 
-    def pages(self, api: str, path: str, key: str) -> list[Fields]:
-        rows: list[Fields] = []
+    def participants(self, record_name: str) -> list[tuple[dict[str, Any], str]]:
+        """The record's participant rows, paged, each with its path in its page (read later, one by one)."""
+        rows: list[tuple[dict[str, Any], str]] = []
         page_token = ""
         for _ in range(MAX_PAGES):
             params: dict[str, str | int] = {"pageSize": 250}
             if page_token:
                 params["pageToken"] = page_token
-            body = self.client(api).get(path, params)
+            body = self.client("meet").get(f"/v2/{record_name}/participants", params)
             with reading("google_meet"):
-                page = Fields(body)
-                rows += page.objs(key)
-                page_token = page.opt_str("nextPageToken") or ""
+                page = parse(ParticipantsPage, body)
+                rows += [(row, f"participants[{index}]") for index, row in enumerate(page.participants)]
+                page_token = page.nextPageToken or ""
             if not page_token:
                 break
         return rows
@@ -175,7 +195,7 @@ class _Google:
                     elif exc.status != 404:
                         raise
             with reading("google_meet"):
-                cache[user_id] = norm_email(Fields(body).opt_str("primaryEmail"))
+                cache[user_id] = norm_email(parse(DirectoryUser, body).primaryEmail)
         return cache[user_id]
 
     def note(self, note: str) -> None:
@@ -294,19 +314,22 @@ def _token_refused(exc: FatalError) -> bool:
     return exc.code in ("unauthorized_client", "invalid_grant")
 
 
-def _matches(item: Fields, meeting_code: str) -> bool:
+def _matches(item: dict[str, Any], path: str, meeting_code: str) -> bool:
     """The calendar event's Meet conference is this meeting: `conferenceData.conferenceId`, or its link."""
-    conference = item.opt_obj("conferenceData")
-    if conference is not None and conference.opt_str("conferenceId") == meeting_code:
+    conference = parse(MeetConference, item, path).conferenceData
+    if conference is not None and conference.conferenceId == meeting_code:
         return True
-    link = item.opt_str("hangoutLink") or ""
+    link = parse(HangoutLink, item, path).hangoutLink or ""
     return link.rstrip("/").rsplit("/", 1)[-1] == meeting_code
 
 
 def _calendar_event(
     google: _Google, meeting_code: str, owners: list[str], start: dt.datetime, end: dt.datetime | None
-) -> Fields | None:
-    """The calendar event of one of our users whose Meet conference is this meeting (paged, best effort)."""
+) -> tuple[dict[str, Any], str] | None:
+    """The calendar event of one of our users whose Meet conference is this meeting, and its path in its page.
+
+    Paged, best effort; the page's events are read only until the meeting's.
+    """
     for owner in owners[:MAX_CALENDARS]:
         page_token = ""
         for _ in range(MAX_EVENT_PAGES):
@@ -331,11 +354,10 @@ def _calendar_event(
                 google.note(CALENDAR_DENIED_NOTE.replace("{status}", str(exc.status)))
                 break
             with reading("google_meet"):
-                page = Fields(body)
-                for item in page.objs("items"):
-                    if _matches(item, meeting_code):
-                        return item
-                page_token = page.opt_str("nextPageToken") or ""
+                for index, item in enumerate(parse(EventsPage, body).items):
+                    if _matches(item, f"items[{index}]", meeting_code):
+                        return item, f"items[{index}]"
+                page_token = parse(PageToken, body).nextPageToken or ""
             if not page_token:
                 break
     return None
@@ -351,7 +373,22 @@ def _meeting_code(google: _Google, space: str) -> str | None:
         google.note(SPACE_UNREADABLE_NOTE.replace("{status}", str(exc.status)))
         return None
     with reading("google_meet"):
-        return Fields(body).opt_str("meetingCode")
+        return parse(Space, body).meetingCode
+
+
+def _participant(
+    google: _Google, row: dict[str, Any], path: str, cache: dict[str, str | None], tenant: Tenant
+) -> tuple[list[Person], list[Person]]:
+    """(internal, external) of one participant row: a signed-in user by email, others by name."""
+    raw = parse(SignedIn, row, path).signedinUser
+    if raw is not None:
+        at = f"{path}.signedinUser"
+        email = google.email_of(parse(SignedinUser, raw, at).user, cache)
+        person = Person(email=email, name=parse(Named, raw, at).displayName)
+        return ([person], []) if tenant.is_internal_email(email) else ([], [person])
+    guest = parse(Guest, row, path)
+    names = [other.displayName for other in (guest.anonymousUser, guest.phoneUser) if other is not None]
+    return [], [Person(name=name) for name in names if name]
 
 
 def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
@@ -359,27 +396,19 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     google = _Google(ctx)
     record_name = event.source_ref or ""
     record_body = google.client("meet").get(f"/v2/{record_name}")
-    rows = google.pages("meet", f"/v2/{record_name}/participants", "participants")
+    rows = google.participants(record_name)
     cache: dict[str, str | None] = {}
     external: list[Person] = []
     internal: list[Person] = []
     with reading("google_meet"):
-        record = Fields(record_body)
-        started_at = record.iso_time("startTime", required=True)
-        assert started_at is not None
-        ended_at = record.iso_time("endTime") or event.ended_at
-        space = record.opt_str("space")
-        for row in rows:
-            signed_in = row.opt_obj("signedinUser")
-            if signed_in is not None:
-                email = google.email_of(signed_in.str_("user"), cache)
-                person = Person(email=email, name=signed_in.opt_str("displayName"))
-                (internal if ctx.tenant.is_internal_email(email) else external).append(person)
-                continue
-            for key in ("anonymousUser", "phoneUser"):
-                other = row.opt_obj(key)
-                if other is not None and other.opt_str("displayName"):
-                    external.append(Person(name=other.opt_str("displayName")))
+        record = parse(ConferenceRecord, record_body)
+        started_at = record.startTime
+        ended_at = record.endTime or event.ended_at
+        space = record.space
+        for row, path in rows:
+            ours, others = _participant(google, row, path, cache, ctx.tenant)
+            internal += ours
+            external += others
     organizer = event.organizer
     title = event.title
     owners = [p.email for p in internal if p.email]
@@ -395,18 +424,7 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
         google.note(NO_EVENT_NOTE)
     if calendar is not None:
         with reading("google_meet"):
-            title = calendar.opt_str("summary") or title
-            owner = calendar.opt_obj("organizer")
-            if owner is not None and owner.opt_str("email"):
-                organizer = Person(
-                    email=norm_email(owner.opt_str("email")), name=owner.opt_str("displayName")
-                )
-            for attendee in calendar.objs("attendees"):
-                email = norm_email(attendee.opt_str("email"))
-                if attendee.opt_bool("resource") or email is None or ctx.tenant.is_internal_email(email):
-                    continue
-                if all(p.email != email for p in external):
-                    external.append(Person(email=email, name=attendee.opt_str("displayName")))
+            organizer, title = _calendar_people(calendar, ctx.tenant, organizer, title, external)
     if organizer.email:
         internal = [p for p in internal if p.email != organizer.email]
     done = event.with_details(
@@ -421,3 +439,30 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     for note in google.notes:
         done = done.noting(note)
     return done
+
+
+def _calendar_people(
+    calendar: tuple[dict[str, Any], str],
+    tenant: Tenant,
+    organizer: Person,
+    title: str | None,
+    external: list[Person],
+) -> tuple[Person, str | None]:
+    """(organizer, title) from the meeting's calendar event; its guests (not ours, no room) added to `external`."""
+    item, path = calendar
+    found = parse(CalendarEvent, item, path)
+    title = found.summary or title
+    if found.organizer is not None:
+        at = f"{path}.organizer"
+        email = parse(Email, found.organizer, at).email
+        if email:
+            organizer = Person(email=norm_email(email), name=parse(Named, found.organizer, at).displayName)
+    for index, raw in enumerate(parse(Attendees, item, path).attendees):
+        at = f"{path}.attendees[{index}]"
+        attendee = parse(Attendee, raw, at)
+        guest = norm_email(attendee.email)
+        if attendee.resource or guest is None or tenant.is_internal_email(guest):
+            continue
+        if all(p.email != guest for p in external):
+            external.append(Person(email=guest, name=parse(Named, raw, at).displayName))
+    return organizer, title

@@ -25,8 +25,17 @@ from typing import Any
 
 from adapters.errors import FatalError, RetryableError
 from adapters.providers.google_meet.client import MEET_SCOPE, _Google
+from adapters.providers.google_meet.payloads import (
+    NotificationEndpoint,
+    Operation,
+    OperationDone,
+    OperationError,
+    Subscription,
+    SubscriptionsPage,
+    SubscriptionTimes,
+)
 from worker.ingest.apiclient import ApiClient, FetchContext, reading
-from worker.ingest.webhook import MAX_ID_LENGTH, Fields
+from worker.ingest.payloads import parse
 
 SERVICE = "google_meet"
 EVENTS_URL = "https://workspaceevents.googleapis.com"
@@ -65,19 +74,21 @@ def client(ctx: FetchContext) -> ApiClient:
 
 def _subscription(body: object) -> WorkspaceSubscription:
     with reading(SERVICE):
-        fields = Fields(body)
-        expires = fields.iso_time("expireTime", required=True)
-        assert expires is not None
-        endpoint = fields.opt_obj("notificationEndpoint")
+        found = parse(Subscription, body)
+        endpoint = found.notificationEndpoint
+        topic = (
+            parse(NotificationEndpoint, endpoint, "notificationEndpoint").pubsubTopic if endpoint else None
+        )
+        times = parse(SubscriptionTimes, body)
         return WorkspaceSubscription(
-            name=fields.str_("name", MAX_ID_LENGTH),
-            target=fields.str_("targetResource"),
-            expires_at=expires,
-            state=fields.opt_str("state") or "ACTIVE",
-            suspension_reason=fields.opt_str("suspensionReason"),
-            topic=endpoint.opt_str("pubsubTopic") if endpoint else None,
-            created_at=fields.iso_time("createTime"),
-            updated_at=fields.iso_time("updateTime"),
+            name=found.name,
+            target=found.targetResource,
+            expires_at=found.expireTime,
+            state=found.state or "ACTIVE",
+            suspension_reason=found.suspensionReason,
+            topic=topic,
+            created_at=times.createTime,
+            updated_at=times.updateTime,
         )
 
 
@@ -85,17 +96,15 @@ def _done(api: ApiClient, operation: Any) -> WorkspaceSubscription:
     """The subscription an Operation ends with (polled a few times when not done yet)."""
     for _ in range(OPERATION_POLLS):
         with reading(SERVICE):
-            fields = Fields(operation)
-            done = fields.opt_bool("done") is True
-            error = fields.opt_obj("error")
-            name = fields.str_("name")
+            state = parse(Operation, operation)
+            error = parse(OperationError, state.error, "error") if state.error is not None else None
         if error is not None:
-            raise FatalError(SERVICE, f"operation failed: {error.opt_str('message') or 'no message'}")
-        if done:
+            raise FatalError(SERVICE, f"operation failed: {error.message or 'no message'}")
+        if state.done:
             with reading(SERVICE):
-                return _subscription(fields.obj("response").data)
+                return _subscription(parse(OperationDone, operation).response)
         api._sleep(1.0)
-        operation = api.get(f"/v1/{name}")
+        operation = api.get(f"/v1/{state.name}")
     raise RetryableError(SERVICE, "operation not done yet")
 
 
@@ -155,10 +164,10 @@ def find(api: ApiClient, target: str) -> list[WorkspaceSubscription]:
     for _ in range(MAX_PAGES):
         body = api.get("/v1/subscriptions", params)
         with reading(SERVICE):
-            page = Fields(body)
-            rows = page.objs("subscriptions")  # left out when none
-            token = page.opt_str("nextPageToken")
-        found += [_subscription(row.data) for row in rows]
+            page = parse(SubscriptionsPage, body)
+        # A row's errors name its own fields (`expireTime`), as they always have, not `subscriptions[0]...`.
+        found += [_subscription(row) for row in page.subscriptions]
+        token = page.nextPageToken
         if not token:
             break
         params = {**params, "pageToken": token}

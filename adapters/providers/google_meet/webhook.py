@@ -4,8 +4,9 @@ The push carries a Google-signed OIDC token: we check its signature (keys from
 a JWKS URL, or a PEM for tests and air-gapped setups), audience, issuer and
 that it names the configured push service account with a verified email.
 No claim reaches the event; the Pub/Sub attributes and the base64-decoded
-`data` are read through `Fields` (no lone surrogates, no control characters,
-ids of at most 255), like every provider's body.
+`data` are read as the models of `payloads.py` (no lone surrogates, no control
+characters, ids of at most 255), like every provider's body, one step at a time:
+what a step does not need (the data of an ignored event) is not read.
 
 Two envelopes: the usual push (`{"message": {"attributes": {"ce-type": ...},
 "data": base64, "messageId"/"message_id"}, "subscription"}`), and a push
@@ -18,30 +19,43 @@ Pub/Sub redelivers any 4xx or 5xx, and nothing can ever make it valid.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import logging
 import threading
-from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
 
 import jwt
+from pydantic import BaseModel
 
+from adapters.providers.google_meet.payloads import (
+    ConferenceEnded,
+    EncodedData,
+    EventId,
+    EventSubject,
+    EventTime,
+    EventType,
+    LifecycleEvent,
+    Message,
+    Push,
+    SnakeMessage,
+    SnakeSuspensionReason,
+    SubscriptionName,
+    SuspensionReason,
+    UnwrappedMessageId,
+)
 from worker.config.tenants import ProviderConfig
 from worker.core.model import CallKind
 from worker.ingest.events import CallEvent
+from worker.ingest.payloads import parse
 from worker.ingest.webhook import (
-    MAX_ID_LENGTH,
     Delivery,
-    Fields,
     PayloadError,
     SignatureError,
     WebhookError,
     WebhookRequest,
     check_event,
-    check_text,
     load_json,
-    parse_iso,
 )
 
 PROVIDER = "google_meet"
@@ -53,6 +67,8 @@ NO_TYPE = "a push without ce-type (no Workspace event): acknowledged so that Pub
 UNWRAPPED_MESSAGE_ID = "x-goog-pubsub-message-id"
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 _jwks_lock = threading.Lock()
 _jwks_clients: dict[str, jwt.PyJWKClient] = {}
@@ -114,18 +130,6 @@ def _check_lifetime(claims: dict[str, object], now: dt.datetime) -> None:
         raise SignatureError("token issued in the future", "authorization")
 
 
-def _decode_data(message: Fields) -> Fields:
-    raw = message.str_("data")
-    try:
-        decoded = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise PayloadError("not base64", message.at("data")) from None
-    try:
-        return Fields(load_json(decoded), message.at("data"))
-    except PayloadError as exc:
-        raise PayloadError(exc.reason, message.at("data")) from None
-
-
 LIFECYCLE_PREFIX = "google.workspace.events.subscription.v1."
 
 
@@ -135,21 +139,38 @@ class LifecycleUnavailable(WebhookError):
     status = 503
 
 
-def _lifecycle(request: WebhookRequest, data: Fields, attributes: _Attributes, event_type: str) -> Delivery:
+@dataclass(frozen=True)
+class _Part:
+    """A JSON object of the push and where it is (`message.attributes`, `headers`, `message.data`, or the body)."""
+
+    value: object
+    path: str
+
+    def read(self, model: type[M]) -> M:
+        """The part read as `model`: errors name its fields below `path`."""
+        return parse(model, self.value, self.path)
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+
+def _lifecycle(request: WebhookRequest, data: _Part, attributes: _Part, event_type: str) -> Delivery:
     """expirationReminder, suspended, expired: queued for `callmatch.subscription_lifecycle`, acknowledged now."""
     from worker.ingest.subscriptions import queue_lifecycle
 
-    subscription = data.opt_obj("subscription")
-    name = subscription.opt_str("name", MAX_ID_LENGTH) if subscription is not None else None
+    raw = data.read(LifecycleEvent).subscription
+    subscription = _Part(raw, data.at("subscription")) if raw is not None else None
+    name = subscription.read(SubscriptionName).name if subscription is not None else None
     if not name:
-        subject = attributes.get("ce-subject", MAX_ID_LENGTH) or ""
+        subject = attributes.read(EventSubject).subject or ""
         name = (
             subject.split("//workspaceevents.googleapis.com/", 1)[-1] if "subscriptions/" in subject else ""
         )
     reason = None
     if subscription is not None:
-        reason = subscription.opt_str("suspensionReason", MAX_ID_LENGTH) or subscription.opt_str(
-            "suspension_reason", MAX_ID_LENGTH
+        reason = (
+            subscription.read(SuspensionReason).suspensionReason
+            or subscription.read(SnakeSuspensionReason).suspension_reason
         )
     notice = {
         "tenant": request.tenant.name,
@@ -166,25 +187,6 @@ def _lifecycle(request: WebhookRequest, data: Fields, attributes: _Attributes, e
     return Delivery(ignored="lifecycle event queued")
 
 
-class _Attributes:
-    """The CloudEvents attributes, from `message.attributes` or (payload unwrapping) from HTTP headers."""
-
-    def __init__(self, values: Mapping[str, object], path: str):
-        self.values = values
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}"
-
-    def get(self, key: str, max_length: int | None = None) -> str | None:
-        value = self.values.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise PayloadError("expected a string", self.at(key))
-        return check_text(value, self.at(key), max_length) or None
-
-
 def _ignored_without_type(request: WebhookRequest, message_id: str | None) -> Delivery:
     log.warning(
         "google_meet/%s: push %s without ce-type acknowledged and ignored",
@@ -194,34 +196,40 @@ def _ignored_without_type(request: WebhookRequest, message_id: str | None) -> De
     return Delivery(ignored=NO_TYPE)
 
 
+def _decoded(message: _Part) -> _Part:
+    """The message's `data`, base64 then JSON: the event data, named `message.data`."""
+    return _Part(message.read(EncodedData).data, message.at("data"))
+
+
 def handle(request: WebhookRequest) -> Delivery:
     verify_token(request.header("authorization"), request.config, request.now)
-    root = Fields(load_json(request.body))
-    if root.data.get("message") is None:
-        return _handle_unwrapped(request, root)
-    message = root.obj("message")
-    raw_attributes = message.opt_obj("attributes")
-    attributes = _Attributes(raw_attributes.data if raw_attributes else {}, message.at("attributes"))
-    message_id, message_id_path = message.opt_str("messageId", MAX_ID_LENGTH), message.at("messageId")
+    body = load_json(request.body)
+    raw_message = parse(Push, body).message
+    if raw_message is None:
+        return _handle_unwrapped(request, _Part(body, ""))
+    message = _Part(raw_message, "message")
+    fields = message.read(Message)
+    attributes = _Part(fields.attributes or {}, message.at("attributes"))
+    message_id, message_id_path = fields.messageId, message.at("messageId")
     if not message_id:
-        message_id, message_id_path = message.opt_str("message_id", MAX_ID_LENGTH), message.at("message_id")
-    event_type = attributes.get("ce-type")
+        message_id, message_id_path = message.read(SnakeMessage).message_id, message.at("message_id")
+    event_type = attributes.read(EventType).type
     if not event_type:
         return _ignored_without_type(request, message_id)
     if event_type.startswith(LIFECYCLE_PREFIX):
-        return _lifecycle(request, _decode_data(message), attributes, event_type)
+        return _lifecycle(request, _decoded(message), attributes, event_type)
     if event_type != ENDED:
         return Delivery(ignored="not a conference ended event")
     if message_id is None:
         message_id_path = message.at("messageId")
-    return _ended(request, attributes, _decode_data(message), message_id, message_id_path)
+    return _ended(request, attributes, _decoded(message), message_id, message_id_path)
 
 
-def _handle_unwrapped(request: WebhookRequest, data: Fields) -> Delivery:
+def _handle_unwrapped(request: WebhookRequest, data: _Part) -> Delivery:
     """Payload unwrapping: the body is the event data, the CloudEvents attributes are headers."""
-    attributes = _Attributes(request.headers, "headers")
-    message_id = attributes.get(UNWRAPPED_MESSAGE_ID, MAX_ID_LENGTH)
-    event_type = attributes.get("ce-type")
+    attributes = _Part(dict(request.headers), "headers")
+    message_id = attributes.read(UnwrappedMessageId).message_id
+    event_type = attributes.read(EventType).type
     if not event_type:
         return _ignored_without_type(request, message_id)
     if event_type.startswith(LIFECYCLE_PREFIX):
@@ -233,25 +241,22 @@ def _handle_unwrapped(request: WebhookRequest, data: Fields) -> Delivery:
 
 def _ended(
     request: WebhookRequest,
-    attributes: _Attributes,
-    data: Fields,
+    attributes: _Part,
+    data: _Part,
     message_id: str | None,
     message_id_path: str,
 ) -> Delivery:
     """One event for a conference that ended, named by its conference record."""
-    event_id = attributes.get("ce-id", MAX_ID_LENGTH)
+    event_id = attributes.read(EventId).id
     event_id_path = attributes.at("ce-id")
     if not event_id:
         if not message_id:
             raise PayloadError("missing", message_id_path)
         event_id, event_id_path = message_id, message_id_path
-    record_fields = data.obj("conferenceRecord")
-    record = record_fields.str_("name", MAX_ID_LENGTH)
-    record_path = record_fields.at("name")
-    if not record.startswith("conferenceRecords/") or len(record) <= len("conferenceRecords/"):
-        raise PayloadError("expected conferenceRecords/{id}", record_path)
+    record = data.read(ConferenceEnded).conferenceRecord.name
+    record_path = data.at("conferenceRecord.name")
     record_id = record.split("/", 1)[1]
-    ce_time = attributes.get("ce-time")
+    ended_at = attributes.read(EventTime).time
     return Delivery(
         events=(
             check_event(
@@ -262,7 +267,7 @@ def _ended(
                     event_id=event_id,
                     kind=CallKind.MEETING,
                     received_at=request.now,
-                    ended_at=parse_iso(ce_time, attributes.at("ce-time")) if ce_time else None,
+                    ended_at=ended_at,
                     source_ref=record,
                 ),
                 {"call_id": record_path, "event_id": event_id_path, "source_ref": record_path},
