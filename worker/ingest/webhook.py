@@ -5,8 +5,9 @@ echo), or a `Delivery` of zero or more events, or raises a `WebhookError` whose
 status the receiver answers with. Reasons name fields, never their values, so
 that no email or phone number from a body reaches a response or a log line.
 
-Every string taken from a delivery goes through `check_text` (by way of
-`Fields`): `json.loads` happily turns a `\\ud800` escape into a lone surrogate
+Every string taken from a delivery goes through `check_text` (by way of the
+field types of `worker.ingest.payloads`, which every provider's body models use):
+`json.loads` happily turns a `\\ud800` escape into a lone surrogate
 that no UTF-8 encoder downstream (Redis, Celery, the CRM) accepts, and a
 control character in an id or a name breaks CRM writes and log lines. Such a
 delivery is refused with a 400 naming the field instead of reaching the queue.
@@ -119,115 +120,6 @@ def load_json(body: bytes) -> object:
         raise PayloadError("not UTF-8 text", "(body)") from None
     except (ValueError, RecursionError):  # JSONDecodeError, and integers over Python's 4300-digit limit
         raise PayloadError("not valid JSON", "(body)") from None
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}.get(
-        type(value), "an object"
-    )
-
-
-class Fields:
-    """A JSON object with its path, so a missing or mistyped field is named in the 400."""
-
-    def __init__(self, value: object, path: str = ""):
-        if not isinstance(value, dict):
-            raise PayloadError(f"expected an object, got {_kind(value)}", path or "(body)")
-        self.data: Mapping[str, Any] = value
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def obj(self, key: str) -> Fields:
-        if self.data.get(key) is None:
-            raise PayloadError("missing", self.at(key))
-        return Fields(self.data[key], self.at(key))
-
-    def opt_obj(self, key: str) -> Fields | None:
-        return None if self.data.get(key) is None else Fields(self.data[key], self.at(key))
-
-    def str_(self, key: str, max_length: int | None = None) -> str:
-        value = self.opt_str(key, max_length)
-        if value is None or not value.strip():
-            raise PayloadError("missing", self.at(key))
-        return value
-
-    def opt_str(self, key: str, max_length: int | None = None) -> str | None:
-        """A string field, checked by `check_text`; `max_length` for ids (`MAX_ID_LENGTH`)."""
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise PayloadError(f"expected a string, got {_kind(value)}", self.at(key))
-        return check_text(value, self.at(key), max_length)
-
-    def ident(self, key: str) -> str:
-        """An id that providers send as a number or a string, at most `MAX_ID_LENGTH` characters."""
-        value = self.data.get(key)
-        if isinstance(value, bool) or value is None:
-            raise PayloadError("missing" if value is None else "expected an id", self.at(key))
-        if isinstance(value, int):
-            return check_text(str(value), self.at(key), MAX_ID_LENGTH)
-        if isinstance(value, str) and value.strip():
-            return check_text(value.strip(), self.at(key), MAX_ID_LENGTH)
-        raise PayloadError(f"expected an id, got {_kind(value)}", self.at(key))
-
-    def opt_ident(self, key: str) -> str | None:
-        return None if self.data.get(key) is None else self.ident(key)
-
-    def list_(self, key: str) -> list[tuple[object, str]]:
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise PayloadError(f"expected a list, got {_kind(value)}", self.at(key))
-        return [(item, f"{self.at(key)}[{index}]") for index, item in enumerate(value)]
-
-    def objs(self, key: str) -> list[Fields]:
-        return [Fields(item, path) for item, path in self.list_(key)]
-
-    def opt_bool(self, key: str) -> bool | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            raise PayloadError(f"expected true or false, got {_kind(value)}", self.at(key))
-        return value
-
-    def unix_time(self, key: str, required: bool = False) -> dt.datetime | None:
-        """Seconds since the epoch (int, float or digits), as providers of telephony send times."""
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise PayloadError("missing", self.at(key))
-            return None
-        if isinstance(value, str):
-            # str.strip takes \x1c-\x1f as spaces and str.isdigit takes "²" as a digit; float() takes neither.
-            text = check_text(value, self.at(key)).strip()
-            digits = text.replace(".", "", 1)
-            if digits.isascii() and digits.isdigit():
-                value = float(text)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return self.iso_time(key, required)
-        if not 0 <= value < 253402300800:
-            raise PayloadError("not a time", self.at(key))
-        try:
-            return dt.datetime.fromtimestamp(value, dt.UTC)
-        except (ValueError, OverflowError, OSError):  # rounds up into year 10000
-            raise PayloadError("not a time", self.at(key)) from None
-
-    def iso_time(self, key: str, required: bool = False) -> dt.datetime | None:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise PayloadError("missing", self.at(key))
-            return None
-        if not isinstance(value, str):
-            raise PayloadError(f"expected a date-time, got {_kind(value)}", self.at(key))
-        return parse_iso(value, self.at(key))
 
 
 def parse_iso_reason(text: str) -> dt.datetime | str:

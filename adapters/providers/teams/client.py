@@ -29,6 +29,14 @@ from adapters.crm.readiness import Check, Status
 from adapters.errors import ExternalError, FatalError
 from adapters.providers.aircall.client import merge
 from adapters.providers.checks import missing_scopes, probe_client, refused, wording
+from adapters.providers.teams.payloads import (
+    CallRecord,
+    IdentitySet,
+    Participant,
+    ParticipantsPage,
+    User,
+    UserIdentity,
+)
 from worker.config.tenants import Tenant
 from worker.core.model import CallKind, Direction, Person
 from worker.core.normalize import norm_email
@@ -41,7 +49,7 @@ from worker.ingest.apiclient import (
     token_response,
 )
 from worker.ingest.events import CallEvent
-from worker.ingest.webhook import MAX_ID_LENGTH, Fields
+from worker.ingest.payloads import parse
 
 DEFAULT_BASE_URL = "https://graph.microsoft.com"
 DEFAULT_TOKEN_URL = "https://login.microsoftonline.com/{azure_tenant_id}/oauth2/v2.0/token"
@@ -218,9 +226,8 @@ class _Directory:
                 raise
             body = {}
         with reading("teams"):
-            user = Fields(body)
-            mail = user.opt_str("mail")
-            self.cache[user_id] = norm_email(mail) or upn_email(user.opt_str("userPrincipalName"))[0]
+            user = parse(User, body)
+            self.cache[user_id] = norm_email(user.mail) or upn_email(user.userPrincipalName)[0]
         return self.cache[user_id]
 
     def _note(self, note: str) -> None:
@@ -258,9 +265,6 @@ class _Who:
     user_id: str | None = None
 
 
-_NAMED_ONLY = ("guest", "acsUser", "azureCommunicationServicesUser", "spoolUser", "encrypted", "externalUser")
-
-
 class _People:
     """Reads communicationsIdentitySets: the record's own data first, `/users/{id}` only when it has no email."""
 
@@ -270,32 +274,29 @@ class _People:
         self.directory = directory
         self.upns: dict[str, str] = {}
 
-    def learn(self, identity: Fields) -> None:
+    def learn(self, identity: IdentitySet) -> None:
         """Remember each user's UPN from participants_v2, so the organizer (named by id) needs no lookup."""
-        for key in ("user", "onPremises"):
-            user = identity.opt_obj(key)
-            if user is not None and user.opt_str("id", MAX_ID_LENGTH) and user.opt_str("userPrincipalName"):
-                self.upns[user.str_("id", MAX_ID_LENGTH)] = user.str_("userPrincipalName")
+        for user in identity.users():
+            if user is not None and user.id and user.userPrincipalName:
+                self.upns[user.id] = user.userPrincipalName
 
-    def who(self, identity: Fields) -> _Who | None:
-        phone = identity.opt_obj("phone")
-        number = phone.opt_str("id") if phone is not None else None
-        for key in ("user", "onPremises"):
-            user = identity.opt_obj(key)
-            if user is not None and (user.opt_str("id", MAX_ID_LENGTH) or user.opt_str("userPrincipalName")):
+    def who(self, identity: IdentitySet) -> _Who | None:
+        phone = identity.phone
+        number = phone.id if phone is not None else None
+        for user in identity.users():
+            if user is not None and (user.id or user.userPrincipalName):
                 return self._user(user, number)
         if phone is not None and number:
-            return _Who(Person(phone=number, name=phone.opt_str("displayName")), False, phone=True)
-        for key in _NAMED_ONLY:
-            other = identity.opt_obj(key)
-            if other is not None and other.opt_str("displayName"):
-                return _Who(Person(name=other.opt_str("displayName")), False)
+            return _Who(Person(phone=number, name=phone.displayName), False, phone=True)
+        for other in identity.named_only():
+            if other is not None and other.displayName:
+                return _Who(Person(name=other.displayName), False)
         return None
 
-    def _user(self, user: Fields, number: str | None) -> _Who:
-        user_id = user.opt_str("id", MAX_ID_LENGTH)
-        tenant_id = (user.opt_str("tenantId") or "").lower() or None
-        upn = user.opt_str("userPrincipalName") or (self.upns.get(user_id) if user_id else None)
+    def _user(self, user: UserIdentity, number: str | None) -> _Who:
+        user_id = user.id
+        tenant_id = (user.tenantId or "").lower() or None
+        upn = user.userPrincipalName or (self.upns.get(user_id) if user_id else None)
         email, guest = upn_email(upn)
         foreign = self.our_tenant is not None and tenant_id is not None and tenant_id != self.our_tenant
         if email is None and user_id and not foreign and not guest:
@@ -308,22 +309,22 @@ class _People:
             internal = True
         else:  # no tenant to tell: an email outside our domains is someone else's
             internal = email is None
-        person = Person(email=email, phone=number, name=user.opt_str("displayName"))
+        person = Person(email=email, phone=number, name=user.displayName)
         return _Who(person, internal, user_id=user_id)
 
 
-def _pages(client: ApiClient, first: str) -> list[Fields]:
-    """Every row of a Graph collection, following `@odata.nextLink` (absolute URLs)."""
-    rows: list[Fields] = []
+def _pages(client: ApiClient, first: str) -> list[Participant]:
+    """Every row of `participants_v2`, following `@odata.nextLink` (absolute URLs)."""
+    rows: list[Participant] = []
     next_url: str | None = first
     for _ in range(MAX_PAGES):
         if next_url is None:
             break
         body = client.get(next_url)
         with reading("teams"):
-            page = Fields(body)
-            rows += page.objs("value")
-            next_url = page.opt_str("@odata.nextLink")
+            page = parse(ParticipantsPage, body)
+        rows += page.value
+        next_url = page.next_link
     return rows
 
 
@@ -338,15 +339,15 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
     record_body = client.get(record_path)
     rows = _pages(client, f"{record_path}/participants_v2")
     with reading("teams"):
-        record = Fields(record_body)
-        identities = [i for i in (row.opt_obj("identity") for row in rows) if i is not None]
+        record = parse(CallRecord, record_body)
+        identities = [row.identity for row in rows if row.identity is not None]
         for identity in identities:
             people.learn(identity)
-        organizer_set = record.opt_obj("organizer_v2")
-        organizer_identity = organizer_set.opt_obj("identity") if organizer_set is not None else None
+        organizer_set = record.organizer_v2
+        organizer_identity = organizer_set.identity if organizer_set is not None else None
         host = people.who(organizer_identity) if organizer_identity is not None else None
         found = [w for w in (people.who(i) for i in identities) if w is not None]
-        peer_to_peer = record.opt_str("type") == "peerToPeer"
+        peer_to_peer = record.type == "peerToPeer"
         organizer = event.organizer
         if host is not None and host.internal:
             organizer = host.person
@@ -367,8 +368,8 @@ def fetch(event: CallEvent, ctx: FetchContext) -> CallEvent:
         done = event.with_details(
             kind=CallKind.CALL if peer_to_peer else CallKind.MEETING,
             direction=direction,
-            started_at=record.iso_time("startDateTime", required=True),
-            ended_at=record.iso_time("endDateTime") or event.ended_at,
+            started_at=record.startDateTime,
+            ended_at=record.endDateTime or event.ended_at,
             organizer=organizer,
             participants=merge(event.participants, external),
             internal=merge(event.internal, internal),

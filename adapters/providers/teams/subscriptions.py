@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from adapters.errors import FatalError
 from adapters.providers.teams.client import DEFAULT_BASE_URL, _token
+from adapters.providers.teams.payloads import RecordsPage, Subscription, SubscriptionsPage
 from worker.ingest.apiclient import ApiClient, FetchContext, reading
-from worker.ingest.webhook import MAX_ID_LENGTH, Fields
+from worker.ingest.payloads import parse
 
 SERVICE = "teams"
 RESOURCE = "communications/callRecords"
@@ -57,15 +58,13 @@ def notification_url(public_url: str, tenant: str) -> str:
 
 def _subscription(body: object) -> GraphSubscription:
     with reading(SERVICE):
-        fields = Fields(body)
-        expires = fields.iso_time("expirationDateTime", required=True)
-        assert expires is not None
-        return GraphSubscription(
-            fields.str_("id", MAX_ID_LENGTH),
-            fields.str_("resource"),
-            expires,
-            fields.opt_str("notificationUrl"),
-        )
+        subscription = parse(Subscription, body)
+    return GraphSubscription(
+        subscription.id,
+        subscription.resource,
+        subscription.expirationDateTime,
+        subscription.notificationUrl,
+    )
 
 
 def create(api: ApiClient, url: str, client_state: str, now: dt.datetime) -> GraphSubscription:
@@ -120,9 +119,9 @@ def records_between(api: ApiClient, start: dt.datetime, end: dt.datetime) -> lis
         body = api.get(next_url, params)
         params = None  # the nextLink carries the query
         with reading(SERVICE):
-            page = Fields(body)
-            ids += [row.str_("id", MAX_ID_LENGTH) for row in page.objs("value")]
-            next_url = page.opt_str("@odata.nextLink")
+            page = parse(RecordsPage, body)
+        ids += [row.id for row in page.value]
+        next_url = page.next_link
     return list(dict.fromkeys(ids))
 
 
@@ -135,10 +134,9 @@ def listed(api: ApiClient) -> list[GraphSubscription]:
             break
         body = api.get(next_url)
         with reading(SERVICE):
-            page = Fields(body)
-            rows = page.objs("value")
-            next_url = page.opt_str("@odata.nextLink")
-        found += [_subscription(row.data) for row in rows]
+            page = parse(SubscriptionsPage, body)
+        next_url = page.next_link
+        found += [_subscription(row) for row in page.value]
     return found
 
 

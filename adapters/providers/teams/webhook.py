@@ -5,21 +5,30 @@ as text; real deliveries carry several notifications, each with the
 `clientState` we gave the subscription, compared in constant time. One bad
 `clientState` refuses the whole delivery: nothing from it is enqueued. So does
 one unusable string (a lone surrogate, a control character, an id over 255
-characters): body strings are read through `Fields`, and the echoed
-`validationToken`, which comes from the query string, through `check_text`.
+characters): the body is read as the models of `payloads.py`, one notification
+at a time (its `clientState`, then the lifecycle or change it carries), and the
+echoed `validationToken`, which comes from the query string, through `check_text`.
 """
 
 from __future__ import annotations
 
 import hmac
 
+from adapters.providers.teams.payloads import (
+    ByResource,
+    Change,
+    Lifecycle,
+    Notifications,
+    Raw,
+    Signed,
+)
 from worker.core.model import CallKind
 from worker.ingest.events import CallEvent
+from worker.ingest.payloads import parse
 from worker.ingest.webhook import (
     MAX_ID_LENGTH,
     Challenge,
     Delivery,
-    Fields,
     Outcome,
     PayloadError,
     SignatureError,
@@ -42,13 +51,16 @@ def verify_client_state(value: str | None, secrets: tuple[str, ...], path: str) 
         raise SignatureError("clientState does not match", path)
 
 
-def _record_id(notification: Fields) -> tuple[str, str]:
-    """The call record's id and the JSON path it was read from (for a 400 that names it)."""
-    data = notification.opt_obj("resourceData")
-    if data is not None and data.opt_str("id", MAX_ID_LENGTH):
-        return data.str_("id", MAX_ID_LENGTH), data.at("id")
-    path = notification.at("resource")
-    resource = notification.str_("resource").lstrip("/")
+def _record_id(change: Change, notification: Raw, root: str) -> tuple[str, str]:
+    """The call record's id and the JSON path it was read from (for a 400 that names it).
+
+    `resourceData.id` names it; without one, `resource` (`communications/callRecords/{id}`) does.
+    """
+    data = change.resourceData
+    if data is not None and data.id:
+        return data.id, f"{root}.resourceData.id"
+    path = f"{root}.resource"
+    resource = parse(ByResource, notification, root).resource.lstrip("/")
     record_id = resource[len(RESOURCE_PREFIX) :].split("/", 1)[0]
     if not resource.startswith(RESOURCE_PREFIX) or not record_id.strip():
         raise PayloadError("expected communications/callRecords/{id}", path)
@@ -61,13 +73,13 @@ class LifecycleUnavailable(WebhookError):
     status = 503
 
 
-def _lifecycle_notice(request: WebhookRequest, notification: Fields) -> dict[str, str]:
+def _lifecycle_notice(request: WebhookRequest, notification: Lifecycle) -> dict[str, str]:
     """reauthorizationRequired, subscriptionRemoved or missed, for `callmatch.subscription_lifecycle`."""
     return {
         "tenant": request.tenant.name,
         "provider": PROVIDER,
-        "event": notification.str_("lifecycleEvent", MAX_ID_LENGTH),
-        "subscription_id": notification.str_("subscriptionId", MAX_ID_LENGTH),
+        "event": notification.lifecycleEvent,
+        "subscription_id": notification.subscriptionId,
     }
 
 
@@ -87,22 +99,22 @@ def handle(request: WebhookRequest) -> Outcome:
     token = request.query.get("validationToken")
     if token is not None:
         return Challenge(check_text(token, "validationToken"), media_type="text/plain")
-    root = Fields(load_json(request.body))
-    notifications = root.objs("value")
-    if root.data.get("value") is None:
-        raise PayloadError("missing", "value")
+    notifications = parse(Notifications, load_json(request.body)).value
     secrets = request.config.webhook_secrets
-    for notification in notifications:
-        verify_client_state(notification.opt_str("clientState"), secrets, notification.at("clientState"))
+    for index, notification in enumerate(notifications):
+        root = f"value[{index}]"
+        client_state = parse(Signed, notification, root).clientState
+        verify_client_state(client_state, secrets, f"{root}.clientState")
     events: list[CallEvent] = []
     lifecycle: list[dict[str, str]] = []
-    for notification in notifications:
-        if notification.data.get("lifecycleEvent") is not None:
-            lifecycle.append(_lifecycle_notice(request, notification))
+    for index, notification in enumerate(notifications):
+        root = f"value[{index}]"
+        if notification.get("lifecycleEvent") is not None:
+            lifecycle.append(_lifecycle_notice(request, parse(Lifecycle, notification, root)))
             continue
-        change = notification.str_("changeType")
-        record_id, path = _record_id(notification)
-        if change not in ("created", "updated"):
+        change = parse(Change, notification, root)
+        record_id, path = _record_id(change, notification, root)
+        if change.changeType not in ("created", "updated"):
             continue
         events.append(
             check_event(

@@ -28,7 +28,8 @@ from worker.config.tenants import Tenants
 from worker.core.model import CallKind, Person
 from worker.ingest.app import create_app
 from worker.ingest.events import CallEvent
-from worker.ingest.webhook import MAX_ID_LENGTH, Fields, PayloadError, check_event, check_text
+from worker.ingest.payloads import IsoTime, OptIdent, Payload, RequiredText, Text, UnixTime, parse
+from worker.ingest.webhook import MAX_ID_LENGTH, PayloadError, check_event, check_text
 
 SURROGATE = "\ud800"
 CONTROL = "\x00"
@@ -330,23 +331,37 @@ def test_check_text_names_the_path_and_never_the_value():
         check_text("x" * 256, "id", MAX_ID_LENGTH)
 
 
-def test_every_fields_accessor_checks_its_strings():
-    fields = Fields({"data": {"s": "a\x00", "n": 7, "t": f"2026-03-10T09:00:00Z{SURROGATE}"}})
-    data = fields.obj("data")
-    for read in (
-        lambda: data.opt_str("s"),
-        lambda: data.str_("s"),
-        lambda: data.ident("s"),
-        lambda: data.iso_time("t"),
-        lambda: data.unix_time("t"),
-    ):
+class _Body(Payload):
+    """Every field type of worker.ingest.payloads, once."""
+
+    s: Text = None
+    r: RequiredText = "x"
+    n: OptIdent = None
+    t: IsoTime = None
+    u: UnixTime = None
+
+
+class _Root(Payload):
+    data: _Body
+
+
+def test_every_payload_field_type_checks_its_strings():
+    bad = {
+        "s": "a\x00",
+        "r": "a\x00",
+        "n": "a\x00",
+        "t": f"2026-03-10T09:00:00Z{SURROGATE}",
+        "u": f"1{SURROGATE}",
+    }
+    for name, value in bad.items():
         with pytest.raises(PayloadError) as caught:
-            read()
-        assert caught.value.field in ("data.s", "data.t")
-    assert data.ident("n") == "7"
-    assert Fields({"id": "7" * 255}).ident("id") == "7" * 255
+            parse(_Root, {"data": {name: value}})
+        assert caught.value.field == f"data.{name}"
+        assert value not in str(caught.value)
+    assert parse(_Root, {"data": {"n": 7}}).data.n == "7"
+    assert parse(_Root, {"data": {"n": "7" * 255}}).data.n == "7" * 255
     with pytest.raises(PayloadError, match="longer than 255"):
-        Fields({"id": 10**255}).ident("id")
+        parse(_Root, {"data": {"n": 10**255}})
 
 
 def _event(**changes: Any) -> CallEvent:

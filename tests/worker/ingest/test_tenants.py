@@ -125,6 +125,13 @@ def test_rotation_keeps_the_current_and_the_previous_secret(tmp_path):
             "no such file",
         ),
         (lambda t: t.update(internal_domains="ourco.com"), "internal_domains", "list"),
+        (
+            lambda t: t.update(internal_phones="+33 1 23 45 67 89"),
+            "internal_phones",
+            "expected a list of phones",
+        ),
+        (lambda t: t.update(internal_phones=["+33 1 23 45 67 89", " "]), "internal_phones", "list of phones"),
+        (lambda t: t.update(internal_phones=[33123456789]), "internal_phones", "list of phones"),
     ],
 )
 def test_a_bad_field_fails_naming_file_tenant_and_field(tmp_path, change, field, reason):
@@ -134,6 +141,29 @@ def test_a_bad_field_fails_naming_file_tenant_and_field(tmp_path, change, field,
     assert error.tenant == "acme" and error.path == field
     assert reason in error.reason
     assert f"tenant acme: {field}:" in str(error)
+
+
+def test_internal_phones_and_domains_join_the_policy_for_m7(tmp_path):
+    document = samples.tenant_document(str(tmp_path), internal_phones=["+33 1 23 45 67 89", "not a number"])
+    document["tenants"]["acme"]["policy"].update(
+        internal_phones=["+1 650 555 0100"], internal_domains=["ourco.io"]
+    )
+    policy = _load(tmp_path, document).tenants["acme"].policy
+    assert policy.internal_phones == ("+1 650 555 0100", "+33 1 23 45 67 89", "not a number"), (
+        "M2 reads them; an unparseable one is ignored by M7, not refused here"
+    )
+    assert policy.internal_domains == ("ourco.io", "ourco.com")
+    document["tenants"]["acme"].update(internal_phones=None, internal_domains=[])
+    policy = _load(tmp_path, document).tenants["acme"].policy
+    assert (policy.internal_phones, policy.internal_domains) == (("+1 650 555 0100",), ("ourco.io",))
+
+
+def test_a_bad_internal_phones_is_one_error_on_one_line(tmp_path):
+    document = samples.tenant_document(str(tmp_path), internal_phones={"desk": "+33 1 23 45 67 89"})
+    error = _error(tmp_path, document)
+    assert (
+        str(error) == f"{tmp_path / 'tenants.yaml'}: tenant acme: internal_phones: expected a list of phones"
+    )
 
 
 def test_an_unset_environment_variable_is_named(tmp_path):
