@@ -51,13 +51,29 @@ def opp(
 
 
 def contact(
-    cid: str, email: str | None = None, *, phones: tuple[str, ...] = (), accounts: tuple[str, ...] = ("A1",)
+    cid: str,
+    email: str | None = None,
+    *,
+    phones: tuple[str, ...] = (),
+    accounts: tuple[str, ...] = ("A1",),
+    emails: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    return {"id": cid, "email": email, "phones": list(phones), "account_ids": list(accounts)}
+    record: dict[str, Any] = {
+        "id": cid,
+        "email": email,
+        "phones": list(phones),
+        "account_ids": list(accounts),
+    }
+    if emails:
+        record["emails"] = list(emails)
+    return record
 
 
-def account(aid: str, *domains: str) -> dict[str, Any]:
-    return {"id": aid, "name": aid, "domains": list(domains)}
+def account(aid: str, *domains: str, type: str | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": aid, "name": aid, "domains": list(domains)}
+    if type is not None:
+        record["type"] = type
+    return record
 
 
 def doc(
@@ -68,6 +84,7 @@ def doc(
     leads: list[dict[str, Any]] | None = None,
     opportunities: list[dict[str, Any]] | None = None,
     activities: list[dict[str, Any]] | None = None,
+    preferences: list[dict[str, Any]] | None = None,
     users: list[dict[str, Any]] | None = None,
     policy: dict[str, Any] | None = None,
     previous: dict[str, Any] | None = None,
@@ -94,6 +111,8 @@ def doc(
             "activities": activities or [],
         },
     }
+    if preferences is not None:
+        document["crm"]["preferences"] = preferences
     if previous is not None:
         document["previous"] = previous
     return document

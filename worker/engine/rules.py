@@ -221,7 +221,7 @@ class Engine:
         """Candidates less R6's removed opportunities and those of X1's or R6's accounts."""
         kept: list[Opportunity] = []
         by_rule: dict[str, list[str]] = {}
-        for opp in candidates:
+        for opp in sorted(candidates, key=lambda o: o.id):  # id order: the trace never depends on read order
             if opp.id in self.removed_opportunities:
                 by_rule.setdefault("R6", []).append(f"{opp.id} (removed by a person)")
             elif opp.account_id is not None and opp.account_id in self.excluded:
@@ -460,7 +460,8 @@ class Engine:
         ]
         if not usable:
             return None
-        best = min(usable, key=lambda p: (-_instant(p), p.opportunity_id or ""))
+        # the same opportunity preferred at the same time through two contacts: the trace names the smallest id
+        best = min(usable, key=lambda p: (-_instant(p), p.opportunity_id or "", p.contact_id))
         assert best.opportunity_id is not None
         trace.add(
             "L1",
@@ -480,7 +481,7 @@ class Engine:
         ]
         if not usable:
             return None
-        best = min(usable, key=lambda p: (-_instant(p), p.account_id or ""))
+        best = min(usable, key=lambda p: (-_instant(p), p.account_id or "", p.contact_id))
         self.trace.add(
             "L1",
             f"contact {best.contact_id}'s calls went to account {best.account_id} by a person's choice"

@@ -190,7 +190,8 @@ def test_a_rules_off_by_policy() -> None:
     result = case1(activity("T1", opportunity_id="O2"), policy={"use_existing_activity": False})
     assert result["case"] == "contacts"
     a_entries = [e for e in result["trace"] if e["rule"].startswith("A")]
-    assert [e["rule"] for e in a_entries] == ["A1"] and "off" in a_entries[0]["message"]  # says why, nothing more
+    # says why, nothing more
+    assert [e["rule"] for e in a_entries] == ["A1"] and "off" in a_entries[0]["message"]
 
 
 def test_a6_owner_filter_never_applies_in_case_1() -> None:
