@@ -98,6 +98,7 @@ class CrmFactory:
                     tenant.crm.credentials,
                     default_region=tenant.policy.default_region,
                     redis_client=self.redis,
+                    policy=tenant.policy,
                 ),
             )
         raise NotImplementedError(f"tenant {tenant.name}: CRM kind {kind!r} is not supported")
@@ -108,7 +109,8 @@ class CrmFactory:
             assert path is not None
             crm = _scenario_crm(path, path.stat().st_mtime)
             return ScenarioCrm(crm, tenant.policy.default_region, RedisActivityLog(self.redis, tenant.name))
-        port: CrmPort = self._tenant_client(tenant).port()
+        # The tenant's policy as of now says which rules v1.1 fields the port reads (M9, X1).
+        port: CrmPort = self._tenant_client(tenant).port(tenant.policy)
         return port
 
     def admin_for(self, tenant: Tenant) -> CrmAdmin:

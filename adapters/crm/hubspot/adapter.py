@@ -23,7 +23,11 @@ v4 instead. Write-back reuses that search (W1).
 
 Every read, search and write names only properties the portal has (its capabilities,
 discovered once per tenant: adapters.crm.hubspot.capabilities); a write without the W1
-properties stops before any request with MissingRequirementError."""
+properties stops before any request with MissingRequirementError.
+
+Rules v1.1 cost no request: with `excluded_account_types` (X1) the company reads above
+name `type` among their properties; `skip_converted_leads` (M9) reads nothing, since a
+HubSpot lead is never converted the Salesforce way (adapters.crm.hubspot.mapping)."""
 
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ from adapters.crm.hubspot.ledger import ActivityLedger
 from adapters.crm.hubspot.mapping import (
     ACTIVITY_ASSOCIATION_TYPES,
     COMPANY_DEAL_PRIMARY,
+    COMPANY_TYPE_PROPERTY,
     CONTACT_COMPANY_PRIMARY,
     DEAL_COMPANY_PRIMARY,
     ClosedState,
@@ -91,6 +96,7 @@ from worker.core.model import (
     Direction,
     Lead,
     Opportunity,
+    Policy,
     User,
 )
 from worker.core.normalize import norm_domain, norm_email
@@ -182,12 +188,21 @@ class HubSpotCrm(CrmPort):
         mapping: HubSpotMapping | None = None,
         cache: TenantCache | None = None,
         ledger: ActivityLedger | None = None,
+        *,
+        policy: Policy | None = None,
     ) -> None:
+        """`policy`: the tenant's, for what rules v1.1 read only when asked (default: nothing more)."""
         super().__init__()
         self.client = client
         self.ledger = ledger
         self.mapping = mapping or HubSpotMapping()
         self.cache = cache or TenantCache()
+        policy = policy or Policy()
+        # The company properties every company read names, decided once per port (X1 adds `type`).
+        self.company_properties: list[str] = [
+            *self.mapping.company_properties,
+            *([COMPANY_TYPE_PROPERTY] if policy.excluded_account_types else []),
+        ]
         self._contacts: dict[str, JsonObject] = {}
         self._contact_companies: dict[str, list[str]] = {}
         self._companies: dict[str, JsonObject] = {}
@@ -394,7 +409,7 @@ class HubSpotCrm(CrmPort):
             }
             for d in wanted
         ]
-        hits = self._search("accounts_by_domains", "companies", groups, self.mapping.company_properties)
+        hits = self._search("accounts_by_domains", "companies", groups, self.company_properties)
         out = [o for o in hits if domains_of(o, self.mapping) & set(wanted)]
         for obj in out:
             self._companies[str(obj["id"])] = obj
@@ -413,7 +428,7 @@ class HubSpotCrm(CrmPort):
         obj = self.client.find(
             "companies",
             company_id,
-            self._caps().only("companies", self.mapping.company_properties),
+            self._caps().only("companies", self.company_properties),
             ("deals",),
             meter=self._meter("accounts_by_ids"),
         )
@@ -430,7 +445,7 @@ class HubSpotCrm(CrmPort):
             for obj in self.client.batch_read(
                 "companies",
                 missing,
-                self._caps().only("companies", self.mapping.company_properties),
+                self._caps().only("companies", self.company_properties),
                 meter=self._meter("accounts_by_ids"),
             ):
                 self._companies[str(obj["id"])] = obj

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.crm.hubspot.client import HubSpotClient, Meter
-from adapters.crm.hubspot.mapping import ClosedState, HubSpotMapping, closed_from_stage
+from adapters.crm.hubspot.mapping import COMPANY_TYPE_PROPERTY, ClosedState, HubSpotMapping, closed_from_stage
 from adapters.crm.readiness import CapabilityCache, MissingRequirementError
 from adapters.redis_errors import redis_call
+from worker.core.model import Policy
 
 SERVICE = "hubspot"
 WHAT = "hubspot capabilities"
@@ -125,9 +126,10 @@ class Requirement:
         return f"{self.kind}.{self.name}"
 
 
-def requirements(mapping: HubSpotMapping) -> list[Requirement]:
+def requirements(mapping: HubSpotMapping, policy: Policy | None = None) -> list[Requirement]:
     """W1 needs the external id (which activity holds the call) and the marker (ours, A1 skips it)
-    on both activity objects; every other property only adds matches when the portal has it."""
+    on both activity objects; every other property only adds matches when the portal has it.
+    With `policy`, the properties its rules v1.1 read follow (X1: companies' `type`)."""
     out = [
         Requirement(kind, name, True, loses, unique)
         for kind in ("calls", "meetings")
@@ -186,6 +188,15 @@ def requirements(mapping: HubSpotMapping) -> list[Requirement]:
             "none (closed and won come from the pipeline stages, cached per tenant)",
         ),
     ]
+    if policy is not None and policy.excluded_account_types:
+        out.append(
+            Requirement(
+                "companies",
+                COMPANY_TYPE_PROPERTY,
+                False,
+                "X1: no company's type is read, so excluded_account_types excludes no company",
+            )
+        )
     return out
 
 

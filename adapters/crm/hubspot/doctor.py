@@ -26,6 +26,7 @@ from adapters.crm.hubspot.mapping import ClosedState, HubSpotMapping, closed_fro
 from adapters.crm.hubspot.setup import SCHEMA_SCOPE
 from adapters.crm.readiness import Check, Status
 from adapters.errors import BudgetExhaustedError, ExternalError
+from worker.core.model import Policy
 
 READ_SCOPES = {
     "contacts": "crm.objects.contacts.read",
@@ -53,8 +54,11 @@ def run_doctor(
     client: HubSpotClient,
     mapping: HubSpotMapping,
     capabilities: PortalCapabilities,
+    policy: Policy | None = None,
 ) -> list[Check]:
-    """Every check; one that raises becomes a `fail` line naming the error, never a traceback."""
+    """Every check; one that raises becomes a `fail` line naming the error, never a traceback.
+
+    `policy`: the tenant's; the properties its rules v1.1 read are checked too (X1: companies' `type`)."""
     tenant = client.settings.tenant
     try:
         credentials = _guard("credentials", lambda: _credentials(client))
@@ -62,7 +66,9 @@ def run_doctor(
             return [credentials]
         checks = [credentials]
         checks += _guard_many("scopes", lambda: _scopes(client))
-        checks += _guard_many("properties", lambda: _properties(client, mapping, capabilities, tenant))
+        checks += _guard_many(
+            "properties", lambda: _properties(client, mapping, capabilities, tenant, policy)
+        )
         checks.append(_guard("daily API budget", lambda: _budget(client)))
     except BudgetExhaustedError as error:
         # Our own reserve stops every request, doctor's too: that is the one thing to say.
@@ -195,7 +201,11 @@ def _scopes(client: HubSpotClient) -> list[Check]:
 
 
 def _properties(
-    client: HubSpotClient, mapping: HubSpotMapping, capabilities: PortalCapabilities, tenant: str
+    client: HubSpotClient,
+    mapping: HubSpotMapping,
+    capabilities: PortalCapabilities,
+    tenant: str,
+    policy: Policy | None = None,
 ) -> list[Check]:
     """Read the properties and pipelines afresh (this is also the tenant's new capabilities)."""
     properties: dict[str, frozenset[str]] = {}
@@ -220,7 +230,7 @@ def _properties(
         unique[kind] = frozenset(str(p["name"]) for p in listed if p.get("name") and p.get("hasUniqueValue"))
     pipelines_check, pipelines = _pipelines(client)
     caps = Capabilities(properties, unique, pipelines, discovered_at=capabilities.now())
-    for requirement in requirements(mapping):
+    for requirement in requirements(mapping, policy):
         if requirement.kind in properties:
             out.append(_property(caps, requirement, tenant))
     out.append(pipelines_check)

@@ -4,6 +4,29 @@ Leads are contacts whose `lifecyclestage` is one of `lead_stages` (HubSpot's sep
 leads object is not used: it has no email or phone of its own to match on).
 Contact roles (rule C4) are the deal<->contact associations; one whose label is in
 `primary_labels` marks the primary contact.
+
+Rules v1.1 in HubSpot's terms:
+
+- M9 (converted leads): a HubSpot "lead" is never converted the Salesforce way. It is
+  a contact record whose `lifecyclestage` is a lead stage; HubSpot's lifecycle stages
+  "track how contacts or companies move forward in your process" on the same record
+  (Subscriber, Lead, Marketing Qualified Lead, Sales Qualified Lead, Opportunity,
+  Customer, ...), and `hs_lead_status` (New, Open, In progress, Open deal, Unqualified,
+  ...) holds the sales sub-stages of a lead, not a conversion (HubSpot Knowledge Base,
+  "Use lifecycle stages", knowledge.hubspot.com/contacts/use-lifecycle-stages; HubSpot's
+  default contact properties `lifecyclestage` and `hs_lead_status`). What Salesforce
+  calls converting is, in HubSpot, the record's stage moving past `lead_stages`: from
+  then on this mapping reads it as a contact (same id, its own companies and deals).
+  So every lead read here has `is_converted` false and no `converted_contact_id`, M9
+  skips and follows nothing, and `skip_converted_leads` reads no property.
+- X1 (account types): a company's `type`, HubSpot's default company property "Type"
+  (knowledge.hubspot.com/companies/hubspot-crm-default-company-properties), an
+  enumeration whose options are the portal's own (`GET /crm/v3/properties/companies`
+  lists them, each a label and an internal `value`; integrations write values such as
+  `PARTNER`, `PROSPECT`, `RESELLER`, `VENDOR`, `OTHER`). The API returns the internal
+  value, which X1 compares trimmed and case-insensitively: a tenant lists `partner`,
+  not the label. Read (one more name in `properties` of the same searches, GETs and
+  batch reads) only when `excluded_account_types` is set.
 """
 
 from __future__ import annotations
@@ -32,6 +55,8 @@ JsonObject = dict[str, Any]
 
 CONTACT_COMPANY_PRIMARY = 1
 DEAL_COMPANY_PRIMARY = 5
+COMPANY_TYPE_PROPERTY = "type"
+"""X1: HubSpot's default company property holding the company's type (PROSPECT, PARTNER, ...)."""
 COMPANY_DEAL_PRIMARY = 6
 COMPANY_DEAL_UNLABELED = 342
 
@@ -184,6 +209,7 @@ def contact_from(obj: JsonObject, company_ids: Sequence[str], mapping: HubSpotMa
 
 
 def lead_from(obj: JsonObject, mapping: HubSpotMapping) -> Lead:
+    """A contact in a lead stage; never converted (HubSpot converts by moving the stage on, see above)."""
     p = props(obj)
     primary = norm_email(p.get("email"))
     return Lead(
@@ -201,6 +227,7 @@ def account_from(obj: JsonObject, mapping: HubSpotMapping) -> Account:
         id=str(obj["id"]),
         name=p.get("name"),
         domains=tuple(d for d in dict.fromkeys(norm_domain(x) for x in domains if x) if d),
+        type=p.get(COMPANY_TYPE_PROPERTY),  # present only when X1 asked for it
     )
 
 

@@ -18,7 +18,7 @@ It is also the tenant's `CrmAdmin`: `setup()` creates the properties W1 needs,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis
@@ -31,6 +31,7 @@ from adapters.crm.hubspot.ledger import ActivityLedger, MemoryLedger, RedisLedge
 from adapters.crm.hubspot.mapping import HubSpotMapping
 from adapters.crm.hubspot.setup import run_setup
 from adapters.crm.readiness import DEFAULT_CAPABILITY_TTL_SECONDS, CapabilityCache, Check, Step
+from worker.core.model import Policy
 
 _NUMBERS = {f.name: f.type for f in fields(HubSpotSettings) if f.name not in ("tenant", "host")}
 CAPABILITIES_KEY = "hubspot:{tenant}:capabilities"
@@ -108,6 +109,8 @@ class HubSpotTenant:
     mapping: HubSpotMapping
     cache: TenantCache
     ledger: ActivityLedger
+    policy: Policy = field(default_factory=Policy)
+    """The tenant's rules policy: what rules v1.1 read only when asked (X1's company `type`), and doctor checks."""
 
     @classmethod
     def from_config(
@@ -118,6 +121,7 @@ class HubSpotTenant:
         *,
         default_region: str = "US",
         redis_client: redis.Redis | None = None,
+        policy: Policy | None = None,
         **client_options: Any,
     ) -> HubSpotTenant:
         """With `redis_client`, limits, the daily budget, the W1 ledger, the portal's capabilities
@@ -134,10 +138,12 @@ class HubSpotTenant:
             client = HubSpotClient(hs_settings, tokens, **client_options)
             ledger = MemoryLedger()
         cache = TenantCache(capabilities=PortalCapabilities(store))
-        return cls(client, _mapping(settings, default_region), cache, ledger)
+        return cls(client, _mapping(settings, default_region), cache, ledger, policy or Policy())
 
-    def port(self) -> HubSpotCrm:
-        return HubSpotCrm(self.client, self.mapping, self.cache, self.ledger)
+    def port(self, policy: Policy | None = None) -> HubSpotCrm:
+        """A port for one association; `policy` (the tenant's as of now, else the one it was built with)
+        says which v1.1 properties its reads name."""
+        return HubSpotCrm(self.client, self.mapping, self.cache, self.ledger, policy=policy or self.policy)
 
     def setup(self, *, dry_run: bool = False) -> list[Step]:
         """Create the `callmatch` property group and the W1 properties on calls and meetings
@@ -146,4 +152,4 @@ class HubSpotTenant:
 
     def doctor(self) -> list[Check]:
         """Credentials, scopes, properties (required and optional), pipelines, daily budget."""
-        return run_doctor(self.client, self.mapping, self.cache.capabilities)
+        return run_doctor(self.client, self.mapping, self.cache.capabilities, self.policy)

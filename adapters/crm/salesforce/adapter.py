@@ -26,6 +26,14 @@ Phones are searched by SOSL `IN PHONE FIELDS` (one call before the composite, si
 a composite cannot hold a search) and by SOQL over the formats people type, every
 hit confirmed by E.164 in code: SOSL finds unusual formats, SOQL finds records the
 search index has not caught up with.
+
+Rules v1.1 read more columns, never more requests, and only when the tenant's policy
+asks: with `skip_converted_leads` (M9) the Lead queries and the SOSL search keep
+converted leads (SOQL returns them unless filtered; without M9 they are filtered out,
+as before: Salesforce relates no new activity to a converted lead) and select
+`IsConverted, ConvertedContactId`, so the gather's next round reads the contact a lead
+became; with `excluded_account_types` (X1) every Account query selects `Type`. A
+field the API user cannot see is left out (doctor warns what the rule loses).
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ from adapters.crm.salesforce.client import (
     classify_response,
 )
 from adapters.crm.salesforce.mapping import (
+    ACCOUNT_TYPE_FIELD,
     CONTACT_PHONE_FIELDS,
+    LEAD_CONVERSION_FIELDS,
     LEAD_PHONE_FIELDS,
     Record,
     SalesforceSettings,
@@ -83,6 +93,7 @@ from worker.core.model import (
     Direction,
     Lead,
     Opportunity,
+    Policy,
     User,
 )
 from worker.core.normalize import norm_domain, norm_email, to_e164
@@ -132,9 +143,16 @@ class SalesforceCrm(CrmPort):
         *,
         search_phones: bool = True,
         capabilities: Capabilities | None = None,
+        policy: Policy | None = None,
     ):
+        """`policy`: the tenant's, for what rules v1.1 read only when asked (default: nothing more)."""
         super().__init__()
         self.search_phones = search_phones
+        policy = policy or Policy()
+        self.follows_conversions = policy.skip_converted_leads
+        # What the policy adds to the Lead and Account field lists, decided once per port.
+        self._lead_extra: tuple[str, ...] = LEAD_CONVERSION_FIELDS if policy.skip_converted_leads else ()
+        self._account_extra: tuple[str, ...] = (ACCOUNT_TYPE_FIELD,) if policy.excluded_account_types else ()
         self.client = client
         self.settings = settings or SalesforceSettings()
         self.region = default_region
@@ -284,15 +302,28 @@ class SalesforceCrm(CrmPort):
             children += f", {CONTACT_ROLES}"
         return f"SELECT {fields}{children} FROM Contact"
 
+    def _converted_leads(self) -> bool:
+        """M9 asked, and the API user sees `IsConverted`: converted leads are read, not filtered out."""
+        return self.follows_conversions and self.caps.has_field("Lead", "IsConverted")
+
     def _lead_select(self) -> str:
         self._require_read("Lead")
-        fields = ", ".join(("Id", *self._email_fields("Lead"), *self._phone_fields("Lead")))
+        fields = ", ".join(
+            (
+                "Id",
+                *self._email_fields("Lead"),
+                *self._phone_fields("Lead"),
+                *self.caps.present("Lead", self._lead_extra),
+            )
+        )
         return f"SELECT {fields} FROM Lead"
 
     def _account_select(self) -> str:
         self._require_read("Account")
         domain = self._domain_field()
-        extra = f", {domain}" if domain else ""
+        extra = "".join(
+            f", {name}" for name in (domain, *self.caps.present("Account", self._account_extra)) if name
+        )
         children = ""
         if self.caps.has_child("Account", "Opportunities"):
             self._require_read("Opportunity")
@@ -354,6 +385,8 @@ class SalesforceCrm(CrmPort):
             conditions.append(f"Id IN {in_list(ids)}")
         if not conditions:
             return None
+        if self._converted_leads():
+            return f"{self._lead_select()} WHERE {' OR '.join(conditions)}"
         return f"{self._lead_select()} WHERE IsConverted = false AND ({' OR '.join(conditions)})"
 
     def _account_query(self, domains: Sequence[str], ids: Sequence[str]) -> str | None:
@@ -635,7 +668,8 @@ class SalesforceCrm(CrmPort):
         if contact_fields:
             returning.append(f"Contact({', '.join(('Id', *contact_fields))})")
         if lead_fields:
-            returning.append(f"Lead({', '.join(('Id', *lead_fields))} WHERE IsConverted = false)")
+            unconverted = "" if self._converted_leads() else " WHERE IsConverted = false"
+            returning.append(f"Lead({', '.join(('Id', *lead_fields))}{unconverted})")
         if not returning:
             return [], []
         records = self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING {', '.join(returning)}")

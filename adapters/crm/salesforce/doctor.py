@@ -2,8 +2,10 @@
 
 Fails what stops calls (credentials, object permissions, the W1 field: present,
 visible and editable, External ID + Unique, the daily budget under the reserve);
-warns about what the rules lose without an optional feature or field. Every line
-that is not ok carries its fix. Describes the org afresh, so the tenant's cached
+warns about what the rules lose without an optional feature or field (and, when the
+tenant's policy uses rules v1.1's M9 or X1, without the standard fields those read:
+Lead.IsConverted / ConvertedContactId, Account.Type, which field-level security may
+hide). Every line that is not ok carries its fix. Describes the org afresh, so the tenant's cached
 capabilities are renewed on the way. Costs a token request and three or four API
 calls (a composite of describes, a Tooling query, /limits).
 """
@@ -19,6 +21,7 @@ from adapters.crm.salesforce.client import SalesforceClient
 from adapters.crm.salesforce.mapping import SalesforceSettings
 from adapters.crm.salesforce.setup import find_activity_field
 from adapters.errors import ExternalError
+from worker.core.model import Policy
 
 READ_ONLY = ("Contact", "Lead", "Account", "Opportunity", "OpportunityContactRole", "User")
 WRITTEN = ("Task", "Event")
@@ -32,9 +35,55 @@ class OptionalField:
     name: str
     setting: str
     loses: str
+    fix: str | None = None
+    """For a standard field (hidden by field-level security, never absent): how to show it."""
 
 
-def optional_fields(settings: SalesforceSettings) -> list[OptionalField]:
+def _security_fix(sobject: str, name: str, setting: str) -> str:
+    return (
+        f"Setup > Object Manager > {sobject} > Fields & Relationships > {name} > Set Field-Level Security: "
+        f"tick Visible for the integration user's profile (or grant read in a permission set assigned to it), "
+        f"or leave {setting} off"
+    )
+
+
+def policy_fields(policy: Policy) -> list[OptionalField]:
+    """The standard fields rules v1.1 read, only when the tenant's policy uses the rule."""
+    out = []
+    if policy.skip_converted_leads:
+        setting = "policy.skip_converted_leads"
+        out += [
+            OptionalField(
+                "Lead",
+                "IsConverted",
+                setting,
+                "M9: converted leads stay filtered out of the Lead queries; none is followed to its contact",
+                _security_fix("Lead", "IsConverted", setting),
+            ),
+            OptionalField(
+                "Lead",
+                "ConvertedContactId",
+                setting,
+                "M9: a converted lead is skipped, never followed to the contact it became",
+                _security_fix("Lead", "ConvertedContactId", setting),
+            ),
+        ]
+    if policy.excluded_account_types:
+        setting = "policy.excluded_account_types"
+        out.append(
+            OptionalField(
+                "Account",
+                "Type",
+                setting,
+                "X1: no account's type is read, so excluded_account_types excludes no account",
+                _security_fix("Account", "Type", setting),
+            )
+        )
+    return out
+
+
+def optional_fields(settings: SalesforceSettings, policy: Policy | None = None) -> list[OptionalField]:
+    """The optional fields of the tenant's settings, then those its policy's v1.1 rules read."""
     out = []
     for name in settings.extra_email_fields:
         for sobject in ("Contact", "Lead"):
@@ -80,6 +129,8 @@ def optional_fields(settings: SalesforceSettings) -> list[OptionalField]:
                 "A1 compares the participants' emails with the Event's invitees (EventRelation) only",
             )
         )
+    if policy is not None:
+        out += policy_fields(policy)
     return out
 
 
@@ -89,6 +140,7 @@ class SalesforceDoctor:
     settings: SalesforceSettings
     capabilities: Capabilities
     reserve_fraction: float = 0.1
+    policy: Policy | None = None
 
     @property
     def field(self) -> str:
@@ -120,7 +172,7 @@ class SalesforceDoctor:
         checks += [self._required_field(caps, sobject, tooling) for sobject in WRITTEN]
         checks.append(self._external_id(caps, tooling))
         checks += self._features(caps)
-        checks += [self._optional(caps, optional) for optional in optional_fields(self.settings)]
+        checks += [self._optional(caps, optional) for optional in optional_fields(self.settings, self.policy)]
         checks.append(self._budget())
         return checks
 
@@ -268,8 +320,11 @@ class SalesforceDoctor:
 
     def _optional(self, caps: OrgCapabilities, optional: OptionalField) -> Check:
         name = f"field {optional.sobject}.{optional.name}"
+        setting = optional.setting if optional.setting.startswith("policy.") else f"crm.{optional.setting}"
         if caps.has_field(optional.sobject, optional.name):
-            return Check(name, Status.OK, f"present (crm.{optional.setting})")
+            return Check(name, Status.OK, f"present ({setting})")
+        if optional.fix is not None:
+            return Check(name, Status.WARN, f"hidden from the API user: {optional.loses}", optional.fix)
         return Check(
             name,
             Status.WARN,
@@ -309,5 +364,6 @@ def run_doctor(
     settings: SalesforceSettings,
     capabilities: Capabilities,
     reserve_fraction: float = 0.1,
+    policy: Policy | None = None,
 ) -> list[Check]:
-    return SalesforceDoctor(client, settings, capabilities, reserve_fraction).run()
+    return SalesforceDoctor(client, settings, capabilities, reserve_fraction, policy).run()

@@ -25,6 +25,16 @@ OPPORTUNITY_COLUMNS: tuple[str, ...] = (
 
 Record = Mapping[str, Any]
 
+LEAD_CONVERSION_FIELDS: tuple[str, ...] = ("IsConverted", "ConvertedContactId")
+"""Rules v1.1, M9 (`policy.skip_converted_leads`): standard Lead fields (Salesforce Object Reference,
+Lead: `IsConverted` boolean, `ConvertedContactId` reference to the Contact the lead became, set by
+lead conversion and read-only after it). SOQL on Lead returns converted leads too unless the query
+filters them out."""
+ACCOUNT_TYPE_FIELD = "Type"
+"""Rules v1.1, X1 (`policy.excluded_account_types`): Account's standard `Type` picklist (Object
+Reference, Account; a new org's values: Prospect, Customer - Direct, Customer - Channel, Channel
+Partner / Reseller, Installation Partner, Technology Partner, Other). Field-level security can hide it."""
+
 
 @dataclass(frozen=True)
 class SalesforceSettings:
@@ -114,7 +124,13 @@ def to_account(record: Record, settings: SalesforceSettings) -> Account:
             domain = norm_domain(str(value))
             if domain and domain not in domains:
                 domains.append(domain)
-    return Account(id=str(record["Id"]), name=record.get("Name"), domains=tuple(domains))
+    kind = record.get(ACCOUNT_TYPE_FIELD)
+    return Account(
+        id=str(record["Id"]),
+        name=record.get("Name"),
+        domains=tuple(domains),
+        type=str(kind) if kind else None,
+    )
 
 
 def to_contact(record: Record, settings: SalesforceSettings) -> Contact:
@@ -133,9 +149,19 @@ def to_contact(record: Record, settings: SalesforceSettings) -> Contact:
 
 
 def to_lead(record: Record, settings: SalesforceSettings) -> Lead:
+    """A Lead row; `IsConverted` / `ConvertedContactId` are in it only when M9 asked for them."""
     email, extra = _emails(record, settings)
     phones = tuple(str(record[f]) for f in LEAD_PHONE_FIELDS if record.get(f))
-    return Lead(id=str(record["Id"]), email=email, emails=extra, phones=phones)
+    converted = bool(record.get("IsConverted"))
+    contact = record.get("ConvertedContactId")
+    return Lead(
+        id=str(record["Id"]),
+        email=email,
+        emails=extra,
+        phones=phones,
+        is_converted=converted,
+        converted_contact_id=str(contact) if converted and contact else None,
+    )
 
 
 def to_opportunity(record: Record) -> Opportunity:

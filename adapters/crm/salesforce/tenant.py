@@ -18,13 +18,15 @@ budget Salesforce reports is shared under `salesforce:<tenant>:daily`, the
 session under `salesforce:<tenant>` (adapters.sessions: one refresh at a time), and
 the org's capabilities under `salesforce:<tenant>:capabilities` (what the org has:
 optional features and fields; see capabilities.py). `setup()` and `doctor()` make it
-a `CrmAdmin` for `callmatch setup` / `callmatch doctor`.
+a `CrmAdmin` for `callmatch setup` / `callmatch doctor`. The tenant's policy says
+which rules v1.1 fields the ports select (M9's Lead conversion, X1's Account Type)
+and doctor checks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis
@@ -39,6 +41,7 @@ from adapters.crm.salesforce.setup import run_setup
 from adapters.ratelimit import ApiBudget, RedisRateLimiter
 from adapters.sessions import RedisSessions, SessionSettings
 from worker.config.tenants import Tenant
+from worker.core.model import Policy
 
 _TEXT_FIELDS = tuple(
     f.name
@@ -98,6 +101,8 @@ class SalesforceTenant:
     default_region: str
     capabilities: Capabilities | None = None
     reserve_fraction: float = 0.1
+    policy: Policy = field(default_factory=Policy)
+    """The tenant's rules policy: what rules v1.1 read only when asked (M9, X1), and what doctor checks."""
 
     def __post_init__(self) -> None:
         if self.capabilities is None:
@@ -160,15 +165,22 @@ class SalesforceTenant:
             tenant.policy.default_region,
             Capabilities(client, cache),
             reserve_fraction,
+            tenant.policy,
         )
 
     def _capabilities(self) -> Capabilities:
         assert self.capabilities is not None  # set in __post_init__
         return self.capabilities
 
-    def port(self) -> SalesforceCrm:
+    def port(self, policy: Policy | None = None) -> SalesforceCrm:
+        """A port for one association; `policy` (the tenant's as of now, else the one it was built with)
+        says which v1.1 fields its queries select."""
         return SalesforceCrm(
-            self.client, self.settings, self.default_region, capabilities=self._capabilities()
+            self.client,
+            self.settings,
+            self.default_region,
+            capabilities=self._capabilities(),
+            policy=policy or self.policy,
         )
 
     def setup(self, *, dry_run: bool = False) -> list[Step]:
@@ -177,7 +189,9 @@ class SalesforceTenant:
 
     def doctor(self) -> list[Check]:
         """`callmatch doctor`: one check per need (fail) or optional gain (warn); see doctor.py."""
-        return run_doctor(self.client, self.settings, self._capabilities(), self.reserve_fraction)
+        return run_doctor(
+            self.client, self.settings, self._capabilities(), self.reserve_fraction, self.policy
+        )
 
     @property
     def remaining(self) -> int | None:

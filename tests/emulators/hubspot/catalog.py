@@ -35,6 +35,7 @@ _DEFAULTS: dict[str, list[tuple[str, str, str, str, str, str]]] = {
             "r",
         ),
         ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "contactinformation", ""),
+        ("hs_lead_status", "Lead Status", "enumeration", "radio", "sales_properties", ""),
         ("hubspot_owner_id", "Contact owner", "enumeration", "select", "contactinformation", ""),
         (
             "associatedcompanyid",
@@ -80,6 +81,7 @@ _DEFAULTS: dict[str, list[tuple[str, str, str, str, str, str]]] = {
         ("phone", "Phone Number", _S, "phonenumber", "companyinformation", ""),
         ("city", "City", _S, _T, "companyinformation", ""),
         ("industry", "Industry", "enumeration", "select", "companyinformation", ""),
+        ("type", "Type", "enumeration", "select", "companyinformation", ""),
         ("hubspot_owner_id", "Company owner", "enumeration", "select", "companyinformation", ""),
         ("createdate", "Create Date", "datetime", "date", "companyinformation", "r"),
         ("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "companyinformation", "r"),
@@ -166,6 +168,7 @@ _DEFAULTS: dict[str, list[tuple[str, str, str, str, str, str]]] = {
 
 _GROUP_LABELS = {
     "contactinformation": "Contact information",
+    "sales_properties": "Sales properties",
     "companyinformation": "Company information",
     "dealinformation": "Deal information",
     "call": "Call properties",
@@ -200,6 +203,17 @@ DEFAULT_OPTIONS: dict[tuple[str, str], list[dict[str, Any]]] = {
         "evangelist",
         "other",
     ),
+    ("contacts", "hs_lead_status"): _options(
+        "NEW",
+        "OPEN",
+        "IN_PROGRESS",
+        "OPEN_DEAL",
+        "UNQUALIFIED",
+        "ATTEMPTED_TO_CONTACT",
+        "CONNECTED",
+        "BAD_TIMING",
+    ),
+    ("companies", "type"): _options("PROSPECT", "PARTNER", "RESELLER", "VENDOR", "OTHER"),
     ("calls", "hs_call_status"): _options(
         "BUSY",
         "CALLING_CRM_USER",
@@ -218,7 +232,10 @@ DEFAULT_OPTIONS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ),
 }
 """The options of HubSpot's default enumeration properties that values are checked against
-(contacts' lifecycle stages; the calls and meetings guides' status, direction and outcome values)."""
+(contacts' lifecycle stages and lead statuses; companies' type, whose options a portal's admin may
+edit; the calls and meetings guides' status, direction and outcome values). A lead status is a
+lead's sales sub-stage (HubSpot, "Use lifecycle stages"), never a conversion: HubSpot keeps one
+record per person, whose lifecycle stage moves on."""
 
 BOOL_OPTIONS = [
     {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},

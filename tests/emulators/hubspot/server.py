@@ -137,6 +137,9 @@ class HubSpotEmulator:
         self.requests: collections.Counter[str] = collections.Counter()
         self.statuses: collections.Counter[int] = collections.Counter()
         self.log: list[tuple[str, str, int]] = []
+        self.properties_asked: list[tuple[str, str, tuple[str, ...]]] = []
+        """The request log of reads: (method, path, the property names a read or search asked for),
+        from the `properties` query parameter or the body's `properties` list, in order."""
         self._burst: collections.deque[float] = collections.deque()
         self._search: collections.deque[float] = collections.deque()
         self._daily_used = 0
@@ -236,6 +239,7 @@ class HubSpotEmulator:
             self.requests.clear()
             self.statuses.clear()
             self.log.clear()
+            self.properties_asked.clear()
             self._burst.clear()
             self._search.clear()
 
@@ -256,9 +260,12 @@ class HubSpotEmulator:
                 status, payload = payload
         except ApiError as error:
             status, payload, headers = error.status, error.body, {**headers, **error.headers}
+        asked = _properties_named(parse_qs(parts.query), raw)
         with self._lock:
             self.statuses[status] += 1
             self.log.append((method, parts.path, status))
+            if asked is not None:
+                self.properties_asked.append((method, parts.path, asked))
         body = b"" if status == 204 else json.dumps(payload).encode()
         # every answer names its request for HubSpot support; an error body's correlationId is the same one
         known = payload.get("correlationId") if isinstance(payload, dict) else None
@@ -1255,6 +1262,21 @@ def _kind(name: str) -> str:
     if kind not in SINGULAR:
         raise ApiError(400, error_body(f"Unable to infer object type from: {name}", "VALIDATION_ERROR"))
     return kind
+
+
+def _properties_named(query: dict[str, list[str]], raw: bytes) -> tuple[str, ...] | None:
+    """The property names a read asks for: `?properties=a,b` (or repeated), or a search's or batch
+    read's body `properties` list; None when the request names none (a write's body is a dict)."""
+    named = [name for value in query.get("properties", []) for name in value.split(",") if name]
+    if raw:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        listed = body.get("properties") if isinstance(body, dict) else None
+        if isinstance(listed, list):
+            named += [str(name) for name in listed]
+    return tuple(named) if named or "properties" in query else None
 
 
 def _route_name(path: str) -> str:

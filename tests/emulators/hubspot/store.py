@@ -261,6 +261,17 @@ class Store:
             spec = self.properties.get(kind, {}).get(name)
             return bool(spec and spec.get("hasUniqueValue"))
 
+    def allow_option(self, kind: str, name: str, value: str) -> None:
+        """An enumeration option the portal's admin added (a default property's options are editable,
+        as companies' `type`'s are): `value` becomes valid for `kind.name`."""
+        with self.lock:
+            spec = self.properties.get(kind, {}).get(name)
+            if spec is None or any(str(o.get("value")) == value for o in spec.get("options") or []):
+                return
+            options = list(spec.get("options") or [])
+            options.append({"label": value, "value": value, "displayOrder": len(options), "hidden": False})
+            spec["options"] = options
+
     def add_property(self, kind: str, spec: dict[str, Any]) -> None:
         """A property created through the properties API: the profile follows."""
         with self.lock:
@@ -308,10 +319,17 @@ class Store:
             props = {"name": account.name or "", "domain": domains[0] if domains else ""}
             if domains[1:]:
                 props["hs_additional_domains"] = ";".join(domains[1:])
+            if account.type is not None:
+                props["type"] = account.type
+                store.allow_option("companies", "type", account.type)
             store.seed("companies", account.id, props, now)
         taken: set[str] = set()
+        # HubSpot keeps one record per person and converts a lead by moving its lifecycle stage on:
+        # a scenario's converted lead is the contact it became, so it has no record of its own.
         people = [(c.id, c.email, c.emails, c.phones, "customer") for c in crm.contacts] + [
-            (lead.id, lead.email, lead.emails, lead.phones, "lead") for lead in crm.leads
+            (lead.id, lead.email, lead.emails, lead.phones, "lead")
+            for lead in crm.leads
+            if not lead.is_converted
         ]
         for record_id, email, emails, phones, stage in people:
             all_emails = [e for e in dict.fromkeys(contact_email(x) for x in (email, *emails)) if e]

@@ -165,7 +165,14 @@ _LENGTHS = {
 }
 _READ_ONLY = {
     "Contact": ("Name",),
-    "Lead": ("Name", "IsConverted"),
+    "Lead": (
+        "Name",
+        "IsConverted",
+        "ConvertedContactId",
+        "ConvertedAccountId",
+        "ConvertedOpportunityId",
+        "ConvertedDate",
+    ),
     "User": ("Name",),
     "Opportunity": ("IsClosed", "IsWon"),
     "PermissionSet": ("IsOwnedByProfile", "ProfileId"),
@@ -211,6 +218,15 @@ _ACCOUNT_STANDARD = {
 """Account's standard fields beyond those the matcher reads, present in every org (not optional).
 Left out: the compound BillingAddress/ShippingAddress, geocodes and state/country code picklists
 (those need State and Country Picklists), and Data.com / D&B fields."""
+_LEAD_CONVERSION = {
+    "ConvertedContactId": "reference",
+    "ConvertedAccountId": "reference",
+    "ConvertedOpportunityId": "reference",
+    "ConvertedDate": "date",
+}
+"""What lead conversion sets on a Lead (Object Reference, Lead; change events for lead conversion):
+the Contact, Account and optional Opportunity it became, and the date. Read-only, as `IsConverted`
+is here; SOQL returns converted leads like any other unless a query filters on `IsConverted`."""
 _ID_LOOKUP = {
     "Contact": ("Email",),
     "Lead": ("Email",),
@@ -431,10 +447,16 @@ def build_schema(
                 "MobilePhone": "phone",
                 "Fax": "phone",
                 "IsConverted": "boolean",
+                **_LEAD_CONVERSION,
                 "OwnerId": "reference",
                 **fields_of(lead_custom),
             },
-            references=dict(owner),
+            references={
+                "ConvertedContactId": Reference("ConvertedContact", ("Contact",)),
+                "ConvertedAccountId": Reference("ConvertedAccount", ("Account",)),
+                "ConvertedOpportunityId": Reference("ConvertedOpportunity", ("Opportunity",)),
+                **owner,
+            },
             children={"Tasks": ("Task", "WhoId"), "Events": ("Event", "WhoId")},
             phone_fields=("Phone", "MobilePhone", "Fax"),
             email_fields=("Email", *emails(lead_custom)),

@@ -3,7 +3,8 @@
 Records are written in the vendor's terms (the Salesforce object reference's field
 API names), never through the adapter's mapping: a contact's phones fill the
 standard phone fields in order, extra emails go to the custom email fields only
-when the org has them, a second account becomes an AccountContactRelation row only
+when the org has them, a converted lead keeps `IsConverted` and the contact it became
+(`ConvertedContactId`, with that contact's account), an account its `Type`, a second account becomes an AccountContactRelation row only
 with "Contacts to Multiple Accounts", relation rows beyond WhoId/WhatId exist only
 with "Shared Activities" (without it an event keeps its invitees alone).
 """
@@ -61,6 +62,8 @@ def seed_org(crm: CrmSlice, profile: OrgProfile | None = None, *, now: dt.dateti
         )
     for account in crm.accounts:
         values: dict[str, object] = {"Id": account.id, "Name": account.name or account.id}
+        if account.type is not None:
+            values["Type"] = account.type  # the standard picklist (unrestricted: any value is stored)
         if account.domains:
             values["Website"] = account.domains[0]
             rest = account.domains[1:]
@@ -86,6 +89,7 @@ def seed_org(crm: CrmSlice, profile: OrgProfile | None = None, *, now: dt.dateti
                         "IsActive": True,
                     },
                 )
+    accounts_of = {contact.id: contact.account_ids for contact in crm.contacts}
     for lead in crm.leads:
         values = {
             "Id": lead.id,
@@ -93,8 +97,17 @@ def seed_org(crm: CrmSlice, profile: OrgProfile | None = None, *, now: dt.dateti
             "Name": lead.id,
             "Company": lead.id,
             "Email": lead.email,
-            "IsConverted": False,
+            "IsConverted": lead.is_converted,
         }
+        if lead.is_converted:
+            # What lead conversion leaves on the Lead: the contact (and its account) it became, and when.
+            contact_id = lead.converted_contact_id
+            accounts = accounts_of.get(contact_id or "", ())
+            values |= {
+                "ConvertedContactId": contact_id,
+                "ConvertedAccountId": accounts[0] if accounts else None,
+                "ConvertedDate": EPOCH.date(),
+            }
         emails = tuple(f for f in EXTRA_EMAILS if has("Lead", f))
         values |= dict(zip(emails, lead.emails, strict=False))
         values |= _spread("lead", lead.id, lead.phones, LEAD_PHONES)

@@ -103,6 +103,10 @@ class Stats:
     logins: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     """Faults applied, by kind: the `fault_mix` name for drawn ones, the `inject` kind for queued ones."""
+    queries: list[str] = field(default_factory=list)
+    """The request log of SOQL: every query's text as received (top level or in a composite), in order."""
+    searches: list[str] = field(default_factory=list)
+    """The request log of SOSL: every search's text as received, in order."""
 
 
 class SalesforceEmulator:
@@ -545,10 +549,14 @@ def dispatch(
         text = (params.get("q") or [""])[0]
         if not text:
             raise OrgError(400, "MALFORMED_QUERY", "q parameter is required")
+        with emulator._lock:
+            emulator.stats.queries.append(text)
         rows = org.query(text, include_deleted=head == "queryAll")
         return 200, _records_page(emulator, rows, 0, version)
     if head == "search" and method == "GET":
         text = (params.get("q") or [""])[0]
+        with emulator._lock:
+            emulator.stats.searches.append(text)
         return 200, {"searchRecords": org.search(text)}
     if head == "composite" and method == "POST" and len(parts) == 1:
         if not top_level:

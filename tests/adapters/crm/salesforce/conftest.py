@@ -22,7 +22,7 @@ from adapters.crm.salesforce.mapping import SalesforceSettings
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator, Stats
-from worker.core.model import CrmSlice
+from worker.core.model import CrmSlice, Policy
 
 PROFILES = {
     "after_setup": OrgProfile.after_setup(),
@@ -70,8 +70,11 @@ class SalesforceEnv:
         options |= kwargs
         return SalesforceClient(**options)  # type: ignore[arg-type]
 
-    def port(self, region: str = "US", **kwargs: object) -> SalesforceCrm:
-        return SalesforceCrm(self.client(**kwargs), self.settings, region, capabilities=self.capabilities)
+    def port(self, region: str = "US", *, policy: Policy | None = None, **kwargs: object) -> SalesforceCrm:
+        """A port on a fresh client (`kwargs`); `policy` is the tenant's (what rules v1.1 read)."""
+        return SalesforceCrm(
+            self.client(**kwargs), self.settings, region, capabilities=self.capabilities, policy=policy
+        )
 
     def reset_stats(self) -> None:
         """Count from here (after warming the capabilities, say)."""
