@@ -144,7 +144,9 @@ class RedisProcess:
             self.proc.wait(timeout=10)
 
 
-def tenants_file(directory: Path, emulator: SalesforceEmulator) -> Path:
+def tenants_file(directory: Path, emulator: SalesforceEmulator, policy: dict[str, str] | None = None) -> Path:
+    """The tenant `acme` on the emulator; `policy` adds policy keys (scalars) to `default_region: FR`."""
+    more = "".join(f"      {key}: {value}\n" for key, value in (policy or {}).items())
     text = f"""version: 1
 tenants:
   {TENANT}:
@@ -161,7 +163,7 @@ tenants:
         refresh_token_env: E2E_SF_REFRESH_TOKEN
     policy:
       default_region: FR
-    internal_domains: [ourco.com]
+{more}    internal_domains: [ourco.com]
     providers:
       aircall:
         webhook_secret_env: E2E_AIRCALL_TOKEN
@@ -311,20 +313,25 @@ def running_stack(
     directory: Path,
     extra_env: dict[str, str] | None = None,
     profile: OrgProfile | None = None,
+    crm: dict[str, Any] | None = None,
+    policy: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """The emulator, the receiver and one worker on `redis_url`; everything stopped afterwards.
 
     The org is a plain one after `callmatch setup` (no optional feature, our call-id field)
-    unless `profile` says otherwise.
+    unless `profile` says otherwise; its records are `crm` (scenario-v1's `crm`, default CRM),
+    and the tenant's policy has `policy`'s keys too.
     """
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
-    scenario = parse_scenario({"call": {"id": "seed", "started_at": "2026-01-01T00:00:00Z"}, "crm": CRM})
+    scenario = parse_scenario(
+        {"call": {"id": "seed", "started_at": "2026-01-01T00:00:00Z"}, "crm": CRM if crm is None else crm}
+    )
     emulator = SalesforceEmulator(seed_org(scenario.crm, profile=profile or OrgProfile.after_setup())).start()
     env = {
         **os.environ,
         "CALLMATCH_REDIS_URL": redis_url,
-        "CALLMATCH_TENANTS": str(tenants_file(directory, emulator)),
+        "CALLMATCH_TENANTS": str(tenants_file(directory, emulator, policy)),
         "CALLMATCH_PORT": str(free_port()),
         **FAST_ENV,
         "E2E_SF_ACCESS_TOKEN": emulator.issue_token(),

@@ -662,8 +662,16 @@ class Engine:
             )
             return replace(decision, opportunity_id=previous_opportunity, candidates=tuple(tied_accounts))
         replaces_account = previous_account is not None or "account" in locked
-        if replaces_account and (previous_account != decision.account_id or tied_accounts):
-            # U1: R2 replacing the account (even by the none a person locked) drops tied accounts
+        stray_ties = "account" in locked and any(
+            o.account_id != previous_account
+            for o in (
+                self.crm.opportunities.get(c.id) for c in decision.candidates if c.type == "opportunity"
+            )
+            if o is not None
+        )
+        # U1: R2 replacing the account (even by the none a person locked) drops tied accounts; an account
+        # a person locked while opportunities of other accounts tie settles them: R3 chooses again
+        if replaces_account and (previous_account != decision.account_id or tied_accounts or stray_ties):
             account_id = previous_account
             why = "locked by a person" if "account" in locked else "set before"
             new = decision.account_id or (

@@ -124,6 +124,8 @@ class ReviewItem:
 
 def review_list(pipeline: Pipeline, tenant: str | None = None) -> list[ReviewItem]:
     """The ambiguous calls, newest first (a call no longer ambiguous leaves the queue at its next decision)."""
+    if tenant is not None:
+        pipeline.tenant(tenant)
     items = []
     for member_tenant, call_id in pipeline.review.listing(tenant):
         record = pipeline.store.get(member_tenant, call_id)
@@ -159,7 +161,9 @@ def review_choose(
     record = pipeline.store.require(name, call_id)
     offered = {(c["type"], c["id"]) for c in (record.decision or {}).get("candidates", [])}
     chosen = ("opportunity", opportunity_id) if opportunity_id is not None else ("account", account_id)
-    if offered and chosen not in offered:
+    if not offered:
+        raise OpsError(f"call {call_id} is not waiting for review (it has no candidates); use override")
+    if chosen not in offered:
         listed = ", ".join(f"{t} {i}" for t, i in sorted(offered))
         raise OpsError(
             f"{chosen[0]} {chosen[1]} is not one of the call's candidates ({listed}); use override"
@@ -188,6 +192,8 @@ def preferences_forget(
 ) -> int:
     if not contact_ids and not everything:
         raise OpsError("preferences forget: name contacts with --contact or use --all")
+    if contact_ids and everything:
+        raise OpsError("preferences forget: give --contact or --all, not both")
     name = _only_tenant(pipeline, tenant)
     return pipeline.preferences.forget(name, None if everything else contact_ids)
 

@@ -32,8 +32,7 @@ def _record_text(record: Any) -> str:
             )
         )
     for change in record.changes:
-        what = ", ".join(f"{k} {v}" for k, v in change.items() if k not in ("how", "by", "at"))
-        lines.append(f"  {change['how']} by {change['by']} at {change['at']}: {what}")
+        lines.append(f"  {change['how']} by {change['by']} at {change['at']}: {_change_text(change)}")
     if record.error:
         lines.append(
             f"  stopped at {record.error['stage']}: {record.error['reason']} ({record.error['action']})"
@@ -47,6 +46,22 @@ def _record_text(record: Any) -> str:
     else:
         lines.append("  not decided yet")
     return "\n".join(lines)
+
+
+def _change_text(change: dict[str, Any]) -> str:
+    """What one change set and removed, for a person: `opportunity O2, contacts C1, C2; removed contact C3`."""
+    parts = [
+        f"{label} {', '.join(value) if isinstance(value, list) else value}"
+        for key, label in (
+            ("account_id", "account"),
+            ("opportunity_id", "opportunity"),
+            ("contact_ids", "contacts"),
+        )
+        if (value := change.get(key)) is not None
+    ]
+    if change.get("removed"):
+        parts.append("removed " + ", ".join(f"{r['type']} {r['id']}" for r in change["removed"]))
+    return "; ".join(parts) or "-"
 
 
 def run_ops(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

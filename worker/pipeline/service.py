@@ -73,29 +73,53 @@ def decision_from_json(data: dict[str, Any]) -> Decision:
 
 
 def _unset(record: CallRecord, kind: str, record_id: str) -> None:
-    """A removed record is no longer an override of the call (nor locked in, for an account or opportunity)."""
+    """A removed record is no longer an override of the call (nor locked in).
+
+    Removing the last of the contacts a person set drops that lock too: a lock on no
+    contacts would unlink every contact the call matched.
+    """
     overrides = record.overrides
     if kind == "contact" and record_id in overrides.get("contact_ids", ()):
         overrides["contact_ids"] = [c for c in overrides["contact_ids"] if c != record_id]
+        if not overrides["contact_ids"]:
+            del overrides["contact_ids"]
+            record.locked = [name for name in record.locked if name != "contacts"]
     field = f"{kind}_id"
     if kind != "contact" and overrides.get(field) == record_id:
         del overrides[field]
         record.locked = [name for name in record.locked if name != kind]
 
 
+def _unremove(record: CallRecord, kind: str, record_ids: Sequence[str]) -> None:
+    """A person now sets a record an earlier change removed: the later choice wins (R6 no longer applies)."""
+    record.removed = [r for r in record.removed if not (r["type"] == kind and r["id"] in record_ids)]
+
+
 def _previous(record: CallRecord) -> Previous | None:
-    """What a refresh starts from: the stored result, with a person's overrides on top."""
+    """What a refresh starts from: the stored result, with a person's overrides on top.
+
+    The stored account is not carried (R2) when it came with an opportunity that is no
+    longer the call's: a person locked another one, or removed it (R6). The account is
+    then the one the rules give, the locked opportunity's own when they choose it (V3).
+    """
     if record.decision is None and not record.overrides and not record.removed:
         return None
     base = record.decision or {}
     overrides = record.overrides
+    removed = tuple(Removed(type=r["type"], id=r["id"]) for r in record.removed)
+    account_id = base.get("account_id")
+    stored_opportunity = base.get("opportunity_id")
+    if "opportunity_id" in overrides or any(
+        r.type == "opportunity" and r.id == stored_opportunity for r in removed
+    ):
+        account_id = None
     return Previous(
         contact_ids=tuple(overrides.get("contact_ids", base.get("contact_ids", ()))),
         lead_ids=tuple(base.get("lead_ids", ())),
-        account_id=overrides.get("account_id", base.get("account_id")),
-        opportunity_id=overrides.get("opportunity_id", base.get("opportunity_id")),
+        account_id=overrides.get("account_id", account_id),
+        opportunity_id=overrides.get("opportunity_id", stored_opportunity),
         locked=frozenset(record.locked),
-        removed=tuple(Removed(type=r["type"], id=r["id"]) for r in record.removed),
+        removed=removed,
     )
 
 
@@ -277,12 +301,15 @@ class Pipeline:
             if account_id is not None:
                 r.overrides["account_id"] = account_id
                 r.locked = sorted({*r.locked, "account"})
+                _unremove(r, "account", [account_id])
             if opportunity_id is not None:
                 r.overrides["opportunity_id"] = opportunity_id
                 r.locked = sorted({*r.locked, "opportunity"})
+                _unremove(r, "opportunity", [opportunity_id])
             if contact_ids is not None:
                 r.overrides["contact_ids"] = list(contact_ids)
                 r.locked = sorted({*r.locked, "contacts"})
+                _unremove(r, "contact", contact_ids)
             for kind, record_id in remove:
                 if not any(x["type"] == kind and x["id"] == record_id for x in r.removed):
                     r.removed.append({"type": kind, "id": record_id, "by": by, "at": at})
@@ -306,9 +333,10 @@ class Pipeline:
 
         record = self.store.update(tenant_name, call_id, lock)
         matched = record.overrides.get("contact_ids") or (record.decision or {}).get("contact_ids") or []
+        unlinked = {r["id"] for r in record.removed if r["type"] == "contact"}  # they learn nothing from it
         self.preferences.record(
             tenant_name,
-            matched,
+            [c for c in matched if c not in unlinked],
             account_id=account_id,
             opportunity_id=opportunity_id,
             now=now,
