@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import redis
 
@@ -36,6 +36,7 @@ from worker.core.port import ActivityQuery, CrmPort, WrittenActivity
 from worker.engine.domains import domain_key
 
 _R = TypeVar("_R", User, Account, Contact, Lead, Opportunity, Activity)
+_T = TypeVar("_T")
 
 
 def _index(pairs: Iterable[tuple[str | None, _R]]) -> dict[str, list[_R]]:
@@ -100,42 +101,95 @@ class RedisActivityLog:
         return [dict(json.loads(entries[k])) for k in sorted(entries)]
 
 
-def _domain_keys(domain: str) -> set[str]:
-    """Every key a stored domain may be searched by (v1's cleaning, and M10's clean and registrable)."""
+class _built(Generic[_T]):
+    """A lazily built attribute (functools.cached_property without its lock, which costs more than an index)."""
+
+    def __init__(self, build: Callable[[Any], _T]):
+        self.build = build
+        self.name = build.__name__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> _T:
+        value = self.build(instance)
+        instance.__dict__[self.name] = value  # later reads find it there, never calling this again
+        return value
+
+
+def _domain_keys(domain: str, mode: DomainMatch) -> set[str]:
+    """Every key a stored domain may be searched by: v1's cleaning, M10's `clean`, and the tenant's mode."""
     keys = {norm_domain(domain)}
-    for mode in (DomainMatch.CLEAN, DomainMatch.REGISTRABLE):
-        key = domain_key(domain, mode)
+    for each in {DomainMatch.CLEAN, mode}:
+        key = domain_key(domain, each)
         if key:
             keys.add(key)
     return keys
 
 
 class ScenarioCrm(CrmPort):
-    """A CRM over a scenario's records; phones are read in `default_region`."""
+    """A CRM over a scenario's records; phones are read in `default_region`, domains as M10's `domain_match`."""
 
-    def __init__(self, crm: CrmSlice, default_region: str = "US", log: ActivityLog | None = None):
+    def __init__(
+        self,
+        crm: CrmSlice,
+        default_region: str = "US",
+        log: ActivityLog | None = None,
+        domain_match: DomainMatch = DomainMatch.CLEAN,
+    ):
         super().__init__()
         self.crm = crm
         self.log = log
-        self._users = _index((norm_email(u.email), u) for u in crm.users)
-        self._contacts_by_email = _index(
-            (norm_email(e), c) for c in crm.contacts for e in (c.email, *c.emails)
+        self.domain_match = domain_match
+        self.default_region = default_region
+
+    # Indexes are built on first use: a call asks for a few of them, and decide builds one port per file.
+
+    @_built
+    def _users(self) -> dict[str, list[User]]:
+        return _index((norm_email(u.email), u) for u in self.crm.users)
+
+    @_built
+    def _contacts_by_email(self) -> dict[str, list[Contact]]:
+        return _index((norm_email(e), c) for c in self.crm.contacts for e in (c.email, *c.emails))
+
+    @_built
+    def _contacts_by_phone(self) -> dict[str, list[Contact]]:
+        return _index((to_e164(p, self.default_region), c) for c in self.crm.contacts for p in c.phones)
+
+    @_built
+    def _contacts_by_id(self) -> dict[str, list[Contact]]:
+        return _index((c.id, c) for c in self.crm.contacts)
+
+    @_built
+    def _leads_by_email(self) -> dict[str, list[Lead]]:
+        return _index((norm_email(e), lead) for lead in self.crm.leads for e in (lead.email, *lead.emails))
+
+    @_built
+    def _leads_by_phone(self) -> dict[str, list[Lead]]:
+        return _index((to_e164(p, self.default_region), lead) for lead in self.crm.leads for p in lead.phones)
+
+    @_built
+    def _accounts_by_domain(self) -> dict[str, list[Account]]:
+        return _index(
+            (key, a)
+            for a in self.crm.accounts
+            for d in a.domains
+            for key in _domain_keys(d, self.domain_match)
         )
-        self._contacts_by_phone = _index(
-            (to_e164(p, default_region), c) for c in crm.contacts for p in c.phones
-        )
-        self._contacts_by_id = _index((c.id, c) for c in crm.contacts)
-        self._leads_by_email = _index(
-            (norm_email(e), lead) for lead in crm.leads for e in (lead.email, *lead.emails)
-        )
-        self._leads_by_phone = _index(
-            (to_e164(p, default_region), lead) for lead in crm.leads for p in lead.phones
-        )
-        self._accounts_by_domain: dict[str, list[Account]] | None = None  # built on first use (M10 keys cost)
-        self._accounts_by_id = _index((a.id, a) for a in crm.accounts)
-        self._opps_by_contact = _index((role.id, o) for o in crm.opportunities for role in o.contacts)
-        self._opps_by_account = _index((o.account_id, o) for o in crm.opportunities)
-        self._opps_by_id = _index((o.id, o) for o in crm.opportunities)
+
+    @_built
+    def _accounts_by_id(self) -> dict[str, list[Account]]:
+        return _index((a.id, a) for a in self.crm.accounts)
+
+    @_built
+    def _opps_by_contact(self) -> dict[str, list[Opportunity]]:
+        return _index((role.id, o) for o in self.crm.opportunities for role in o.contacts)
+
+    @_built
+    def _opps_by_account(self) -> dict[str, list[Opportunity]]:
+        return _index((o.account_id, o) for o in self.crm.opportunities)
+
+    @_built
+    def _opps_by_id(self) -> dict[str, list[Opportunity]]:
+        return _index((o.id, o) for o in self.crm.opportunities)
 
     def _read(self, method: str, index: dict[str, list[_R]], keys: Sequence[str]) -> list[_R]:
         self.stats.count(method)
@@ -164,7 +218,10 @@ class ScenarioCrm(CrmPort):
     def accounts_by_domains(self, domains: Sequence[str]) -> list[Account]:
         if self._accounts_by_domain is None:
             self._accounts_by_domain = _index(
-                (key, a) for a in self.crm.accounts for d in a.domains for key in _domain_keys(d)
+                (key, a)
+                for a in self.crm.accounts
+                for d in a.domains
+                for key in _domain_keys(d, self.domain_match)
             )
         return self._read("accounts_by_domains", self._accounts_by_domain, [norm_domain(d) for d in domains])
 

@@ -224,14 +224,20 @@ def _unknown(model: BaseModel, path: str, found: list[str]) -> None:
     extra = model.__pydantic_extra__
     if extra:
         found += [join(path, key) for key in extra]
+    values = model.__dict__
     for name in _nested(type(model)):
-        value = getattr(model, name)
+        value = values[name]
         if isinstance(value, BaseModel):
             _unknown(value, join(path, name), found)
-        elif value:  # a list of models
+        elif value:  # a list of models: most have no models inside, so only their own keys are looked at
             at = join(path, name)
+            first: BaseModel = value[0]
+            deep = bool(_nested(type(first)))
             for index, item in enumerate(value):
-                _unknown(item, f"{at}[{index}]", found)
+                if deep:
+                    _unknown(item, f"{at}[{index}]", found)
+                elif item.__pydantic_extra__:
+                    found += [join(f"{at}[{index}]", key) for key in item.__pydantic_extra__]
 
 
 @cache

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from worker.core.model import Account, Call, Contact, CrmSlice, Lead, Person, Policy
 from worker.core.normalize import mask_email, mask_phone, norm_email, to_e164
 from worker.engine.domains import domain_keys, email_domain_key
-from worker.engine.trace import Trace
+from worker.engine.trace import Silent, Trace
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,14 @@ class ParticipantMatch:
 
     @property
     def label(self) -> str:
-        shown = (
-            mask_email(self.email)
-            if self.email
-            else mask_phone(self.person.phone)
-            if self.person.phone
-            else "-"
-        )
-        return f"participant {self.number} ({shown})"
+        """`participant 2 (j***@acme.com)`: how the trace names it (masked)."""
+        return _label(self.number, self.email, self.person.phone)
+
+
+@lru_cache(maxsize=4096)
+def _label(number: int, email: str | None, phone: str | None) -> str:
+    shown = mask_email(email) if email else mask_phone(phone) if phone else "-"
+    return f"participant {number} ({shown})"
 
 
 @dataclass(frozen=True)
@@ -137,17 +138,20 @@ def match_participants(
     exclusions: Exclusions | None = None,
 ) -> Matching:
     """M3, M7, M1/M2 (less R6), M8, M11, M5, M4 with M9, then M6; extra records never change the outcome."""
-    trace = trace if trace is not None else Trace()
+    trace = trace if trace is not None else Silent()
     skip = exclusions or Exclusions()
     region = policy.default_region
     removed = skip.removed_contacts
-    contacts = {c.id: c for c in crm.contacts}
+    needs_records = (
+        policy.shared_phone_max_accounts > 0 or policy.prefer_primary or policy.skip_converted_leads
+    )
+    contacts = {c.id: c for c in crm.contacts} if needs_records else {}
     contacts_by_email = _by_email(crm.contacts)
     contacts_by_phone = _by_phone(crm.contacts, region)
     leads_by_email: dict[str, set[str]] | None = None
     leads_by_phone: dict[str, set[str]] | None = None
     internal_domains = internal_domain_keys(policy)
-    internal_phones = internal_phone_keys(policy)
+    internal_phones = internal_phone_keys(policy) if policy.internal_phones else frozenset()
 
     if not call.participants:
         trace.add("M3", "the call lists no external participant: nothing to match")
@@ -184,7 +188,7 @@ def match_participants(
             )
         by_email = contacts_by_email.get(email, set()) if email else set()
         by_phone = contacts_by_phone.get(phone, set()) if phone else set()
-        gone = (by_email | by_phone) & removed
+        gone = (by_email | by_phone) & removed if removed else None
         if gone:
             trace.add(
                 "R6", f"{match.label}: contact {', '.join(sorted(gone))} was removed by a person: not matched"

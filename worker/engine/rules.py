@@ -129,6 +129,9 @@ def corresponding_activities(
     return out
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class _Outcome:
     """What a case decided before refresh; `reselect` re-runs its opportunity procedure (R3)."""
@@ -155,11 +158,17 @@ class Engine:
         self.selector = Selector(policy, self.clock, self.user_id)
         self.trace = Trace()
         self.previous = previous
-        removed = previous or Previous()
-        self.removed_contacts = removed.removed_ids("contact")
-        self.removed_opportunities = removed.removed_ids("opportunity")
-        self.removed_accounts = removed.removed_ids("account")
-        self.excluded = excluded_accounts(policy, crm, self.removed_accounts)
+        removed = previous.removed if previous is not None else ()
+        self.removed_contacts = frozenset(r.id for r in removed if r.type == "contact") if removed else _NONE
+        self.removed_opportunities = (
+            frozenset(r.id for r in removed if r.type == "opportunity") if removed else _NONE
+        )
+        self.removed_accounts = frozenset(r.id for r in removed if r.type == "account") if removed else _NONE
+        self.excluded = (
+            excluded_accounts(policy, crm, self.removed_accounts)
+            if removed or policy.excluded_account_types
+            else {}
+        )
         """X1 and R6: account id -> the rule that keeps it out of votes, M6 and candidates."""
 
     def decide(self, previous: Previous | None = None) -> Decision:
@@ -219,6 +228,8 @@ class Engine:
 
     def _allowed(self, candidates: Iterable[Opportunity], trace: Trace) -> list[Opportunity]:
         """Candidates less R6's removed opportunities and those of X1's or R6's accounts."""
+        if not self.excluded and not self.removed_opportunities:
+            return list(candidates)
         kept: list[Opportunity] = []
         by_rule: dict[str, list[str]] = {}
         for opp in sorted(candidates, key=lambda o: o.id):  # id order: the trace never depends on read order

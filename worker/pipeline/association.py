@@ -180,5 +180,7 @@ def decide_scenario(scenario: Scenario) -> Decision:
     """A scenario decided exactly as a live call, through the file-backed CRM adapter."""
     from adapters.crm.scenario import ScenarioCrm
 
-    port = ScenarioCrm(scenario.crm, scenario.policy.default_region)
+    port = ScenarioCrm(
+        scenario.crm, scenario.policy.default_region, domain_match=scenario.policy.domain_match
+    )
     return associate(scenario.call, scenario.policy, port, scenario.previous, scenario.crm.preferences)

@@ -108,7 +108,12 @@ class CrmFactory:
             path = tenant.crm.scenario_file
             assert path is not None
             crm = _scenario_crm(path, path.stat().st_mtime)
-            return ScenarioCrm(crm, tenant.policy.default_region, RedisActivityLog(self.redis, tenant.name))
+            return ScenarioCrm(
+                crm,
+                tenant.policy.default_region,
+                RedisActivityLog(self.redis, tenant.name),
+                domain_match=tenant.policy.domain_match,
+            )
         # The tenant's policy as of now says which rules v1.1 fields the port reads (M9, X1).
         port: CrmPort = self._tenant_client(tenant).port(tenant.policy)
         return port
