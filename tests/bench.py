@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_engine(args.count, args.seed)
     print()
     bench_cli(args.count, args.seed)
+    from tests import bench_compare
+
+    for against in (bench_compare.V1_ENGINE, bench_compare.BEFORE_SCHEMAS):
+        print()
+        bench_compare.main(["--against", against, "--count", str(min(args.count, 5000))])
     if args.only == "all":
         for name in SECTIONS:
             try:

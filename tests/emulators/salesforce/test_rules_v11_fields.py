@@ -133,4 +133,4 @@ def test_field_level_security_can_hide_the_type(org: Org) -> None:
     assert "Type" not in fields and "Website" in fields
     with pytest.raises(SalesforceMalformedRequest) as caught:
         sf.query("SELECT Id, Type FROM Account")
-    assert caught.value.content[0]["errorCode"] == "INVALID_FIELD"
+    assert caught.value.content[0]["errorCode"] == "INVALID_FIELD"  # type: ignore[index]

@@ -241,7 +241,10 @@ def test_m8_the_email_still_matches_and_the_phone_gives_no_lead() -> None:
         )
     )
     assert result["contact_ids"] == ["C4"]
-    leads = [{"id": "L1", "email": "bob@startup.example"}, {"id": "L2", "phones": [SWITCHBOARD]}]
+    leads: list[dict[str, Any]] = [
+        {"id": "L1", "email": "bob@startup.example"},
+        {"id": "L2", "phones": [SWITCHBOARD]},
+    ]
     only_leads = decide(
         doc(
             participants=[{"email": "bob@startup.example", "phone": SWITCHBOARD}],
@@ -584,7 +587,7 @@ def test_m11_the_participants_contacts_are_what_is_left_of_both() -> None:
 
 
 def test_m11_leads_are_unchanged() -> None:
-    leads = [
+    leads: list[dict[str, Any]] = [
         {"id": "L1", "email": "other@startup.example", "emails": ["bob@startup.example"]},
         {"id": "L2", "email": "bob@startup.example"},
     ]

@@ -32,7 +32,7 @@ def r6(result: dict[str, Any]) -> list[str]:
 
 
 def test_r6_empty_removed_list_changes_nothing() -> None:
-    previous = {"contact_ids": [], "locked": []}
+    previous: dict[str, Any] = {"contact_ids": [], "locked": []}
     assert run(removed(**previous)) == run(previous)
     assert run(previous)["opportunity_id"] == "O1"
 
