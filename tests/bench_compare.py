@@ -114,7 +114,7 @@ def compare(against: str, count: int, rounds: int, seed: int = 1) -> None:
         best: dict[str, dict[str, float]] = {"then": {}, "now": {}}
         for _ in range(rounds):  # alternate, so that a busy moment slows both sides alike
             for side, tree in (("then", other), ("now", ROOT)):
-                figures = _side(tree, Path(folder), 1)
+                figures = _side(tree, Path(folder), 2)  # the first run of each warms its caches
                 figures["decide"] = _decide(tree, files)
                 for name, rate in figures.items():
                     best[side][name] = max(best[side].get(name, 0.0), rate)
