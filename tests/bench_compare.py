@@ -7,6 +7,8 @@ the same generated files, and the best of `--rounds` runs is printed:
 - parse + validate: JSON documents -> scenarios (the scenario reader);
 - rules alone: `apply_rules` on parsed scenarios (the engine);
 - through the port: `decide_scenario` (reads round by round through the file-backed CRM);
+- decide per file, in process: what the command does for each file (read, parse, unknown keys,
+  decide, output line), without the process's start-up;
 - `callmatch decide`: the command over every file in one process, start-up included.
 
     python -m tests.bench_compare [--against SHA] [--count 5000] [--rounds 3]
@@ -41,13 +43,22 @@ tree, folder, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, tree)
 new = Path(tree, "worker", "config", "scenario.py").exists()
 if new:
-    from worker.config.scenario import parse_scenario
+    from worker.config.scenario import loads_document, parse_scenario
     from worker.pipeline.association import decide_scenario
+    def read_file(data):
+        document = loads_document(data)
+        document.unknown_keys()
+        return document.to_scenario()
 else:
-    from worker.scenario import parse_scenario
+    from worker.scenario import loads_scenario as read_file, parse_scenario
     from worker.association import decide_scenario
 from worker.engine.rules import apply_rules
-docs = [json.loads(Path(p).read_bytes()) for p in sorted(glob.glob(folder + "/*.json"))]
+paths = sorted(glob.glob(folder + "/*.json"))
+docs = [json.loads(Path(p).read_bytes()) for p in paths]
+def files():
+    for path in paths:  # what `callmatch decide` does per file, in the process
+        line = json.dumps(decide_scenario(read_file(Path(path).read_bytes())).to_json(), ensure_ascii=False)
+        line.encode("utf-8")
 def best(work):
     fastest = float("inf")
     for _ in range(rounds):
@@ -60,6 +71,7 @@ print(json.dumps({
     "parse": best(lambda: [parse_scenario(d) for d in docs]),
     "rules": best(lambda: [apply_rules(s.call, s.policy, s.crm, s.previous) for s in scenarios]),
     "port": best(lambda: [decide_scenario(s) for s in scenarios]),
+    "files": best(files),
 }))
 """
 
@@ -124,6 +136,7 @@ def compare(against: str, count: int, rounds: int, seed: int = 1) -> None:
         "parse": "parse + validate",
         "rules": "rules alone (apply_rules)",
         "port": "through the port",
+        "files": "decide per file, in process",
         "decide": "callmatch decide (process)",
     }
     for name, label in labels.items():
