@@ -4,10 +4,11 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 EXAMPLES := $(filter-out %.expected.json,$(wildcard config/examples/*.json))
 
-.PHONY: install test lint typecheck pytest bench fuzz chaos run demo readiness-demo examples schemas redis-server clean
+.PHONY: install test lint typecheck pytest bench fuzz chaos run demo readiness-demo examples schemas redis-server chromium screenshots clean
 
 install: $(VENV)/.installed
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis-server
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || $(MAKE) --no-print-directory chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,17 @@ redis-server:
 	else \
 		echo "redis-server is missing and there is no apt-get or brew here: install Redis, or run 'docker compose up redis'"; \
 		exit 1; \
+	fi
+
+# The browser tests' headless Chromium (tests/browser). Installed by apt as root, or with sudo when it needs
+# no password; elsewhere the browser tests are skipped and say what to install.
+chromium:
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "chromium and chromedriver are missing: the browser tests will be skipped (Debian: apt-get install chromium chromium-driver)"; \
 	fi
 
 lint: install
@@ -67,6 +79,10 @@ schemas: install
 
 examples: install
 	$(BIN)/callmatch decide --format text $(EXAMPLES)
+
+# docs/screenshots/*.png: the console's main pages, taken by the browser tests on a real stack
+screenshots: install
+	CALLMATCH_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

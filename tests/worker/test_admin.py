@@ -50,13 +50,13 @@ def queued(redis_client) -> list[str]:
     return [json.loads(raw)["headers"]["task"] for raw in redis_client.lrange("callmatch", 0, -1)]
 
 
-def test_routes_need_the_bearer_token(client: TestClient, redis_client) -> None:
+def test_routes_need_the_bearer_token(client: TestClient, pipeline: Pipeline, redis_client) -> None:
     assert client.get(f"/calls/demo/{CALL}").status_code == 401
     assert client.get(f"/calls/demo/{CALL}", headers={"Authorization": "Bearer wrong"}).status_code == 401
     off = FastAPI()
-    mount(off, lambda: None, redis_client, token="")  # type: ignore[arg-type,return-value]
+    mount(off, lambda: pipeline, redis_client, token="")  # no global token, and the demo tenant has none
     refused = TestClient(off).get(f"/calls/demo/{CALL}", headers=AUTH)
-    assert refused.status_code == 403 and "CALLMATCH_ADMIN_TOKEN" in refused.json()["detail"]
+    assert refused.status_code == 403 and "CALLMATCH_ADMIN_TOKEN" in refused.json()["error"]
 
 
 def test_explain_refresh_override(client: TestClient, pipeline: Pipeline, redis_client) -> None:
@@ -64,9 +64,9 @@ def test_explain_refresh_override(client: TestClient, pipeline: Pipeline, redis_
     assert shown.status_code == 200 and shown.json()["decision"]["opportunity_id"] == "O1"
     assert client.get("/calls/demo/zoom:none", headers=AUTH).status_code == 404
     assert client.post(f"/calls/demo/{CALL}/refresh", headers=AUTH).status_code == 202
-    locked = client.post(f"/calls/demo/{CALL}/override", headers=AUTH, json={"account_id": "A9"})
+    locked = client.post(f"/calls/demo/{CALL}/override", headers=AUTH, json={"account_id": "A1"})
     assert locked.status_code == 202 and locked.json()["locked"] == ["account"]
-    assert pipeline.store.require("demo", CALL).overrides == {"account_id": "A9"}
+    assert pipeline.store.require("demo", CALL).overrides == {"account_id": "A1"}
     assert client.post(f"/calls/demo/{CALL}/override", headers=AUTH, json={}).status_code == 400
     assert queued(redis_client) == [REFRESH_TASK, REFRESH_TASK]
 

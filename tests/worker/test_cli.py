@@ -113,3 +113,27 @@ def test_a_lone_surrogate_in_an_echoed_id_is_named_and_the_others_still_decided(
         f"{odd}: the decision would echo text that is not valid Unicode (a lone surrogate in an id)"
     )
     assert "Traceback" not in proc.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("[" * 100_000 + "]" * 100_000, "(document): nested too deeply to read"),
+        ('{"call": ' * 5_000 + "1" + "}" * 5_000, "(document): nested too deeply to read"),
+        ('{"version": 1, "x": ' + "[" * 900 + "]" * 900 + "}", "call: missing"),
+        (
+            '{"version": ' + "9" * 5_000 + "}",
+            "(document): not valid JSON: a number has more than 4300 digits",
+        ),
+    ],
+)
+def test_any_unreadable_document_is_exit_2_and_one_line_naming_the_file(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text(text)
+    good = scenarios()[0]
+    proc = run("decide", str(deep), str(good))
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == f"{deep}: {said}\n"
+    assert len(proc.stdout.decode().splitlines()) == 1, "the other file is still decided"

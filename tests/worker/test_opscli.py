@@ -72,10 +72,10 @@ def test_explain_unknown_call_is_a_clear_error(cli, redis_client) -> None:
 
 
 def test_override_locks_and_enqueues_a_refresh(cli, decided, redis_client) -> None:
-    proc = cli("override", CALL, "--opportunity", "O7", "--contact", "C1")
+    proc = cli("override", CALL, "--opportunity", "O1", "--contact", "C1")
     assert proc.returncode == 0, proc.stderr
     record = decided.store.require("demo", CALL)
-    assert record.locked == ["contacts", "opportunity"] and record.overrides["opportunity_id"] == "O7"
+    assert record.locked == ["contacts", "opportunity"] and record.overrides["opportunity_id"] == "O1"
     assert queued_tasks(redis_client) == [REFRESH_TASK]
     assert cli("override", CALL).returncode == 2
 
@@ -107,10 +107,10 @@ def test_status_counts(cli, decided, redis_client) -> None:
 def test_simulate_decides_against_the_crm_and_writes_nothing(cli, redis_client, tmp_path) -> None:
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event("aircall:sim-1").to_json()))
-    proc = cli("simulate", "--tenant", "demo", str(event_file))
+    proc = cli("simulate", "--tenant", "demo", "--format", "text", str(event_file))
     assert proc.returncode == 0, proc.stderr
     assert "call aircall:sim-1: contacts" in proc.stdout and "[S1.1]" in proc.stdout
-    as_json = json.loads(cli("simulate", "--tenant", "demo", "--format", "json", str(event_file)).stdout)
+    as_json = json.loads(cli("simulate", "--tenant", "demo", str(event_file)).stdout)  # JSON, like decide
     assert as_json["opportunity_id"] == "O1"
     assert redis_client.keys("callmatch:call:*") == []
     assert redis_client.hlen("callmatch:scenario-crm:demo:activities") == 0

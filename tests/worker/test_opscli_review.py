@@ -135,7 +135,7 @@ def test_review_choose_applies_the_choice_and_enqueues_the_refresh(
         ),
         (
             ("aircall:404", "--opportunity", "O1"),
-            "callmatch review: no tenant has a call 'aircall:404'; name one with --tenant",
+            "callmatch review: no tenant has a call 'aircall:404'; name its tenant (--tenant)",
         ),
         (
             ("aircall:1", "--opportunity", "O1", "--tenant", "beta"),
@@ -181,7 +181,7 @@ def test_preferences_list_and_forget(cli: Run, waiting: Pipeline) -> None:
     assert cli("preferences", "list", "--tenant", "beta").stdout == "0 preference(s)\n"
 
     refused(
-        cli("preferences", "list"), "callmatch preferences: name a tenant with --tenant (one of: acme, beta)"
+        cli("preferences", "list"), "callmatch preferences: name a tenant (one of: acme, beta) (--tenant)"
     )
     refused(cli("preferences", "list", "--tenant", "nope"), "callmatch preferences: unknown tenant 'nope'")
     refused(

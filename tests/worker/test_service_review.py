@@ -281,10 +281,10 @@ def test_a_chosen_account_settles_the_call(pipeline: Pipeline) -> None:
             "opportunity O9 is not one of the call's candidates (opportunity O1, opportunity O2); use override",
         ),
         ({"account_id": "A1"}, "account A1 is not one of the call's candidates"),
-        ({}, "review choose: give one of --opportunity or --account"),
+        ({}, "review choose: choose one of opportunity_id or account_id"),
         (
             {"opportunity_id": "O1", "account_id": "A1"},
-            "review choose: give one of --opportunity or --account",
+            "review choose: choose one of opportunity_id or account_id",
         ),
     ],
 )
@@ -343,11 +343,11 @@ def test_preferences_are_forgotten_some_or_all(pipeline: Pipeline) -> None:
     ops.override(pipeline, "aircall:1", account_id="A1", by="ann", send=Sent())
     assert ops.preferences_forget(pipeline, "acme", [], everything=True) == 2
     assert preferences(pipeline) == {}
-    with pytest.raises(ops.OpsError, match="name contacts with --contact or use --all"):
+    with pytest.raises(ops.OpsError, match=re.escape("name the contacts (contact_ids), or forget all")):
         ops.preferences_forget(pipeline, "acme", [])
-    with pytest.raises(ops.OpsError, match="give --contact or --all, not both"):
+    with pytest.raises(ops.OpsError, match=re.escape("name contacts (contact_ids) or forget all, not both")):
         ops.preferences_forget(pipeline, "acme", ["C1"], everything=True)
-    with pytest.raises(ops.OpsError, match=r"name a tenant with --tenant \(one of: acme, beta\)"):
+    with pytest.raises(ops.OpsError, match=r"name a tenant \(one of: acme, beta\)"):
         ops.preferences_forget(pipeline, None, ["C1"])
 
 

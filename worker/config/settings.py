@@ -58,8 +58,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="the receiver's port (also the one `make demo` posts to)")
     admin_token: SecretStr | None = Field(
         default=None,
-        description="bearer token of the HTTP operations",
-        json_schema_extra=_shown("unset (admin routes off)"),
+        description="the global admin token of the operations API and console: reads and changes every tenant"
+        " (tenants' own tokens: `access:` in the tenants file)",
+        json_schema_extra=_shown("unset (only tenants' tokens)"),
+    )
+    console_session_seconds: int = Field(
+        default=8 * 3600,
+        ge=60,
+        description="how long a console sign-in lasts before the token is asked again",
+        json_schema_extra=_shown("`28800` (8 h)"),
     )
     log_level: str = Field(default="INFO", description="JSON logs on stderr")
     max_retries: int = Field(default=8, description="retries per stage before a dead letter")

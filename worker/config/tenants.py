@@ -39,6 +39,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from worker.config.documents import REFUSED, field_path, reason, refuse
 from worker.config.scenario import ScenarioError, parse_policy
 from worker.config.settings import settings
+from worker.config.tokens import Access, Credential, Role, TokenHash, TokenHashError
 from worker.core.model import Policy
 from worker.core.normalize import norm_domain
 
@@ -104,6 +105,9 @@ class Tenant:
     policy: Policy = field(default_factory=Policy)
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     internal_domains: tuple[str, ...] = ()
+    access: Access = field(default_factory=Access)
+    unresolved: tuple[TenantsError, ...] = field(default=(), compare=False)
+    """Secrets not found when the file was read leniently (ops commands that need none), each named."""
 
     def is_internal_email(self, email: str | None) -> bool:
         if not email or "@" not in email:
@@ -437,8 +441,62 @@ class ProvidersSection(_Section):
         return {name: getattr(self, name) for name in self._order}
 
 
+class TokenEntry(_Section):
+    """One token of a person or a program, kept as its hash; `name` is recorded with every change it makes."""
+
+    name: Text
+    token_hash: Text = Field(
+        description="scrypt$ln=15,r=8,p=1$SALT$HASH, from `callmatch access hash-token` (never the token)",
+        json_schema_extra={"pattern": r"^scrypt\$"},
+    )
+
+    @field_validator("token_hash")
+    @classmethod
+    def _hashed(cls, value: str) -> str:
+        try:
+            TokenHash.parse(value)
+        except TokenHashError as exc:
+            raise refuse(str(exc)) from None
+        return value
+
+
+class AccessSection(_Section):
+    """Who may use this tenant's operations API and console: viewers read, admins also change.
+
+    Tokens are listed by hash (`admins`, `viewers`), or one of each role is read from a secret
+    (`admin_token_env`/`_file`, `viewer_token_env`/`_file`). Without this section only
+    CALLMATCH_ADMIN_TOKEN reaches the tenant.
+    """
+
+    admins: list[TokenEntry] = Field(default_factory=list, description="tokens that read and change")
+    viewers: list[TokenEntry] = Field(default_factory=list, description="tokens that only read")
+    admin_token_env: Secret
+    admin_token_file: Secret
+    viewer_token_env: Secret
+    viewer_token_file: Secret
+
+    @field_validator("admins", "viewers", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise refuse("expected a list of {name, token_hash}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AccessSection:
+        seen: set[str] = set()
+        for key in ("admins", "viewers"):
+            for index, entry in enumerate(getattr(self, key)):
+                if entry.name in seen:
+                    raise refuse(f"the name {entry.name!r} is used twice", (key, index, "name"))
+                seen.add(entry.name)
+        return self
+
+
 class TenantSection(_Section):
-    """One tenant: its CRM, its policy (the scenario-v1 `policy` keys), providers, own domains."""
+    """One tenant: its CRM, its policy (the scenario-v1 `policy` keys), providers, own domains, access."""
 
     crm: CrmSection
     policy: dict[str, Any] | None = Field(
@@ -452,6 +510,7 @@ class TenantSection(_Section):
         default_factory=list,
         description="our own numbers (switchboard, desk lines): rule M7 never matches them to a contact",
     )
+    access: AccessSection | None = None
 
     @field_validator("policy", mode="before")
     @classmethod
@@ -657,7 +716,7 @@ def _checked_at(error: TenantsError, document: dict[str, Any]) -> tuple[int, ...
     return (*here, section)
 
 
-_SECTIONS = ("(tenant)", "crm", "policy", "providers", "internal_domains", "internal_phones")
+_SECTIONS = ("(tenant)", "crm", "policy", "providers", "internal_domains", "internal_phones", "access")
 _PROVIDER_STAGES = {
     "audience": 1,
     "service_account": 2,
@@ -673,11 +732,22 @@ _PROVIDER_STAGES = {
 class _Build:
     """Validated sections -> the dataclasses, reading what lies outside the file (secrets, files)."""
 
-    def __init__(self, source: str, tenant: str, base_dir: Path, environ: Mapping[str, str]):
+    def __init__(
+        self, source: str, tenant: str, base_dir: Path, environ: Mapping[str, str], lenient: bool = False
+    ):
         self.source = source
         self.tenant = tenant
         self.base_dir = base_dir
         self.environ = environ
+        self.lenient = lenient
+        self.unresolved: list[TenantsError] = []
+
+    def _missing(self, error: TenantsError, required: bool) -> str | None:
+        """Strict: the error. Lenient: noted on the tenant and left empty, for commands needing no secret."""
+        if not self.lenient:
+            raise error
+        self.unresolved.append(error)
+        return "" if required else None
 
     def fail(self, path: str, reason: str) -> TenantsError:
         return TenantsError(self.source, self.tenant, path, reason)
@@ -697,15 +767,18 @@ class _Build:
                 return value
             if isinstance(default, str) and default.strip():
                 return default.strip()
-            raise self.fail(f"{path}.{name}_env", f"environment variable {env_name} is not set")
+            return self._missing(
+                self.fail(f"{path}.{name}_env", f"environment variable {env_name} is not set"), required
+            )
         if file_name:
             file_path = self.path(file_name)
             try:
                 value = file_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise self.fail(f"{path}.{name}_file", f"cannot read {file_path}: {exc.strerror}") from None
+                error = self.fail(f"{path}.{name}_file", f"cannot read {file_path}: {exc.strerror}")
+                return self._missing(error, required)
             if not value:
-                raise self.fail(f"{path}.{name}_file", f"{file_path} is empty")
+                return self._missing(self.fail(f"{path}.{name}_file", f"{file_path} is empty"), required)
             return value
         if required:
             raise self.fail(f"{path}.{name}_env", f"missing (give {name}_env or {name}_file)")
@@ -731,7 +804,29 @@ class _Build:
             policy=policy,
             providers=providers,
             internal_domains=tuple(sorted({norm_domain(d) for d in section.internal_domains})),
+            access=Access() if section.access is None else self.access(section.access),
         )
+
+    def access(self, section: AccessSection) -> Access:
+        """The tenant's tokens: the hashes listed, then one per role read from a secret."""
+        credentials: list[Credential] = []
+        roles: tuple[tuple[Role, list[TokenEntry]], ...] = (
+            ("admin", section.admins),
+            ("viewer", section.viewers),
+        )
+        for role, entries in roles:
+            credentials += [Credential.hashed(e.name, role, e.token_hash) for e in entries]
+        data = section.model_dump()
+        for role, _ in roles:
+            token = self.secret(data, f"{role}_token", "access", required=False)
+            if token is None:
+                continue
+            try:
+                credentials.append(Credential.secret(f"{role}_token", role, token))
+            except TokenHashError as exc:
+                source = "env" if data.get(f"{role}_token_env") else "file"
+                raise self.fail(f"access.{role}_token_{source}", str(exc)) from None
+        return Access(tuple(credentials))
 
     def policy(self, document: Mapping[str, Any]) -> Policy:
         try:
@@ -810,8 +905,12 @@ def parse_tenants(
     source: str = "(memory)",
     base_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    lenient: bool = False,
 ) -> Tenants:
-    """A decoded tenants document -> Tenants, or TenantsError naming the first bad field."""
+    """A decoded tenants document -> Tenants, or TenantsError naming the first bad field.
+
+    `lenient`: a secret that cannot be read is noted in `Tenant.unresolved`, not an error.
+    """
     env = os.environ if environ is None else environ
     base = base_dir or Path.cwd()
     try:
@@ -819,13 +918,18 @@ def parse_tenants(
     except ValidationError as exc:
         root = document if isinstance(document, dict) else {}
         raise _first_error(exc, root, lambda name: _Build(source, name, base, env)) from None
-    return Tenants(
-        tenants={name: _Build(source, name, base, env).tenant_of(t) for name, t in parsed.tenants.items()},
-        source=source,
-    )
+
+    def tenant(name: str, section: TenantSection) -> Tenant:
+        builder = _Build(source, name, base, env, lenient)
+        built = builder.tenant_of(section)
+        return replace(built, unresolved=tuple(builder.unresolved)) if builder.unresolved else built
+
+    return Tenants(tenants={name: tenant(name, t) for name, t in parsed.tenants.items()}, source=source)
 
 
-def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> Tenants:
+def load_tenants(
+    path: str | Path, environ: Mapping[str, str] | None = None, lenient: bool = False
+) -> Tenants:
     """Read and validate a tenants YAML file; paths in it are relative to the file."""
     file_path = Path(path)
     try:
@@ -838,7 +942,7 @@ def load_tenants(path: str | Path, environ: Mapping[str, str] | None = None) -> 
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "(document)"
         raise TenantsError(str(file_path), None, where, "not valid YAML") from None
-    parsed = parse_tenants(document, str(file_path), file_path.resolve().parent, environ)
+    parsed = parse_tenants(document, str(file_path), file_path.resolve().parent, environ, lenient)
     return replace(parsed, digest=file_digest(text))
 
 
@@ -854,11 +958,12 @@ class TenantsSource:
     process keeps the tenants it had (its digest in `callmatch status` shows it).
     """
 
-    def __init__(self, path: str | Path, environ: Mapping[str, str] | None = None):
+    def __init__(self, path: str | Path, environ: Mapping[str, str] | None = None, lenient: bool = False):
         self.path = Path(path)
         self.environ = environ
+        self.lenient = lenient
         self._signature = self._stat()
-        self.current = load_tenants(self.path, environ)
+        self.current = load_tenants(self.path, environ, lenient)
         self.error: str | None = None
         self._lock = threading.Lock()
 
@@ -877,7 +982,7 @@ class TenantsSource:
                 return False
             self._signature = signature
             try:
-                fresh = load_tenants(self.path, self.environ)
+                fresh = load_tenants(self.path, self.environ, self.lenient)
             except TenantsError as exc:
                 if self.error != str(exc):
                     log.error("tenants file not reloaded, keeping the previous one: %s", exc)

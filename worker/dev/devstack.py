@@ -182,7 +182,8 @@ def main() -> int:
             f"  metrics:   http://127.0.0.1:{api_port}/metrics (receiver), http://127.0.0.1:{metrics_port}/metrics (worker)\n"
             "  try:       make demo   (in another terminal: signed sample webhooks, then the activities and traces)\n"
             "  inspect:   .venv/bin/callmatch status | explain CALL_ID | dead-letters list\n"
-            f"  HTTP ops:  curl -H 'Authorization: Bearer {admin_token}' http://127.0.0.1:{api_port}/calls/demo/aircall:812731\n"
+            f"  console:   http://127.0.0.1:{api_port}/console/ (sign in with the admin token {admin_token})\n"
+            f"  HTTP ops:  curl -H 'Authorization: Bearer {admin_token}' http://127.0.0.1:{api_port}/api/v1/tenants/demo/calls/aircall:812731\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

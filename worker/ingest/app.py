@@ -35,6 +35,7 @@ from worker.ingest.enqueue import Enqueuer
 from worker.ingest.logsafe import describe
 from worker.ingest.providers import HANDLERS
 from worker.ingest.webhook import Challenge, Delivery, Handler, WebhookError, WebhookRequest, check_event
+from worker.ops.console import mount_console
 from worker.pipeline.celery_app import STALL_SECONDS
 from worker.pipeline.store import Accepted, CallStore
 
@@ -284,4 +285,5 @@ def create_app(
         log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
         return _error(500, "internal error", retry_after=True)
 
+    mount_console(app)  # the web console under /console; its pages use the operations API mounted on this app
     return app

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from worker.config.settings import settings
 from worker.config.tenants import TenantsError, TenantsSource, default_tenants_path
-from worker.core.observability import configure_logging
+from worker.core.observability import add_collector, before_scrape, configure_logging, logging_config
 from worker.ingest.app import create_app
 from worker.ingest.enqueue import CeleryEnqueuer
 from worker.pipeline.celery_app import create_celery, redis_url
@@ -24,6 +24,10 @@ def build_app() -> FastAPI:
     source = TenantsSource(default_tenants_path())
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     app = create_app(source, CeleryEnqueuer(create_celery(url)), client, clock=process_clock())
+    from worker.pipeline.gauges import RedisGauges, zero_counters
+
+    add_collector("redis", RedisGauges(client, lambda: source.current))
+    before_scrape("zero", lambda: zero_counters(source.current, receiver=True))
     start_heartbeat("receiver", source, url)
     warn_if_weak(client)
     from worker.ops.admin import mount
@@ -43,12 +47,14 @@ def main() -> None:
     except TenantsError as exc:
         print(f"callmatch: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # uvicorn's own lines (start-up, errors, one per request) go through the same JSON handler.
     uvicorn.run(
         app,
         host=settings().host,
         port=settings().port,
-        log_level="info",
-        access_log=False,
+        log_config=logging_config(),
+        log_level=settings().log_level.lower(),
+        access_log=True,
     )
 
 

@@ -58,6 +58,20 @@ def decide_files(names: Sequence[str], out: TextIO, err: TextIO, text: bool = Fa
             err.write(f"{shown}: {exc}\n")
             status = max(status, EXIT_INVALID)
             continue
+        except RecursionError:  # arrays or objects nested thousands deep: no scenario is
+            err.write(f"{shown}: (document): nested too deeply to read\n")
+            status = max(status, EXIT_INVALID)
+            continue
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):
+                err.write(f"{shown}: internal error, please report it: {type(exc).__name__}: {exc}\n")
+                status = EXIT_INTERNAL if status == EXIT_OK else status
+                continue
+            err.write(
+                f"{shown}: (document): not valid JSON: a number has more than {sys.get_int_max_str_digits()} digits\n"
+            )
+            status = max(status, EXIT_INVALID)
+            continue
         except Exception as exc:  # a bug of ours: say so in one line, keep deciding the others
             err.write(f"{shown}: internal error, please report it: {type(exc).__name__}: {exc}\n")
             status = EXIT_INTERNAL if status == EXIT_OK else status
@@ -92,6 +106,55 @@ def _add_tenant(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", help="the tenant (default: the only one, or the one that has the call)")
 
 
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    """`--format json|text`, the same for `decide` and `simulate`."""
+    parser.add_argument(
+        "--format",
+        choices=("json", "text"),
+        default="json",
+        help="json (default): one result per line (the contract); text: the result and its trace for a person",
+    )
+
+
+def _seconds(text: str) -> float:
+    """A watch interval: a number of seconds, at least 0.2."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0.2 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected 0.2 to 86400 seconds, got {text}")
+    return value
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 500:
+        raise argparse.ArgumentTypeError(f"expected 1 to 500, got {value}")
+    return value
+
+
+SIMULATE_EPILOG = """\
+EVENT.json is one "call ended" event: the message the receiver queues for a worker, the
+JSON of EventMessage in worker/ingest/events.py. Required: kind (call or meeting),
+received_at, provider, call_id and event_id; started_at too, unless the provider's API
+can be asked for it. Times are ISO-8601 with an offset. `tenant` is taken from --tenant;
+keys it does not know are ignored. Example:
+
+  {"version": 1, "kind": "call", "provider": "aircall", "call_id": "aircall:812731",
+   "event_id": "call.ended:812731", "received_at": "2026-03-10T09:53:00Z",
+   "started_at": "2026-03-10T09:30:00Z", "ended_at": "2026-03-10T09:52:00Z",
+   "direction": "inbound", "organizer": {"email": "rep@ourco.com"},
+   "participants": [{"email": "jane@acme.com", "phone": "+33 6 12 34 56 78", "name": "Jane"}],
+   "complete": true}
+
+`callmatch explain CALL_ID --json` prints a stored call's event under "event": a ready input.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callmatch",
@@ -107,12 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument(
         "scenarios", nargs="+", metavar="SCENARIO.json", help="scenario files; '-' reads standard input"
     )
-    decide.add_argument(
-        "--format",
-        choices=("json", "text"),
-        default="json",
-        help="json: one result per line (the contract); text: the result and its trace for a person",
-    )
+    _add_format(decide)
     explain = commands.add_parser("explain", help="print a call's stored result, trace, status and attempts")
     explain.add_argument("call_id", metavar="CALL_ID")
     explain.add_argument("--json", action="store_true", help="the whole stored record as JSON")
@@ -142,6 +200,56 @@ def build_parser() -> argparse.ArgumentParser:
         )
     _add_by(override)
     _add_tenant(override)
+
+    unlock = commands.add_parser(
+        "unlock",
+        help="give fields a person locked back to the rules, then refresh and write back",
+        description="Removes a person's lock on the account, the opportunity or the contacts of a call "
+        "(recorded in its change log, shown by `explain`); a preference this call taught its contacts "
+        "is forgotten with it. The refresh that applies it is enqueued.",
+    )
+    unlock.add_argument("call_id", metavar="CALL_ID")
+    unlock.add_argument("--account", dest="unlock_account", action="store_true", help="unlock the account")
+    unlock.add_argument(
+        "--opportunity", dest="unlock_opportunity", action="store_true", help="unlock the opportunity"
+    )
+    unlock.add_argument("--contacts", dest="unlock_contacts", action="store_true", help="unlock the contacts")
+    _add_by(unlock)
+    _add_tenant(unlock)
+
+    calls = commands.add_parser("calls", help="the calls kept, newest first, filtered and paged")
+    call_commands = calls.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    calls_list = call_commands.add_parser(
+        "list",
+        help="calls newest first, with the console's filters",
+        description="One line per call: received, tenant, call id, status, case, opportunity, account, "
+        "contacts. Filters combine; dates bound when the call was received (UTC dates, or ISO-8601 "
+        "date-times with an offset; --until DATE includes that day). Prints the cursor of the next page.",
+    )
+    calls_list.add_argument("--status", choices=("received", "fetched", "decided", "written", "dead"))
+    calls_list.add_argument(
+        "--case",
+        choices=(
+            "activity_opportunity",
+            "activity_account",
+            "activity_contact",
+            "contacts",
+            "domain",
+            "leads_only",
+            "none",
+            "ambiguous",
+        ),
+    )
+    calls_list.add_argument("--since", metavar="DATE", help="received on or after (YYYY-MM-DD or date-time)")
+    calls_list.add_argument(
+        "--until", metavar="DATE", help="received before the end of (YYYY-MM-DD) or before"
+    )
+    calls_list.add_argument("--has-opportunity", choices=("yes", "no"), help="whether the result has one")
+    calls_list.add_argument("--provider", choices=("aircall", "ringover", "zoom", "google_meet", "teams"))
+    calls_list.add_argument("--limit", type=_limit, default=50, help="calls per page (1-500, default 50)")
+    calls_list.add_argument("--cursor", help="the next page, as the previous one printed it")
+    calls_list.add_argument("--json", action="store_true", help='{"items": [...], "next_cursor": ...}')
+    _add_tenant(calls_list)
 
     review = commands.add_parser(
         "review", help="calls the rules left ambiguous (U1), waiting for a person to choose"
@@ -195,16 +303,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tenant(dead_replay)
 
     simulate = commands.add_parser(
-        "simulate", help="fetch and associate an event against the live CRM; writes nothing"
+        "simulate",
+        help="fetch and associate an event against the live CRM; writes nothing",
+        description="Decide a call-ended event as a worker would, against the tenant's live CRM "
+        "(participants fetched from the provider when the event lacks them). Nothing is written "
+        "or stored. Prints the result like `decide`.",
+        epilog=SIMULATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     simulate.add_argument(
-        "event", metavar="EVENT.json", help="a call-ended event as JSON ('-' reads standard input)"
+        "event", metavar="EVENT.json", help="a \"call ended\" event as JSON (below); '-' reads standard input"
     )
     simulate.add_argument("--tenant", required=True)
-    simulate.add_argument("--format", choices=("json", "text"), default="text")
+    _add_format(simulate)
 
-    status = commands.add_parser("status", help="queue depths, in-flight tasks, dead letters, CRM budgets")
+    status = commands.add_parser(
+        "status",
+        help="calls per tenant and status, rates, queue, dead letters, processes, CRM budgets",
+        description="Per tenant: calls in each status, how many were decided and written in the last "
+        "minute and hour, and calls waiting for review; then the queue, tasks held by workers, dead "
+        "letters, calls owing a stage, scheduled refreshes, running processes and CRM budgets.",
+    )
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=_seconds,
+        const=2.0,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until Ctrl-C; with --json, one object per line",
+    )
+    status.add_argument("--tenant", help="only this tenant's figures (the queue is shared)")
 
     setup = commands.add_parser(
         "setup",
@@ -245,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     provider_status.add_argument("--tenant", help="only this tenant")
     provider_status.add_argument("--json", action="store_true")
+    from worker.ops.access import add_access_parser
+
+    add_access_parser(commands)
     return parser
 
 
@@ -303,7 +435,8 @@ def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from worker.pipeline.crm_factory import CrmFactory
 
     try:
-        tenants = load_tenants(default_tenants_path())
+        # Other tenants' secrets need not be here: only the one checked or set up must have its own.
+        tenants = load_tenants(default_tenants_path(), lenient=True)
     except TenantsError as exc:
         err.write(f"callmatch {args.command}: {exc}\n")
         return EXIT_INVALID
@@ -317,6 +450,10 @@ def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     tenant = tenants.get(name)
     if tenant is None:
         err.write(f"callmatch {args.command}: unknown tenant {name!r} (known: {', '.join(names)})\n")
+        return EXIT_INVALID
+    if tenant.unresolved:
+        for missing in tenant.unresolved:
+            err.write(f"callmatch {args.command}: {missing}\n")
         return EXIT_INVALID
     client = redis.Redis.from_url(
         redis_url(), decode_responses=True, socket_timeout=10, socket_connect_timeout=5
@@ -427,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_readiness(args, sys.stdout, sys.stderr)
     if args.command == "providers":
         return run_providers(args, sys.stdout, sys.stderr)
+    if args.command == "access":
+        from worker.ops.access import run_access
+
+        return run_access(args, sys.stdout, sys.stderr)
     from worker.ops.opscli import run_ops
 
     return run_ops(args, sys.stdout, sys.stderr)

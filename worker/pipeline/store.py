@@ -8,16 +8,23 @@ message was lost with a killed worker, or a task ended in error) and the sweep
 re-enqueues that stage. The queue only wakes workers: losing a message costs a
 delay, never the call. Dead letters and the refresh schedule are sorted sets of
 record keys, listable and replayable from any machine.
+
+For `callmatch status` and the metrics, each tenant has one sorted set of call ids per status
+(scored by the wall-clock time of the record's last write, so a record's expiry is its entry's
+too) and, for the rate, the calls that became decided or written in the last hour.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
+import math
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, cast
 
@@ -26,6 +33,8 @@ import redis
 PREFIX = "callmatch"
 RECORD_TTL_SECONDS = 180 * 24 * 3600
 DEFAULT_STALL_SECONDS = 210
+RATE_WINDOW_SECONDS = 3600
+"""How far back `rates` can count (the last hour)."""
 
 # The receiver's acceptance, atomically: the de-duplication mark and, on first sight, the record
 # with its event in the index and the progress set. 0 = seen before, 1 = new call, 2 = new event
@@ -36,6 +45,7 @@ redis.call('SET', KEYS[1], 'done', 'EX', ARGV[1])
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+  redis.call('ZADD', KEYS[5], ARGV[8], ARGV[7])
   return 1
 end
 return 2
@@ -97,15 +107,21 @@ class CallRecord:
     written_at: str | None = None
     refreshes: int = 0
     next_stage: str | None = None
+    newer: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Keys a newer version of callmatch stored: kept and written back untouched (rolling upgrades)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
-        return data
+        newer = data.pop("newer")
+        return {**newer, **data}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallRecord:
-        return cls(**{**data, "status": CallStatus(data["status"])})
+        """A stored record, whichever version wrote it: keys this version does not know ride along in `newer`."""
+        known = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
+        newer = {k: v for k, v in data.items() if k not in _RECORD_FIELDS}
+        return cls(**{**known, "status": CallStatus(data["status"]), "newer": newer})
 
     @staticmethod
     def new(tenant: str, call_id: str, event: dict[str, Any], now: str) -> CallRecord:
@@ -120,8 +136,34 @@ class CallRecord:
         )
 
 
+_RECORD_FIELDS = frozenset(f.name for f in fields(CallRecord)) - {"newer"}
+
+
 def record_key(tenant: str, call_id: str) -> str:
     return f"{PREFIX}:call:{tenant}:{call_id}"
+
+
+def status_key(tenant: str, status: CallStatus | str) -> str:
+    """The tenant's calls in this status: call id -> wall-clock time of the record's last write."""
+    return f"{PREFIX}:status:{tenant}:{CallStatus(status).value}"
+
+
+def rate_key(tenant: str, status: CallStatus | str) -> str:
+    """The tenant's calls that became `status` (decided, written) in the last hour: call id -> when."""
+    return f"{PREFIX}:rate:{tenant}:{CallStatus(status).value}"
+
+
+STATUS_INDEX_READY = f"{PREFIX}:status-index:ready"
+"""Set once the records kept before the status sets existed have been put in them."""
+RATED = (CallStatus.DECIDED, CallStatus.WRITTEN)
+
+
+def _status_index(pipe: Any, tenant: str, call_id: str, status: CallStatus, at: float) -> None:
+    """Queue the commands that put a call in its status's set, and out of the others'."""
+    for other in CallStatus:
+        if other is not status:
+            pipe.zrem(status_key(tenant, other), call_id)
+    pipe.zadd(status_key(tenant, status), {call_id: at})
 
 
 def _member(tenant: str, call_id: str) -> str:
@@ -135,6 +177,47 @@ def _text(value: object) -> str:
 def _unmember(member: object) -> tuple[str, str]:
     tenant, call_id = json.loads(_text(member))
     return str(tenant), str(call_id)
+
+
+def unmember(member: object) -> tuple[str, str]:
+    """(tenant, call id) of a member of the index, progress, dead-letter or refresh set."""
+    return _unmember(member)
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One call of the index, newest first: when it was received (its score), its place among the
+    calls received at that same instant (1, 2, ...), tenant and call id.
+    """
+
+    score: float
+    position: int
+    tenant: str
+    call_id: str
+
+    @property
+    def cursor(self) -> str:
+        """Where a listing stopped: the next page starts just after this row.
+
+        It holds the instant and the place only, never a tenant or a call id: a cursor that
+        stopped on another tenant's call tells nothing about it.
+        """
+        raw = json.dumps([self.score, self.position]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_cursor(cursor: str) -> tuple[float, int]:
+    """(instant, place) of a cursor; ValueError when the text is no cursor a listing gave."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        score, position = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise ValueError("not a cursor a listing gave") from None
+    if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
+        raise ValueError("not a cursor a listing gave")
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        raise ValueError("not a cursor a listing gave")
+    return float(score), position
 
 
 @dataclass(frozen=True)
@@ -197,15 +280,24 @@ class CallStore:
         """The receiver's one write: de-duplication mark and record together, or neither."""
         now = self.now()
         record = CallRecord.new(tenant, call_id, event, _now_iso(now))
+        wall = time.time()
         result = self._accept(
-            keys=[seen_key, record_key(tenant, call_id), self.index_key, self.progress_key],
+            keys=[
+                seen_key,
+                record_key(tenant, call_id),
+                self.index_key,
+                self.progress_key,
+                status_key(tenant, CallStatus.RECEIVED),
+            ],
             args=[
                 seen_ttl_seconds,
                 json.dumps(record.to_json()),
                 RECORD_TTL_SECONDS,
                 now.timestamp(),
-                time.time() + self.stall_seconds,
+                wall + self.stall_seconds,
                 _member(tenant, call_id),
+                call_id,
+                wall,
             ],
         )
         return {0: Accepted.DUPLICATE, 1: Accepted.NEW}.get(int(result), Accepted.KNOWN_CALL)
@@ -221,7 +313,11 @@ class CallStore:
             pipe.zadd(self.index_key, {member: now.timestamp()}, nx=True)
             created = bool(pipe.execute()[0])
         if created:
-            self.redis.zadd(self.progress_key, {member: time.time() + self.stall_seconds})
+            wall = time.time()
+            with self.redis.pipeline() as pipe:
+                pipe.zadd(self.progress_key, {member: wall + self.stall_seconds})
+                pipe.zadd(status_key(tenant, record.status), {call_id: wall})
+                pipe.execute()
             return record, True
         return self.require(tenant, call_id), False
 
@@ -238,7 +334,8 @@ class CallStore:
         In the same transaction the progress set follows the record: a call that still owes
         a stage gets a new deadline, now + the stall time in wall-clock seconds (the sweep
         runs on real time even when the domain clock is frozen); one that owes nothing
-        leaves the set. `also(pipe, record)` queues more commands in that transaction.
+        leaves the set. The status sets follow it too (and the rate sets when the call becomes
+        decided or written). `also(pipe, record)` queues more commands in that transaction.
         """
         key = record_key(tenant, call_id)
         member = _member(tenant, call_id)
@@ -250,11 +347,18 @@ class CallStore:
                     if raw is None:
                         raise RecordNotFoundError(tenant, call_id)
                     record = CallRecord.from_json(json.loads(raw))
+                    before = record.status
                     change(record)
                     now = self.now()
                     record.updated_at = _now_iso(now)
+                    wall = time.time()
                     pipe.multi()
                     pipe.set(key, json.dumps(record.to_json()), ex=RECORD_TTL_SECONDS)
+                    _status_index(pipe, tenant, call_id, record.status, wall)
+                    if record.status is not before and record.status in RATED:
+                        rated = rate_key(tenant, record.status)
+                        pipe.zadd(rated, {call_id: wall})
+                        pipe.zremrangebyscore(rated, "-inf", wall - RATE_WINDOW_SECONDS)
                     if record.next_stage is None:
                         pipe.zrem(self.progress_key, member)
                     else:
@@ -288,6 +392,121 @@ class CallStore:
 
     def recent(self, limit: int = 50) -> list[tuple[str, str]]:
         return [_unmember(m) for m in self.redis.zrevrange(self.index_key, 0, limit - 1)]
+
+    def newest_first(
+        self,
+        *,
+        after: tuple[float, int] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        batch: int = 500,
+    ) -> Iterator[IndexRow]:
+        """The index from the newest call down, received in [since, until), starting after `after`.
+
+        `after` is a cursor's (instant, place): the calls received at that instant are read
+        again from the one after that place, then the older ones. Calls received meanwhile
+        never shift the rows still to read: the upper bound is pinned at the first row.
+        """
+        low = "-inf" if since is None else repr(since)
+        high = "+inf" if until is None else f"({until!r}"
+        if after is not None and (until is None or after[0] < until):
+            score, skip = after
+            if since is None or score >= since:
+                tied = cast(list[Any], self.redis.zrevrangebyscore(self.index_key, score, score))
+                for place, member in enumerate(tied[skip:], start=skip + 1):
+                    yield IndexRow(score, place, *_unmember(member))
+            high = f"({score!r}"
+        first = cast(
+            list[tuple[Any, float]],
+            self.redis.zrevrangebyscore(self.index_key, high, low, start=0, num=1, withscores=True),
+        )
+        if not first:
+            return
+        high = repr(first[0][1])  # pinned: calls received from now on sit above it
+        offset, previous, place = 0, None, 0
+        while True:
+            rows = cast(
+                list[tuple[Any, float]],
+                self.redis.zrevrangebyscore(
+                    self.index_key, high, low, start=offset, num=batch, withscores=True
+                ),
+            )
+            for member, score in rows:
+                place = place + 1 if score == previous else 1
+                previous = score
+                yield IndexRow(float(score), place, *_unmember(member))
+            if len(rows) < batch:
+                return
+            offset += len(rows)
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> list[CallRecord | None]:
+        """The records of these (tenant, call id) in one round trip; None where a record is gone."""
+        wanted = list(keys)
+        if not wanted:
+            return []
+        raws = self.redis.mget([record_key(tenant, call_id) for tenant, call_id in wanted])
+        return [None if raw is None else CallRecord.from_json(json.loads(raw)) for raw in raws]
+
+    # per-tenant counts: status and rate ------------------------------------------------------------
+
+    def status_counts(self, tenant: str) -> dict[str, int]:
+        """How many of the tenant's kept calls are in each status (every status named, 0 included)."""
+        self.index_statuses()
+        oldest = time.time() - RECORD_TTL_SECONDS  # an entry older than this is an expired record's
+        with self.redis.pipeline(transaction=False) as pipe:
+            for status in CallStatus:
+                pipe.zcount(status_key(tenant, status), oldest, "+inf")
+            counts = pipe.execute()
+        return {status.value: int(n) for status, n in zip(CallStatus, counts, strict=True)}
+
+    def rates(self, tenant: str, windows: Iterable[float] = (60.0, 3600.0)) -> dict[str, list[int]]:
+        """Calls that became decided / written within each window (seconds, at most an hour)."""
+        spans = list(windows)
+        now = time.time()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for status in RATED:
+                for span in spans:
+                    pipe.zcount(rate_key(tenant, status), now - min(span, RATE_WINDOW_SECONDS), "+inf")
+            counts = [int(n) for n in pipe.execute()]
+        return {status.value: counts[i * len(spans) : (i + 1) * len(spans)] for i, status in enumerate(RATED)}
+
+    def index_statuses(self, batch: int = 500) -> int:
+        """Put the records kept before the status sets existed in them, once; how many were read.
+
+        Each batch is read under WATCH and written in one transaction, so a worker
+        changing a call meanwhile is never overwritten with its older status.
+        """
+        if self.redis.exists(STATUS_INDEX_READY):
+            return 0
+        members = [_unmember(m) for m in self.redis.zrange(self.index_key, 0, -1)]
+        for start in range(0, len(members), batch):
+            chunk = members[start : start + batch]
+            keys = [record_key(tenant, call_id) for tenant, call_id in chunk]
+            with self.redis.pipeline() as pipe:
+                while True:
+                    try:
+                        pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                        raws = pipe.mget(keys)
+                        # A record's expiry says when it was last written (each write sets it anew).
+                        with self.redis.pipeline(transaction=False) as ttls:
+                            for key in keys:
+                                ttls.pttl(key)
+                            left = ttls.execute()
+                        now = time.time()
+                        pipe.multi()
+                        for (tenant, call_id), raw, ms in zip(chunk, raws, left, strict=True):
+                            if raw is not None:
+                                record = CallRecord.from_json(json.loads(raw))
+                                written = (
+                                    now - RECORD_TTL_SECONDS + (ms / 1000 if ms > 0 else RECORD_TTL_SECONDS)
+                                )
+                                _status_index(pipe, tenant, call_id, record.status, written)
+                        pipe.execute()
+                        break
+                    except redis.WatchError:
+                        continue
+        self.redis.set(STATUS_INDEX_READY, "1")
+        return len(members)
 
     # progress and its sweep ---------------------------------------------------------------------
 

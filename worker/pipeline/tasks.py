@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import random
+import shutil
 import sys
 from collections.abc import Callable
 from functools import lru_cache
@@ -34,7 +35,18 @@ from adapters.errors import (
 )
 from worker.config.settings import settings
 from worker.config.tenants import Tenant, TenantsError, TenantsSource, default_tenants_path
-from worker.core.observability import DEAD_LETTERS, EVENTS_IN, RATE_LIMITED, RETRIES, configure_logging, timed
+from worker.core.observability import (
+    DEAD_LETTERS,
+    EVENTS_IN,
+    RATE_LIMITED,
+    RETRIES,
+    add_collector,
+    before_scrape,
+    configure_logging,
+    ensure_multiprocess_dir,
+    scrape_registry,
+    timed,
+)
 from worker.ingest.enqueue import CeleryEnqueuer
 from worker.ingest.enrich import complete_event
 from worker.ingest.events import CallEvent, EventError, IncompleteEventError
@@ -117,8 +129,18 @@ def _redis_client() -> redis.Redis:
 @lru_cache(maxsize=1)
 def pipeline() -> Pipeline:
     """One per worker process, built from the environment the first time a task needs it."""
+    return build_pipeline()
+
+
+def build_pipeline(*, lenient_secrets: bool = False) -> Pipeline:
+    """The pipeline on $CALLMATCH_REDIS_URL and the tenants file.
+
+    `lenient_secrets`: for operations that need only Redis (`callmatch status`, `explain`,
+    ...), a tenant's secret that cannot be read is noted on the tenant (`Tenant.unresolved`),
+    not an error; what calls a CRM checks it first and names the missing variable.
+    """
     client = _redis_client()
-    source = TenantsSource(default_tenants_path())
+    source = TenantsSource(default_tenants_path(), lenient=lenient_secrets)
     factory = CrmFactory(client)
 
     def fetch(tenant: Tenant, event: CallEvent) -> CallEvent:
@@ -161,6 +183,12 @@ def _json_logs(**_: Any) -> None:
     configure_logging()
 
 
+@signals.celeryd_init.connect
+def _json_logs_from_the_start(**_: Any) -> None:
+    """Before the worker's own start-up checks: their warnings (running as root) are JSON lines too."""
+    configure_logging()
+
+
 @signals.worker_init.connect
 def _check_worker_tenants(**_: Any) -> None:
     source = check_tenants_or_exit("worker")
@@ -190,17 +218,61 @@ def _child_heartbeat(**_: Any) -> None:
         log.error("worker process cannot read the tenants file: %s", exc)
 
 
+_metrics_dir_made: list[str] = []
+
+
+@signals.worker_init.connect
+def _prepare_metrics(**_: Any) -> None:
+    """Before the pool forks: a multiprocess directory (made when none is given), so children's figures add up."""
+    if not settings().worker_metrics_port:
+        return
+    made = ensure_multiprocess_dir()
+    if made is not None:
+        _metrics_dir_made.append(made)
+        log.info(
+            "PROMETHEUS_MULTIPROC_DIR is not set: this worker's processes share their metrics through %s, "
+            "removed when it stops",
+            made,
+            extra={"metrics_dir": made},
+        )
+
+
 @signals.worker_ready.connect
 def _serve_metrics(**_: Any) -> None:
-    """The worker's /metrics (all prefork children) on CALLMATCH_WORKER_METRICS_PORT; 0 turns it off."""
-    port = settings().worker_metrics_port
-    if port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import CollectorRegistry
-        from prometheus_client import multiprocess as prometheus_multiprocess
+    """The worker's /metrics (all prefork children, Redis gauges, known tenants' counters at 0).
 
-        registry = CollectorRegistry()
-        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        start_http_server(port, addr=settings().worker_metrics_host, registry=registry)
+    On CALLMATCH_WORKER_METRICS_PORT; 0 turns it off.
+    """
+    port = settings().worker_metrics_port
+    if not port:
+        return
+    from worker.pipeline.gauges import RedisGauges, zero_counters
+
+    host = settings().worker_metrics_host
+    try:
+        source = TenantsSource(default_tenants_path())
+    except TenantsError as exc:  # the file broke since the worker started: it keeps working, unmeasured
+        log.error("cannot serve the worker's metrics: %s", exc)
+        return
+    add_collector("redis", RedisGauges(_redis_client(), lambda: source.current))
+
+    def zero() -> None:
+        source.reload()
+        zero_counters(source.current)
+
+    before_scrape("zero", zero)
+    try:
+        start_http_server(port, addr=host, registry=scrape_registry())
+    except OSError as exc:
+        log.error("cannot serve the worker's metrics on %s:%s: %s", host, port, exc.strerror or exc)
+        return
+    log.info("worker metrics on http://%s:%s/metrics", host, port, extra={"metrics_port": port})
+
+
+@signals.worker_shutdown.connect
+def _remove_metrics_dir(**_: Any) -> None:
+    for path in _metrics_dir_made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @signals.worker_process_shutdown.connect
