@@ -179,7 +179,7 @@ def match_participants(
                 matches.append(_with(match, skipped=True))
                 continue
             trace.add("M7", f"{match.label}: {mask_phone(phone)} is one of our numbers: ignored, email only")
-            match = _with(match, phone=None)
+            match = _with(match, drop_phone=True)
             phone, has_phone = None, False
         if has_phone and phone is None:
             trace.add(
@@ -323,7 +323,7 @@ def _follow_conversions(
 def _with(
     match: ParticipantMatch,
     *,
-    phone: str | bool | None = False,
+    drop_phone: bool = False,
     contact_ids: tuple[str, ...] | None = None,
     lead_ids: tuple[str, ...] | None = None,
     domain_account_ids: tuple[str, ...] | None = None,
@@ -334,7 +334,7 @@ def _with(
         number=match.number,
         person=match.person,
         email=match.email,
-        phone=match.phone if phone is False else phone,  # type: ignore[arg-type]
+        phone=None if drop_phone else match.phone,
         contact_ids=match.contact_ids if contact_ids is None else contact_ids,
         lead_ids=match.lead_ids if lead_ids is None else lead_ids,
         domain_account_ids=match.domain_account_ids if domain_account_ids is None else domain_account_ids,
