@@ -27,6 +27,7 @@ from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
 from tests.worker.test_readiness import subscribed
 from worker.config.scenario import loads_scenario
+from worker.ops import doctor_log
 from worker.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,6 +172,16 @@ def test_doctor_json_is_the_report(capsys, tenants_env, emulator) -> None:
         assert check["status"] in ("ok", "warn", "fail")
     scopes = next(c for c in report["checks"] if c["name"] == "zoom.scopes")
     assert scopes["status"] == "fail" and "user:read:user:admin" in scopes["detail"]
+
+
+def test_doctor_keeps_its_report_for_the_consoles_health_page(capsys, tenants_env, redis_client) -> None:
+    assert doctor_log.last(redis_client, "acme") is None
+    code, out, err = run(capsys, "doctor", "--tenant", "acme", "--json")
+    kept = doctor_log.last(redis_client, "acme")
+    assert kept is not None and err == "", err
+    report = json.loads(out)
+    assert (kept.tenant, kept.can_run, kept.checks) == ("acme", report["can_run"], report["checks"])
+    assert code == (0 if report["can_run"] else 1) and kept.at.endswith("Z")
 
 
 def test_setup_of_a_scenario_tenant(capsys, tenants_env) -> None:

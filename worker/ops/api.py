@@ -11,9 +11,10 @@ exactly what the JSON route calls once it has checked the caller with `auth.chec
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from worker.config.tokens import Role
 from worker.ops import actions as ops
-from worker.ops import readiness
+from worker.ops import doctor_log, readiness
 from worker.ops.auth import (
     CSRF_HEADER,
     ERROR_RESPONSES,
@@ -36,6 +37,7 @@ from worker.ops.auth import (
     check,
     principal,
 )
+from worker.ops.crm_records import CallRecords, CrmRecord, call_records, record_url
 from worker.pipeline.crm_factory import CrmFactory
 from worker.pipeline.service import Pipeline, UnknownTenantError
 from worker.pipeline.store import RecordNotFoundError
@@ -140,6 +142,37 @@ class Forgotten(BaseModel):
 
 class Replayed(BaseModel):
     replayed: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CallCrm:
+    """A call's CRM records as a person recognises them (names, details, links) and its activity's link."""
+
+    tenant: str
+    call_id: str
+    records: CallRecords
+    activity_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def one(record: CrmRecord) -> dict[str, Any]:
+            return {**asdict(record), "label": record.label}
+
+        return {
+            "tenant": self.tenant,
+            "call_id": self.call_id,
+            "error": self.records.error,
+            "records": [one(r) for _key, r in sorted(self.records.records.items())],
+            "choices": {
+                "opportunities": [r.id for r in self.records.opportunities],
+                "accounts": [r.id for r in self.records.accounts],
+                "contacts": [r.id for r in self.records.contacts],
+            },
+            "activity_url": self.activity_url,
+        }
+
+
+def _ids(*values: object) -> list[str]:
+    return [str(v) for v in values if v]
 
 
 @lru_cache(maxsize=1)
@@ -255,6 +288,49 @@ class Operations:
                 send=self.send,
             )
             return Enqueued(tenant=tenant, call_id=call_id, locked=record.locked)
+
+        return self.run(run)
+
+    def records(self, tenant: str, call_id: str, record: dict[str, Any] | None = None) -> CallCrm:
+        """The CRM records the call names (result, overrides, candidates, runner-ups) with names and links.
+
+        `record` is the call's `explain` when the caller already read it. A CRM that cannot be
+        read gives the ids with the reason (`records.error`), never a failure.
+        """
+        # the console's trace reading (pure functions); imported here as the console imports this module
+        from worker.ops.console.views import runner_ups
+
+        def run() -> CallCrm:
+            pipe = self._pipe(tenant)
+            shown = record if record is not None else ops.explain(pipe, call_id, tenant).to_json()
+            decision = shown.get("decision") or {}
+            overrides = shown.get("overrides") or {}
+            candidates = [c for c in decision.get("candidates") or [] if isinstance(c, dict)]
+            lost = runner_ups(list(decision.get("trace") or []), decision.get("opportunity_id"))
+            found = call_records(
+                pipe,
+                tenant,
+                contact_ids=_ids(*(decision.get("contact_ids") or []), *(overrides.get("contact_ids") or [])),
+                lead_ids=_ids(*(decision.get("lead_ids") or [])),
+                account_ids=_ids(
+                    decision.get("account_id"),
+                    overrides.get("account_id"),
+                    *(c.get("id") for c in candidates if c.get("type") == "account"),
+                ),
+                opportunity_ids=_ids(
+                    decision.get("opportunity_id"),
+                    overrides.get("opportunity_id"),
+                    *(r.opportunity_id for r in lost),
+                    *(c.get("id") for c in candidates if c.get("type") == "opportunity"),
+                ),
+            )
+            written = shown.get("written") or None
+            activity_url = (
+                record_url(pipe.tenant(tenant), str(written.get("kind", "")), str(written["id"]))
+                if written and written.get("id")
+                else None
+            )
+            return CallCrm(tenant, call_id, found, activity_url)
 
         return self.run(run)
 
@@ -383,8 +459,10 @@ class Operations:
             pipe = self._pipe(tenant)
             report = readiness.doctor(
                 pipe.tenant(tenant), self._crm_factory(pipe), redis_client=self.redis_client
-            )
-            return report.to_json(), 200 if report.can_run else 503
+            ).to_json()
+            if self.redis_client is not None:  # the tenant's last report, shown on the console's Health
+                doctor_log.keep(self.redis_client, report, dt.datetime.now(dt.UTC))
+            return report, 200 if report["can_run"] else 503
 
         return self.run(run)
 
@@ -468,6 +546,17 @@ def api_router(operations: Operations) -> APIRouter:
     def status(tenant: str, _: Reader) -> Any:
         return operations.status(tenant)
 
+    @tenant_routes.get(
+        "/calls/{call_id:path}/records",
+        summary="The CRM records a call names: names, details and links into the CRM",
+        description="From the tenant's CRM (read now): the call's contacts, leads, account and "
+        "opportunity, its overrides, candidates and runner-ups, and the choices around them. "
+        "A CRM that cannot be read gives the ids, `found: false`, and the reason in `error`.",
+    )
+    def records(tenant: str, call_id: str, _: Reader) -> Any:
+        return operations.records(tenant, call_id).to_json()
+
+    # after GET .../records: the path converter would take "/records" as part of the call id
     @tenant_routes.get(
         "/calls/{call_id:path}", summary="A call's stored result, trace, status, attempts and changes"
     )

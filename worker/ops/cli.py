@@ -427,10 +427,12 @@ def format_checks(report: Report) -> str:
 
 def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`setup` / `doctor`: the tenants file and Redis the other commands use; never a traceback."""
+    import datetime as dt
+
     import redis
 
     from worker.config.tenants import TenantsError, default_tenants_path, load_tenants
-    from worker.ops import readiness
+    from worker.ops import doctor_log, readiness
     from worker.pipeline.celery_app import redis_url
     from worker.pipeline.crm_factory import CrmFactory
 
@@ -470,6 +472,10 @@ def run_readiness(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return EXIT_OK if steps.ok else EXIT_FAILED
         report = readiness.doctor(tenant, factory, redis_client=client)
         out.write((json.dumps(report.to_json(), indent=2) if args.json else format_checks(report)) + "\n")
+        try:  # the tenant's last report, shown on the console's Health whichever ran doctor
+            doctor_log.keep(client, report.to_json(), dt.datetime.now(dt.UTC))
+        except redis.RedisError:
+            err.write("callmatch doctor: Redis unreachable, this report is not kept for the console\n")
         return EXIT_OK if report.can_run else EXIT_FAILED
     except Exception as exc:  # a bug of ours: one line, never a traceback (nor a secret)
         said = readiness.safe_text(f"{type(exc).__name__}: {exc}", readiness.tenant_secrets(tenant))

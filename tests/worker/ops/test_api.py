@@ -6,6 +6,7 @@ and the database is left exactly as it was (every key, every value, the task que
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.worker.ops.conftest import CALL, DEAD, GLOBAL, TOKENS, World, bearer, seed
+from worker.ops import doctor_log
 from worker.pipeline.tasks import REFRESH_TASK
 
 Check = Callable[[World, Any, str], None]
@@ -30,6 +32,14 @@ def _listed(world: World, body: Any, by: str) -> None:
 def _status(world: World, body: Any, by: str) -> None:
     assert body["tenant"] == "a" and [t["tenant"] for t in body["tenants"]] == ["a"]
     assert body["dead_letters"] == 1 and body["tenants"][0]["waiting_review"] == 1
+
+
+def _records(world: World, body: Any, by: str) -> None:
+    assert body["tenant"] == "a" and body["call_id"] == CALL and body["error"] is None
+    named = {(r["type"], r["id"]): r for r in body["records"]}
+    assert named["account", "A1"]["name"] == "Acme" and named["account", "A1"]["found"] is True
+    assert named["contact", "C1"]["name"] == "j***@acme.com"  # an email is masked, the id readable
+    assert "open" in named["opportunity", "O1"]["detail"] and body["choices"]["opportunities"] == ["O1"]
 
 
 def _unlocked(world: World, body: Any, by: str) -> None:
@@ -104,6 +114,7 @@ ROUTES = [
     Route("GET", f"{API}/calls", False, 200, _listed),
     Route("GET", f"{API}/status", False, 200, _status),
     Route("GET", f"{API}/calls/{CALL}", False, 200, _explained),
+    Route("GET", f"{API}/calls/{CALL}/records", False, 200, _records),
     Route("POST", f"{API}/calls/{DEAD}/unlock", True, 202, _unlocked, json={"fields": ["account"]}),
     Route("POST", f"{API}/calls/{CALL}/refresh", True, 202, _refreshed),
     Route("POST", f"{API}/calls/{CALL}/override", True, 202, _overridden, json={"account_id": "A1"}),
@@ -133,6 +144,37 @@ CALLERS: dict[str, tuple[str | None, str, bool, bool]] = {
     "b admin": (TOKENS["b-admin"], "b-admin", False, False),
     "global admin": (GLOBAL, "admin", True, True),
 }
+
+
+# routes each caller sees for itself, tested below rather than on tenant a
+NOT_TENANT_A = {("GET", "/api/v1/me"), ("GET", "/api/v1/tenants")}
+
+
+def test_the_table_covers_every_operations_route(world: World) -> None:
+    """Each route in the OpenAPI document answers one row of ROUTES at least: a new route must join the table."""
+    document = world.make_client().get("/openapi.json").json()
+    declared = {
+        (method.upper(), path)
+        for path, methods in document["paths"].items()
+        if path != "/readyz" and not path.startswith("/console/session")
+        for method in methods
+    }
+    served: set[tuple[str, str]] = set()
+
+    async def record_route(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        route = scope.get("route")
+        if scope["type"] == "http" and route is not None:  # set by the router on the route that answered
+            # the route's path inside its router: api_router's are under /api/v1, legacy_router's at the root
+            prefix = "/api/v1" if route.endpoint.__qualname__.startswith("api_router.") else ""
+            served.add((scope["method"], prefix + re.sub(r":path}", "}", route.path)))
+
+    app = world.app
+    client = TestClient(record_route, base_url="https://testserver")
+    for row in ROUTES:
+        reset(world)
+        client.request(row.method, row.path, headers=bearer(GLOBAL), json=row.json, params=row.params)
+    assert declared - served == NOT_TENANT_A, declared - served - NOT_TENANT_A
 
 
 def reset(world: World) -> None:
@@ -321,3 +363,12 @@ def test_calls_filters_and_unlock_refusals_name_the_field(world: World) -> None:
     not_locked = client.post(f"{API}/calls/{CALL}/unlock", headers=admin, json={"fields": ["opportunity"]})
     assert not_locked.status_code == 400 and "--" not in not_locked.json()["error"], not_locked.text
     assert world.snapshot() == before
+
+
+def test_the_apis_doctor_keeps_its_report_for_the_consoles_health_page(world: World) -> None:
+    client = world.make_client()
+    assert doctor_log.last(world.redis, "a") is None
+    answer = client.get(f"{API}/doctor", headers=bearer(TOKENS["a-viewer"]))
+    kept = doctor_log.last(world.redis, "a")
+    assert answer.status_code == 200 and kept is not None and doctor_log.last(world.redis, "b") is None
+    assert (kept.tenant, kept.can_run, kept.checks) == ("a", True, answer.json()["checks"])

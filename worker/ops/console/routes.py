@@ -10,7 +10,6 @@ what happened; one that did not is shown again with the error, naming the field.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -45,7 +44,7 @@ from worker.ops.auth import (
 )
 from worker.ops.console import views
 from worker.ops.console.figures import rate_limit_waits
-from worker.ops.crm_records import call_records, open_opportunities_of_accounts, record_url
+from worker.ops.crm_records import call_records, open_opportunities_of_accounts
 from worker.pipeline.store import CallStatus
 
 log = logging.getLogger("callmatch.console")
@@ -199,33 +198,9 @@ def _call_context(request: Request, operations: Operations, tenant: str, call_id
     trace = list(decision.get("trace") or [])
     lost = views.runner_ups(trace, decision["opportunity_id"])
     candidates = list(decision.get("candidates") or [])
-    overrides = record.get("overrides") or {}
-    opportunity_ids = [
-        decision.get("opportunity_id"),
-        overrides.get("opportunity_id"),
-        *(r.opportunity_id for r in lost),
-        *(c["id"] for c in candidates if c.get("type") == "opportunity"),
-    ]
-    account_ids = [
-        decision.get("account_id"),
-        overrides.get("account_id"),
-        *(c["id"] for c in candidates if c.get("type") == "account"),
-    ]
-    contact_ids = [*(decision.get("contact_ids") or []), *(overrides.get("contact_ids") or [])]
-    pipe = operations.pipeline()
-    records = _run(
-        lambda: call_records(
-            pipe,
-            tenant,
-            contact_ids=[c for c in contact_ids if c],
-            lead_ids=list(decision.get("lead_ids") or []),
-            account_ids=[a for a in account_ids if a],
-            opportunity_ids=[o for o in opportunity_ids if o],
-        )
-    )
-    config = pipe.tenant(tenant)
+    crm = _run(lambda: operations.records(tenant, call_id, record))
+    config = operations.pipeline().tenant(tenant)
     written = record.get("written") or None
-    activity_url = record_url(config, str(written.get("kind", "")), str(written["id"])) if written else None
     event = record.get("event") or {}
     return {
         "record": record,
@@ -237,12 +212,12 @@ def _call_context(request: Request, operations: Operations, tenant: str, call_id
         "steps": views.timeline(trace),
         "lost": lost,
         "candidates": candidates,
-        "records": records,
+        "records": crm.records,
         "crm_kind": config.crm.kind,
         "attempts": views.attempts(record.get("attempts") or {}),
         "changes": views.changes(record.get("changes") or []),
         "written": written,
-        "activity_url": activity_url,
+        "activity_url": crm.activity_url,
         "locked": list(record.get("locked") or []),
         "error": None,
         "error_field": None,
@@ -578,12 +553,9 @@ def _health_context(request: Request, tenant: str) -> dict[str, Any]:
 
 
 def _run_doctor(request: Request, tenant: str) -> None:
-    """Doctor through the API's own operation; its report kept as the tenant's last (Health shows it)."""
+    """Doctor through the API's own operation, which keeps its report as the tenant's last (Health shows it)."""
     operations = _operations(request)
-    report, _status = _run(lambda: operations.doctor(tenant))
-    client = operations.redis_client
-    if client is not None:
-        _run(lambda: doctor_log.keep(client, report, dt.datetime.now(dt.UTC)))
+    _run(lambda: operations.doctor(tenant))  # which keeps the report
 
 
 # --- mounting -----------------------------------------------------------------------------------
