@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from worker.config.tokens import Role
+from worker.core.model import Case
 from worker.ops import actions as ops
 from worker.ops import doctor_log, readiness
 from worker.ops.auth import (
@@ -37,12 +38,20 @@ from worker.ops.auth import (
     check,
     principal,
 )
-from worker.ops.crm_records import CallRecords, CrmRecord, call_records, record_url
+from worker.ops.crm_records import (
+    CallRecords,
+    CrmRecord,
+    call_records,
+    open_opportunities_of_accounts,
+    record_url,
+)
 from worker.pipeline.crm_factory import CrmFactory
 from worker.pipeline.service import Pipeline, UnknownTenantError
 from worker.pipeline.store import RecordNotFoundError
 
 PREFIX = "/api/v1"
+# calls shown per group of the review queue's details (the console's review page)
+REVIEW_SIZE = 25
 T = TypeVar("T")
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -154,20 +163,51 @@ class CallCrm:
     activity_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        def one(record: CrmRecord) -> dict[str, Any]:
-            return {**asdict(record), "label": record.label}
-
         return {
             "tenant": self.tenant,
             "call_id": self.call_id,
             "error": self.records.error,
-            "records": [one(r) for _key, r in sorted(self.records.records.items())],
+            "records": [_record_json(r) for _key, r in sorted(self.records.records.items())],
             "choices": {
                 "opportunities": [r.id for r in self.records.opportunities],
                 "accounts": [r.id for r in self.records.accounts],
                 "contacts": [r.id for r in self.records.contacts],
             },
             "activity_url": self.activity_url,
+        }
+
+
+def _record_json(record: CrmRecord) -> dict[str, Any]:
+    return {**asdict(record), "label": record.label}
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    """The review queue as a person works it: ambiguous calls, calls without an opportunity, calls matching nothing.
+
+    `candidates` names the ambiguous calls' candidates; `choices` holds the open opportunities of
+    each account of the calls without one (their one-click links).
+    """
+
+    tenant: str
+    ambiguous: list[dict[str, Any]]
+    candidates: CallRecords
+    without: list[dict[str, Any]]
+    choices: dict[str, list[CrmRecord]]
+    unmatched: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "ambiguous": self.ambiguous,
+            "error": self.candidates.error,
+            "candidates": [_record_json(r) for _key, r in sorted(self.candidates.records.items())],
+            "without": self.without,
+            "choices": {
+                account: [_record_json(r) for r in records]
+                for account, records in sorted(self.choices.items())
+            },
+            "unmatched": self.unmatched,
         }
 
 
@@ -393,6 +433,38 @@ class Operations:
     def review(self, tenant: str) -> list[dict[str, Any]]:
         return self.run(lambda: [item.to_json() for item in ops.review_list(self._pipe(tenant), tenant)])
 
+    def review_queue(self, tenant: str, size: int = REVIEW_SIZE) -> ReviewQueue:
+        """`review` with the calls decided without an opportunity or matching nothing, and the CRM's names.
+
+        Each group keeps its newest `size` calls (of the newest `size * 4` without an opportunity).
+        A CRM that cannot be read gives the ids (`candidates.error`) and no choices, never a failure.
+        """
+        ambiguous = self.review(tenant)
+        no_opportunity = self.calls(tenant, CallFilters(has_opportunity=False, limit=size * 4))["items"]
+        waiting = {item["call_id"] for item in ambiguous}
+        decided = [c for c in no_opportunity if c.get("case")]
+        unmatched = [c for c in decided if c["case"] == Case.NONE.value][:size]
+        without = [
+            c
+            for c in decided
+            if c["case"] not in (Case.NONE.value, Case.AMBIGUOUS.value) and c["call_id"] not in waiting
+        ][:size]
+        offered = [c for item in ambiguous for c in item["candidates"]]
+
+        def run() -> ReviewQueue:
+            pipe = self._pipe(tenant)
+            accounts = [str(c["account_id"]) for c in without if c.get("account_id")]
+            choices = open_opportunities_of_accounts(pipe, tenant, accounts)
+            candidates = call_records(
+                pipe,
+                tenant,
+                opportunity_ids=[str(c["id"]) for c in offered if c.get("type") == "opportunity"],
+                account_ids=[str(c["id"]) for c in offered if c.get("type") == "account"],
+            )
+            return ReviewQueue(tenant, ambiguous, candidates, without, choices, unmatched)
+
+        return self.run(run)
+
     def choose(self, who: Principal, tenant: str, call_id: str, body: ChooseBody) -> Enqueued:
         if (body.opportunity_id is None) == (body.account_id is None):
             raise ApiError(400, "give one of opportunity_id or account_id", "opportunity_id")
@@ -598,6 +670,17 @@ def api_router(operations: Operations) -> APIRouter:
     )
     def review(tenant: str, _: Reader) -> Any:
         return operations.review(tenant)
+
+    @tenant_routes.get(
+        "/review/details",
+        summary="The review queue as the console shows it, with the CRM's names and one-click choices",
+        description="`ambiguous` (as GET /review) with its `candidates` named from the tenant's CRM "
+        "(read now), the newest decided calls `without` an opportunity with the open opportunities "
+        "of their accounts (`choices`, by account id), and calls that matched nothing (`unmatched`). "
+        "A CRM that cannot be read gives the ids, `found: false`, and the reason in `error`.",
+    )
+    def review_details(tenant: str, _: Reader) -> Any:
+        return operations.review_queue(tenant).to_json()
 
     @tenant_routes.post(
         "/review/{call_id:path}/choose",

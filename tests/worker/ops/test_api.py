@@ -64,6 +64,13 @@ def _reviewed(world: World, body: Any, by: str) -> None:
     assert [(item["tenant"], item["call_id"]) for item in body] == [("a", CALL)]
 
 
+def _review_details(world: World, body: Any, by: str) -> None:
+    assert body["tenant"] == "a" and [item["call_id"] for item in body["ambiguous"]] == [CALL]
+    named = {(r["type"], r["id"]): r for r in body["candidates"]}
+    assert "open" in named["opportunity", "O1"]["detail"] and named["opportunity", "O1"]["found"] is True
+    assert body["error"] is None and body["without"] == [] and body["unmatched"] == []
+
+
 def _chosen(world: World, body: Any, by: str) -> None:
     record = world.pipeline.store.require("a", CALL)
     assert record.overrides.get("opportunity_id") == "O1" and record.changes[-1]["how"] == "review"
@@ -119,6 +126,7 @@ ROUTES = [
     Route("POST", f"{API}/calls/{CALL}/refresh", True, 202, _refreshed),
     Route("POST", f"{API}/calls/{CALL}/override", True, 202, _overridden, json={"account_id": "A1"}),
     Route("GET", f"{API}/review", False, 200, _reviewed),
+    Route("GET", f"{API}/review/details", False, 200, _review_details),
     Route("POST", f"{API}/review/{CALL}/choose", True, 202, _chosen, json={"opportunity_id": "O1"}),
     Route("GET", f"{API}/preferences", False, 200, _preferences),
     Route("DELETE", f"{API}/preferences", True, 200, _forgotten, params={"all": "true"}),

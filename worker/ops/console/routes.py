@@ -29,7 +29,15 @@ from worker.config.tokens import Role
 from worker.core.model import Case
 from worker.core.normalize import mask_email, mask_phone
 from worker.ops import doctor_log
-from worker.ops.api import CallFilters, ChooseBody, Operations, OverrideBody, ReplayBody, UnlockBody
+from worker.ops.api import (
+    REVIEW_SIZE,
+    CallFilters,
+    ChooseBody,
+    Operations,
+    OverrideBody,
+    ReplayBody,
+    UnlockBody,
+)
 from worker.ops.auth import (
     BEARER,
     CSRF_FIELD,
@@ -44,7 +52,6 @@ from worker.ops.auth import (
 )
 from worker.ops.console import views
 from worker.ops.console.figures import rate_limit_waits
-from worker.ops.crm_records import call_records, open_opportunities_of_accounts
 from worker.pipeline.store import CallStatus
 
 log = logging.getLogger("callmatch.console")
@@ -53,7 +60,6 @@ B = TypeVar("B", bound=BaseModel)
 HERE = Path(__file__).resolve().parent
 PREFIX = "/console"
 PAGE_SIZE = 50
-REVIEW_SIZE = 25
 STYLESHEET = (HERE / "static" / "console.css").read_bytes()
 # No script of any kind, styles from this site only, forms post here only, never framed.
 SECURITY_HEADERS = {
@@ -503,35 +509,14 @@ def _calls_page(request: Request, who: Principal, tenant: str) -> HTMLResponse:
 
 
 def _review_context(request: Request, tenant: str) -> dict[str, Any]:
-    """The queue: ambiguous calls with their candidates, calls without an opportunity, calls matching nothing."""
-    operations = _operations(request)
-    pipe = operations.pipeline()
-    ambiguous = _run(lambda: operations.review(tenant))
-    no_opportunity = _run(
-        lambda: operations.calls(tenant, CallFilters(has_opportunity=False, limit=REVIEW_SIZE * 4))["items"]
-    )
-    waiting = {item["call_id"] for item in ambiguous}
-    decided = [c for c in no_opportunity if c.get("case")]
-    unmatched = [c for c in decided if c["case"] == Case.NONE.value]
-    without = [
-        c
-        for c in decided
-        if c["case"] not in (Case.NONE.value, Case.AMBIGUOUS.value) and c["call_id"] not in waiting
-    ][:REVIEW_SIZE]
-    accounts = [str(c["account_id"]) for c in without if c.get("account_id")]
-    choices = _run(lambda: open_opportunities_of_accounts(pipe, tenant, accounts))
-    candidates = call_records(
-        pipe,
-        tenant,
-        opportunity_ids=[c["id"] for i in ambiguous for c in i["candidates"] if c["type"] == "opportunity"],
-        account_ids=[c["id"] for i in ambiguous for c in i["candidates"] if c["type"] == "account"],
-    )
+    """The queue through the API's own operation (GET .../review/details): the same groups and CRM names."""
+    queue = _run(lambda: _operations(request).review_queue(tenant, REVIEW_SIZE))
     return {
-        "ambiguous": ambiguous,
-        "candidates": candidates,
-        "without": without,
-        "choices": choices,
-        "unmatched": unmatched[:REVIEW_SIZE],
+        "ambiguous": queue.ambiguous,
+        "candidates": queue.candidates,
+        "without": queue.without,
+        "choices": queue.choices,
+        "unmatched": queue.unmatched,
     }
 
 
