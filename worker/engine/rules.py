@@ -158,12 +158,10 @@ class Engine:
         self.selector = Selector(policy, self.clock, self.user_id)
         self.trace = Trace()
         self.previous = previous
-        removed = previous.removed if previous is not None else ()
-        self.removed_contacts = frozenset(r.id for r in removed if r.type == "contact") if removed else _NONE
-        self.removed_opportunities = (
-            frozenset(r.id for r in removed if r.type == "opportunity") if removed else _NONE
-        )
-        self.removed_accounts = frozenset(r.id for r in removed if r.type == "account") if removed else _NONE
+        removed = previous if previous is not None and previous.removed else None
+        self.removed_contacts = removed.removed_ids("contact") if removed else _NONE
+        self.removed_opportunities = removed.removed_ids("opportunity") if removed else _NONE
+        self.removed_accounts = removed.removed_ids("account") if removed else _NONE
         self.excluded = (
             excluded_accounts(policy, crm, self.removed_accounts)
             if removed or policy.excluded_account_types
