@@ -198,11 +198,13 @@ class Engine:
         )
         if previous is not None:
             decision = self._refresh(decision, outcome, previous)
-        if decision.candidates:
-            decision = replace(decision, case=Case.AMBIGUOUS)
         if not self.trace.entries:
             self.trace.add("V1", "nothing matched: no contact, lead, account or opportunity")
-        return replace(decision, trace=self.trace.freeze())
+        return replace(
+            decision,
+            case=Case.AMBIGUOUS if decision.candidates else decision.case,
+            trace=self.trace.freeze(),
+        )
 
     def _candidates(
         self, opportunities: Sequence[Opportunity], accounts: Sequence[str]

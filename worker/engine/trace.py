@@ -8,6 +8,9 @@ from worker.core.model import TraceEntry
 class Trace:
     """An append-only list of entries, each citing the rule id that decided something."""
 
+    recording = True
+    """False for a trace that keeps nothing: callers on hot paths skip formatting its messages."""
+
     def __init__(self) -> None:
         self.entries: list[TraceEntry] = []
 
@@ -23,6 +26,8 @@ class Trace:
 
 class Silent(Trace):
     """A trace that keeps nothing: for reads planned ahead (`needed_keys`), whose trace nobody reads."""
+
+    recording = False
 
     def add(self, rule: str, message: str) -> None:
         return None

@@ -57,7 +57,7 @@ def needed_keys(
     opportunity_ids: set[str] = set()
 
     removed = previous.removed_ids("contact") if previous is not None else frozenset()
-    matching = match_participants(call, policy, crm, exclusions=Exclusions(removed_contacts=removed))
+    matching = match_participants(call, policy, crm, exclusions=Exclusions(removed_contacts=removed), keys=keys)
     contact_ids.update(matching.contact_ids)
     account_ids.update(matching.domain_account_ids)
     if policy.skip_converted_leads:
@@ -68,6 +68,7 @@ def needed_keys(
             replace(policy, skip_converted_leads=False),
             crm,
             exclusions=Exclusions(removed_contacts=removed),
+            keys=keys,
         )
         matched_leads = {lid for p in as_leads.participants for lid in p.lead_ids}
         contact_ids.update(
