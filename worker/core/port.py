@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from adapters.errors import CredentialsExpiredError, ExternalError, FatalError, RateLimitedError
 from worker.core.model import (
     Account,
     Activity,
@@ -57,7 +58,8 @@ class Lookup:
     contact_ids: frozenset[str] = frozenset()
     account_ids: frozenset[str] = frozenset()
     opportunity_ids: frozenset[str] = frozenset()
-    activities: ActivityQuery | None = None
+    activities: tuple[ActivityQuery, ...] = ()
+    """A1's queries: one per call (a batch of calls asks for several in one round), in call-id order."""
 
     def is_empty(self) -> bool:
         return not (
@@ -80,7 +82,7 @@ class Lookup:
             contact_ids=self.contact_ids - done.contact_ids,
             account_ids=self.account_ids - done.account_ids,
             opportunity_ids=self.opportunity_ids - done.opportunity_ids,
-            activities=None if self.activities == done.activities else self.activities,
+            activities=tuple(q for q in self.activities if q not in done.activities),
         )
 
     def union(self, other: Lookup) -> Lookup:
@@ -92,8 +94,14 @@ class Lookup:
             contact_ids=self.contact_ids | other.contact_ids,
             account_ids=self.account_ids | other.account_ids,
             opportunity_ids=self.opportunity_ids | other.opportunity_ids,
-            activities=other.activities or self.activities,
+            activities=_queries(self.activities, other.activities),
         )
+
+
+def _queries(first: tuple[ActivityQuery, ...], second: tuple[ActivityQuery, ...]) -> tuple[ActivityQuery, ...]:
+    """Both sets of A1 queries, one per call id (a later one for the same call replaces it), in call-id order."""
+    by_call = {q.call_id: q for q in (*first, *second)}
+    return tuple(by_call[c] for c in sorted(by_call))
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,26 @@ class CrmPort(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not write activities")
 
+    def upsert_activities(
+        self, writes: Sequence[tuple[Call, Decision]]
+    ) -> list[WrittenActivity | ExternalError]:
+        """W1 for a batch of calls, an outcome per call in the same order.
+
+        A call's own failure (a refused record) is its outcome, so the others still
+        land; an error that stops every write (credentials, the rate limit, the org
+        down) is raised. Adapters that can write many records in one request (Salesforce
+        sObject Collections, HubSpot batch create/update) override this one-by-one default.
+        """
+        out: list[WrittenActivity | ExternalError] = []
+        for call, decision in writes:
+            try:
+                out.append(self.upsert_activity(call, decision))
+            except (CredentialsExpiredError, RateLimitedError):
+                raise
+            except FatalError as exc:
+                out.append(exc)
+        return out
+
     def lookup(self, keys: Lookup) -> CrmSlice:
         """One round of reads. Adapters that can batch across objects override this."""
         self.stats.rounds += 1
@@ -201,7 +229,7 @@ class CrmPort(ABC):
             opportunities += self.opportunities_of_accounts(sort(keys.account_ids))
         if keys.opportunity_ids:
             opportunities += self.opportunities_by_ids(sort(keys.opportunity_ids))
-        activities = self.activities_for_call(keys.activities) if keys.activities else []
+        activities = [a for query in keys.activities for a in self.activities_for_call(query)]
         return CrmSlice(
             users=tuple(users),
             accounts=tuple(accounts),

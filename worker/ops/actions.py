@@ -22,7 +22,7 @@ from worker.core.model import REMOVABLE_TYPES, Case, Decision
 from worker.core.port import CrmPort
 from worker.ingest.events import CallEvent, EventError
 from worker.pipeline.association import associate
-from worker.pipeline.celery_app import QUEUE, app, sent_now
+from worker.pipeline.celery_app import QUEUE, app, queue_keys, sent_now
 from worker.pipeline.heartbeat import processes
 from worker.pipeline.preferences import StoredPreference
 from worker.pipeline.service import Pipeline
@@ -722,7 +722,7 @@ def status(pipeline: Pipeline, client: redis.Redis, tenant: str | None = None) -
     if tenant is not None:
         pipeline.tenant(tenant)
         names = [tenant]
-    queued = {QUEUE: int(client.llen(QUEUE))}
+    queued = {QUEUE: sum(int(client.llen(key)) for key in queue_keys(QUEUE))}
     in_flight = int(client.hlen("unacked"))
     budgets = [
         {"key": b.key, "used": b.used, "limit": b.limit, "remaining": b.remaining}

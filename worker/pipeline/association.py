@@ -104,15 +104,17 @@ def needed_keys(
         account_ids=frozenset(account_ids),
         opportunity_ids=frozenset(opportunity_ids),
         activities=(
-            ActivityQuery(
-                call_id=call.id,
-                kind=call.kind,
-                started_at=call.started_at,
-                window_minutes=policy.activity_match_minutes,
-                emails=frozenset(email for email, _ in keys if email),
+            (
+                ActivityQuery(
+                    call_id=call.id,
+                    kind=call.kind,
+                    started_at=call.started_at,
+                    window_minutes=policy.activity_match_minutes,
+                    emails=frozenset(email for email, _ in keys if email),
+                ),
             )
             if policy.use_existing_activity
-            else None
+            else ()
         ),
     )
 

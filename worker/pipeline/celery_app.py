@@ -16,6 +16,18 @@ from worker.config.settings import settings
 PROCESS_CALL_TASK = "callmatch.process_call"
 QUEUE = "callmatch"
 
+# Message priorities (kombu's Redis transport: 0 is served first; it keeps one list per step).
+# Live calls go first; a re-association's backfill waits behind every live call of every tenant.
+LIVE_PRIORITY = 0
+BACKFILL_PRIORITY = 9
+PRIORITY_STEPS = (LIVE_PRIORITY, 3, 6, BACKFILL_PRIORITY)
+PRIORITY_SEPARATOR = "\x06\x16"  # kombu's default, written out: the gauges and the sweep read the lists
+
+
+def queue_keys(queue: str = QUEUE) -> list[str]:
+    """The Redis lists holding `queue`'s waiting messages, most urgent first (kombu's naming)."""
+    return [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
+
 # Read once per process, at import (worker.config.settings refuses limits that would run a stage twice).
 _SETTINGS = settings()
 # The longest countdown a task may ask for on retry (a CRM's daily limit resets
@@ -68,7 +80,11 @@ def celery_config(url: str) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_soft_time_limit": SOFT_TIME_LIMIT_SECONDS,
         "task_time_limit": HARD_TIME_LIMIT_SECONDS,
+        "task_default_priority": LIVE_PRIORITY,
         "broker_transport_options": {
+            "priority_steps": list(PRIORITY_STEPS),
+            "sep": PRIORITY_SEPARATOR,
+            "queue_order_strategy": "priority",
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
             "unacked_restore_interval": UNACKED_RESTORE_INTERVAL_SECONDS,
             "unacked_restore_throttle": 1,

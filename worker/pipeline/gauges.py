@@ -33,7 +33,7 @@ from worker.core.observability import (
     WRITES,
 )
 from worker.ingest.metrics import WEBHOOKS
-from worker.pipeline.celery_app import QUEUE
+from worker.pipeline.celery_app import QUEUE, queue_keys
 from worker.pipeline.store import (
     PREFIX,
     RECORD_TTL_SECONDS,
@@ -80,7 +80,8 @@ class RedisGauges(Collector):
         oldest = time.time() - RECORD_TTL_SECONDS
         with self.redis.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
-                pipe.llen(queue)
+                for key in queue_keys(queue):
+                    pipe.llen(key)
             pipe.hlen(UNACKED)
             pipe.zrange(f"{PREFIX}:dead", 0, -1)
             for name in names:
@@ -88,14 +89,16 @@ class RedisGauges(Collector):
                     pipe.zcount(status_key(name, status), oldest, "+inf")
             answers: list[Any] = pipe.execute()
         depth = GaugeMetricFamily("callmatch_queue_depth", "Tasks waiting in the queue", labels=["queue"])
-        for queue, n in zip(QUEUES, answers, strict=False):
-            depth.add_metric([queue], int(n))
+        steps = len(queue_keys())
+        for index, queue in enumerate(QUEUES):  # every priority's list (live and backfill) counts
+            depth.add_metric([queue], sum(int(n) for n in answers[index * steps : (index + 1) * steps]))
+        answers = answers[len(QUEUES) * steps :]
         in_flight = GaugeMetricFamily(
             "callmatch_tasks_in_flight", "Tasks held by workers and not yet acknowledged"
         )
-        in_flight.add_metric([], int(answers[len(QUEUES)]))
+        in_flight.add_metric([], int(answers[0]))
         dead = dict.fromkeys(names, 0)
-        for member in answers[len(QUEUES) + 1]:
+        for member in answers[1]:
             tenant = unmember(member)[0]
             dead[tenant] = dead.get(tenant, 0) + 1
         letters = GaugeMetricFamily(
@@ -104,7 +107,7 @@ class RedisGauges(Collector):
         for tenant, n in sorted(dead.items()):
             letters.add_metric([tenant], n)
         calls = GaugeMetricFamily("callmatch_calls", "Calls kept, by status", labels=["tenant", "status"])
-        counts = answers[len(QUEUES) + 2 :]
+        counts = answers[2:]
         for i, name in enumerate(names):
             for j, status in enumerate(CallStatus):
                 calls.add_metric([name, status.value], int(counts[i * len(CallStatus) + j]))

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from worker.pipeline.celery_app import QUEUE, SENT_AT_HEADER, sent_now
+from worker.pipeline.celery_app import QUEUE, SENT_AT_HEADER, queue_keys, sent_now
 from worker.pipeline.store import CallStore, Stage
 
 log = logging.getLogger("callmatch.sweep")
@@ -37,14 +37,20 @@ CLOCK_SKEW_SECONDS = 5.0
 
 
 def oldest_waiting(client: redis.Redis, queue: str = QUEUE) -> float | None:
-    """When the oldest message still in the queue was sent; +inf when none waits; None if unknown."""
-    raw = client.lindex(queue, -1)  # kombu pushes on the left and pops on the right
-    if raw is None:
-        return math.inf
-    try:
-        return float(json.loads(raw)["headers"][SENT_AT_HEADER])
-    except (ValueError, KeyError, TypeError):
-        return None
+    """When the oldest message still in the queue was sent (any priority); +inf when none waits; None if unknown."""
+    with client.pipeline(transaction=False) as pipe:
+        for key in queue_keys(queue):
+            pipe.lindex(key, -1)  # kombu pushes on the left and pops on the right
+        heads = pipe.execute()
+    oldest = math.inf
+    for raw in heads:
+        if raw is None:
+            continue
+        try:
+            oldest = min(oldest, float(json.loads(raw)["headers"][SENT_AT_HEADER]))
+        except (ValueError, KeyError, TypeError):
+            return None
+    return oldest
 
 
 def sweep_once(store: CallStore, send: Sender, limit: int = 1000, queue: str = QUEUE) -> int:

@@ -733,7 +733,7 @@ class HubSpotCrm(CrmPort):
                 )
             )
         opportunities = self._deals_by_id(sorted(deal_ids)) if deal_ids else []
-        activities = self._activities_for_call(keys.activities) if keys.activities else []
+        activities = [a for query in keys.activities for a in self._activities_for_call(query)]
         return CrmSlice(
             users=tuple(users),
             accounts=tuple(accounts),

@@ -538,10 +538,10 @@ class SalesforceCrm(CrmPort):
         opportunity_query = self._opportunity_query(unread_accounts, unread_opportunities)
         if opportunity_query:
             queries["opportunities"] = opportunity_query
-        if keys.activities is not None:
+        for index, query in enumerate(keys.activities):
             for name, soql in (
-                ("tasks", self._task_query(keys.activities)),
-                ("events", self._event_query(keys.activities)),
+                (f"tasks{index}", self._task_query(query)),
+                (f"events{index}", self._event_query(query)),
             ):
                 if soql:
                     queries[name] = soql
@@ -590,10 +590,12 @@ class SalesforceCrm(CrmPort):
         opportunities: list[Opportunity] = []
         if contact_ids or account_ids or keys.opportunity_ids:
             opportunities = [self._opportunity(o) for o in sorted(self._opportunities)]
-        activities = [mapping.to_task(r, self.settings) for r in results.get("tasks", [])]
-        activities += [mapping.to_event(r, self.settings) for r in results.get("events", [])]
-        if keys.activities is not None:
-            self._note_ours(keys.activities.call_id, results.get("tasks", []), results.get("events", []))
+        activities: list[Activity] = []
+        for index, query in enumerate(keys.activities):
+            tasks, events = results.get(f"tasks{index}", []), results.get(f"events{index}", [])
+            activities += [mapping.to_task(r, self.settings) for r in tasks]
+            activities += [mapping.to_event(r, self.settings) for r in events]
+            self._note_ours(query.call_id, tasks, events)
         return CrmSlice(
             users=tuple(_unique(users)),
             accounts=tuple(_unique(accounts)),

@@ -97,11 +97,13 @@ def everything(scenario: Scenario) -> Lookup:
         contact_ids=frozenset(c.id for c in scenario.crm.contacts),
         account_ids=frozenset(a.id for a in scenario.crm.accounts),
         opportunity_ids=frozenset(o.id for o in scenario.crm.opportunities),
-        activities=ActivityQuery(
-            call_id=call.id,
-            kind=call.kind,
-            started_at=call.started_at,
-            window_minutes=scenario.policy.activity_match_minutes,
+        activities=(
+            ActivityQuery(
+                call_id=call.id,
+                kind=call.kind,
+                started_at=call.started_at,
+                window_minutes=scenario.policy.activity_match_minutes,
+            ),
         ),
     )
 

@@ -55,7 +55,7 @@ EVERYTHING = Lookup(
     contact_ids=frozenset({"C1"}),
     account_ids=frozenset({"A1"}),
     opportunity_ids=frozenset({"O1"}),
-    activities=ActivityQuery(call_id="zoom:1", kind=CallKind.MEETING, started_at=T, window_minutes=15),
+    activities=(ActivityQuery(call_id="zoom:1", kind=CallKind.MEETING, started_at=T, window_minutes=15),),
 )
 
 
@@ -130,7 +130,7 @@ def test_records_read_in_one_round_are_not_read_again(salesforce) -> None:
 def test_the_contacts_accounts_and_opportunities_ride_in_the_first_rounds_free_slot(salesforce) -> None:
     env = salesforce(CRM)
     port = env.port("FR")
-    activities = ActivityQuery(call_id="aircall:1", kind=CallKind.CALL, started_at=T, window_minutes=15)
+    activities = (ActivityQuery(call_id="aircall:1", kind=CallKind.CALL, started_at=T, window_minutes=15),)
     port.lookup(Lookup(emails=frozenset({"jane@acme.example"}), activities=activities))
     second = port.lookup(Lookup(contact_ids=frozenset({"C1"}), account_ids=frozenset({"A1"})))
     assert (_ids(second.accounts), _ids(second.opportunities)) == (["A1"], ["O1"])
@@ -142,7 +142,7 @@ def test_the_contacts_accounts_and_opportunities_ride_in_the_first_rounds_free_s
 def test_a_round_without_free_slots_reads_the_next_round_later(salesforce) -> None:
     env = salesforce(CRM)
     port = env.port("FR")
-    activities = ActivityQuery(call_id="aircall:1", kind=CallKind.CALL, started_at=T, window_minutes=15)
+    activities = (ActivityQuery(call_id="aircall:1", kind=CallKind.CALL, started_at=T, window_minutes=15),)
     users = frozenset({"rep@ourco.example"})
     port.lookup(Lookup(user_emails=users, emails=frozenset({"jane@acme.example"}), activities=activities))
     assert env.emulator.stats.by_path == {"composite": 1}
