@@ -38,7 +38,8 @@ RATE_WINDOW_SECONDS = 3600
 
 # The receiver's acceptance, atomically: the de-duplication mark and, on first sight, the record
 # with its event in the index and the progress set. 0 = seen before, 1 = new call, 2 = new event
-# of a call already kept (nothing more to do: that record carries on).
+# of a call already kept (nothing more to do: that record carries on). Given a sixth key, a new call's
+# queue message (KEYS[6] the list, ARGV[9] the payload) is pushed too: one round trip for all of it.
 _ACCEPT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], 'done', 'EX', ARGV[1])
@@ -46,6 +47,7 @@ if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
   redis.call('ZADD', KEYS[5], ARGV[8], ARGV[7])
+  if KEYS[6] then redis.call('LPUSH', KEYS[6], ARGV[9]) end
   return 1
 end
 return 2
@@ -275,9 +277,18 @@ class CallStore:
         return record
 
     def accept(
-        self, seen_key: str, seen_ttl_seconds: int, tenant: str, call_id: str, event: dict[str, Any]
+        self,
+        seen_key: str,
+        seen_ttl_seconds: int,
+        tenant: str,
+        call_id: str,
+        event: dict[str, Any],
+        push: tuple[str, str | bytes] | None = None,
     ) -> Accepted:
-        """The receiver's one write: de-duplication mark and record together, or neither."""
+        """The receiver's one write: de-duplication mark and record together, or neither.
+
+        `push` = (list, message): LPUSHed in the same script when the call is new (the queue message).
+        """
         now = self.now()
         record = CallRecord.new(tenant, call_id, event, _now_iso(now))
         wall = time.time()
@@ -288,6 +299,7 @@ class CallStore:
                 self.index_key,
                 self.progress_key,
                 status_key(tenant, CallStatus.RECEIVED),
+                *([push[0]] if push else []),
             ],
             args=[
                 seen_ttl_seconds,
@@ -298,6 +310,7 @@ class CallStore:
                 _member(tenant, call_id),
                 call_id,
                 wall,
+                *([push[1]] if push else []),
             ],
         )
         return {0: Accepted.DUPLICATE, 1: Accepted.NEW}.get(int(result), Accepted.KNOWN_CALL)
