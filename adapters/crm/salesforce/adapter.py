@@ -42,7 +42,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote as url_quote
 
@@ -54,14 +54,15 @@ from adapters.crm.salesforce.capabilities import (
     OrgCapabilities,
     local_capabilities,
 )
-from adapters.crm.salesforce.client import MAX_QUERY_SUBREQUESTS as MAX_QUERIES_PER_CALL
 from adapters.crm.salesforce.client import (
+    MAX_COLLECTION_RECORDS,
     MAX_SUBREQUESTS,
     SERVICE,
     SalesforceClient,
     SubResponse,
     classify_response,
 )
+from adapters.crm.salesforce.client import MAX_QUERY_SUBREQUESTS as MAX_QUERIES_PER_CALL
 from adapters.crm.salesforce.mapping import (
     ACCOUNT_TYPE_FIELD,
     CONTACT_PHONE_FIELDS,
@@ -80,7 +81,13 @@ from adapters.crm.salesforce.soql import (
     quote,
     sosl_escape,
 )
-from adapters.errors import ExternalError, FatalError, RetryableError
+from adapters.errors import (
+    CredentialsExpiredError,
+    ExternalError,
+    FatalError,
+    RateLimitedError,
+    RetryableError,
+)
 from worker.core.model import (
     Account,
     Activity,
@@ -1004,6 +1011,274 @@ class SalesforceCrm(CrmPort):
         return WrittenActivity(
             id=str(head.body["id"]), kind=sobject.lower(), created=bool(head.body.get("created"))
         )
+
+    # --- write-back for a batch (sObject Collections) ----------------------------------------------
+
+    @_refreshing
+    def upsert_activities(
+        self, writes: Sequence[tuple[Call, Decision]]
+    ) -> list[WrittenActivity | ExternalError]:
+        """W1 for a batch: every Task and Event upserted by sObject Collections in one composite call.
+
+        A record's refusal is its call's outcome and the others land (allOrNone false);
+        refused credentials or the rate limit stop the batch (raised). With Shared
+        Activities the relations of every activity are created and listed in one more
+        composite call, and stale ones deleted in one more. A call id twice in the batch
+        is written alone after the batch (a collection refuses a repeated external id).
+        """
+        before = self.client.api_calls
+        try:
+            return self._upsert_batch(writes)
+        finally:
+            self.stats.count("upsert_activities", self.client.api_calls - before)
+
+    def _upsert_batch(self, writes: Sequence[tuple[Call, Decision]]) -> list[WrittenActivity | ExternalError]:
+        outcomes: dict[int, WrittenActivity | ExternalError] = {}
+        pending: list[_Pending] = []
+        repeated: list[int] = []
+        seen: set[str] = set()
+        for index, (call, decision) in enumerate(writes):
+            if call.id in seen:
+                repeated.append(index)
+                continue
+            seen.add(call.id)
+            sobject, body, others = self.activity_body(call, decision)
+            try:
+                self._require_write(sobject)
+            except FatalError as error:
+                outcomes[index] = error
+                continue
+            body = self._writable(sobject, body)
+            if not self._relations(sobject):
+                others = []
+            if (sobject, call.id) in self._ours:
+                body.pop("TaskSubtype", None)
+            pending.append(_Pending(index, call.id, sobject, body, others))
+        self._upsert_collections(pending)
+        retry = [
+            p
+            for p in pending
+            if p.error is not None
+            and "TaskSubtype" in p.body
+            and p.error.code == "INVALID_FIELD_FOR_INSERT_UPDATE"
+        ]
+        for item in retry:
+            item.body.pop("TaskSubtype")
+            item.error = None
+        self._upsert_collections(retry)
+        written = [p for p in pending if p.error is None]
+        self._write_relations([p for p in written if self._relations(p.sobject)])
+        for item in pending:
+            if item.error is not None:
+                outcomes[item.index] = item.error
+                continue
+            self._ours.add((item.sobject, item.call_id))
+            outcomes[item.index] = WrittenActivity(
+                id=item.id, kind=item.sobject.lower(), created=item.created
+            )
+        for index in repeated:
+            call, decision = writes[index]
+            try:
+                outcomes[index] = self.upsert_activity(call, decision)
+            except (CredentialsExpiredError, RateLimitedError):
+                raise
+            except ExternalError as error:
+                outcomes[index] = error
+        return [outcomes[i] for i in range(len(writes))]
+
+    def _upsert_collections(self, items: Sequence[_Pending]) -> None:
+        """Upsert `items` (each object's collection, 200 records each) in composite calls; set id or error."""
+        if not items:
+            return
+        external_id = self.settings.external_id_field
+        groups: list[tuple[str, list[_Pending]]] = []
+        for sobject in ("Task", "Event"):
+            mine = [p for p in items if p.sobject == sobject]
+            for start in range(0, len(mine), MAX_COLLECTION_RECORDS):
+                groups.append((sobject, mine[start : start + MAX_COLLECTION_RECORDS]))
+        subrequests = [
+            {
+                "method": "PATCH",
+                "url": self.client.data_path(f"composite/sobjects/{sobject}/{external_id}"),
+                "referenceId": f"upsert{number}",
+                "body": {
+                    "allOrNone": False,
+                    "records": [
+                        {"attributes": {"type": sobject}, **p.body, external_id: p.call_id} for p in group
+                    ],
+                },
+            }
+            for number, (sobject, group) in enumerate(groups)
+        ]
+        for (sobject, group), sub in zip(groups, self.client.composite(subrequests), strict=True):
+            if sub.status >= 300 or not isinstance(sub.body, list) or len(sub.body) != len(group):
+                error = self._head_error(sobject, sub)
+                if (
+                    isinstance(error, (CredentialsExpiredError, RateLimitedError))
+                    or error.code in SCHEMA_ERRORS
+                ):
+                    raise error  # a schema refusal: described again and sent once more (_refreshing)
+                for item in group:
+                    item.error = error
+                continue
+            for item, result in zip(group, sub.body, strict=True):
+                if result.get("success"):
+                    item.id, item.created = str(result["id"]), bool(result.get("created"))
+                else:
+                    item.error = self._record_error(sobject, f"upsert {sobject}", result.get("errors"))
+
+    def _record_error(self, sobject: str, what: str, errors: Any) -> ExternalError:
+        """A collection record's refusal (`statusCode` entries), classified as a single request's would be."""
+        entries = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+        code = str(entries[0].get("statusCode")) if entries else ""
+        if code == "DUPLICATE_EXTERNAL_ID":
+            external_id = self.settings.external_id_field
+            return FatalError(
+                SERVICE,
+                f"{what}: several {sobject} records share this call's {external_id}, so {sobject}.{external_id} "
+                f"is not Unique on this org. Fix: delete all but one of them, then {self._setup_fix()} to make "
+                "the field Unique",
+                status=300,
+                code="MULTIPLE_RECORDS",
+            )
+        error = classify_response(
+            400,
+            [
+                {"errorCode": e.get("statusCode"), "message": e.get("message"), "fields": e.get("fields")}
+                for e in entries
+            ],
+            what,
+        )
+        if isinstance(error, (CredentialsExpiredError, RateLimitedError)):
+            raise error
+        return error
+
+    def _write_relations(self, items: Sequence[_Pending]) -> None:
+        """Relations of many activities: created and listed in one composite call, stale ones deleted after."""
+        if not items:
+            return
+        subrequests: list[dict[str, Any]] = []
+        owners: list[list[_Pending]] = []
+        for sobject in ("Task", "Event"):
+            relation, parent = _RELATION_OF[sobject]
+            mine = [p for p in items if p.sobject == sobject]
+            rows: list[tuple[_Pending, dict[str, Any]]] = []
+            for item in mine:
+                for contact_id in item.others:
+                    fields: dict[str, Any] = {
+                        "attributes": {"type": relation},
+                        parent: item.id,
+                        "RelationId": contact_id,
+                    }
+                    if relation == "EventRelation":
+                        fields |= {"IsParent": True, "IsInvitee": False}
+                    rows.append((item, fields))
+            for start in range(0, len(rows), MAX_COLLECTION_RECORDS):
+                part = rows[start : start + MAX_COLLECTION_RECORDS]
+                subrequests.append(
+                    {
+                        "method": "POST",
+                        "url": self.client.data_path("composite/sobjects"),
+                        "referenceId": f"relations{len(subrequests)}",
+                        "body": {"allOrNone": False, "records": [fields for _, fields in part]},
+                    }
+                )
+                owners.append([owner for owner, _ in part])
+        listings: list[tuple[str, dict[str, Any]]] = []
+        for sobject in ("Task", "Event"):
+            relation, parent = _RELATION_OF[sobject]
+            ids = [p.id for p in items if p.sobject == sobject]
+            related = " AND IsParent = true" if relation == "EventRelation" else ""
+            for start in range(0, len(ids), _IDS_PER_LISTING):
+                soql = (
+                    f"SELECT Id, RelationId, {parent} FROM {relation} WHERE IsWhat = false{related} "
+                    f"AND {parent} IN {in_list(ids[start : start + _IDS_PER_LISTING])}"
+                )
+                listings.append(
+                    (
+                        relation,
+                        {
+                            "method": "GET",
+                            "url": self.client.query_url(soql),
+                            "referenceId": f"list{len(listings)}",
+                        },
+                    )
+                )
+        responses = self.client.composite([*subrequests, *(sub for _, sub in listings)])
+        created, listed = responses[: len(subrequests)], responses[len(subrequests) :]
+        for group, sub in zip(owners, created, strict=True):
+            if sub.status >= 300 or not isinstance(sub.body, list):
+                error = classify_response(sub.status, sub.body, "create relations")
+                if isinstance(error, (CredentialsExpiredError, RateLimitedError)):
+                    raise error
+                for item in group:
+                    item.error = item.error or error
+                continue
+            for item, result in zip(group, sub.body, strict=True):
+                errors = result.get("errors") or []
+                if not result.get("success") and not any(
+                    isinstance(e, dict) and e.get("statusCode") == "DUPLICATE_VALUE" for e in errors
+                ):
+                    item.error = item.error or self._record_error(
+                        item.sobject, f"create {_RELATION_OF[item.sobject][0]}", errors
+                    )
+        by_id = {p.id: p for p in items}
+        stale: list[tuple[str, _Pending]] = []
+        for (relation, _), sub in zip(listings, listed, strict=True):
+            parent = "TaskId" if relation == "TaskRelation" else "EventId"
+            if sub.status >= 300:
+                error = classify_response(sub.status, sub.body, f"list {relation}")
+                if isinstance(error, (CredentialsExpiredError, RateLimitedError)):
+                    raise error
+                for item in items:
+                    if _RELATION_OF[item.sobject][0] == relation:
+                        item.error = item.error or error
+                continue
+            for row in self.client.more(sub.body):
+                owner = by_id.get(str(row.get(parent)))
+                if owner is not None and row.get("RelationId") not in {
+                    owner.body.get("WhoId"),
+                    *owner.others,
+                }:
+                    stale.append((str(row["Id"]), owner))
+        for start in range(0, len(stale), MAX_COLLECTION_RECORDS):
+            doomed = stale[start : start + MAX_COLLECTION_RECORDS]
+            results = self.client.rest(
+                "delete relations",
+                "composite/sobjects",
+                method="DELETE",
+                params={"ids": ",".join(record_id for record_id, _ in doomed), "allOrNone": "false"},
+            )
+            for (_, holder), outcome in zip(
+                doomed, results if isinstance(results, list) else [], strict=False
+            ):
+                failures = outcome.get("errors") or []
+                if not outcome.get("success") and not any(
+                    isinstance(e, dict) and e.get("statusCode") in ("ENTITY_IS_DELETED", "NOT_FOUND")
+                    for e in failures
+                ):
+                    holder.error = holder.error or self._record_error(
+                        holder.sobject, "delete relation", failures
+                    )
+
+
+@dataclass
+class _Pending:
+    """One call's activity in a batch write: what is sent, then its id or its refusal."""
+
+    index: int
+    call_id: str
+    sobject: str
+    body: dict[str, Any]
+    others: list[str]
+    id: str = ""
+    created: bool = False
+    error: ExternalError | None = None
+
+
+_RELATION_OF = {"Task": ("TaskRelation", "TaskId"), "Event": ("EventRelation", "EventId")}
+# Activity ids per relation listing: 100 ids of 18 characters keep the query's URI far under 16,384 bytes.
+_IDS_PER_LISTING = 100
 
 
 def _code(body: Any) -> str | None:

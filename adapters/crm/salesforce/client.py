@@ -39,6 +39,7 @@ from adapters.sessions import LocalSessions, Session, SessionStore
 SERVICE = "salesforce"
 MAX_SUBREQUESTS = 25
 MAX_QUERY_SUBREQUESTS = 5
+MAX_COLLECTION_RECORDS = 200  # sObject Collections: up to 200 records per request
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -480,7 +481,10 @@ class SalesforceClient:
 
 
 def is_query(subrequest: dict[str, Any]) -> bool:
-    return re.search(r"/(query|queryAll)(/|\?|$)", str(subrequest.get("url", ""))) is not None
+    """A subrequest of the composite's limited kind: "up to 5 ... can be sObject Collections or query operations"."""
+    return (
+        re.search(r"/(query|queryAll|composite/sobjects)(/|\?|$)", str(subrequest.get("url", ""))) is not None
+    )
 
 
 def _chunks(subrequests: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -558,6 +558,8 @@ def dispatch(
         with emulator._lock:
             emulator.stats.searches.append(text)
         return 200, {"searchRecords": org.search(text)}
+    if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
+        return _collections(emulator, method, parts[2:], params, payload, version)
     if head == "composite" and method == "POST" and len(parts) == 1:
         if not top_level:
             raise OrgError(400, "INVALID_API_INPUT", "composite cannot be nested")
@@ -681,6 +683,139 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
                 _check_references(org, sobject, values)
                 record_id = org.insert(sobject.name, {**values, field_name: value}, api=True)
                 return 201, {"id": record_id, "success": True, "errors": [], "created": True}
+    raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+MAX_COLLECTION = 200  # sObject Collections: "The list can contain up to 200 objects."
+COLLECTION_UPSERT_VERSION = 46.0  # "This request is available in API version 46 and later."
+
+
+def _collection_error(error: OrgError) -> dict[str, Any]:
+    """A record's failure as sObject Collections reports it (`statusCode`, not `errorCode`)."""
+    return {
+        "id": None,
+        "success": False,
+        "errors": [{"statusCode": error.code, "message": error.message, "fields": error.fields}],
+    }
+
+
+def _collection_records(payload: Any) -> list[dict[str, Any]]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+        raise OrgError(400, "JSON_PARSER_ERROR", "records is required")
+    records = payload["records"]
+    if len(records) > MAX_COLLECTION:
+        raise OrgError(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {MAX_COLLECTION} records into this call",
+        )
+    if payload.get("allOrNone"):
+        # The adapter sends allOrNone false; a rollback of the org is not modelled.
+        raise OrgError(
+            400, "INVALID_API_INPUT", "the emulator models sObject Collections with allOrNone false only"
+        )
+    for record in records:
+        attributes = record.get("attributes") if isinstance(record, dict) else None
+        if not isinstance(attributes, dict) or not attributes.get("type"):
+            raise OrgError(400, "INVALID_TYPE", "Must send a concrete entity type.")
+    return [dict(r) for r in records]
+
+
+def _collections(
+    emulator: SalesforceEmulator,
+    method: str,
+    parts: list[str],
+    params: dict[str, list[str]],
+    payload: Any,
+    version: str,
+) -> tuple[int, Any]:
+    """sObject Collections: create (POST), delete (DELETE ?ids=) and upsert by external id (PATCH).
+
+    With allOrNone false every record is its own outcome; results come in the request's
+    order; a malformed request is a 400 for the whole call.
+    """
+    if method == "POST" and not parts:
+        out: list[dict[str, Any]] = []
+        for record in _collection_records(payload):
+            kind = str(record.pop("attributes")["type"])
+            try:
+                _, body = _sobjects(emulator, "POST", [kind], record)
+                out.append({"id": body["id"], "success": True, "errors": []})
+            except OrgError as error:
+                out.append(_collection_error(error))
+        return 200, out
+    if method == "DELETE" and not parts:
+        ids = [i for i in ",".join(params.get("ids") or []).split(",") if i]
+        if len(ids) > MAX_COLLECTION:
+            raise OrgError(400, "EXCEEDED_ID_LIMIT", f"cannot delete more than {MAX_COLLECTION} records")
+        if (params.get("allOrNone") or ["false"])[0].lower() == "true":
+            raise OrgError(
+                400, "INVALID_API_INPUT", "the emulator models sObject Collections with allOrNone false only"
+            )
+        out = []
+        for record_id in ids:
+            stored = emulator.org.object_of.get(record_id)
+            try:
+                if stored is None:
+                    raise OrgError(404, "ENTITY_IS_DELETED", "entity is deleted")
+                _sobjects(emulator, "DELETE", [stored, record_id], None)
+                out.append({"id": record_id, "success": True, "errors": []})
+            except OrgError as error:
+                out.append(_collection_error(error) | {"id": record_id})
+        return 200, out
+    if method == "PATCH" and len(parts) == 2:
+        if float(version) < COLLECTION_UPSERT_VERSION:
+            raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
+        kind, field_name = parts
+        out = []
+        records = _collection_records(payload)
+        values = [next((v for k, v in r.items() if k.lower() == field_name.lower()), None) for r in records]
+        for record, value in zip(records, values, strict=True):
+            if str(record.pop("attributes")["type"]) != kind:
+                out.append(
+                    _collection_error(OrgError(400, "INVALID_TYPE", f"records must be of type {kind}"))
+                )
+                continue
+            if value is None or value == "":
+                out.append(
+                    _collection_error(
+                        OrgError(400, "MISSING_ARGUMENT", f"{field_name} not specified", [field_name])
+                    )
+                )
+                continue
+            if values.count(value) > 1:
+                out.append(
+                    _collection_error(
+                        OrgError(
+                            400,
+                            "DUPLICATE_EXTERNAL_ID",
+                            f"Duplicate external id specified: {value}",
+                            [field_name],
+                        )
+                    )
+                )
+                continue
+            body_values = {k: v for k, v in record.items() if k.lower() != field_name.lower()}
+            try:
+                status, body = _sobjects(emulator, "PATCH", [kind, field_name, str(value)], body_values)
+            except OrgError as error:
+                out.append(_collection_error(error))
+                continue
+            if status == 300:
+                found = ", ".join(str(u).rsplit("/", 1)[-1] for u in body)
+                out.append(
+                    _collection_error(
+                        OrgError(
+                            400,
+                            "DUPLICATE_EXTERNAL_ID",
+                            f"{field_name}: more than one record found for external id field: [{found}]",
+                            [field_name],
+                        )
+                    )
+                )
+                continue
+            out.append({"id": body["id"], "success": True, "errors": [], "created": bool(body["created"])})
+        return 200, out
     raise OrgError(404, "NOT_FOUND", "The requested resource does not exist")
 
 
@@ -841,7 +976,12 @@ def _composite(emulator: SalesforceEmulator, payload: Any) -> dict[str, Any]:
     subrequests = payload["compositeRequest"]
     if len(subrequests) > MAX_COMPOSITE:
         raise OrgError(400, "LIMIT_EXCEEDED", f"Maximum number of subrequests is {MAX_COMPOSITE}")
-    queries = sum(1 for s in subrequests if re.search(r"/(query|queryAll)(/|\?|$)", str(s.get("url", ""))))
+    # "Up to 5 of these subrequests can be sObject Collections or query operations."
+    queries = sum(
+        1
+        for s in subrequests
+        if re.search(r"/(query|queryAll|composite/sobjects)(/|\?|$)", str(s.get("url", "")))
+    )
     if queries > MAX_COMPOSITE_QUERIES:
         raise OrgError(
             400, "LIMIT_EXCEEDED", f"Maximum number of query subrequests is {MAX_COMPOSITE_QUERIES}"
