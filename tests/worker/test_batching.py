@@ -8,22 +8,31 @@ read through the reference adapter (`ScenarioCrm`). Run as a module
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import random
 import sys
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.crm.scenario import ScenarioCrm
+from adapters.crm.scenario import RedisActivityLog, ScenarioCrm
+from adapters.errors import FatalError, RateLimitedError, RetryableError
+from tests.conftest import example_dir
 from tests.scenario_gen import generate_scenario
 from tests.worker.test_properties_v1_1 import generate_v1_1
-from worker.config.scenario import parse_scenario
-from worker.core.model import CrmSlice, Decision, Opportunity, Preference
-from worker.core.port import PortStats
+from worker.config.scenario import loads_scenario, parse_scenario
+from worker.config.tenants import CrmConfig, Tenant, Tenants
+from worker.core.model import Call, CrmSlice, Decision, Opportunity, Preference
+from worker.core.port import Lookup, PortStats, WrittenActivity
+from worker.ingest.events import CallEvent
 from worker.pipeline.association import PreferencesFor, associate
 from worker.pipeline.batching import BatchItem, associate_many
+from worker.pipeline.service import BusyError, NotReadyError, Pipeline
+from worker.pipeline.store import CallStatus, CallStore, Stage
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
@@ -171,3 +180,161 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# The service: decide_batch / write_batch over the scenario CRM and a real Redis.
+
+NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=dt.UTC)
+PEOPLE: list[list[dict[str, Any]]] = [
+    [{"email": "jane@acme.com", "name": "Jane"}],
+    [{"email": None, "phone": "06 12 34 56 78"}],
+    [{"email": "stranger@nowhere.example"}],
+    [{"email": "jane@acme.com"}, {"email": "bob@acme.com"}],
+    [],
+]
+
+
+class RefusingCrm(ScenarioCrm):
+    """The scenario CRM refusing one call's record (a validation rule), or every write (the rate limit)."""
+
+    refused: str | None = None
+    limited = False
+    reads_fail = False
+
+    def upsert_activity(self, call: Call, decision: Decision) -> WrittenActivity:
+        if self.limited:
+            raise RateLimitedError("scenario", "daily limit", retry_after=30.0)
+        if call.id == self.refused:
+            raise FatalError("scenario", "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+        return super().upsert_activity(call, decision)
+
+    def lookup(self, keys: Lookup) -> CrmSlice:
+        if self.reads_fail:
+            raise RetryableError("scenario", "503 Service Unavailable")
+        return super().lookup(keys)
+
+
+class Service:
+    """Two tenants on the same CRM and policy: `batch` is decided in batches, `alone` call by call."""
+
+    def __init__(self, redis_client: Any) -> None:
+        scenario = loads_scenario((example_dir() / "basic.json").read_text())
+        self.scenario = scenario
+        self.ports: list[RefusingCrm] = []
+        self.refused: str | None = None
+        self.limited = False
+        self.reads_fail = False
+        tenants = {
+            name: Tenant(name=name, crm=CrmConfig(kind="scenario"), policy=scenario.policy)
+            for name in ("batch", "alone")
+        }
+        self.pipe = Pipeline(Tenants(tenants), CallStore(redis_client, clock=lambda: NOW), self.crm_for)
+
+    def crm_for(self, tenant: Tenant) -> RefusingCrm:
+        port = RefusingCrm(
+            self.scenario.crm,
+            self.scenario.policy.default_region,
+            RedisActivityLog(self.pipe.store.redis, tenant.name),
+        )
+        port.refused, port.limited, port.reads_fail = self.refused, self.limited, self.reads_fail
+        self.ports.append(port)
+        return port
+
+    def accept(self, tenant: str, call_id: str, participants: list[dict[str, Any]]) -> None:
+        call = json.loads((example_dir() / "basic.json").read_text())["call"]
+        self.pipe.accept(
+            CallEvent.from_json(
+                {
+                    "tenant": tenant,
+                    "provider": "aircall",
+                    "call_id": call_id,
+                    "event_id": f"evt-{call_id}",
+                    "kind": "call",
+                    "received_at": "2026-03-10T09:53:00Z",
+                    "started_at": call["started_at"],
+                    "ended_at": call["ended_at"],
+                    "organizer": call["organizer"],
+                    "participants": participants,
+                    "complete": True,
+                }
+            )
+        )
+
+
+@pytest.fixture()
+def service(redis_client: Any) -> Service:
+    return Service(redis_client)
+
+
+CALL_IDS = [f"aircall:{n}" for n in range(len(PEOPLE))]
+
+
+def test_decide_batch_decides_and_keeps_like_decide_with_one_round_of_reads_for_all(service: Service) -> None:
+    for call_id, people in zip(CALL_IDS, PEOPLE, strict=True):
+        service.accept("batch", call_id, people)
+        service.accept("alone", call_id, people)
+    alone = {call_id: service.pipe.decide("alone", call_id) for call_id in CALL_IDS}
+    alone_requests = sum(p.stats.requests for p in service.ports)
+    service.ports.clear()
+    batched = service.pipe.decide_batch("batch", [*CALL_IDS, "aircall:missing"])
+    assert batched == {**alone, "aircall:missing": None}
+    assert len(service.ports) == 1 and service.ports[0].stats.requests < alone_requests
+    for call_id in CALL_IDS:
+        a, b = service.pipe.explain("alone", call_id), service.pipe.explain("batch", call_id)
+        assert (b.status, b.next_stage, b.decision) == (CallStatus.DECIDED, Stage.WRITE.value, a.decision)
+    assert service.pipe.decide_batch("batch", CALL_IDS) == dict.fromkeys(CALL_IDS), (
+        "a duplicate: nothing owed"
+    )
+    assert len(service.ports) == 1, "nothing owed: no CRM read"
+
+
+def test_failed_reads_leave_every_call_owing_its_association(service: Service) -> None:
+    for call_id, people in zip(CALL_IDS, PEOPLE, strict=True):
+        service.accept("batch", call_id, people)
+    service.reads_fail = True
+    with pytest.raises(RetryableError):
+        service.pipe.decide_batch("batch", CALL_IDS)
+    for call_id in CALL_IDS:
+        record = service.pipe.explain("batch", call_id)
+        assert record.decision is None and record.status is CallStatus.RECEIVED
+    service.reads_fail = False
+    assert all(d is not None for d in service.pipe.decide_batch("batch", CALL_IDS).values())
+
+
+def test_write_batch_writes_each_call_once_and_one_refusal_stays_that_calls_own(service: Service) -> None:
+    for call_id, people in zip(CALL_IDS, PEOPLE, strict=True):
+        service.accept("batch", call_id, people)
+    service.accept("batch", "aircall:undecided", PEOPLE[0])
+    service.pipe.decide_batch("batch", CALL_IDS)
+    busy = service.pipe.store.lock("write", "batch", CALL_IDS[4], 60.0)
+    assert busy is not None
+    service.refused = CALL_IDS[1]
+    out = service.pipe.write_batch("batch", [*CALL_IDS, "aircall:undecided"])
+    assert isinstance(out[CALL_IDS[1]], FatalError)
+    assert isinstance(out[CALL_IDS[4]], BusyError)
+    assert isinstance(out["aircall:undecided"], NotReadyError)
+    written = [out[c] for c in (CALL_IDS[0], CALL_IDS[2], CALL_IDS[3])]
+    assert all(isinstance(w, WrittenActivity) and w.created for w in written)
+    assert service.pipe.explain("batch", CALL_IDS[1]).next_stage == Stage.WRITE.value, "still owed"
+    assert service.pipe.explain("batch", CALL_IDS[0]).status is CallStatus.WRITTEN
+    service.pipe.store.unlock("write", "batch", CALL_IDS[4], busy)
+    service.refused = None
+    again = service.pipe.write_batch("batch", CALL_IDS)
+    assert again[CALL_IDS[0]] is None, "already written: a duplicate message"
+    assert all(isinstance(again[c], WrittenActivity) for c in (CALL_IDS[1], CALL_IDS[4]))
+    activities = RedisActivityLog(service.pipe.store.redis, "batch").all()
+    assert sorted(a["call_id"] for a in activities) == sorted(CALL_IDS)
+    assert all(a["writes"] == 1 for a in activities)
+
+
+def test_a_rate_limit_stops_the_whole_batch_and_keeps_nothing(service: Service) -> None:
+    for call_id, people in zip(CALL_IDS, PEOPLE, strict=True):
+        service.accept("batch", call_id, people)
+    service.pipe.decide_batch("batch", CALL_IDS)
+    service.limited = True
+    with pytest.raises(RateLimitedError):
+        service.pipe.write_batch("batch", CALL_IDS)
+    assert all(service.pipe.explain("batch", c).next_stage == Stage.WRITE.value for c in CALL_IDS)
+    service.limited = False
+    out = service.pipe.write_batch("batch", CALL_IDS)  # the locks were released
+    assert all(isinstance(w, WrittenActivity) for w in out.values())

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from adapters.errors import ExternalError
 from worker.config.tenants import Tenant, Tenants, TenantsSource
 from worker.core.model import (
     Candidate,
@@ -26,8 +27,9 @@ from worker.core.observability import ASSOCIATIONS, CRM_REQUESTS, WRITES
 from worker.core.port import CrmPort, WrittenActivity
 from worker.ingest.events import CallEvent
 from worker.pipeline.association import associate
+from worker.pipeline.batching import BatchItem, associate_many
 from worker.pipeline.preferences import DEFAULT_PREFERENCE_DAYS, PreferenceStore, ReviewQueue
-from worker.pipeline.store import CallRecord, CallStatus, CallStore, Stage
+from worker.pipeline.store import CallRecord, CallStatus, CallStore, RecordNotFoundError, Stage
 
 CrmFactory = Callable[[Tenant], CrmPort]
 ParticipantFetcher = Callable[[Tenant, CallEvent], CallEvent]
@@ -205,6 +207,13 @@ class Pipeline:
             )
         finally:
             CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
+        self._keep_decision(tenant, call_id, call.started_at, decision, now)
+        return decision
+
+    def _keep_decision(
+        self, tenant: Tenant, call_id: str, started_at: dt.datetime, decision: Decision, now: dt.datetime
+    ) -> None:
+        """The decision stored, the write owed, the review queue and R5's next look updated."""
         ASSOCIATIONS.labels(tenant=tenant.name, case=decision.case.value).inc()
 
         def keep(r: CallRecord) -> None:
@@ -215,10 +224,54 @@ class Pipeline:
             r.status = CallStatus.DECIDED
             r.next_stage = Stage.WRITE.value
 
-        self.store.update(tenant_name, call_id, keep)
-        self.review.keep(tenant_name, call_id, decision.case is Case.AMBIGUOUS, now)
-        self._plan_refresh(tenant, call_id, call.started_at, decision, now)
-        return decision
+        self.store.update(tenant.name, call_id, keep)
+        self.review.keep(tenant.name, call_id, decision.case is Case.AMBIGUOUS, now)
+        self._plan_refresh(tenant, call_id, started_at, decision, now)
+
+    def decide_batch(self, tenant_name: str, call_ids: Sequence[str]) -> dict[str, Decision | None]:
+        """`decide` for many calls of one tenant: one port, shared rounds of reads, each call decided as alone.
+
+        None for a call that does not owe this stage or whose record is gone. Reads
+        that fail (the CRM down, rate limited) raise before anything is kept: every
+        call still owes its stage.
+        """
+        tenant = self.tenant(tenant_name)
+        out: dict[str, Decision | None] = {}
+        owed: list[tuple[str, CallEvent, CallRecord]] = []
+        for call_id in dict.fromkeys(call_ids):
+            try:
+                record = self.store.require(tenant_name, call_id)
+            except RecordNotFoundError:
+                out[call_id] = None
+                continue
+            if record.decision is not None and record.next_stage != Stage.ASSOCIATE.value:
+                out[call_id] = None
+                continue
+            owed.append((call_id, CallEvent.from_json(record.event), record))
+        if not owed:
+            return out
+        port = self.crm_for(tenant)
+        now = self.store.now()
+        preferences = self.preferences
+
+        def preferences_for(
+            contact_ids: Sequence[str], opportunities: Sequence[Opportunity]
+        ) -> tuple[Preference, ...]:
+            return preferences.live(tenant.name, contact_ids, opportunities, now)
+
+        items = [
+            BatchItem(event.to_call(), tenant.policy, _previous(record), preferences_for)
+            for _, event, record in owed
+        ]
+        try:
+            decisions = associate_many(items, port)
+        finally:
+            CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
+        for (call_id, event, _), item, decision in zip(owed, items, decisions, strict=True):
+            decision = with_fetch_notes(decision, event)
+            self._keep_decision(tenant, call_id, item.call.started_at, decision, now)
+            out[call_id] = decision
+        return out
 
     def _plan_refresh(
         self, tenant: Tenant, call_id: str, started_at: dt.datetime, decision: Decision, now: dt.datetime
@@ -257,24 +310,95 @@ class Pipeline:
                 written = port.upsert_activity(call, decision_from_json(record.decision))
             finally:
                 CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
-            WRITES.labels(tenant=tenant.name, created=str(written.created).lower()).inc()
-            now = self.store.now()
-
-            def keep(r: CallRecord) -> None:
-                r.written = {"id": written.id, "kind": written.kind, "created": written.created}
-                r.written_at = now.isoformat()
-                r.error = None
-                if (r.refreshes, r.decision) == decided and r.next_stage == Stage.WRITE.value:
-                    r.status = CallStatus.WRITTEN
-                    r.next_stage = None
-                # else a newer decision (or a refresh asked for meanwhile) still owes its stage
-
-            kept = self.store.update(tenant_name, call_id, keep)
-            if kept.status is CallStatus.WRITTEN:
-                self.store.forget(tenant_name, call_id)  # a dead letter its call got past is moot
-            return written
+            return self._keep_written(tenant, call_id, decided, written, self.store.now())
         finally:
             self.store.unlock("write", tenant_name, call_id, token)
+
+    def write_batch(
+        self, tenant_name: str, call_ids: Sequence[str]
+    ) -> dict[str, WrittenActivity | Exception | None]:
+        """`write` for many calls of one tenant: one `upsert_activities` for every call that owes its write.
+
+        Per call: None when already written (or the record is gone), the exception
+        `write` would raise (NotReadyError, BusyError, the CRM's refusal of that one
+        record), or what was written. An error that stops every write (credentials,
+        the rate limit, the CRM down) is raised once the locks are released: nothing
+        is kept, every call still owes its write.
+        """
+        tenant = self.tenant(tenant_name)
+        out: dict[str, WrittenActivity | Exception | None] = {}
+        locked: dict[str, str] = {}
+        try:
+            owed: list[tuple[str, tuple[int, dict[str, Any]], CallRecord]] = []
+            for call_id in dict.fromkeys(call_ids):
+                try:
+                    record = self.store.require(tenant_name, call_id)
+                except RecordNotFoundError:
+                    out[call_id] = None
+                    continue
+                if record.decision is None:
+                    out[call_id] = NotReadyError(f"call {call_id!r} has no decision to write")
+                    continue
+                if record.next_stage != Stage.WRITE.value and record.status is CallStatus.WRITTEN:
+                    out[call_id] = None
+                    continue
+                token = self.store.lock("write", tenant_name, call_id, self.write_lock_seconds)
+                if token is None:
+                    wait = self.store.lock_ttl("write", tenant_name, call_id)
+                    out[call_id] = BusyError(
+                        f"call {call_id!r} is being written by another worker", max(wait, 1.0)
+                    )
+                    continue
+                locked[call_id] = token
+                record = self.store.require(tenant_name, call_id)  # the latest decision, read under the lock
+                assert record.decision is not None
+                owed.append((call_id, (record.refreshes, record.decision), record))
+            if not owed:
+                return out
+            port = self.crm_for(tenant)
+            writes = [
+                (CallEvent.from_json(record.event).to_call(), decision_from_json(decided[1]))
+                for _, decided, record in owed
+            ]
+            try:
+                results = port.upsert_activities(writes)
+            finally:
+                CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
+            now = self.store.now()
+            for (call_id, decided, _), result in zip(owed, results, strict=True):
+                if isinstance(result, ExternalError):
+                    out[call_id] = result
+                    continue
+                out[call_id] = self._keep_written(tenant, call_id, decided, result, now)
+            return out
+        finally:
+            for call_id, token in locked.items():
+                self.store.unlock("write", tenant_name, call_id, token)
+
+    def _keep_written(
+        self,
+        tenant: Tenant,
+        call_id: str,
+        decided: tuple[int, dict[str, Any]],
+        written: WrittenActivity,
+        now: dt.datetime,
+    ) -> WrittenActivity:
+        """What W1 left, kept; the call is written unless a newer decision still owes its stage."""
+        WRITES.labels(tenant=tenant.name, created=str(written.created).lower()).inc()
+
+        def keep(r: CallRecord) -> None:
+            r.written = {"id": written.id, "kind": written.kind, "created": written.created}
+            r.written_at = now.isoformat()
+            r.error = None
+            if (r.refreshes, r.decision) == decided and r.next_stage == Stage.WRITE.value:
+                r.status = CallStatus.WRITTEN
+                r.next_stage = None
+            # else a newer decision (or a refresh asked for meanwhile) still owes its stage
+
+        kept = self.store.update(tenant.name, call_id, keep)
+        if kept.status is CallStatus.WRITTEN:
+            self.store.forget(tenant.name, call_id)  # a dead letter its call got past is moot
+        return written
 
     def override(
         self,
