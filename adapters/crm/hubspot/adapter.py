@@ -612,52 +612,88 @@ class HubSpotCrm(CrmPort):
         return self._fresh(lambda: self._activities_for_call(query))
 
     def _activities_for_call(self, query: ActivityQuery) -> list[Activity]:
-        cached = self._activities.get(query)
-        if cached is not None:
-            return list(cached)
-        mapping = self.mapping
-        out: list[Activity] = []
-        kinds: tuple[str, ...] = ("calls", "meetings")
-        if mapping.activity_kinds == "own":
-            kinds = ("meetings",) if query.kind is CallKind.MEETING else ("calls",)
-        for kind in kinds:
-            groups: list[JsonObject] = [
-                {
-                    "filters": [
-                        {
-                            "propertyName": mapping.external_id_property,
-                            "operator": "EQ",
-                            "value": query.call_id,
-                        }
-                    ]
-                }
-            ]
-            if query.kind is CallKind.MEETING:
-                window = query.window_minutes * 60
-                low = query.started_at.timestamp() - window
-                high = query.started_at.timestamp() + window
-                start_props = ["hs_timestamp"] + (["hs_meeting_start_time"] if kind == "meetings" else [])
-                for name in start_props:
-                    groups.append(
-                        {
-                            "filters": [
-                                {
-                                    "propertyName": name,
-                                    "operator": "BETWEEN",
-                                    "value": str(int(low * 1000)),
-                                    "highValue": str(int(high * 1000)),
-                                }
-                            ]
-                        }
-                    )
-            groups = self._present(kind, groups)
-            if not groups:
-                continue
-            hits = self._search("activities_for_call", kind, groups, mapping.activity_properties(kind))
-            self._activity_hits[(kind, query.call_id)] = hits
-            out += self._linked_activities(kind, hits)
-        self._activities[query] = sorted(out, key=lambda a: a.id)
+        self._activities_for([query])
         return list(self._activities[query])
+
+    def _kinds_of(self, query: ActivityQuery) -> tuple[str, ...]:
+        if self.mapping.activity_kinds == "own":
+            return ("meetings",) if query.kind is CallKind.MEETING else ("calls",)
+        return ("calls", "meetings")
+
+    def _window_groups(self, kind: str, query: ActivityQuery) -> list[JsonObject]:
+        """A meeting's A1 time window on `kind` (`hs_timestamp`, and a meeting's own start time)."""
+        if query.kind is not CallKind.MEETING:
+            return []
+        window = query.window_minutes * 60
+        low = str(int((query.started_at.timestamp() - window) * 1000))
+        high = str(int((query.started_at.timestamp() + window) * 1000))
+        names = ["hs_timestamp"] + (["hs_meeting_start_time"] if kind == "meetings" else [])
+        return [
+            {"filters": [{"propertyName": n, "operator": "BETWEEN", "value": low, "highValue": high}]}
+            for n in names
+        ]
+
+    def _activities_for(self, queries: Sequence[ActivityQuery]) -> None:
+        """A1 for every query of a round together, per kind: the call ids through ONE batch read
+        by `idProperty` where the external id has unique values (no search, no index lag),
+        else through the search; the meetings' time windows through one search for all of them.
+        A query may get more activities than it asked (a window hit of another meeting of the
+        batch), never fewer: the engine applies A1 itself."""
+        pending = [q for q in dict.fromkeys(queries) if q not in self._activities]
+        if not pending:
+            return
+        mapping = self.mapping
+        ext = mapping.external_id_property
+        out: dict[ActivityQuery, list[Activity]] = {q: [] for q in pending}
+        for kind in ("calls", "meetings"):
+            mine = [q for q in pending if kind in self._kinds_of(q)]
+            if not mine:
+                continue
+            caps = self._caps()
+            by_id = caps.has(kind, ext) and caps.is_unique(kind, ext)
+            hits: dict[str, JsonObject] = {}
+            if by_id:
+                for obj in self.client.batch_read(
+                    kind,
+                    sorted({q.call_id for q in mine}),
+                    caps.only(kind, mapping.activity_properties(kind)),
+                    id_property=ext,
+                    meter=self._meter("activities_for_call"),
+                ):
+                    hits.setdefault(str(obj["id"]), obj)
+            groups: list[JsonObject] = []
+            asked: list[ActivityQuery] = []
+            for query in mine:
+                own_groups = self._window_groups(kind, query)
+                if not by_id:
+                    own_groups.insert(
+                        0, {"filters": [{"propertyName": ext, "operator": "EQ", "value": query.call_id}]}
+                    )
+                own_groups = self._present(kind, own_groups)
+                if by_id or own_groups:
+                    asked.append(query)
+                groups += own_groups
+            windowed: set[str] = set()
+            if groups:
+                for obj in self._search(
+                    "activities_for_call", kind, groups, mapping.activity_properties(kind)
+                ):
+                    hits.setdefault(str(obj["id"]), obj)
+                    windowed.add(str(obj["id"]))
+            ordered = [hits[k] for k in sorted(hits)]
+            linked = {a.id: a for a in self._linked_activities(kind, ordered)} if ordered else {}
+            for query in asked:
+                wanted = query.call_id.strip().lower()
+                own = [
+                    h
+                    for h in ordered
+                    if props(h).get(ext, "").strip().lower() == wanted
+                    or (query.kind is CallKind.MEETING and str(h["id"]) in windowed)
+                ]
+                self._activity_hits[(kind, query.call_id)] = own
+                out[query] += [linked[str(h["id"])] for h in own if str(h["id"]) in linked]
+        for query in pending:
+            self._activities[query] = sorted(out[query], key=lambda a: a.id)
 
     def _linked_activities(self, kind: str, hits: list[JsonObject]) -> list[Activity]:
         """The activities' contacts, company and deal: one GET per hit for a few, else three batch reads."""
@@ -733,7 +769,8 @@ class HubSpotCrm(CrmPort):
                 )
             )
         opportunities = self._deals_by_id(sorted(deal_ids)) if deal_ids else []
-        activities = [a for query in keys.activities for a in self._activities_for_call(query)]
+        self._activities_for(keys.activities)
+        activities = [a for query in keys.activities for a in self._activities[query]]
         return CrmSlice(
             users=tuple(users),
             accounts=tuple(accounts),

@@ -32,8 +32,8 @@ def without_trace(result: dict[str, Any]) -> dict[str, Any]:
             {
                 "GET /crm/v3/objects/contacts/{id}": 1,
                 "POST /crm/v3/objects/contacts/search": 1,
-                "POST /crm/v3/objects/calls/search": 1,
-                "POST /crm/v3/objects/meetings/search": 1,
+                "POST /crm/v3/objects/calls/batch/read": 1,
+                "POST /crm/v3/objects/meetings/batch/read": 1,
                 "GET /crm/v3/objects/companies/{id}": 1,
                 "POST /crm/v3/objects/deals/batch/read": 1,
             },
@@ -42,7 +42,7 @@ def without_trace(result: dict[str, Any]) -> dict[str, Any]:
             NATIVE,
             {
                 "GET /crm/v3/objects/contacts/{id}": 1,
-                "POST /crm/v3/objects/calls/search": 1,
+                "POST /crm/v3/objects/calls/batch/read": 1,
                 "GET /crm/v3/objects/companies/{id}": 1,
                 "POST /crm/v3/objects/deals/batch/read": 1,
             },
@@ -56,7 +56,7 @@ def test_an_ordinary_call_costs_these_requests_and_one_write(
     """One email participant, one contact at one company with two deals, a warm tenant cache
     (owners, pipelines):
     the contact with its company and deal ids in one GET, the company with its deal ids in
-    another, both deals in one batch read, the call id searched; written back in one create."""
+    another, both deals in one batch read, the call id read by `idProperty` (no search); written back in one create."""
     scenario = parse_scenario(ORDINARY)
     mapping = HubSpotMapping(default_region="US", **options)
     with portal(scenario) as emulator:
