@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="JSON logs on stderr")
     max_retries: int = Field(default=8, description="retries per stage before a dead letter")
+    batch_size: int = Field(
+        default=20,
+        ge=1,
+        description="calls of one tenant associated and written together (1: one call at a time)",
+    )
+    batch_wait_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="the longest a call waits for its batch to fill before it is associated anyway",
+    )
     retry_base_seconds: float = Field(
         default=5.0, description="stage backoff: the first wait (exponential, jittered)"
     )
