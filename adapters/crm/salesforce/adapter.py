@@ -430,35 +430,35 @@ class SalesforceCrm(CrmPort):
         self._require_read("User")
         return f"SELECT Id, Email FROM User WHERE Email IN {in_list(emails)}"
 
-    def _task_query(self, query: ActivityQuery) -> str | None:
-        """Tasks carrying the call id in the telephony field or our external id, whichever the org has."""
+    def _task_query(self, queries: Sequence[ActivityQuery]) -> str | None:
+        """Tasks carrying one of the calls' ids in the telephony field or our external id, whichever the org has."""
         self._require_read("Task")
         s, caps = self.settings, self.caps
         keys = caps.present("Task", (s.task_call_id_field, s.external_id_field))
-        if not keys:
+        if not keys or not queries:
             return None
         fields = ", ".join((ACTIVITY_LINK_FIELDS, *caps.present("Task", (*keys, s.task_start_field))))
         relations = ""
         if caps.shared_activities and caps.has_child("Task", "TaskRelations"):
             relations = ", (SELECT RelationId, Relation.Type, IsWhat FROM TaskRelations)"
-        where = " OR ".join(f"{key} = {quote(query.call_id)}" for key in keys)
+        where = " OR ".join(_call_id_condition(key, queries) for key in keys)
         return f"SELECT {fields}{relations} FROM Task WHERE {where}"
 
-    def _event_query(self, query: ActivityQuery) -> str | None:
-        """Events by call id fields the org has, and for a meeting by its time window (A1).
+    def _event_query(self, queries: Sequence[ActivityQuery]) -> str | None:
+        """Events by the calls' ids in the fields the org has, and for meetings by their time windows (A1).
 
-        EventRelations are read for invitees' emails always; `IsParent` / `IsWhat` (the
-        related contacts) exist only with Shared Activities.
+        Overlapping windows of several meetings are read as one. EventRelations are read
+        for invitees' emails always; `IsParent` / `IsWhat` (the related contacts) exist
+        only with Shared Activities.
         """
         self._require_read("Event")
         s, caps = self.settings, self.caps
         keys = caps.present("Event", (s.event_call_id_field, s.external_id_field))
-        conditions = [f"{key} = {quote(query.call_id)}" for key in keys]
-        if query.kind is CallKind.MEETING:
-            window = dt.timedelta(minutes=query.window_minutes)
-            low = datetime_literal(query.started_at - window)
-            high = datetime_literal(query.started_at + window)
-            conditions.append(f"(StartDateTime >= {low} AND StartDateTime <= {high})")
+        conditions = [_call_id_condition(key, queries) for key in keys] if queries else []
+        for low, high in _windows(queries):
+            conditions.append(
+                f"(StartDateTime >= {datetime_literal(low)} AND StartDateTime <= {datetime_literal(high)})"
+            )
         if not conditions:
             return None
         fields = ", ".join(
@@ -472,6 +472,23 @@ class SalesforceCrm(CrmPort):
             columns = ", ".join(("RelationId", "Relation.Type", "Relation.Email", *flags))
             relations = f", (SELECT {columns} FROM EventRelations)"
         return f"SELECT {fields}{relations} FROM Event WHERE {' OR '.join(conditions)}"
+
+    def _activity_queries(self, queries: Sequence[ActivityQuery]) -> dict[str, str]:
+        """A1 for every call of the round: one Task and one Event query, in parts when a URI would pass the limit."""
+        out: dict[str, str] = {}
+        for kind, build in (("tasks", self._task_query), ("events", self._event_query)):
+            parts = [list(queries)]
+            while parts:
+                part = parts.pop(0)
+                soql = build(part)
+                if soql is None:
+                    continue
+                if len(part) > 1 and len(self.client.query_url(soql).encode()) > MAX_URI_BYTES:
+                    half = len(part) // 2
+                    parts[:0] = [part[:half], part[half:]]
+                    continue
+                out[f"{kind}{sum(1 for name in out if name.startswith(kind))}"] = soql
+        return out
 
     # --- confirmation -----------------------------------------------------------------------------
 
@@ -545,13 +562,7 @@ class SalesforceCrm(CrmPort):
         opportunity_query = self._opportunity_query(unread_accounts, unread_opportunities)
         if opportunity_query:
             queries["opportunities"] = opportunity_query
-        for index, query in enumerate(keys.activities):
-            for name, soql in (
-                (f"tasks{index}", self._task_query(query)),
-                (f"events{index}", self._event_query(query)),
-            ):
-                if soql:
-                    queries[name] = soql
+        queries |= self._activity_queries(keys.activities)
         if contact_where and len(queries) % MAX_QUERIES_PER_CALL:
             related = self._accounts_of_contacts_query(emails, phones, by_id)
             if related:
@@ -597,11 +608,13 @@ class SalesforceCrm(CrmPort):
         opportunities: list[Opportunity] = []
         if contact_ids or account_ids or keys.opportunity_ids:
             opportunities = [self._opportunity(o) for o in sorted(self._opportunities)]
-        activities: list[Activity] = []
-        for index, query in enumerate(keys.activities):
-            tasks, events = results.get(f"tasks{index}", []), results.get(f"events{index}", [])
-            activities += [mapping.to_task(r, self.settings) for r in tasks]
-            activities += [mapping.to_event(r, self.settings) for r in events]
+        tasks = _parts(results, "tasks")
+        events = _parts(results, "events")
+        activities: list[Activity] = [
+            *(mapping.to_task(r, self.settings) for r in tasks),
+            *(mapping.to_event(r, self.settings) for r in events),
+        ]
+        for query in keys.activities:
             self._note_ours(query.call_id, tasks, events)
         return CrmSlice(
             users=tuple(_unique(users)),
@@ -824,7 +837,7 @@ class SalesforceCrm(CrmPort):
 
     @_refreshing
     def activities_for_call(self, query: ActivityQuery) -> list[Activity]:
-        task_query, event_query = self._task_query(query), self._event_query(query)
+        task_query, event_query = self._task_query([query]), self._event_query([query])
         task_records = self._query("activities_for_call", task_query) if task_query else []
         event_records = self._query("activities_for_call", event_query) if event_query else []
         self._note_ours(query.call_id, task_records, event_records)
@@ -1279,6 +1292,40 @@ class _Pending:
 _RELATION_OF = {"Task": ("TaskRelation", "TaskId"), "Event": ("EventRelation", "EventId")}
 # Activity ids per relation listing: 100 ids of 18 characters keep the query's URI far under 16,384 bytes.
 _IDS_PER_LISTING = 100
+
+
+def _call_id_condition(key: str, queries: Sequence[ActivityQuery]) -> str:
+    ids = sorted({q.call_id for q in queries})
+    return f"{key} = {quote(ids[0])}" if len(ids) == 1 else f"{key} IN {in_list(ids)}"
+
+
+def _windows(queries: Sequence[ActivityQuery]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The meetings' A1 windows, overlapping ones merged (one condition each)."""
+    spans = sorted(
+        (
+            q.started_at - dt.timedelta(minutes=q.window_minutes),
+            q.started_at + dt.timedelta(minutes=q.window_minutes),
+        )
+        for q in queries
+        if q.kind is CallKind.MEETING
+    )
+    merged: list[tuple[dt.datetime, dt.datetime]] = []
+    for low, high in spans:
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
+
+
+def _parts(results: dict[str, list[dict[str, Any]]], kind: str) -> list[dict[str, Any]]:
+    """The rows of every part of one kind of query (`tasks0`, `tasks1`...), each record once."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, records in results.items():
+        if name.rstrip("0123456789") == kind:
+            for record in records:
+                rows.setdefault(str(record.get("Id")), record)
+    return list(rows.values())
 
 
 def _code(body: Any) -> str | None:
