@@ -31,7 +31,8 @@ from worker.config.tenants import Tenants, TenantsSource
 from worker.core.observability import metrics_text
 from worker.ingest import metrics
 from worker.ingest.dedupe import DEFAULT_TTL_SECONDS, seen_key
-from worker.ingest.enqueue import Enqueuer
+from worker.ingest.enqueue import Enqueuer, MessagePreparer, QueuedMessage
+from worker.ingest.events import CallEvent
 from worker.ingest.logsafe import describe
 from worker.ingest.providers import HANDLERS
 from worker.ingest.webhook import Challenge, Delivery, Handler, WebhookError, WebhookRequest, check_event
@@ -122,6 +123,22 @@ def create_app(
         "enqueued as `callmatch.process_call` Celery tasks.",
     )
 
+    # One round trip per event when the broker is the records' Redis: the acceptance script pushes
+    # the very message `send_task` would have sent. Otherwise (or if kombu cannot give it) the old
+    # way: keep, then `enqueue`.
+    preparer = (
+        enqueuer if isinstance(enqueuer, MessagePreparer) and enqueuer.same_redis(redis_client) else None
+    )
+
+    def prepare(event: CallEvent) -> QueuedMessage | None:
+        if preparer is None:
+            return None
+        try:
+            return preparer.prepare(event)
+        except Exception as exc:  # Redis down on the first one, say: keep it the old way (or answer 503)
+            log.warning("cannot prepare the queue message of %s (%s)", event.call_id, type(exc).__name__)
+            return None
+
     def handle(handler: Handler, request: WebhookRequest, tenant: str, provider: str) -> Response | Delivery:
         try:
             outcome = handler(request)
@@ -152,6 +169,7 @@ def create_app(
         accepted: list[str] = []
         duplicates: list[str] = []
         for event in delivery.events:
+            message = prepare(event)
             try:
                 outcome = store.accept(
                     seen_key(tenant, provider, event.event_id),
@@ -159,6 +177,7 @@ def create_app(
                     tenant,
                     event.call_id,
                     event.to_json(),
+                    push=(message.key, message.payload) if message is not None else None,
                 )
             except redis.RedisError as exc:
                 # Events before this one are kept and will be processed; the redelivery finds them seen.
@@ -172,6 +191,9 @@ def create_app(
                 )
                 continue
             accepted.append(event.call_id)
+            if message is not None:  # pushed by the acceptance script itself
+                log.info("enqueued %s/%s %s", tenant, provider, describe(event))
+                continue
             try:
                 enqueuer.enqueue(event)
             except Exception as exc:  # the record is kept: the sweep wakes a worker for it later
