@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -46,6 +46,7 @@ from adapters.crm.hubspot.capabilities import (
     require_for_write,
 )
 from adapters.crm.hubspot.client import (
+    BATCH_SIZE,
     SEARCH_MAX_BODY,
     HubSpotClient,
     JsonObject,
@@ -83,7 +84,12 @@ from adapters.crm.hubspot.mapping import (
     user_from,
 )
 from adapters.crm.readiness import MissingRequirementError
-from adapters.errors import FatalError
+from adapters.errors import (
+    CredentialsExpiredError,
+    ExternalError,
+    FatalError,
+    RateLimitedError,
+)
 from worker.core.model import (
     Account,
     Activity,
@@ -829,19 +835,7 @@ class HubSpotCrm(CrmPort):
                         raise
                     if self.ledger is not None:
                         self.ledger.forget(call.id)
-            associations = [
-                {
-                    "to": {"id": to_id},
-                    "types": [
-                        {
-                            "associationCategory": "HUBSPOT_DEFINED",
-                            "associationTypeId": ACTIVITY_ASSOCIATION_TYPES[kind][to_kind],
-                        }
-                    ],
-                }
-                for to_kind, to_list in targets.items()
-                for to_id in to_list
-            ]
+            associations = self._inline_associations(kind, targets)
             try:
                 created = self.client.create(
                     kind, properties, associations, meter=self._meter("upsert_activity")
@@ -861,6 +855,105 @@ class HubSpotCrm(CrmPort):
                 self.ledger.record(call.id, kind, object_id)
             self._activity_hits[(kind, call.id)] = [created]
             return WrittenActivity(id=object_id, kind=kind, created=True)
+
+    @staticmethod
+    def _inline_associations(kind: str, targets: dict[str, list[str]]) -> list[JsonObject]:
+        return [
+            {
+                "to": {"id": to_id},
+                "types": [
+                    {
+                        "associationCategory": "HUBSPOT_DEFINED",
+                        "associationTypeId": ACTIVITY_ASSOCIATION_TYPES[kind][to_kind],
+                    }
+                ],
+            }
+            for to_kind, to_list in targets.items()
+            for to_id in to_list
+        ]
+
+    def upsert_activities(
+        self, writes: Sequence[tuple[Call, Decision]]
+    ) -> list[WrittenActivity | ExternalError]:
+        """W1 for a batch: every call whose activity the round's reads (or the ledger) showed to be
+        new goes out in one batch create per kind (100 inputs, associations inline, the call id
+        as `objectWriteTraceId`); the others, and an input HubSpot refuses in its 207 answer,
+        go through `upsert_activity` one by one, so a call's own error is its outcome."""
+        if len(writes) <= 1:
+            return super().upsert_activities(writes)
+        out: list[WrittenActivity | ExternalError | None] = [None] * len(writes)
+        alone: list[int] = []
+        creates: dict[str, list[int]] = {}
+        for i, (call, _decision) in enumerate(writes):
+            kind = "meetings" if call.kind is CallKind.MEETING else "calls"
+            try:
+                self._fresh(lambda kind=kind: self._writable(kind))  # type: ignore[misc]
+            except (CredentialsExpiredError, RateLimitedError):
+                raise
+            except FatalError as error:
+                out[i] = error
+                continue
+            known = (kind, call.id) in self._activity_hits
+            ref = self.ledger.find(call.id) if self.ledger is not None else None
+            if ref is None and known and self._existing_activity(kind, call.id) is None:
+                creates.setdefault(kind, []).append(i)
+            else:
+                alone.append(i)
+        for kind, indices in creates.items():
+            for start in range(0, len(indices), BATCH_SIZE):
+                part = indices[start : start + BATCH_SIZE]
+                alone += self._fresh(lambda kind=kind, part=part: self._batch_create(kind, writes, part, out))  # type: ignore[misc]
+        for i in sorted(alone):
+            call, decision = writes[i]
+            try:
+                out[i] = self.upsert_activity(call, decision)
+            except (CredentialsExpiredError, RateLimitedError):
+                raise
+            except FatalError as error:
+                out[i] = error
+        return [o if o is not None else FatalError("hubspot", "not written") for o in out]
+
+    def _batch_create(
+        self,
+        kind: str,
+        writes: Sequence[tuple[Call, Decision]],
+        part: list[int],
+        out: list[WrittenActivity | ExternalError | None],
+    ) -> list[int]:
+        """One batch create for `part`; the indices left to write one by one (refused inputs)."""
+        calls = {writes[i][0].id: i for i in part}
+        with ExitStack() as stack:
+            if self.ledger is not None:
+                for call_id in sorted(calls):
+                    stack.enter_context(self.ledger.hold(call_id))
+            inputs = [
+                {
+                    "properties": self._activity_properties(kind, writes[i][0], writes[i][1]),
+                    "associations": self._inline_associations(kind, self._targets(writes[i][1])),
+                    "objectWriteTraceId": writes[i][0].id,
+                }
+                for i in part
+            ]
+            try:
+                data = self.client.batch_create(kind, inputs, meter=self._meter("upsert_activity"))
+            except PropertyMissingError:
+                raise
+            except (CredentialsExpiredError, RateLimitedError):
+                raise
+            except FatalError:
+                return list(part)  # the whole batch refused: each call tries alone
+            ext = self.mapping.external_id_property
+            for result in data.get("results") or []:
+                call_id = str(result.get("objectWriteTraceId") or props(result).get(ext) or "")
+                i = calls.pop(call_id, -1)
+                if i < 0:
+                    continue
+                object_id = str(result["id"])
+                if self.ledger is not None:
+                    self.ledger.record(call_id, kind, object_id)
+                self._activity_hits[(kind, call_id)] = [result]
+                out[i] = WrittenActivity(id=object_id, kind=kind, created=True)
+        return sorted(calls.values())
 
     def _holder_of(self, kind: str, call_id: str) -> str | None:
         """After a refused create, on a portal whose external id is unique (HubSpot refuses a second

@@ -753,11 +753,14 @@ class HubSpotEmulator:
         for item in inputs:
             self._check_values(kind, _values(item.get("properties")))
         results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
         with self.store.lock:
             for item in inputs:
                 props = _values(item.get("properties"))
                 if action == "create":
-                    results.append(self._view(self._insert(kind, props), None))
+                    created = self._create_input(kind, item, props, errors)
+                    if created is not None:
+                        results.append(created)
                     continue
                 id_property = str(item.get("idProperty") or "")
                 self._check_id_property(kind, id_property)
@@ -777,8 +780,50 @@ class HubSpotEmulator:
                 view = self._view(obj_updated, None)
                 results.append({**view, "new": False} if action == "upsert" else view)
         now = iso_now()
-        out = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+        out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+        if errors:
+            out["numErrors"] = len(errors)
+            out["errors"] = errors
+            return 207, out
         return (201, out) if action == "create" else out
+
+    def _create_input(
+        self, kind: str, item: dict[str, Any], props: dict[str, str], errors: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """One input of a batch create, with its inline `associations` (as a single create takes
+        them). An input HubSpot refuses (an association to an unknown record, a unique value
+        held elsewhere) is one entry of the 207 answer's `errors`, its `objectWriteTraceId` in
+        `context`; the other inputs are created."""
+        trace = item.get("objectWriteTraceId")
+        try:
+            for assoc in item.get("associations") or []:
+                to_id = str(assoc.get("to", {}).get("id", ""))
+                to_kind = self._kind_of_type_ids(kind, assoc.get("types") or [])
+                if to_kind is None or to_id not in self.store.objects[to_kind]:
+                    raise ApiError(400, error_body(f"Invalid association to {to_id}", "VALIDATION_ERROR"))
+            obj = self._insert(kind, props)
+        except ApiError as error:
+            entry = {k: v for k, v in error.body.items() if k in ("status", "category", "message")}
+            if trace is not None:
+                entry["context"] = {"objectWriteTraceId": [str(trace)]}
+            errors.append(entry)
+            return None
+        for assoc in item.get("associations") or []:
+            for t in assoc["types"]:
+                to_kind = self._kind_of_type_ids(kind, [t])
+                assert to_kind is not None
+                self.store.link(
+                    kind,
+                    obj.id,
+                    to_kind,
+                    str(assoc["to"]["id"]),
+                    type_id=int(t["associationTypeId"]),
+                    category=str(t["associationCategory"]),
+                )
+        view = self._view(obj, None)
+        if trace is not None:
+            view["objectWriteTraceId"] = str(trace)
+        return view
 
     def _get(self, kind: str, object_id: str, query: dict[str, list[str]]) -> Any:
         """One object by id, or by a unique property (`idProperty=email`), with
