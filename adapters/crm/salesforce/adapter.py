@@ -41,9 +41,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote as url_quote
 
 from adapters.crm.readiness import MissingRequirementError
@@ -139,6 +142,60 @@ def _refreshing(
     return wrapper
 
 
+class UserCache:
+    """A tenant's users by normalised email (None: no such user), kept `ttl` seconds in the process.
+
+    Users change rarely and every association with an owner mode or contact roles asks
+    for the organizer: served from here, the round's query slot goes to what changes.
+    Shared by every port on the tenant's client (`of`); dropped when the org refuses a
+    request as described (its metadata changed) and on `clear`.
+    """
+
+    _tenants: ClassVar[weakref.WeakKeyDictionary[SalesforceClient, UserCache]] = weakref.WeakKeyDictionary()
+    _tenants_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._users: dict[str, tuple[float, User | None]] = {}
+
+    @classmethod
+    def of(cls, client: SalesforceClient) -> UserCache:
+        """The cache of the tenant's client (one per tenant and process: `SalesforceTenant` keeps it)."""
+        with cls._tenants_lock:
+            cache = cls._tenants.get(client)
+            if cache is None:
+                cache = cls._tenants[client] = cls()
+            return cache
+
+    def get(self, emails: Iterable[str]) -> tuple[list[User], list[str]]:
+        """(users cached, emails not cached or expired)."""
+        now = self._clock()
+        found: list[User] = []
+        missing: list[str] = []
+        with self._lock:
+            for email in emails:
+                entry = self._users.get(email)
+                if entry is None or entry[0] <= now:
+                    missing.append(email)
+                elif entry[1] is not None:
+                    found.append(entry[1])
+        return found, missing
+
+    def put(self, emails: Iterable[str], users: Iterable[User], ttl: float) -> None:
+        if ttl <= 0:
+            return
+        by_email = {norm_email(u.email): u for u in users if u.email}
+        expires = self._clock() + ttl
+        with self._lock:
+            for email in emails:
+                self._users[email] = (expires, by_email.get(email))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._users.clear()
+
+
 class SalesforceCrm(CrmPort):
     """The port for one tenant; make one per association so `stats` and the read cache are per call."""
 
@@ -173,6 +230,7 @@ class SalesforceCrm(CrmPort):
         self._roles_read: set[str] = set()
         self._account_opportunities_read: set[str] = set()
         self._ours: set[tuple[str, str]] = set()
+        self.users = UserCache.of(client)
 
     # --- what the org has -------------------------------------------------------------------------
 
@@ -204,6 +262,7 @@ class SalesforceCrm(CrmPort):
                 log.warning(
                     "salesforce tenant %s: %s; describing the org again", self.client.tenant, error.code
                 )
+            self.users.clear()
             before = self.capabilities.client.api_calls
             self._caps = self.capabilities.refresh()
             self.stats.count("capabilities", self.capabilities.client.api_calls - before)
@@ -540,10 +599,10 @@ class SalesforceCrm(CrmPort):
         new_account_ids = [a for a in account_ids if a not in self._accounts]
         searched_contacts, searched_leads = self._search_phones(phones) if self.search_phones else ([], [])
         queries: dict[str, str] = {}
-        if keys.user_emails:
-            queries["users"] = self._user_query(
-                sorted(e for e in (norm_email(x) for x in keys.user_emails) if e)
-            )
+        user_emails = sorted({e for e in (norm_email(x) for x in keys.user_emails) if e})
+        cached_users, unread_users = self.users.get(user_emails)
+        if unread_users:
+            queries["users"] = self._user_query(unread_users)
         by_id = sorted({*new_contact_ids, *searched_contacts})
         contact_where = self._contact_where(emails, phones, by_id)
         if contact_where:
@@ -572,7 +631,10 @@ class SalesforceCrm(CrmPort):
             for name, records in (self.client.composite_queries(queries) if queries else {}).items()
         }
 
-        users = [mapping.to_user(r) for r in results.get("users", [])]
+        read_users = [mapping.to_user(r) for r in results.get("users", [])]
+        if "users" in queries:
+            self.users.put(unread_users, read_users, self.settings.users_ttl)
+        users = [*cached_users, *read_users]
         wanted_phones = set(phones)
         for record in results.get("contacts", []):
             self._remember_roles(record)

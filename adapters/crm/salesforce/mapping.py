@@ -54,6 +54,8 @@ class SalesforceSettings:
     attendee_emails_field: str | None = "Attendee_Emails__c"
     task_start_field: str = "CreatedDate"
     event_minutes_default: int = 30
+    users_ttl: float = 300.0
+    """Seconds the tenant's users (owner resolution, by email) are kept in the process; 0 reads them every time."""
 
 
 def parse_datetime(value: Any) -> dt.datetime | None:

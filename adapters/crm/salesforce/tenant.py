@@ -10,8 +10,9 @@ Built from a tenant's `crm` settings and credentials (worker.config.tenants.CrmC
   `connect_timeout` (3.05), `read_timeout` (30), `ca_file`, and the field names of
   SalesforceSettings (`extra_email_fields` comma-separated, `account_domain_field`,
   `task_call_id_field`, `event_call_id_field`, `external_id_field`,
-  `attendee_emails_field`, `task_start_field`), and `capabilities_ttl` (seconds the
-  org's discovered capabilities are kept in Redis, 21600).
+  `attendee_emails_field`, `task_start_field`), `capabilities_ttl` (seconds the
+  org's discovered capabilities are kept in Redis, 21600) and `users_ttl` (seconds the
+  org's users, by email, are kept in the process for every port of the tenant, 300).
 The tenant's `rate_limit` becomes a Redis-shared limiter (`burst` requests per
 `burst / per_second` seconds) so all workers together stay under it; the daily
 budget Salesforce reports is shared under `salesforce:<tenant>:daily`, the
@@ -68,6 +69,8 @@ def settings_from(raw: Mapping[str, str]) -> SalesforceSettings:
     for name in _TEXT_FIELDS:
         if name in raw:
             values[name] = raw[name] or None
+    if "users_ttl" in raw:
+        values["users_ttl"] = _number(raw, "users_ttl", SalesforceSettings.users_ttl)
     if "extra_email_fields" in raw:
         values["extra_email_fields"] = tuple(
             p.strip() for p in raw["extra_email_fields"].split(",") if p.strip()

@@ -31,9 +31,7 @@ pytestmark = profiles("after_setup", "full")
 T = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 CRM = CrmSlice(
     accounts=(Account(id="A1", name="Acme", domains=("acme.example",)),),
-    contacts=tuple(
-        Contact(id=f"C{i}", email=f"p{i}@acme.example", account_ids=("A1",)) for i in range(1, 6)
-    ),
+    contacts=tuple(Contact(id=f"C{i}", email=f"p{i}@acme.example", account_ids=("A1",)) for i in range(1, 6)),
     leads=(Lead(id="L1", email="bob@startup.example"),),
 )
 
@@ -54,7 +52,9 @@ def _writes() -> list[tuple[Call, Decision]]:
     for index in range(8):
         call = _call(index, meeting=index % 3 == 0)
         contacts = (f"C{index % 5 + 1}", f"C{(index + 1) % 5 + 1}")
-        out.append((call, Decision(call_id=call.id, case=Case.CONTACTS, contact_ids=contacts, account_id="A1")))
+        out.append(
+            (call, Decision(call_id=call.id, case=Case.CONTACTS, contact_ids=contacts, account_id="A1"))
+        )
     return out
 
 
@@ -168,7 +168,9 @@ def test_twenty_calls_are_read_in_one_round(salesforce) -> None:
     )
     found = port.lookup(keys)
     assert env.emulator.stats.api_calls == 1
-    assert sorted(a.call_id for a in found.activities if a.written_by_us) == sorted(c.id for c, _ in writes[:10])
+    assert sorted(a.call_id for a in found.activities if a.written_by_us) == sorted(
+        c.id for c, _ in writes[:10]
+    )
     assert {(s, c) for s, c in port._ours} == {
         ("Event" if c.kind is CallKind.MEETING else "Task", c.id) for c, _ in writes[:10]
     }
