@@ -176,3 +176,33 @@ def test_twenty_calls_are_read_in_one_round(salesforce) -> None:
     }
     assert len([q for q in env.emulator.stats.queries if " FROM Task " in q]) == 1
     assert len([q for q in env.emulator.stats.queries if " FROM Event " in q]) == 1
+
+
+def test_the_emulator_answers_collections_as_documented(salesforce) -> None:
+    """Results in the request's order, a record's own error beside the others' success, 200 records at most."""
+    env = salesforce(CRM)
+    client = env.client()
+    ext = env.settings.external_id_field
+    records = [
+        {"attributes": {"type": "Task"}, ext: "k1", "Subject": "one"},
+        {"attributes": {"type": "Task"}, ext: "k2", "Subject": "two", "WhoId": "A1"},  # an Account as WhoId
+        {"attributes": {"type": "Task"}, ext: "k3", "Subject": "three"},
+    ]
+    path = f"composite/sobjects/Task/{ext}"
+    results = client.rest("upsert", path, method="PATCH", body={"allOrNone": False, "records": records})
+    assert [r["success"] for r in results] == [True, False, True]
+    assert [r.get("created") for r in (results[0], results[2])] == [True, True]
+    assert results[1]["errors"][0]["statusCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    again = client.rest("upsert", path, method="PATCH", body={"allOrNone": False, "records": [records[0]]})
+    assert again[0]["id"] == results[0]["id"] and again[0]["created"] is False
+    deleted = client.rest(
+        "delete", "composite/sobjects", method="DELETE", params={"ids": f"{results[0]['id']},00TNOPE"}
+    )
+    assert [r["success"] for r in deleted] == [True, False]
+    too_many = [{"attributes": {"type": "Task"}, ext: f"m{i}", "Subject": "x"} for i in range(201)]
+    try:
+        client.rest("upsert", path, method="PATCH", body={"allOrNone": False, "records": too_many})
+    except FatalError as error:
+        assert error.code == "EXCEEDED_ID_LIMIT"
+    else:
+        raise AssertionError("201 records were accepted")
