@@ -235,8 +235,8 @@ class Stack:
 
         wait_until(ready, timeout=30, what=f"the receiver to be ready; see {self.log_dir}/api.log")
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        proc = self._spawn(worker_command(BIN, concurrency=1), "worker.log")
+    def start_worker(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+        proc = self._spawn(worker_command(BIN, concurrency=concurrency), "worker.log")
         self.workers.append(proc)
         return proc
 
