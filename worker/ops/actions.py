@@ -22,7 +22,7 @@ from worker.core.model import REMOVABLE_TYPES, Case, Decision
 from worker.core.port import CrmPort
 from worker.ingest.events import CallEvent, EventError
 from worker.pipeline.association import associate
-from worker.pipeline.celery_app import QUEUE, app, queue_keys, sent_now
+from worker.pipeline.celery_app import BACKFILL_PRIORITY, QUEUE, app, queue_keys, sent_now
 from worker.pipeline.heartbeat import processes
 from worker.pipeline.preferences import StoredPreference
 from worker.pipeline.service import Pipeline
@@ -37,7 +37,10 @@ def celery_sender(celery: Any = None) -> Sender:
     target = celery if celery is not None else app
 
     def send(task: str, args: list[Any]) -> None:
-        target.send_task(task, args=args, ignore_result=True, headers=sent_now())
+        from worker.pipeline.reassociate import BACKFILL_TASKS
+
+        options = {"priority": BACKFILL_PRIORITY} if task in BACKFILL_TASKS else {}  # behind every live call
+        target.send_task(task, args=args, ignore_result=True, headers=sent_now(), **options)
 
     return send
 

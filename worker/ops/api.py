@@ -110,6 +110,15 @@ class ReplayBody(_Body):
     all: bool = Field(default=False, description="replay every dead letter of the tenant")
 
 
+class ReassociateBody(_Body):
+    """A re-association run in the background: the rules again on the tenant's recent calls."""
+
+    since: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)] = Field(
+        description="how far back the calls started or ended: 30d, 12h, 90m, 2w"
+    )
+    dry_run: bool = Field(default=False, description="decide and report what would change, write nothing")
+
+
 class LegacyReplayBody(ReplayBody):
     tenant: str | None = Field(default=None, description="only this tenant's (a tenant's token: its own)")
 
@@ -521,6 +530,35 @@ class Operations:
 
         return self.run(run)
 
+    def reassociate(self, who: Principal, tenant: str, body: ReassociateBody) -> dict[str, Any]:
+        """A run started in the background (one Celery task per part, behind live calls)."""
+        from worker.pipeline import reassociate
+
+        def run() -> dict[str, Any]:
+            pipe = self._pipe(tenant)
+            try:
+                since = reassociate.parse_since(body.since)
+                ops.require_secrets(pipe.tenant(tenant), "re-association")
+            except reassociate.ReassociateError as exc:
+                raise ApiError(400, f"since: {exc}", exc.field) from None
+            started = reassociate.start(pipe, tenant, since, dry_run=body.dry_run, by=who.name)
+            if not started.finished:
+                (self.send or ops.celery_sender())(reassociate.REASSOCIATE_TASK, [tenant, started.run_id])
+            return started.to_json()
+
+        return self.run(run)
+
+    def reassociation(self, tenant: str, run_id: str) -> dict[str, Any]:
+        from worker.pipeline import reassociate
+
+        def run() -> dict[str, Any]:
+            try:
+                return reassociate.load(self._pipe(tenant), tenant, run_id).to_json()
+            except reassociate.ReassociateError as exc:
+                raise ApiError(404, str(exc), exc.field) from None
+
+        return self.run(run)
+
     def _crm_factory(self, pipe: Pipeline) -> CrmFactory:
         return (self.factory or pipeline_factory)(pipe)
 
@@ -740,6 +778,24 @@ def api_router(operations: Operations) -> APIRouter:
         dry_run: Annotated[bool, Query(description="change nothing: the steps for an admin")] = False,
     ) -> Any:
         return _json(*operations.setup(tenant, dry_run))
+
+    @tenant_routes.post(
+        "/reassociate",
+        status_code=202,
+        summary="Re-associate the tenant's calls of the last `since` in the background (admin)",
+        description="The rules again on each call that started or ended within `since`, people's locks "
+        "kept; changed calls are written back unless `dry_run`. Answers the run (its `run_id`); its "
+        "progress and summary at GET .../reassociate/{run_id}.",
+    )
+    def reassociate(tenant: str, body: ReassociateBody, who: Changer) -> Any:
+        return _json(operations.reassociate(who, tenant, body), 202)
+
+    @tenant_routes.get(
+        "/reassociate/{run_id}",
+        summary="A re-association run: state, progress and what changed per case and field",
+    )
+    def reassociation(tenant: str, run_id: str, _: Reader) -> Any:
+        return operations.reassociation(tenant, run_id)
 
     router.include_router(tenant_routes)
     return router

@@ -377,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     from worker.ops.access import add_access_parser
 
     add_access_parser(commands)
+    from worker.ops.reassociate import add_reassociate_parser
+
+    add_reassociate_parser(commands)
     return parser
 
 
@@ -574,6 +577,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from worker.ops.access import run_access
 
         return run_access(args, sys.stdout, sys.stderr)
+    if args.command == "reassociate":
+        from worker.ops.reassociate import run_reassociate
+
+        return run_reassociate(args, sys.stdout, sys.stderr)
     from worker.ops.opscli import run_ops
 
     return run_ops(args, sys.stdout, sys.stderr)

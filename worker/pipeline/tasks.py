@@ -590,3 +590,6 @@ def subscription_lifecycle(self: Task[Any, Any], notice: dict[str, Any]) -> str:
             countdown=backoff(self.request.retries), max_retries=MAX_RETRIES, headers=sent_now()
         ) from None
     return run_lifecycle(self, service, notice)
+
+
+from worker.pipeline import reassociate as _reassociate  # noqa: E402,F401  (registers callmatch.reassociate)
