@@ -29,7 +29,9 @@ BUDGET_TTL_SECONDS = 2 * 24 * 3600
 
 # Sliding-window log: one sorted-set member per grant, scored by the server time in
 # microseconds (formatted by hand: Lua's default number format would round them). Entries at or before now - period have left the window.
-# Returns {granted (0/1), now_us, wait_us}.
+# With a spacing (ARGV[4], microseconds), no two grants are closer than it: the window's grants
+# are spread evenly, so delays between our grant and the API's count cannot bunch a whole
+# window's grants with the next one's at the boundary. Returns {granted (0/1), now_us, wait_us}.
 _ACQUIRE_LUA = """
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -41,6 +43,13 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - period))
+local spacing = tonumber(ARGV[4] or '0')
+if spacing > 0 then
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] and now - tonumber(last[2]) < spacing then
+    return {0, now, math.max(spacing - (now - tonumber(last[2])), 1)}
+  end
+end
 local count = redis.call('ZCARD', key)
 if count < limit then
   redis.call('ZADD', key, int(now), member)
@@ -125,7 +134,10 @@ class RedisRateLimiter:
         *,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        spacing_seconds: float = 0.0,
     ) -> None:
+        """`spacing_seconds`: the least time between two grants (0: none; `period / limit`
+        spreads a window's grants evenly, for a short window such as a per-second limit)."""
         if not key:
             raise ValueError("rate limit key must not be empty")
         if limit < 1:
@@ -138,6 +150,7 @@ class RedisRateLimiter:
         self.limit = limit
         self.period_seconds = period_seconds
         self._period_us = period_us
+        self._spacing_us = max(round(spacing_seconds * 1_000_000), 0)
         self._service = _service_of(key)
         self._redis = redis_client
         self._script = redis_client.register_script(_ACQUIRE_LUA)
@@ -153,7 +166,7 @@ class RedisRateLimiter:
         member = os.urandom(8).hex()
         with redis_call(f"rate limiter {self.key}"):
             granted, now_us, wait_us = self._script(
-                keys=[self.redis_key], args=[self.limit, self._period_us, member]
+                keys=[self.redis_key], args=[self.limit, self._period_us, member, self._spacing_us]
             )
         return Acquisition(
             granted=bool(int(granted)), wait=int(wait_us) / 1_000_000, server_time_us=int(now_us)

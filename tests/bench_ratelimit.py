@@ -110,6 +110,76 @@ def bench_contention(
     client.close()
 
 
+def _hubspot_worker(redis_url: str, host: str, tenant: str, seconds: float, start: Any, out: Any) -> None:
+    """One worker process of the tenant: sends as fast as the shared limiters let it (a search
+    every sixth request), through the production wiring (`HubSpotClient.for_tenant`)."""
+    from adapters.crm.hubspot.client import HubSpotClient, HubSpotSettings, TokenSource
+
+    client_redis = redis.Redis.from_url(redis_url)
+    client = HubSpotClient.for_tenant(
+        HubSpotSettings(tenant=tenant, host=host), TokenSource("pat-emulator-token"), client_redis
+    )
+    start.wait(timeout=60)
+    stop_at = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < stop_at:
+        if sent % 6 == 5:
+            client.search(
+                "contacts",
+                [{"filters": [{"propertyName": "email", "operator": "EQ", "value": "x@y.example"}]}],
+                ["email"],
+            )
+        else:
+            client.owners_by_email("rep@seller.example")
+        sent += 1
+    out.put((sent, client.stats.rate_limited))
+    client_redis.close()
+
+
+def bench_hubspot_shared_budget(url: str, workers: int = 4, seconds: float = 30.0) -> None:
+    """Issue #15: `workers` processes of one tenant share its HubSpot budget through Redis against the
+    emulator enforcing HubSpot's 190 per rolling 10 s and 5 searches per second: the share of the
+    configured budget (180 / 10 s) used, and the 429s HubSpot answered."""
+    from adapters.crm.hubspot.client import HubSpotSettings
+    from tests.emulators.hubspot import HubSpotEmulator, Limits, PortalProfile, Store
+
+    settings = HubSpotSettings(tenant="bench-shared")
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match="*hubspot:bench-shared*"):
+        client.delete(key)
+    with HubSpotEmulator(Store(profile=PortalProfile.full()), limits=Limits(burst=190, search=5)) as emulator:
+        ctx = multiprocessing.get_context("spawn")
+        start, out = ctx.Barrier(workers + 1), ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_hubspot_worker, args=(url, emulator.url, settings.tenant, seconds, start, out)
+            )
+            for _ in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+        start.wait(timeout=60)
+        emulator.reset_counts()
+        # the first window is a burst (the whole budget at once): the share is measured after it
+        time.sleep(settings.burst_period)
+        first = emulator.total()
+        steady_from = time.monotonic()
+        results = [out.get(timeout=seconds + 60) for _ in range(workers)]
+        elapsed = time.monotonic() - steady_from
+        served = emulator.total() - first
+        for proc in procs:
+            proc.join(timeout=30)
+        refused = emulator.statuses[429]
+    client.close()
+    budget = settings.burst_limit * elapsed / settings.burst_period
+    print(
+        f"hubspot shared budget: {workers} worker processes of one tenant, {elapsed:.1f} s after the first window, against"
+        f" HubSpot's 190/10 s + 5 searches/s: {served} requests = {served / budget:.0%} of the configured"
+        f" {settings.burst_limit}/{settings.burst_period:g} s budget (target >= 90%), {refused} x 429"
+        f" (target 0; the clients retried {sum(r for _, r in results)})"
+    )
+
+
 def bench_retry_overhead(n: int = 20000) -> None:
     started = time.perf_counter()
     for _ in range(n):
@@ -122,6 +192,7 @@ def main() -> None:
     with redis_server() as url:
         bench_latency(url)
         bench_contention(url)
+        bench_hubspot_shared_budget(url)
     bench_retry_overhead()
 
 

@@ -439,7 +439,12 @@ class HubSpotClient:
                 redis_client, f"{prefix}:requests", settings.burst_limit, settings.burst_period, sleep=sleep
             ),
             search_limiter=RedisRateLimiter(
-                redis_client, f"{prefix}:search", settings.search_limit, settings.search_period, sleep=sleep
+                redis_client,
+                f"{prefix}:search",
+                settings.search_limit,
+                settings.search_period,
+                sleep=sleep,
+                spacing_seconds=settings.search_period / settings.search_limit,
             ),
             budget=ApiBudget(redis_client, f"{prefix}:daily"),
             cooldown=RedisCooldown(redis_client, prefix),
@@ -514,9 +519,11 @@ class HubSpotClient:
         pause = self.cooldown.remaining()
         if pause > 0:
             self.sleep(pause)
+        # The 10-second slot first: a search slot taken and then held while the 10-second
+        # limiter waits would reach HubSpot late, bunched with later searches (a 429 SECONDLY).
+        self.limiter.acquire(self.settings.acquire_timeout)
         if search:
             self.search_limiter.acquire(self.settings.acquire_timeout)
-        self.limiter.acquire(self.settings.acquire_timeout)
         session = self.tokens.session()
         if used is not None:
             used[0] = session
