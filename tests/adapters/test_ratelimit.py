@@ -434,3 +434,16 @@ def test_threads_sharing_one_limiter_never_exceed_the_limit(redis_client: object
 
     assert len(stamps) == 24
     assert_rolling_window(stamps, 5, 150_000)
+
+
+def test_spacing_spreads_a_windows_grants_evenly(redis_client: object) -> None:
+    """A per-second search limit with spacing: no two grants closer than period / limit, so a
+    window's grants cannot reach the API bunched with the next window's."""
+    client = cast(redis.Redis, redis_client)
+    limiter = RedisRateLimiter(client, "test:spacing", limit=4, period_seconds=1.0, spacing_seconds=0.25)
+    first = limiter.attempt()
+    second = limiter.attempt()
+    assert first.granted and not second.granted
+    assert 0.2 < second.wait <= 0.25
+    plain = RedisRateLimiter(client, "test:no-spacing", limit=4, period_seconds=1.0)
+    assert all(plain.attempt().granted for _ in range(4))

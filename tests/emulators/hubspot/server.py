@@ -78,11 +78,35 @@ class Fault:
 
 @dataclass
 class Limits:
+    """HubSpot's limits for one app in one portal (developers.hubspot.com, "API usage guidelines"
+    and the changelog "Increasing our API limits"): per rolling 10 s, 100 on Free/Starter, 190 on
+    Professional/Enterprise, 250 with the API limit increase pack; per day 250,000 / 650,000 /
+    1,000,000 (+1,000,000 per pack); CRM search 5 requests per second per account. The default is
+    a Professional portal."""
+
     burst: int = 190
     burst_window: float = 10.0
     search: int = 5
     search_window: float = 1.0
     daily: int = 500_000
+
+    @classmethod
+    def free(cls) -> Limits:
+        """Free and Starter: 100 per 10 s, 250,000 a day."""
+        return cls(burst=100, daily=250_000)
+
+    @classmethod
+    def professional(cls) -> Limits:
+        return cls(burst=190, daily=650_000)
+
+    @classmethod
+    def enterprise(cls) -> Limits:
+        return cls(burst=190, daily=1_000_000)
+
+    @classmethod
+    def capacity_pack(cls) -> Limits:
+        """Enterprise with the API limit increase pack: 250 per 10 s, a million more a day."""
+        return cls(burst=250, daily=2_000_000)
 
 
 class ApiError(Exception):
