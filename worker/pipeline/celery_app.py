@@ -28,6 +28,7 @@ def queue_keys(queue: str = QUEUE) -> list[str]:
     """The Redis lists holding `queue`'s waiting messages, most urgent first (kombu's naming)."""
     return [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
 
+
 # Read once per process, at import (worker.config.settings refuses limits that would run a stage twice).
 _SETTINGS = settings()
 # The longest countdown a task may ask for on retry (a CRM's daily limit resets
@@ -45,6 +46,24 @@ SOFT_TIME_LIMIT_SECONDS = _SETTINGS.soft_time_limit_seconds
 STALL_SECONDS = _SETTINGS.stall_seconds
 # How often beat looks for stalled calls (one ZRANGEBYSCORE).
 SWEEP_INTERVAL_SECONDS = _SETTINGS.sweep_interval_seconds
+
+
+# Cross-call batching (celery-batches): the consumer holds a batch's messages, unacknowledged, until it
+# flushes; it can only fill a batch if the worker may reserve that many messages (the prefetch).
+BATCH_SIZE = _SETTINGS.batch_size
+BATCH_WAIT_SECONDS = _SETTINGS.batch_wait_seconds
+
+
+def batch_prefetch_multiplier(concurrency: int, batch_size: int = BATCH_SIZE) -> int:
+    """Prefetch per process so that a worker reserves one whole batch plus one message per process.
+
+    1 without batching (today's fairness: a worker takes only what it runs). With it, the
+    extra reserved messages are late-acknowledged like any other: a lost worker's are
+    redelivered after the visibility timeout, and the sweep sees the calls' stalls.
+    """
+    if batch_size <= 1:
+        return 1
+    return -(-(batch_size + concurrency) // max(concurrency, 1))
 
 
 # Every message we send carries its send time: the sweep compares the oldest waiting message's
@@ -74,7 +93,7 @@ def celery_config(url: str) -> dict[str, Any]:
         "task_routes": {PROCESS_CALL_TASK: {"queue": QUEUE}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        "worker_prefetch_multiplier": 1,  # with batching, a worker raises it from its concurrency (tasks.py)
         # A task running when the broker connection drops keeps running: its message is redelivered
         # and every stage is idempotent (the write under a per-call lock), so nothing is doubled.
         "worker_cancel_long_running_tasks_on_connection_loss": False,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import redis
 from celery import Task, signals
 from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery_batches import Batches, SimpleRequest
 from prometheus_client import start_http_server
 
 from adapters.errors import (
@@ -54,12 +55,15 @@ from worker.ingest.subscriptions import LIFECYCLE_TASK as SUBSCRIPTION_LIFECYCLE
 from worker.ingest.subscriptions import RENEW_TASK as RENEW_SUBSCRIPTIONS_TASK
 from worker.ingest.subscriptions import Subscriptions
 from worker.pipeline.celery_app import (
+    BATCH_SIZE,
+    BATCH_WAIT_SECONDS,
     HARD_TIME_LIMIT_SECONDS,
     MAX_RETRY_COUNTDOWN_SECONDS,
     PROCESS_CALL_TASK,
     STALL_SECONDS,
     SWEEP_INTERVAL_SECONDS,
     app,
+    batch_prefetch_multiplier,
     create_celery,
     redis_url,
     sent_now,
@@ -74,6 +78,7 @@ from worker.pipeline.sweep import celery_stage_sender, start_sweeper, sweep_once
 FETCH_TASK = "callmatch.fetch"
 ASSOCIATE_TASK = "callmatch.associate"
 WRITE_TASK = "callmatch.write"
+ASSOCIATE_BATCH_TASK = "callmatch.associate_batch"
 REFRESH_TASK = "callmatch.refresh"
 REFRESH_DUE_TASK = "callmatch.refresh_due"
 SWEEP_TASK = "callmatch.sweep"
@@ -187,6 +192,17 @@ def _json_logs(**_: Any) -> None:
 def _json_logs_from_the_start(**_: Any) -> None:
     """Before the worker's own start-up checks: their warnings (running as root) are JSON lines too."""
     configure_logging()
+
+
+@signals.worker_init.connect
+def _prefetch_for_batches(sender: Any = None, **_: Any) -> None:
+    """A worker reserves a whole batch (celery-batches buffers its messages unacknowledged).
+
+    Set on the worker itself, after its options (the CLI passes the configured 1 explicitly)
+    and before its consumer is built; a worker that does not batch keeps 1.
+    """
+    if sender is not None and hasattr(sender, "prefetch_multiplier"):
+        sender.prefetch_multiplier = batch_prefetch_multiplier(int(getattr(sender, "concurrency", 1) or 1))
 
 
 @signals.worker_init.connect
@@ -455,7 +471,10 @@ def process_call(self: Task[Any, Any], event: dict[str, Any]) -> str | None:
 def _fetch_stage(task: Task[Any, Any], tenant: str, call_id: str) -> str | None:
     if run_stage(task, Stage.FETCH, tenant, call_id, lambda: pipeline().fetch(tenant, call_id)) is None:
         return None
-    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now())
+    # With batching, the call joins its tenant's next batch (association and write together).
+    app.send_task(
+        ASSOCIATE_BATCH_TASK if BATCH_SIZE > 1 else ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now()
+    )
     return "fetched"
 
 
@@ -478,6 +497,155 @@ def associate(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
 def write(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
     written = run_stage(self, Stage.WRITE, tenant, call_id, lambda: pipeline().write(tenant, call_id))
     return None if written is None else written.id
+
+
+def _hand_off(store: CallStore, stage: Stage, tenant: str, call_id: str, exc: BaseException) -> str:
+    """A call of a batch that failed: on alone, as its per-call task would after this attempt.
+
+    Retried by its own per-call task (the batch counted as its first attempt, same backoff or
+    the CRM's Retry-After, same count), or buried with the per-call path's reason. If Redis
+    cannot take the dead letter, the per-call task runs now and buries it itself.
+    """
+    task_name = STAGE_TASKS[stage]
+    fatal = _fatal(exc) or (
+        (f"record missing: {exc}", "fatal") if isinstance(exc, RecordNotFoundError) else None
+    )
+    if isinstance(exc, BusyError):  # not a failure: another worker writes it; wait for its lock
+        app.send_task(
+            task_name,
+            args=[tenant, call_id],
+            countdown=min(exc.wait_seconds, MAX_RETRY_COUNTDOWN_SECONDS),
+            headers=sent_now(),
+        )
+        return "busy"
+    if fatal is None and MAX_RETRIES == 0:
+        fatal = f"gave up after 1 attempts: {exc}", "retry"
+    if fatal is not None:
+        try:
+            letter = store.bury(tenant, call_id, stage, *fatal)
+        except redis.RedisError:
+            app.send_task(task_name, args=[tenant, call_id], headers=sent_now())
+            return "alone"
+        DEAD_LETTERS.labels(tenant=tenant, stage=stage.value).inc()
+        log.error(
+            "dead letter",
+            extra={
+                "tenant": tenant,
+                "call_id": call_id,
+                "stage": stage.value,
+                "reason": fatal[0],
+                "attempts": letter.attempts,
+            },
+        )
+        return "dead"
+    if isinstance(exc, RateLimitedError):
+        action = "rate_limited"
+        countdown = exc.retry_after if exc.retry_after is not None else backoff(0)
+        RATE_LIMITED.labels(tenant=tenant, stage=stage.value).inc()
+    else:
+        action = exc.action.value if isinstance(exc, ExternalError) else "retry"
+        countdown = backoff(0)
+    countdown = min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
+    RETRIES.labels(tenant=tenant, stage=stage.value, action=action).inc()
+    with contextlib.suppress(redis.RedisError):
+        store.postpone(tenant, call_id, countdown)
+    app.send_task(task_name, args=[tenant, call_id], countdown=countdown, retries=1, headers=sent_now())
+    return "retry"
+
+
+def _batch_of_tenant(pipe: Pipeline, tenant: str, call_ids: list[str]) -> dict[str, str]:
+    """Associate then write a tenant's calls together; whatever fails goes on alone (`_hand_off`)."""
+    store = pipe.store
+    outcome: dict[str, str] = {}
+    owed: list[str] = []
+    for call_id in dict.fromkeys(call_ids):
+        try:
+            store.count_attempt(tenant, call_id, Stage.ASSOCIATE)
+        except Exception as exc:
+            outcome[call_id] = _hand_off(store, Stage.ASSOCIATE, tenant, call_id, exc)
+        else:
+            owed.append(call_id)
+    try:
+        pipe.tenant(tenant)
+        with timed(Stage.ASSOCIATE.value):
+            decisions = pipe.decide_batch(tenant, owed)
+    except Exception as exc:  # the batch's reads: every call still owes its association
+        log.warning(
+            "batch association failed; its calls go on alone",
+            extra={"tenant": tenant, "calls": len(owed), "error": type(exc).__name__},
+        )
+        for call_id in owed:
+            outcome[call_id] = _hand_off(store, Stage.ASSOCIATE, tenant, call_id, exc)
+        return outcome
+    decided = [c for c in owed if decisions.get(c) is not None]
+    outcome.update({c: "skipped" for c in owed if decisions.get(c) is None})
+    for call_id in decided:
+        with contextlib.suppress(Exception):  # a count lost is not worth losing the write for
+            store.count_attempt(tenant, call_id, Stage.WRITE)
+    try:
+        with timed(Stage.WRITE.value):
+            written = pipe.write_batch(tenant, decided) if decided else {}
+    except Exception as exc:  # stops every write (rate limit, credentials, CRM down): each call owes it
+        for call_id in decided:
+            outcome[call_id] = _hand_off(store, Stage.WRITE, tenant, call_id, exc)
+        return outcome
+    for call_id in decided:
+        result = written.get(call_id)
+        if isinstance(result, Exception):
+            outcome[call_id] = _hand_off(store, Stage.WRITE, tenant, call_id, result)
+        else:
+            outcome[call_id] = "written" if result is not None else "skipped"
+    return outcome
+
+
+@app.task(
+    name=ASSOCIATE_BATCH_TASK,
+    base=Batches,
+    flush_every=BATCH_SIZE,
+    flush_interval=BATCH_WAIT_SECONDS,
+    acks_late=True,
+)
+def associate_batch(requests: list[SimpleRequest]) -> dict[str, int]:
+    """The association and write of the calls that waited together, grouped by tenant (celery-batches).
+
+    celery-batches acknowledges every message of the batch when this returns, and also
+    when it raises (it logs and returns): so nothing raises out of here. A call whose
+    part fails goes on alone through its per-call task; a lost worker's messages stay
+    unacknowledged and come back after the visibility timeout; the sweep covers the rest.
+    """
+    by_tenant: dict[str, list[str]] = {}
+    for request in requests:
+        tenant, call_id = request.args
+        by_tenant.setdefault(str(tenant), []).append(str(call_id))
+    counts: dict[str, int] = {}
+    try:
+        pipe = pipeline()
+        pipe.reload_tenants()
+    except Exception as exc:  # no tenants file this process can read: each call waits alone
+        log.error("cannot run a batch: %s", type(exc).__name__)
+        for tenant, call_ids in by_tenant.items():
+            for call_id in call_ids:
+                app.send_task(
+                    ASSOCIATE_TASK, args=[tenant, call_id], countdown=backoff(0), headers=sent_now()
+                )
+        return {"alone": len(requests)}
+    for tenant, call_ids in by_tenant.items():
+        try:
+            outcome = _batch_of_tenant(pipe, tenant, call_ids)
+        except Exception as exc:  # the last guard (Redis gone while handing off): the sweep re-sends them
+            log.exception("batch of a tenant failed", extra={"tenant": tenant, "error": type(exc).__name__})
+            continue
+        log.info(
+            "batch associated",
+            extra={
+                "tenant": tenant,
+                "calls": len(call_ids),
+                **{k: list(outcome.values()).count(k) for k in set(outcome.values())},
+            },
+        )
+        for result in outcome.values():
+            counts[result] = counts.get(result, 0) + 1
+    return counts
 
 
 @app.task(name=REFRESH_TASK, **TASK_OPTIONS)
