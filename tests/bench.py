@@ -33,6 +33,8 @@ SECTIONS = (
     "tests.adapters.crm.hubspot.cost_by_profile",
     "tests.bench_ingest",
     "tests.bench_ratelimit",
+    "tests.bench_e2e",
+    "tests.bench_fairness",
 )
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -208,7 +209,8 @@ def written_times(
     started = time.monotonic()
     deadline = started + timeout
     while True:
-        for member, score in client.zrange(key, 0, -1, withscores=True):
+        rows: list[tuple[Any, float]] = client.zrange(key, 0, -1, withscores=True)  # type: ignore[assignment]
+        for member, score in rows:
             name = member.decode() if isinstance(member, bytes) else str(member)
             if name in sent:
                 found[name] = float(score)
