@@ -640,9 +640,10 @@ class HubSpotCrm(CrmPort):
         ]
 
     def _activities_for(self, queries: Sequence[ActivityQuery]) -> None:
-        """A1 for every query of a round together, per kind: the call ids through ONE batch read
-        by `idProperty` where the external id has unique values (no search, no index lag),
-        else through the search; the meetings' time windows through one search for all of them.
+        """A1 for every query of a round together, per kind: the call ids of queries without a time
+        window through ONE batch read by `idProperty` where the external id has unique values (no
+        search, no index lag); the others (meetings' windows, a portal without a unique external id)
+        through one search for all of them, their call ids among its filter groups.
         A query may get more activities than it asked (a window hit of another meeting of the
         batch), never fewer: the engine applies A1 itself."""
         pending = [q for q in dict.fromkeys(queries) if q not in self._activities]
@@ -656,29 +657,32 @@ class HubSpotCrm(CrmPort):
             if not mine:
                 continue
             caps = self._caps()
-            by_id = caps.has(kind, ext) and caps.is_unique(kind, ext)
+            unique = caps.has(kind, ext) and caps.is_unique(kind, ext)
+            groups: list[JsonObject] = []
+            asked: list[ActivityQuery] = []
+            by_id: list[str] = []
+            for query in mine:
+                window = self._present(kind, self._window_groups(kind, query))
+                if unique and not window:
+                    by_id.append(query.call_id)  # no search needed for this one at all
+                    asked.append(query)
+                    continue
+                own_groups = self._present(
+                    kind, [{"filters": [{"propertyName": ext, "operator": "EQ", "value": query.call_id}]}]
+                )
+                if own_groups or window:
+                    asked.append(query)
+                groups += own_groups + window
             hits: dict[str, JsonObject] = {}
             if by_id:
                 for obj in self.client.batch_read(
                     kind,
-                    sorted({q.call_id for q in mine}),
+                    sorted(set(by_id)),
                     caps.only(kind, mapping.activity_properties(kind)),
                     id_property=ext,
                     meter=self._meter("activities_for_call"),
                 ):
                     hits.setdefault(str(obj["id"]), obj)
-            groups: list[JsonObject] = []
-            asked: list[ActivityQuery] = []
-            for query in mine:
-                own_groups = self._window_groups(kind, query)
-                if not by_id:
-                    own_groups.insert(
-                        0, {"filters": [{"propertyName": ext, "operator": "EQ", "value": query.call_id}]}
-                    )
-                own_groups = self._present(kind, own_groups)
-                if by_id or own_groups:
-                    asked.append(query)
-                groups += own_groups
             windowed: set[str] = set()
             if groups:
                 for obj in self._search(
