@@ -91,7 +91,8 @@ def test_dry_run_then_a_run_stopped_and_resumed_report_the_same(cli: Cli, org: O
     assert "    account_id changed on 3 call(s)" in text.stdout and "@" not in text.stdout
 
 
-def test_ctrl_c_keeps_the_run_and_resume_finishes_it(env: dict[str, str], cli: Cli) -> None:
+def test_ctrl_c_keeps_the_run_and_resume_finishes_it(env: dict[str, str], cli: Cli, org: Org) -> None:  # noqa: F811
+    org.emulator.latency = 0.1  # each call takes a while: Ctrl-C lands in the middle of the run
     proc = subprocess.Popen(
         [CALLMATCH, "reassociate", "--tenant", TENANT, "--since", "30d", "--json"],
         env=env,
@@ -103,12 +104,14 @@ def test_ctrl_c_keeps_the_run_and_resume_finishes_it(env: dict[str, str], cli: C
     assert "call(s) to go" in proc.stderr.readline()
     assert "1/5 calls" in proc.stderr.readline()  # a call done: Ctrl-C now
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:  # it had finished meanwhile: nothing to resume, and that is fine
-        assert json.loads(out)["state"] == "done"
-        return
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted; the run is kept" in err and "Traceback" not in err
+    listed = cli("--tenant", TENANT, "--list", "--json")
+    [stopped] = json.loads(listed.stdout)
+    assert stopped["state"] == "paused" and 1 <= stopped["done"] < 5
+    org.emulator.latency = 0.0
     resumed = cli("--tenant", TENANT, "--resume", "--json")
     assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["run_id"] == stopped["run_id"]
     summary = json.loads(resumed.stdout)["summary"]
     assert summary["cases"] == {"none -> domain": 3} and summary["unchanged"] == 2

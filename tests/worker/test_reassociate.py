@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,12 @@ from tests.e2e.stack import CRM, TENANT, tenants_file
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
+from tests.worker.ops.conftest import CALL, DEAD, TOKENS, World, bearer, world  # noqa: F401  (the fixture)
 from worker.config.scenario import parse_scenario
 from worker.config.tenants import TenantsSource
 from worker.ingest.events import CallEvent
 from worker.pipeline import reassociate
+from worker.pipeline.celery_app import queue_keys
 from worker.pipeline.crm_factory import CrmFactory
 from worker.pipeline.service import Pipeline
 from worker.pipeline.store import CallStore
@@ -33,6 +36,18 @@ GLOBEX = {"id": "001A3", "name": "Globex", "domains": ["globex.com"]}
 KNOWN = [f"aircall:10{i}" for i in range(2)]  # jane@acme.com: a contact of Acme, opportunity 006O1
 UNKNOWN = [f"aircall:20{i}" for i in range(3)]  # someone at globex.com: no contact
 OLD = "aircall:300"  # a globex call of two months ago: outside --since 30d
+
+
+def write_tenants(directory: Path, emulator: SalesforceEmulator, match_by_domain: bool) -> Path:
+    """The e2e tenants file on the emulator, the local rate limit out of the way (this test is not about it)."""
+    path = tenants_file(directory, emulator, {"match_by_domain": str(match_by_domain).lower()})
+    text = path.read_text().replace(
+        "      read_timeout: 10\n",
+        "      read_timeout: 10\n      rate_limit: {per_second: 1000, burst: 1000}\n",
+    )
+    assert "rate_limit" in text
+    path.write_text(text)
+    return path
 
 
 def call_event(call_id: str, email: str, started: dt.datetime, tenant: str = TENANT) -> CallEvent:
@@ -63,7 +78,7 @@ class Org:
 
     def settings(self, match_by_domain: bool) -> None:
         """The tenant's settings change: the tenants file rewritten, as an admin would."""
-        tenants_file(self.directory, self.emulator, {"match_by_domain": str(match_by_domain).lower()})
+        write_tenants(self.directory, self.emulator, match_by_domain)
         self.pipeline.reload_tenants(force=True)
 
     def snapshot(self) -> dict[str, Any]:
@@ -88,7 +103,7 @@ def org(redis_client, tmp_path, monkeypatch) -> Iterator[Org]:
     monkeypatch.setenv("E2E_SF_CLIENT_SECRET", emulator.client_secret)
     monkeypatch.setenv("E2E_SF_REFRESH_TOKEN", emulator.refresh_token)
     monkeypatch.setenv("E2E_AIRCALL_TOKEN", "token")
-    path = tenants_file(tmp_path, emulator, {"match_by_domain": "false"})
+    path = write_tenants(tmp_path, emulator, match_by_domain=False)
     source = TenantsSource(path)
     pipeline = Pipeline(
         source.current,
@@ -231,3 +246,34 @@ def test_a_run_another_process_holds_is_refused(org: Org) -> None:
     with pytest.raises(reassociate.ReassociateError) as unknown:
         reassociate.load(org.pipeline, TENANT, "r-nope")
     assert "no re-association run 'r-nope'" in str(unknown.value)
+
+
+def test_the_api_starts_a_background_run_and_shows_its_progress(world: World) -> None:  # noqa: F811
+    client = world.make_client()
+    viewer, admin = bearer(TOKENS["a-viewer"]), bearer(TOKENS["a-admin"])
+    path = "/api/v1/tenants/a/reassociate"
+    refused = client.post(path, headers=viewer, json={"since": "30d"})
+    assert refused.status_code == 403 and "viewer token only reads" in refused.json()["error"]
+    bad = client.post(path, headers=admin, json={"since": "30x", "dry_run": True})
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "since: 30x: not a duration (e.g. 30d, 12h)", "field": "since"}
+    assert world.redis.keys("callmatch:reassociate:*") == []
+    started = client.post(path, headers=admin, json={"since": "30d", "dry_run": True})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    [raw] = world.redis.lrange(queue_keys()[-1], 0, -1)
+    assert json.loads(raw)["headers"]["task"] == reassociate.REASSOCIATE_TASK
+    # what the worker's task does with it: one part of CHUNK calls (here all of them)
+    reassociate.proceed(world.pipeline, "a", run_id, limit=reassociate.CHUNK, keep_running=True)
+    progress = client.get(f"{path}/{run_id}", headers=viewer)
+    assert progress.status_code == 200
+    body = progress.json()
+    assert (body["state"], body["done"], body["total"]) == ("done", 2, 2)
+    assert body["summary"]["skipped"] == [  # nothing dropped silently: each one said, with why
+        {"call_id": CALL, "reason": "owes its write stage: the pipeline has it"},
+        {"call_id": DEAD, "reason": "a dead letter: replay it (`callmatch dead-letters replay`)"},
+    ]
+    other = client.get(f"{path}/{run_id}", headers=bearer(TOKENS["b-admin"]))
+    assert other.status_code == 403
+    unknown = client.get("/api/v1/tenants/b/reassociate/" + run_id, headers=bearer(TOKENS["b-admin"]))
+    assert unknown.status_code == 404 and unknown.json()["field"] == "run_id"

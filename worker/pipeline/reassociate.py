@@ -185,14 +185,25 @@ def candidates(pipe: Pipeline, tenant: str, since: dt.datetime, until: dt.dateti
     return [call_id for _, call_id in sorted(found)]
 
 
-def start(pipe: Pipeline, tenant: str, since: dt.timedelta, *, dry_run: bool, by: str = "cli") -> Run:
-    """A new run over the tenant's calls of the last `since`: its calls are fixed now."""
+def start(
+    pipe: Pipeline,
+    tenant: str,
+    since: dt.timedelta,
+    *,
+    dry_run: bool,
+    by: str = "cli",
+    run_id: str | None = None,
+) -> Run:
+    """A new run over the tenant's calls of the last `since`: its calls are fixed now.
+
+    `run_id` names it (default: its start time and a random suffix, e.g. r20260320T120000Z-3f9a1c).
+    """
     pipe.reload_tenants(force=True)
     pipe.tenant(tenant)
     now = pipe.store.now()
     low = now - since
     todo = candidates(pipe, tenant, low, now)
-    run_id = now.astimezone(dt.UTC).strftime("r%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    run_id = run_id or now.astimezone(dt.UTC).strftime("r%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     meta = {
         "since": _iso(low),
         "until": _iso(now),

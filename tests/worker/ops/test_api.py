@@ -6,6 +6,8 @@ and the database is left exactly as it was (every key, every value, the task que
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,9 @@ from fastapi.testclient import TestClient
 
 from tests.worker.ops.conftest import CALL, DEAD, GLOBAL, TOKENS, World, bearer, seed
 from worker.ops import doctor_log
+from worker.pipeline import reassociate
+from worker.pipeline.celery_app import BACKFILL_PRIORITY, queue_keys
+from worker.pipeline.reassociate import REASSOCIATE_TASK
 from worker.pipeline.tasks import REFRESH_TASK
 
 Check = Callable[[World, Any, str], None]
@@ -102,6 +107,25 @@ def _setup(world: World, body: Any, by: str) -> None:
     assert body["tenant"] == "a" and body["dry_run"] is False and body["ok"] is True
 
 
+def _reassociating(world: World, body: Any, by: str) -> None:
+    assert body["tenant"] == "a" and body["state"] == "running" and body["by"] == by and body["total"] == 2
+    [raw] = world.redis.lrange(queue_keys()[-1], 0, -1)  # behind every live call
+    message = json.loads(raw)
+    assert (
+        message["headers"]["task"] == REASSOCIATE_TASK
+        and message["properties"]["priority"] == BACKFILL_PRIORITY
+    )
+    assert world.queued() == [] and world.pipeline.store.require("b", CALL).refreshes == 0
+
+
+def _reassociation(world: World, body: Any, by: str) -> None:
+    assert body["tenant"] == "a" and body["run_id"] == RUN and body["done"] == 0 and body["dry_run"]
+
+
+def _a_run(world: World) -> None:
+    reassociate.start(world.pipeline, "a", dt.timedelta(days=30), dry_run=True, run_id=RUN)
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -111,12 +135,14 @@ class Route:
     effect: Check
     json: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    prepare: Callable[[World], None] | None = None
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
 
 
 API = "/api/v1/tenants/a"
+RUN = "r-api-test"
 ROUTES = [
     Route("GET", f"{API}/calls", False, 200, _listed),
     Route("GET", f"{API}/status", False, 200, _status),
@@ -134,6 +160,8 @@ ROUTES = [
     Route("POST", f"{API}/dead-letters/replay", True, 200, _replayed, json={"all": True}),
     Route("GET", f"{API}/doctor", False, 200, _doctor),
     Route("POST", f"{API}/setup", True, 200, _setup),
+    Route("POST", f"{API}/reassociate", True, 202, _reassociating, json={"since": "30d"}),
+    Route("GET", f"{API}/reassociate/{RUN}", False, 200, _reassociation, prepare=_a_run),
     # the paths before /api/v1, kept as aliases under the same rules
     Route("GET", f"/calls/a/{CALL}", False, 200, _explained),
     Route("POST", f"/calls/a/{CALL}/refresh", True, 202, _refreshed),
@@ -195,6 +223,8 @@ def test_every_route_answers_each_caller_by_its_rights_on_tenant_a(world: World,
     client = world.make_client()
     for caller, (token, name, reads, changes) in CALLERS.items():
         reset(world)
+        if route.prepare is not None:
+            route.prepare(world)
         before = world.snapshot()
         headers = bearer(token) if token else {}
         answer = client.request(
