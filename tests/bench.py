@@ -35,6 +35,7 @@ SECTIONS = (
     "tests.bench_ratelimit",
     "tests.bench_e2e",
     "tests.bench_fairness",
+    "tests.bench_reassociate",
 )
 
 

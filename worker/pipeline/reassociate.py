@@ -518,23 +518,26 @@ def send_next(tenant: str, run_id: str) -> None:
     )
 
 
-@app.task(name=REASSOCIATE_TASK, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
-def reassociate_part(self: Any, tenant: str, run_id: str) -> int:
-    """CHUNK calls of a run, then the next part is sent (so live calls are served in between).
+def register(pipeline: Callable[[], Pipeline]) -> Any:
+    """The background task on the worker's Celery app (worker.pipeline.tasks calls this with its pipeline)."""
 
-    A part whose run another process holds ends at once: that process carries the run on.
-    A redelivered part starts from the cursor: nothing is counted twice.
-    """
-    from worker.pipeline.tasks import pipeline
+    @app.task(name=REASSOCIATE_TASK, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    def reassociate_part(self: Any, tenant: str, run_id: str) -> int:
+        """CHUNK calls of a run, then the next part is sent (so live calls are served in between).
 
-    pipe = pipeline()
-    try:
-        run = proceed(pipe, tenant, run_id, limit=CHUNK, keep_running=True)
-    except ReassociateError:
-        return 0
-    if not run.finished:
-        send_next(tenant, run_id)
-    return run.done
+        A part whose run another process holds ends at once: that process carries the run on.
+        A redelivered part starts from the cursor: nothing is counted twice.
+        """
+        pipe = pipeline()
+        try:
+            run = proceed(pipe, tenant, run_id, limit=CHUNK, keep_running=True)
+        except ReassociateError:
+            return 0
+        if not run.finished:
+            send_next(tenant, run_id)
+        return run.done
+
+    return reassociate_part
 
 
 def summary_lines(run: Run) -> list[str]:

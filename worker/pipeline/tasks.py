@@ -760,4 +760,6 @@ def subscription_lifecycle(self: Task[Any, Any], notice: dict[str, Any]) -> str:
     return run_lifecycle(self, service, notice)
 
 
-from worker.pipeline import reassociate as _reassociate  # noqa: E402,F401  (registers callmatch.reassociate)
+from worker.pipeline import reassociate as _reassociate  # noqa: E402
+
+reassociate_part = _reassociate.register(pipeline)  # callmatch.reassociate, a re-association's parts
