@@ -547,6 +547,19 @@ def _hand_off(store: CallStore, stage: Stage, tenant: str, call_id: str, exc: Ba
         countdown = backoff(0)
     countdown = min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
     RETRIES.labels(tenant=tenant, stage=stage.value, action=action).inc()
+    reason = str(exc) if isinstance(exc, ExternalError) else f"internal error: {type(exc).__name__}"
+    log.warning(
+        "stage will retry",
+        extra={
+            "tenant": tenant,
+            "call_id": call_id,
+            "stage": stage.value,
+            "reason": reason,
+            "action": action,
+            "countdown": round(countdown, 1),
+            "batch": True,
+        },
+    )
     with contextlib.suppress(redis.RedisError):
         store.postpone(tenant, call_id, countdown)
     app.send_task(task_name, args=[tenant, call_id], countdown=countdown, retries=1, headers=sent_now())
