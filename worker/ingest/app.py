@@ -94,10 +94,12 @@ def create_app(
     dedupe_ttl_seconds: int = DEFAULT_TTL_SECONDS,
     enqueue_threads: int = 4,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    one_round_trip: bool = True,
 ) -> FastAPI:
     """The receiver for `tenants`, enqueuing through `enqueuer`, keeping records in `redis_client`.
 
     Given a `TenantsSource`, a changed tenants file is picked up without a restart.
+    `one_round_trip=False` keeps, then sends with `enqueuer.enqueue` (two round trips; the benchmark's before).
     """
 
     def current_tenants() -> Tenants:
@@ -127,7 +129,9 @@ def create_app(
     # the very message `send_task` would have sent. Otherwise (or if kombu cannot give it) the old
     # way: keep, then `enqueue`.
     preparer = (
-        enqueuer if isinstance(enqueuer, MessagePreparer) and enqueuer.same_redis(redis_client) else None
+        enqueuer
+        if one_round_trip and isinstance(enqueuer, MessagePreparer) and enqueuer.same_redis(redis_client)
+        else None
     )
 
     def prepare(event: CallEvent) -> QueuedMessage | None:

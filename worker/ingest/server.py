@@ -18,12 +18,18 @@ from worker.pipeline.durability import warn_if_weak
 from worker.pipeline.heartbeat import start_heartbeat
 
 
-def build_app() -> FastAPI:
+def build_app(one_round_trip: bool = True) -> FastAPI:
     """The receiver for $CALLMATCH_TENANTS on $CALLMATCH_REDIS_URL; a bad tenants file stops it here."""
     url = redis_url()
     source = TenantsSource(default_tenants_path())
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    app = create_app(source, CeleryEnqueuer(create_celery(url)), client, clock=process_clock())
+    app = create_app(
+        source,
+        CeleryEnqueuer(create_celery(url)),
+        client,
+        clock=process_clock(),
+        one_round_trip=one_round_trip,
+    )
     from worker.pipeline.gauges import RedisGauges, zero_counters
 
     add_collector("redis", RedisGauges(client, lambda: source.current))
