@@ -132,8 +132,10 @@ def measure_b(bench: BenchStack, first_id: int, rate: float, seconds: float) -> 
     return latencies(sent, written, failures)
 
 
-def run_mode(mode: str, rate: float, seconds: float, backfill: int, concurrency: int) -> None:
-    with bench_stack([TENANT_A, TENANT_B], concurrency=concurrency) as bench:
+def run_mode(
+    mode: str, rate: float, seconds: float, backfill: int, concurrency: int, extra_env: dict[str, str]
+) -> None:
+    with bench_stack([TENANT_A, TENANT_B], concurrency=concurrency, extra_env=extra_env) as bench:
         warm_up(bench, TENANT_B, 1)
         warm_up(bench, TENANT_A, 1)
         alone = measure_b(bench, 1000, rate, seconds)
@@ -172,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long B's load lasts, each time")
     parser.add_argument("--backfill", type=int, default=10_000, help="tenant A's calls to re-associate")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="worker processes")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="CALLMATCH_BATCH_SIZE for the worker (default: its own)"
+    )
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 5 s of load, 500 backfill calls")
     args = parser.parse_args(argv if argv is not None else [])
@@ -186,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         f" {LATENCY_SECONDS * 1000:.0f} ms per request, limiter {CRM_RATE:g} requests/s per tenant;"
         f" 1 Celery worker -c {args.concurrency} on {os.cpu_count()} cores"
     )
+    extra_env = {} if args.batch_size is None else {"CALLMATCH_BATCH_SIZE": str(args.batch_size)}
+    if extra_env:
+        print(f"  with CALLMATCH_BATCH_SIZE={args.batch_size}")
     for mode in MODES if args.mode == "both" else (args.mode,):
-        run_mode(mode, args.rate, seconds, backfill, args.concurrency)
+        run_mode(mode, args.rate, seconds, backfill, args.concurrency, extra_env)
     return 0
 
 
