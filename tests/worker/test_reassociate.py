@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import CRM, TENANT, tenants_file
+from tests.conftest import wait_until
+from tests.e2e.stack import CRM, TENANT, running_stack, tenants_file
 from tests.emulators.salesforce.profile import OrgProfile
 from tests.emulators.salesforce.seed import seed_org
 from tests.emulators.salesforce.server import SalesforceEmulator
@@ -25,8 +26,9 @@ from tests.worker.ops.conftest import CALL, DEAD, TOKENS, World, bearer, world  
 from worker.config.scenario import parse_scenario
 from worker.config.tenants import TenantsSource
 from worker.ingest.events import CallEvent
+from worker.ops.actions import celery_sender
 from worker.pipeline import reassociate
-from worker.pipeline.celery_app import queue_keys
+from worker.pipeline.celery_app import create_celery, queue_keys
 from worker.pipeline.crm_factory import CrmFactory
 from worker.pipeline.service import Pipeline
 from worker.pipeline.store import CallStore
@@ -277,3 +279,45 @@ def test_the_api_starts_a_background_run_and_shows_its_progress(world: World) ->
     assert other.status_code == 403
     unknown = client.get("/api/v1/tenants/b/reassociate/" + run_id, headers=bearer(TOKENS["b-admin"]))
     assert unknown.status_code == 404 and unknown.json()["field"] == "run_id"
+
+
+def test_a_background_run_goes_through_a_real_worker_part_by_part(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run the API starts, sent as the API sends it, carried on by a Celery worker to its summary."""
+    crm = {**CRM, "accounts": [*CRM["accounts"], GLOBEX]}
+    with running_stack(redis_url, tmp_path, crm=crm, policy={"match_by_domain": "false"}) as stack:
+        path = write_tenants(tmp_path, stack.emulator, match_by_domain=False)
+        for key in (
+            "E2E_SF_ACCESS_TOKEN",
+            "E2E_SF_CLIENT_ID",
+            "E2E_SF_CLIENT_SECRET",
+            "E2E_SF_REFRESH_TOKEN",
+        ):
+            monkeypatch.setenv(key, stack.env[key])
+        monkeypatch.setenv("E2E_AIRCALL_TOKEN", stack.env["E2E_AIRCALL_TOKEN"])
+        source = TenantsSource(path)
+        pipe = Pipeline(
+            source.current,
+            CallStore(stack.redis, clock=lambda: NOW),
+            CrmFactory(stack.redis).crm_for,
+            source=source,
+        )
+        emails = ["jane@acme.com", "a@globex.com", "b@globex.com", "jane@acme.com", "c@globex.com"]
+        for i, email in enumerate(emails):
+            pipe.accept(call_event(f"aircall:9{i}", email, NOW - dt.timedelta(days=1, hours=i)))
+            pipe.decide(TENANT, f"aircall:9{i}")
+            pipe.write(TENANT, f"aircall:9{i}")
+        write_tenants(tmp_path, stack.emulator, match_by_domain=True)
+        pipe.reload_tenants(force=True)
+        run = reassociate.start(pipe, TENANT, reassociate.parse_since("30d"), dry_run=False, by="api")
+        celery_sender(create_celery(redis_url))(reassociate.REASSOCIATE_TASK, [TENANT, run.run_id])
+        wait_until(
+            lambda: reassociate.load(pipe, TENANT, run.run_id).state == "done",
+            timeout=60,
+            what=f"the run to be done; see {tmp_path}/worker.log",
+        )
+        done = reassociate.load(pipe, TENANT, run.run_id).summary.to_json()
+        assert done["cases"] == {"none -> domain": 3} and done["unchanged"] == 2 and done["failed"] == []
+        assert stack.tasks_for("aircall:91")[0]["WhatId"] == "001A3"
+        assert "callmatch.reassociate" in (tmp_path / "worker.log").read_text()

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from worker.core.model import Decision, Opportunity, Preference
 from worker.core.observability import CRM_REQUESTS, redact
 from worker.ingest.events import CallEvent
 from worker.pipeline.association import associate
-from worker.pipeline.celery_app import BACKFILL_PRIORITY, app, sent_now
+from worker.pipeline.celery_app import BACKFILL_PRIORITY, SOFT_TIME_LIMIT_SECONDS, app, sent_now
 from worker.pipeline.service import Pipeline, _previous, with_fetch_notes
 from worker.pipeline.store import PREFIX, CallRecord, CallStatus, Stage, status_key
 
@@ -384,6 +385,8 @@ def visit(pipe: Pipeline, tenant: str, run_id: str, call_id: str, dry_run: bool)
         old = record.decision
         try:
             planned = plan(pipe, tenant, record).to_json()
+        except SoftTimeLimitExceeded:
+            raise  # the part's time is up: not the call's failure (the next part visits it again)
         except Exception as exc:
             return Outcome(call_id, "failed", reason=_reason(exc))
         outcome = _outcome(call_id, old, planned)
@@ -395,6 +398,12 @@ def visit(pipe: Pipeline, tenant: str, run_id: str, call_id: str, dry_run: bool)
         old = json.loads(kept)  # this run was applying the call when it stopped: finish it
     try:
         return _outcome(call_id, old, _apply(pipe, tenant, call_id))
+    except SoftTimeLimitExceeded:
+        raise
+    except _WriteFailed as exc:
+        if isinstance(exc.cause, SoftTimeLimitExceeded):
+            raise exc.cause from None
+        return Outcome(call_id, "failed", reason=_reason(exc))
     except Exception as exc:
         return Outcome(call_id, "failed", reason=_reason(exc))
 
@@ -465,10 +474,11 @@ def proceed(
     run_id: str,
     *,
     limit: int | None = None,
+    seconds: float | None = None,
     on_call: Progress | None = None,
     keep_running: bool = False,
 ) -> Run:
-    """Work through the run from its cursor: all of it, or `limit` calls; the run as it then is.
+    """Work through the run from its cursor: all of it, `limit` calls, or what `seconds` allow.
 
     Stopped before the end (a limit, Ctrl-C), the run is `paused` (`keep_running`: the
     background task that sends its next part leaves it `running`); at the end, `done`.
@@ -485,7 +495,10 @@ def proceed(
         try:
             visited = 0
             cursor = run.done
+            until = None if seconds is None else time.monotonic() + seconds
             while cursor < run.total and (limit is None or visited < limit):
+                if until is not None and visited and time.monotonic() > until:
+                    break
                 call_id = str(client.lindex(todo, cursor))
                 outcome = visit(pipe, tenant, run_id, call_id, run.dry_run)
                 _commit(pipe, tenant, run_id, cursor, outcome)
@@ -507,12 +520,13 @@ def proceed(
 # --- in the background ------------------------------------------------------------------------
 
 
-def send_next(tenant: str, run_id: str) -> None:
+def send_next(tenant: str, run_id: str, countdown: float | None = None) -> None:
     """The run's next part, behind every live call (BACKFILL_PRIORITY)."""
     app.send_task(
         REASSOCIATE_TASK,
         args=[tenant, run_id],
         priority=BACKFILL_PRIORITY,
+        countdown=countdown,
         ignore_result=True,
         headers=sent_now(),
     )
@@ -523,16 +537,29 @@ def register(pipeline: Callable[[], Pipeline]) -> Any:
 
     @app.task(name=REASSOCIATE_TASK, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def reassociate_part(self: Any, tenant: str, run_id: str) -> int:
-        """CHUNK calls of a run, then the next part is sent (so live calls are served in between).
+        """CHUNK calls of a run (or what half the soft time limit allows), then the next part is sent.
 
-        A part whose run another process holds ends at once: that process carries the run on.
-        A redelivered part starts from the cursor: nothing is counted twice.
+        Live calls are served in between (each part waits at BACKFILL_PRIORITY). A part whose
+        run another process holds looks again once that process's lock would have expired
+        (a killed holder frees it); a part cut by the soft time limit sends the next one; a
+        redelivered part starts from the cursor: nothing is counted twice.
         """
         pipe = pipeline()
         try:
-            run = proceed(pipe, tenant, run_id, limit=CHUNK, keep_running=True)
+            run = proceed(
+                pipe, tenant, run_id, limit=CHUNK, seconds=SOFT_TIME_LIMIT_SECONDS / 2, keep_running=True
+            )
+        except SoftTimeLimitExceeded:
+            send_next(tenant, run_id)
+            return -1
         except ReassociateError:
-            return 0
+            try:
+                run = load(pipe, tenant, run_id)
+            except ReassociateError:
+                return 0  # the run expired
+            if run.state == "running" and not run.finished:  # held by another process: look again later
+                send_next(tenant, run_id, countdown=LOCK_SECONDS + 1)
+            return run.done
         if not run.finished:
             send_next(tenant, run_id)
         return run.done
