@@ -346,6 +346,72 @@ def _best(runs: list[Figures]) -> Figures:
     )
 
 
+def _breakdown(tenants_path: Path, environ: dict[str, str], count: int) -> list[tuple[str, float]]:
+    """Where a delivery's time goes, stage by stage, in this one process (no HTTP, no other thread).
+
+    The receiver's own steps called directly on the same signed deliveries, against a fresh
+    real Redis: wall time per delivery, mean of `count` (each alternately Aircall and Zoom).
+    """
+    import datetime as dt
+
+    from worker.config.tenants import TenantsSource
+    from worker.ingest.dedupe import seen_key
+    from worker.ingest.enqueue import CeleryEnqueuer
+    from worker.ingest.providers import HANDLERS
+    from worker.ingest.webhook import Delivery, WebhookRequest, check_event
+    from worker.pipeline.celery_app import create_celery
+    from worker.pipeline.store import CallStore
+
+    with redis_server(use_preset=False) as redis_url:
+        source = TenantsSource(tenants_path, environ)
+        tenant = source.current.get("bench")
+        assert tenant is not None
+        client = redis.Redis.from_url(redis_url)
+        store = CallStore(client)
+        enqueuer = CeleryEnqueuer(create_celery(redis_url))
+        timings: dict[str, float] = {}
+
+        def timed(name: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            result = action(*args, **kwargs)
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+            return result
+
+        for index in range(-50, count):  # 50 to warm up (script load, kombu's channel), not counted
+            if index == 0:
+                timings.clear()
+            path, body, headers = _delivery(30_000_000 + index)
+            provider = path.rsplit("/", 1)[1]
+            timed("tenants file check (stat)", source.reload)
+            request = WebhookRequest(
+                tenant=tenant,
+                config=tenant.providers[provider],
+                body=body,
+                headers=headers,
+                url=f"http://127.0.0.1{path}",
+                now=dt.datetime.now(dt.UTC),
+            )
+            handler = HANDLERS[provider]
+            delivery = timed("verify signature + parse (pydantic)", handler, request)
+            assert isinstance(delivery, Delivery)
+            event = delivery.events[0]
+            timed("check_event (JSON round trip)", check_event, event)
+            message = timed("prepare: send_task's message", enqueuer.prepare, event)
+            assert message is not None
+            timed(
+                "accept + push: 1 EVALSHA",
+                store.accept,
+                seen_key("bench", provider, event.event_id),
+                3600,
+                "bench",
+                event.call_id,
+                event.to_json(),
+                push=(message.key, message.payload),
+            )
+            timed("(before) send_task round trip", enqueuer.enqueue, event)
+        return [(name, seconds / count * 1000) for name, seconds in timings.items()]
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -365,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", default="1,2", help="uvicorn processes, comma-separated")
     parser.add_argument("--only", choices=[t.name for t in TARGETS], action="append")
     parser.add_argument("--repeat", type=int, default=2, help="runs per target; the best is printed")
+    parser.add_argument("--breakdown-count", type=int, default=2000, help="deliveries timed stage by stage")
     args = parser.parse_args(argv if argv is not None else [])
     if shutil.which("redis-server") is None:
         print("ingest: skipped (redis-server not installed)")
@@ -426,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"    one round trip / two:       capacity {ours.capacity.rate() / before.capacity.rate():.2f}x, "
                     f"CPU per ack {ours.cpu_ms / before.cpu_ms:.2f}x"
                 )
+        stages = _breakdown(workdir / "tenants.yaml", env, args.breakdown_count)
+        print(f"  where a delivery's time goes (in-process, one thread, mean of {args.breakdown_count:,}):")
+        for name, ms in stages:
+            print(f"    {name:40}{ms:>6.3f} ms")
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
