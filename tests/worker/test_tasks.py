@@ -99,3 +99,16 @@ def test_an_unexpected_exception_is_retried_then_buried_with_its_type(redis_serv
     assert record.status is CallStatus.DEAD and record.next_stage is None
     assert record.error is not None and "internal error: KeyError" in record.error["reason"]
     assert [d.call_id for d in pipe.store.dead_letters()] == ["aircall:812731"]
+
+
+def test_a_stage_sends_its_next_stage_at_the_priority_it_came_with() -> None:
+    """A backfill's write stays behind live calls: `_priority` reads the message's own priority."""
+    from worker.pipeline.celery_app import BACKFILL_PRIORITY, app
+    from worker.pipeline.tasks import _priority
+
+    @app.task(bind=True, name="tests.priority_probe")
+    def probe(self: Any) -> int | None:
+        return _priority(self)
+
+    assert probe.apply(priority=BACKFILL_PRIORITY).result == BACKFILL_PRIORITY
+    assert probe.apply().result is None

@@ -484,12 +484,18 @@ def fetch(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
     return _fetch_stage(self, tenant, call_id)
 
 
+def _priority(task: Task[Any, Any]) -> int | None:
+    """The priority the task's message came with: a backfill's next stage stays behind live calls."""
+    priority = (task.request.delivery_info or {}).get("priority")
+    return int(priority) if isinstance(priority, int) else None
+
+
 @app.task(name=ASSOCIATE_TASK, **TASK_OPTIONS)
 def associate(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
     decision = run_stage(self, Stage.ASSOCIATE, tenant, call_id, lambda: pipeline().decide(tenant, call_id))
     if decision is None:
         return None
-    app.send_task(WRITE_TASK, args=[tenant, call_id], headers=sent_now())
+    app.send_task(WRITE_TASK, args=[tenant, call_id], headers=sent_now(), priority=_priority(self))
     return decision.case.value
 
 
@@ -673,7 +679,7 @@ def refresh(self: Task[Any, Any], tenant: str, call_id: str) -> str | None:
         raise self.retry(
             exc=exc, countdown=backoff(self.request.retries), max_retries=MAX_RETRIES, headers=sent_now()
         ) from None
-    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now())
+    app.send_task(ASSOCIATE_TASK, args=[tenant, call_id], headers=sent_now(), priority=_priority(self))
     return call_id
 
 
