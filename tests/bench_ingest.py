@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  capacity: closed loop, {args.concurrency} connections, {args.count:,} deliveries; "
             f"paced: open loop at {args.rate:,.0f}/s on {args.connections} connections, {args.paced_count:,} "
-            f"deliveries, latency from the scheduled send; best of {args.repeat} interleaved runs"
+            f"deliveries, latency from the scheduled send; best of {args.repeat} interleaved runs; "
+            f"load average before {os.getloadavg()[0]:.1f}"
         )
         targets = [t for t in TARGETS if not args.only or t.name in args.only]
         for processes in (int(p) for p in args.processes.split(",")):
@@ -493,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"    one round trip / two:       capacity {ours.capacity.rate() / before.capacity.rate():.2f}x, "
                     f"CPU per ack {ours.cpu_ms / before.cpu_ms:.2f}x"
                 )
+        print(
+            f"  load average after {os.getloadavg()[0]:.1f} (above the core count: other work shared the cores)"
+        )
         stages = _breakdown(workdir / "tenants.yaml", env, args.breakdown_count)
         print(f"  where a delivery's time goes (in-process, one thread, mean of {args.breakdown_count:,}):")
         for name, ms in stages:
