@@ -3,8 +3,9 @@
 It answers well inside the senders' deadlines (Zoom and Graph 3 s, Aircall 5 s)
 because it never calls a CRM or a provider API: the worker does that from the
 queue. A 2xx means the call's record (with its event) and the de-duplication mark
-were written in one Redis transaction; the queue message only wakes a worker, and
-if it is lost the sweep re-enqueues the call. Errors are JSON, with the field named
+were written in one Redis transaction (with the queue message too, in the same round trip,
+when the broker is that Redis); the queue message only wakes a worker, and if it is lost
+the sweep re-enqueues the call. Errors are JSON, with the field named
 and nothing kept: 400 broken or incomplete payload, 401 bad signature, 404 unknown
 tenant or provider, 413 body over the limit, 503 with Retry-After when Redis cannot
 keep the event (the provider redelivers). No input gives a 5xx other than that 503.
