@@ -98,7 +98,9 @@ class Lookup:
         )
 
 
-def _queries(first: tuple[ActivityQuery, ...], second: tuple[ActivityQuery, ...]) -> tuple[ActivityQuery, ...]:
+def _queries(
+    first: tuple[ActivityQuery, ...], second: tuple[ActivityQuery, ...]
+) -> tuple[ActivityQuery, ...]:
     """Both sets of A1 queries, one per call id (a later one for the same call replaces it), in call-id order."""
     by_call = {q.call_id: q for q in (*first, *second)}
     return tuple(by_call[c] for c in sorted(by_call))

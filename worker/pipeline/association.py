@@ -57,7 +57,9 @@ def needed_keys(
     opportunity_ids: set[str] = set()
 
     removed = previous.removed_ids("contact") if previous is not None else frozenset()
-    matching = match_participants(call, policy, crm, exclusions=Exclusions(removed_contacts=removed), keys=keys)
+    matching = match_participants(
+        call, policy, crm, exclusions=Exclusions(removed_contacts=removed), keys=keys
+    )
     contact_ids.update(matching.contact_ids)
     account_ids.update(matching.domain_account_ids)
     if policy.skip_converted_leads:
