@@ -106,7 +106,7 @@ def test_a_stage_sends_its_next_stage_at_the_priority_it_came_with() -> None:
     from worker.pipeline.celery_app import BACKFILL_PRIORITY, app
     from worker.pipeline.tasks import _priority
 
-    @app.task(bind=True, name="tests.priority_probe")
+    @app.task(bind=True, name="tests.priority_probe")  # type: ignore[untyped-decorator]
     def probe(self: Any) -> int | None:
         return _priority(self)
 
