@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"CPU per ack {ours.cpu_ms / before.cpu_ms:.2f}x"
                 )
         print(
-            f"  load average after {os.getloadavg()[0]:.1f} (above the core count: other work shared the cores)"
+            f"  load average after {os.getloadavg()[0]:.1f} (this benchmark's own server, Redis and load generator included)"
         )
         stages = _breakdown(workdir / "tenants.yaml", env, args.breakdown_count)
         print(f"  where a delivery's time goes (in-process, one thread, mean of {args.breakdown_count:,}):")
