@@ -586,7 +586,7 @@ def _batch_of_tenant(pipe: Pipeline, tenant: str, call_ids: list[str]) -> dict[s
             owed.append(call_id)
     try:
         pipe.tenant(tenant)
-        with timed(Stage.ASSOCIATE.value):
+        with timed(Stage.ASSOCIATE.value, len(owed)):
             decisions = pipe.decide_batch(tenant, owed)
     except Exception as exc:  # the batch's reads: every call still owes its association
         log.warning(
@@ -602,7 +602,7 @@ def _batch_of_tenant(pipe: Pipeline, tenant: str, call_ids: list[str]) -> dict[s
         with contextlib.suppress(Exception):  # a count lost is not worth losing the write for
             store.count_attempt(tenant, call_id, Stage.WRITE)
     try:
-        with timed(Stage.WRITE.value):
+        with timed(Stage.WRITE.value, len(decided)):
             written = pipe.write_batch(tenant, decided) if decided else {}
     except Exception as exc:  # stops every write (rate limit, credentials, CRM down): each call owes it
         for call_id in decided:
