@@ -221,6 +221,8 @@ class HubSpotCrm(CrmPort):
         self._domains_read: set[str] = set()
         self._activities: dict[ActivityQuery, list[Activity]] = {}
         self._activity_hits: dict[tuple[str, str], list[JsonObject]] = {}
+        self._activity_links: dict[tuple[str, str], dict[str, set[str]]] = {}
+        """(kind, activity id) -> to kind -> linked ids, as this association's reads saw them."""
         self._capabilities: Capabilities | None = None
         self._guarded = False
 
@@ -728,6 +730,9 @@ class HubSpotCrm(CrmPort):
                 links = self.client.associations_of(kind, target, ids, meter=self._meter("activity_links"))
                 for activity_id, entries in links.items():
                     linked[target][activity_id] = to_ids(entries)
+        for hit in hits:
+            hit_id = str(hit["id"])
+            self._activity_links[(kind, hit_id)] = {t: set(linked[t].get(hit_id, [])) for t in targets}
         return [
             activity_from(
                 kind,
@@ -881,8 +886,10 @@ class HubSpotCrm(CrmPort):
     ) -> list[WrittenActivity | ExternalError]:
         """W1 for a batch: every call whose activity the round's reads (or the ledger) showed to be
         new goes out in one batch create per kind (100 inputs, associations inline, the call id
-        as `objectWriteTraceId`); the others, and an input HubSpot refuses in its 207 answer,
-        go through `upsert_activity` one by one, so a call's own error is its outcome."""
+        as `objectWriteTraceId`); those they showed to exist, in one batch update per kind with
+        their changed links in v4 batch creates / archives (`_batch_update`); the others, and an
+        input HubSpot refuses in its 207 answer, go through `upsert_activity` one by one, so a
+        call's own error is its outcome."""
         if len(writes) <= 1:
             return super().upsert_activities(writes)
         out: list[WrittenActivity | ExternalError | None] = [None] * len(writes)
@@ -907,6 +914,20 @@ class HubSpotCrm(CrmPort):
             for start in range(0, len(indices), BATCH_SIZE):
                 part = indices[start : start + BATCH_SIZE]
                 alone += self._fresh(lambda kind=kind, part=part: self._batch_create(kind, writes, part, out))  # type: ignore[misc]
+        updates: dict[str, list[tuple[int, str]]] = {}
+        for i in list(alone):
+            call = writes[i][0]
+            kind = "meetings" if call.kind is CallKind.MEETING else "calls"
+            existing = self._known_activity(kind, call.id)
+            if existing is not None:
+                updates.setdefault(kind, []).append((i, existing))
+                alone.remove(i)
+        for kind, found in updates.items():
+            for start in range(0, len(found), BATCH_SIZE):
+                chunk = found[start : start + BATCH_SIZE]
+                alone += self._fresh(
+                    lambda kind=kind, chunk=chunk: self._batch_update(kind, writes, chunk, out)  # type: ignore[misc]
+                )
         for i in sorted(alone):
             call, decision = writes[i]
             try:
@@ -958,6 +979,109 @@ class HubSpotCrm(CrmPort):
                 self._activity_hits[(kind, call_id)] = [result]
                 out[i] = WrittenActivity(id=object_id, kind=kind, created=True)
         return sorted(calls.values())
+
+    def _known_activity(self, kind: str, call_id: str) -> str | None:
+        """The call's existing activity when known without a request: the ledger, or this round's reads."""
+        if self.ledger is not None:
+            ref = self.ledger.find(call_id)
+            if ref is not None:
+                return ref[1] if ref[0] == kind else None
+        if (kind, call_id) not in self._activity_hits:
+            return None
+        return self._existing_activity(kind, call_id)
+
+    def _batch_update(
+        self,
+        kind: str,
+        writes: Sequence[tuple[Call, Decision]],
+        part: list[tuple[int, str]],
+        out: list[WrittenActivity | ExternalError | None],
+    ) -> list[int]:
+        """Existing activities of a batch: their links changed as `_update_activity` would change them
+        (only what differs; links known from this round's reads, else one v4 read per target kind),
+        then one batch update. The indices left to write one by one: a call whose link or update
+        HubSpot refused (so its error is classified as alone), every call of a request refused whole."""
+        meter = self._meter("upsert_activity")
+        calls = {writes[i][0].id: (i, object_id) for i, object_id in part}
+        by_object = {object_id: writes[i][0].id for i, object_id in part}
+        failed: set[str] = set()
+        with ExitStack() as stack:
+            if self.ledger is not None:
+                for call_id in sorted(calls):
+                    stack.enter_context(self.ledger.hold(call_id))
+            targets = {call_id: self._targets(writes[i][1]) for call_id, (i, _) in calls.items()}
+            unknown = sorted(o for o in by_object if (kind, o) not in self._activity_links)
+            read: dict[str, dict[str, set[str]]] = {o: {} for o in unknown}
+            for to_kind in ("contacts", "companies", "deals") if unknown else ():
+                for object_id, entries in self.client.associations_of(
+                    kind, to_kind, unknown, meter=meter
+                ).items():
+                    if object_id in read:
+                        read[object_id][to_kind] = set(to_ids(entries))
+            added: dict[str, list[JsonObject]] = {}
+            stale: dict[str, dict[str, list[str]]] = {}
+            for call_id, (_i, object_id) in calls.items():
+                linked = read.get(object_id) or self._activity_links.get((kind, object_id)) or {}
+                for to_kind, (new, old) in self._link_changes(
+                    kind, object_id, linked, targets[call_id]
+                ).items():
+                    added.setdefault(to_kind, []).extend(new)
+                    if old:
+                        stale.setdefault(to_kind, {})[object_id] = old
+            for to_kind, inputs in sorted(added.items()):
+                if not inputs:
+                    continue
+                try:
+                    answers = self.client.batch_create_associations(kind, to_kind, inputs, meter=meter)
+                except (CredentialsExpiredError, RateLimitedError):
+                    raise
+                except FatalError:
+                    failed |= {by_object[str(x["from"]["id"])] for x in inputs}
+                    continue
+                for data in answers:
+                    for error in data.get("errors") or []:
+                        for from_id in (error.get("context") or {}).get("fromObjectId") or []:
+                            failed.add(by_object.get(str(from_id), ""))
+            for to_kind, by_from in sorted(stale.items()):
+                by_from = {o: ids for o, ids in by_from.items() if by_object[o] not in failed}
+                try:
+                    self.client.batch_archive_associations(kind, to_kind, by_from, meter=meter)
+                except (CredentialsExpiredError, RateLimitedError):
+                    raise
+                except FatalError:
+                    failed |= {by_object[o] for o in by_from}
+            inputs = [
+                {
+                    "id": object_id,
+                    "properties": self._activity_properties(kind, writes[i][0], writes[i][1]),
+                    "objectWriteTraceId": call_id,
+                }
+                for call_id, (i, object_id) in calls.items()
+                if call_id not in failed
+            ]
+            done: set[str] = set()
+            if inputs:
+                try:
+                    data = self.client.batch_update(kind, inputs, meter=meter)
+                except PropertyMissingError:
+                    raise
+                except (CredentialsExpiredError, RateLimitedError):
+                    raise
+                except FatalError:
+                    data = {}
+                for result in data.get("results") or []:
+                    call_id = str(
+                        result.get("objectWriteTraceId") or by_object.get(str(result.get("id")), "")
+                    )
+                    if call_id not in calls or call_id in failed:
+                        continue
+                    i, object_id = calls[call_id]
+                    if self.ledger is not None:
+                        self.ledger.record(call_id, kind, object_id)
+                    self._activity_links.pop((kind, object_id), None)  # changed: a later write reads again
+                    out[i] = WrittenActivity(id=object_id, kind=kind, created=False)
+                    done.add(call_id)
+        return sorted(i for call_id, (i, _) in calls.items() if call_id not in done)
 
     def _holder_of(self, kind: str, call_id: str) -> str | None:
         """After a refused create, on a portal whose external id is unique (HubSpot refuses a second
@@ -1012,26 +1136,36 @@ class HubSpotCrm(CrmPort):
         meter = self._meter("upsert_activity")
         current = self.client.get(kind, object_id, [], tuple(targets), meter=meter).get("associations") or {}
         self.client.update(kind, object_id, properties, meter=meter)
+        linked = {
+            to_kind: {str(r["id"]) for r in (current.get(to_kind) or {}).get("results") or []}
+            for to_kind in targets
+        }
+        for to_kind, (added, stale) in self._link_changes(kind, object_id, linked, targets).items():
+            self.client.create_associations(kind, to_kind, added, meter=meter)
+            self.client.archive_associations(kind, to_kind, object_id, stale, meter=meter)
+
+    @staticmethod
+    def _link_changes(
+        kind: str, object_id: str, linked: dict[str, set[str]], targets: dict[str, list[str]]
+    ) -> dict[str, tuple[list[JsonObject], list[str]]]:
+        """Per target kind: the v4 create inputs of the targets not yet linked, and the linked companies
+        or deals no longer chosen (contacts are never unlinked: someone else may have put them there)."""
+        out: dict[str, tuple[list[JsonObject], list[str]]] = {}
         for to_kind, wanted in targets.items():
-            linked = {str(r["id"]) for r in (current.get(to_kind) or {}).get("results") or []}
+            have = linked.get(to_kind, set())
             type_id = ACTIVITY_ASSOCIATION_TYPES[kind][to_kind]
-            self.client.create_associations(
-                kind,
-                to_kind,
-                [
-                    {
-                        "from": {"id": object_id},
-                        "to": {"id": to_id},
-                        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
-                    }
-                    for to_id in wanted
-                    if to_id not in linked
-                ],
-                meter=meter,
-            )
-            if to_kind != "contacts":
-                stale = sorted(linked - set(wanted))
-                self.client.archive_associations(kind, to_kind, object_id, stale, meter=meter)
+            added = [
+                {
+                    "from": {"id": object_id},
+                    "to": {"id": to_id},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+                }
+                for to_id in wanted
+                if to_id not in have
+            ]
+            stale = sorted(have - set(wanted)) if to_kind != "contacts" else []
+            out[to_kind] = (added, stale)
+        return out
 
     def _targets(self, decision: Decision) -> dict[str, list[str]]:
         """W3: every contact (leads are contacts here), the company and the deal."""

@@ -56,6 +56,9 @@ SEARCH_MAX_BODY = 3000
 """CRM search guide: "If the body of your request exceeds 3,000 characters, a 400 error will be returned."."""
 BATCH_MAX_INPUTS = 100
 V3_ASSOCIATION_PAGE = 100
+ASSOCIATION_WRITE_MAX = 2000
+"""v4 association batch create / archive: inputs per request (HubSpot's own pages give no figure;
+2,000 is the limit integrations such as Workato's HubSpot connector document)."""
 """v3 object reads page an association block beyond 100 entries (HubSpot changelog, Jan 2021)."""
 
 
@@ -482,6 +485,10 @@ class HubSpotEmulator:
                     return self._assoc_read(from_kind, to_kind, body)
                 if action == "batch/create":
                     return self._assoc_create(from_kind, to_kind, body)
+                if len(body.get("inputs") or []) > ASSOCIATION_WRITE_MAX:
+                    raise ApiError(
+                        400, error_body(f"Batch size exceeds {ASSOCIATION_WRITE_MAX}", "VALIDATION_ERROR")
+                    )
                 for item in body.get("inputs") or []:
                     for to in item.get("to") or []:
                         self.store.unlink(from_kind, str(item["from"]["id"]), to_kind, str(to["id"]))
@@ -791,17 +798,27 @@ class HubSpotEmulator:
                 key = str(item.get("id", ""))
                 hits = self._find_unique(kind, id_property, key)
                 if not hits and action == "update":
-                    raise ApiError(404, error_body(f"Object {key} not found", "OBJECT_NOT_FOUND"))
+                    # one input naming no object is one entry of the 207 answer; the others are updated
+                    errors.append(self._input_error(item, f"Object {key} not found", "OBJECT_NOT_FOUND", key))
+                    continue
                 if not hits:
                     if id_property and id_property != "hs_object_id":
                         props = {id_property: key, **props}
                     obj = self._insert(kind, props)
                     results.append({**self._view(obj, None), "new": True})
                     continue
-                self._check_unique(kind, props, hits[0].id)
+                try:
+                    self._check_unique(kind, props, hits[0].id)
+                except ApiError as error:
+                    if action != "update":
+                        raise
+                    errors.append(self._input_error(item, str(error.body.get("message")), "CONFLICT", key))
+                    continue
                 obj_updated = self.store.update(kind, hits[0].id, props, iso_now())
                 assert obj_updated is not None
                 view = self._view(obj_updated, None)
+                if item.get("objectWriteTraceId") is not None:
+                    view["objectWriteTraceId"] = str(item["objectWriteTraceId"])
                 results.append({**view, "new": False} if action == "upsert" else view)
         now = iso_now()
         out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
@@ -810,6 +827,14 @@ class HubSpotEmulator:
             out["errors"] = errors
             return 207, out
         return (201, out) if action == "create" else out
+
+    @staticmethod
+    def _input_error(item: dict[str, Any], message: str, category: str, key: str) -> dict[str, Any]:
+        """One refused input of a batch update: its id (and `objectWriteTraceId`) in `context`."""
+        context: dict[str, list[str]] = {"ids": [key]}
+        if item.get("objectWriteTraceId") is not None:
+            context["objectWriteTraceId"] = [str(item["objectWriteTraceId"])]
+        return {"status": "error", "category": category, "message": message, "context": context}
 
     def _create_input(
         self, kind: str, item: dict[str, Any], props: dict[str, str], errors: list[dict[str, Any]]
@@ -958,14 +983,26 @@ class HubSpotEmulator:
         return out
 
     def _assoc_create(self, from_kind: str, to_kind: str, body: dict[str, Any]) -> Any:
+        """v4 batch create (at most `ASSOCIATION_WRITE_MAX` inputs): a pair naming an unknown
+        object is one entry of the 207 answer's `errors` (its ids in `context`); the others are linked."""
+        inputs = list(body.get("inputs") or [])
+        if len(inputs) > ASSOCIATION_WRITE_MAX:
+            raise ApiError(400, error_body(f"Batch size exceeds {ASSOCIATION_WRITE_MAX}", "VALIDATION_ERROR"))
         results = []
-        for item in body.get("inputs") or []:
+        errors: list[dict[str, Any]] = []
+        for item in inputs:
             from_id = str(item["from"]["id"])
             to_id = str(item["to"]["id"])
             if from_id not in self.store.objects[from_kind] or to_id not in self.store.objects[to_kind]:
-                raise ApiError(
-                    400, error_body(f"Unknown object in association {from_id}->{to_id}", "VALIDATION_ERROR")
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": f"Unknown object in association {from_id}->{to_id}",
+                        "context": {"fromObjectId": [from_id], "toObjectId": [to_id]},
+                    }
                 )
+                continue
             for t in item.get("types") or []:
                 self.store.link(
                     from_kind,
@@ -985,7 +1022,12 @@ class HubSpotEmulator:
                 }
             )
         now = iso_now()
-        return 201, {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+        out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+        if errors:
+            out["numErrors"] = len(errors)
+            out["errors"] = errors
+            return 207, out
+        return 201, out
 
     def _labels(self, from_kind: str, to_kind: str) -> Any:
         """The association types of a pair (`GET /crm/v4/associations/{from}/{to}/labels`)."""
