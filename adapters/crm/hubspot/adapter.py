@@ -1028,7 +1028,8 @@ class HubSpotCrm(CrmPort):
                     added.setdefault(to_kind, []).extend(new)
                     if old:
                         stale.setdefault(to_kind, {})[object_id] = old
-            for to_kind, inputs in sorted(added.items()):
+            for to_kind in ("contacts", "companies", "deals"):  # the order `_update_activity` links in
+                inputs = [x for x in added.get(to_kind, []) if by_object[str(x["from"]["id"])] not in failed]
                 if not inputs:
                     continue
                 try:
