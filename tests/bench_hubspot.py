@@ -238,6 +238,43 @@ def _batches(emulator: HubSpotEmulator, count: int, size: int) -> dict[str, floa
     return out
 
 
+def _rewrites(emulator: HubSpotEmulator, count: int = 20) -> tuple[int, int]:
+    """Requests to re-write `count` existing activities with changed decisions (the next call's
+    company and deal, its contact added): in one batch (`upsert_activities`), then one by one."""
+    from tests.adapters.crm.hubspot.many_calls import many_calls
+    from worker.pipeline.batching import BatchItem, associate_many
+
+    scenario, calls = many_calls(count)
+    mapping = HubSpotMapping(default_region="US")
+    out: list[int] = []
+    for mode in ("batched", "alone"):
+        emulator.store = Store.from_scenario(scenario, profile=PortalProfile.full())
+        client = HubSpotClient(HubSpotSettings(tenant="bench", host=emulator.url), TokenSource(TOKEN))
+        cache = TenantCache()
+        first = HubSpotCrm(client, mapping, cache)
+        decisions = associate_many([BatchItem(c, scenario.policy) for c in calls], first)
+        first.upsert_activities(list(zip(calls, decisions, strict=True)))
+        changed = [
+            dataclasses.replace(
+                d,
+                account_id=n.account_id,
+                opportunity_id=n.opportunity_id,
+                contact_ids=(*d.contact_ids, *n.contact_ids),
+            )
+            for d, n in zip(decisions, decisions[1:] + decisions[:1], strict=True)
+        ]
+        crm = HubSpotCrm(client, mapping, cache)
+        associate_many([BatchItem(c, scenario.policy) for c in calls], crm)
+        emulator.reset_counts()
+        if mode == "batched":
+            crm.upsert_activities(list(zip(calls, changed, strict=True)))
+        else:
+            for call, decision in zip(calls, changed, strict=True):
+                crm.upsert_activity(call, decision)
+        out.append(emulator.total())
+    return out[0], out[1]
+
+
 def _sustained(requests: float, searches: float, burst: int = 190, search: int = 5) -> float:
     """Associations per second one tenant sustains under HubSpot's 10-second and search limits."""
     by_burst = burst / 10.0 / requests if requests else float("inf")
@@ -263,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         ordinary = _ordinary(emulator, {})
         ordinary_native = _ordinary(emulator, {"additional_emails": "missing", "activity_kinds": "own"})
         batches = _batches(emulator, args.batch_calls, 20)
+        rewrites = _rewrites(emulator)
     same = sum(a == b for a, b in zip(batched["decisions"], baseline["decisions"], strict=True))
     same_lean = sum(a == b for a, b in zip(batched["decisions"], lean["decisions"], strict=True))
     print(f"hubspot: {args.count:,} generated calls (seed {args.seed}) through HubSpotCrm and the emulator")
@@ -322,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         f" batches of 20 {batched_rate:5.2f}/s   target >= 10/s   baseline 2.34/s (180/10 s), 1.47/s (search)"
     )
     print(f"    decisions batched == alone       {int(batches['same'])}/{args.batch_calls}")
+    print(f"    re-write of 20 existing activities: {rewrites[0]} requests (one by one: {rewrites[1]})")
     print(f"  decisions batched == baseline      {same}/{len(scenarios)}")
     print(
         f"  decisions batched == HubSpot-native {same_lean}/{len(scenarios)} (generated files share emails between contacts and put call ids on the other kind of activity, which a portal does not)"
