@@ -141,6 +141,9 @@ def configure_logging(level: str | None = None) -> None:
     Python warnings (Celery's, a library's deprecations) become log records, hence JSON lines too.
     """
     logging.config.dictConfig(logging_config(level))
+    # Off then on: `captureWarnings(True)` does nothing when an earlier capture (Celery's own
+    # logging set-up) was left half-undone by a `warnings.catch_warnings` block.
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
 
 
