@@ -8,7 +8,7 @@ per-call tasks) and batched; a record the CRM refuses is that call's dead letter
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,8 +16,7 @@ import pytest
 from adapters.crm.salesforce.mapping import SalesforceSettings
 from tests.conftest import wait_until
 from tests.e2e.stack import BIN, Stack, running_stack
-from tests.emulators.salesforce import server
-from tests.emulators.salesforce.org import OrgError
+from tests.emulators.salesforce.server import RecordRule
 from worker.dev.devstack import worker_command
 from worker.pipeline.store import CallStatus
 
@@ -87,29 +86,18 @@ def test_a_burst_is_written_once_per_call_for_fewer_requests_than_one_by_one(sta
     print(f"\n{BURST} calls: {one_by_one} CRM requests one by one, {in_batches} in batches")
 
 
-def _refusing(refused: str) -> Callable[..., tuple[int, Any]]:
-    """The org's validation rule for one record: a Task carrying this call id is refused, every time."""
-    original = server._sobjects
-    field = SalesforceSettings().external_id_field
-
-    def sobjects(emulator: Any, method: str, parts: list[str], payload: Any) -> tuple[int, Any]:
-        values = payload if isinstance(payload, dict) else {}
-        task = method in ("POST", "PATCH") and bool(parts) and parts[0] == "Task"
-        if task and (refused in parts or values.get(field) == refused):
-            raise OrgError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Calls need a RevOps subject")
-        return original(emulator, method, parts, payload)
-
-    return sobjects
-
-
-def test_a_record_the_crm_refuses_is_that_calls_dead_letter_while_the_others_land(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_record_the_crm_refuses_is_that_calls_dead_letter_while_the_others_land(stack: Stack) -> None:
     if not any(w.poll() is None for w in stack.workers):
         _restart_worker(stack, BURST)
-    monkeypatch.setattr(server, "_sobjects", _refusing("aircall:15205"))
-    ids = _burst(stack, 15200)
-    _all_settled(stack, ids)
+    # The org's validation rule refuses the Task of one call, every time (Salesforce checks each record).
+    field = SalesforceSettings().external_id_field
+    rule = RecordRule("Task", field, "aircall:15205", "Calls need a RevOps subject")
+    stack.emulator.record_rules.append(rule)
+    try:
+        ids = _burst(stack, 15200)
+        _all_settled(stack, ids)
+    finally:
+        stack.emulator.record_rules.remove(rule)
     refused = stack.record("aircall:15205")
     assert refused is not None and refused.status is CallStatus.DEAD
     assert refused.error is not None and "FIELD_CUSTOM_VALIDATION_EXCEPTION" in refused.error["reason"]

@@ -109,6 +109,26 @@ class Stats:
     """The request log of SOSL: every search's text as received, in order."""
 
 
+@dataclass(frozen=True)
+class RecordRule:
+    """A validation rule whose formula is `field = value` on one object (Salesforce evaluates
+    validation rules per record, so one record of a collection can fail while the others save)."""
+
+    sobject: str
+    field: str
+    value: str
+    message: str
+
+    def matches(self, sobject: str, parts: list[str], payload: Any) -> bool:
+        if sobject != self.sobject:
+            return False
+        values = payload if isinstance(payload, dict) else {}
+        by_url = (
+            len(parts) == 3 and parts[1] == self.field and parts[2] == self.value
+        )  # upsert by external id
+        return by_url or values.get(self.field) == self.value
+
+
 class SalesforceEmulator:
     """Start with `start()`; `instance_url`, `ca_file` and `issue_token()` are what a client needs."""
 
@@ -138,6 +158,9 @@ class SalesforceEmulator:
         self.session_min_age = 2.0
         self.latency = 0.0
         self.validation_rules: dict[str, str] = {}
+        """An org's validation rule refusing every create/update of an object: sObject name -> its message."""
+        self.record_rules: list[RecordRule] = []
+        """Validation rules of the form `field = value`: only the records they match are refused."""
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_token = refresh_token
@@ -589,6 +612,10 @@ def _sobjects(emulator: SalesforceEmulator, method: str, parts: list[str], paylo
     rule = emulator.validation_rules.get(sobject.name)
     if rule is not None and method in ("POST", "PATCH"):
         raise OrgError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule)
+    if method in ("POST", "PATCH"):
+        for record_rule in emulator.record_rules:
+            if record_rule.matches(sobject.name, parts, payload):
+                raise OrgError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", record_rule.message)
     if len(parts) == 1:
         if method != "POST":
             raise OrgError(
