@@ -115,6 +115,14 @@ def _decide(tree: Path, files: list[str]) -> float:
     return done.stdout.count(b"\n") / seconds
 
 
+def _start_up(tree: Path, file: str) -> float:
+    """`callmatch decide` on one file, start to exit, in milliseconds: the process's fixed cost."""
+    script = f"import sys; sys.path.insert(0, {str(tree)!r}); from {_cli_module(tree)} import main; sys.exit(main())"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", script, "decide", file], cwd=tree, capture_output=True, check=False)
+    return (time.perf_counter() - started) * 1000
+
+
 def compare(against: str, count: int, rounds: int, seed: int = 1) -> None:
     other = worktree(against)
     with tempfile.TemporaryDirectory(prefix="callmatch-bench-") as folder:
@@ -130,6 +138,8 @@ def compare(against: str, count: int, rounds: int, seed: int = 1) -> None:
                 figures["decide"] = _decide(tree, files)
                 for name, rate in figures.items():
                     best[side][name] = max(best[side].get(name, 0.0), rate)
+                one = min(_start_up(tree, files[0]) for _ in range(3))
+                best[side]["one"] = min(best[side].get("one", one), one)
     print(f"beside {against} ({count:,} generated scenarios, seed {seed}, v1.1 keys off; best of {rounds}):")
     print(f"  {'':28} {against:>12} {'now':>12}  now/then")
     labels = {
@@ -142,6 +152,8 @@ def compare(against: str, count: int, rounds: int, seed: int = 1) -> None:
     for name, label in labels.items():
         then, now = best["then"][name], best["now"][name]
         print(f"  {label:28} {then:>10,.0f}/s {now:>10,.0f}/s  {now / then:6.2f}")
+    then, now = best["then"]["one"], best["now"]["one"]
+    print(f"  {'callmatch decide, one file':28} {then:>10,.0f}ms {now:>10,.0f}ms  {then / now:6.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
