@@ -338,6 +338,36 @@ def _fatal(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
+def _announce_retry(
+    store: CallStore,
+    stage: Stage,
+    tenant: str,
+    call_id: str,
+    reason: str,
+    action: str,
+    countdown: float,
+    batch: bool = False,
+) -> float:
+    """Count, log and note a stage's coming retry (alone or handed on from a batch); the capped countdown."""
+    countdown = min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
+    RETRIES.labels(tenant=tenant, stage=stage.value, action=action).inc()
+    extra: dict[str, Any] = {
+        "tenant": tenant,
+        "call_id": call_id,
+        "stage": stage.value,
+        "reason": reason,
+        "action": action,
+        "countdown": round(countdown, 1),
+    }
+    if batch:
+        extra["batch"] = True
+    log.warning("stage will retry", extra=extra)
+    # If Redis cannot take the new deadline, the sweep may start the stage a little early: harmless.
+    with contextlib.suppress(redis.RedisError):
+        store.postpone(tenant, call_id, countdown)
+    return countdown
+
+
 def run_stage(
     task: Task[Any, Any],
     stage: Stage,
@@ -412,22 +442,7 @@ def run_stage(
             action,
         )
         return None
-    countdown = min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
-    RETRIES.labels(tenant=tenant, stage=stage.value, action=action).inc()
-    log.warning(
-        "stage will retry",
-        extra={
-            "tenant": tenant,
-            "call_id": call_id,
-            "stage": stage.value,
-            "reason": reason,
-            "action": action,
-            "countdown": round(countdown, 1),
-        },
-    )
-    # If Redis cannot take the new deadline, the sweep may start the stage a little early: harmless.
-    with contextlib.suppress(redis.RedisError):
-        store.postpone(tenant, call_id, countdown)
+    countdown = _announce_retry(store, stage, tenant, call_id, reason, action, countdown)
     raise task.retry(exc=error, countdown=countdown, max_retries=MAX_RETRIES, headers=sent_now())
 
 
@@ -551,23 +566,8 @@ def _hand_off(store: CallStore, stage: Stage, tenant: str, call_id: str, exc: Ba
     else:
         action = exc.action.value if isinstance(exc, ExternalError) else "retry"
         countdown = backoff(0)
-    countdown = min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
-    RETRIES.labels(tenant=tenant, stage=stage.value, action=action).inc()
     reason = str(exc) if isinstance(exc, ExternalError) else f"internal error: {type(exc).__name__}"
-    log.warning(
-        "stage will retry",
-        extra={
-            "tenant": tenant,
-            "call_id": call_id,
-            "stage": stage.value,
-            "reason": reason,
-            "action": action,
-            "countdown": round(countdown, 1),
-            "batch": True,
-        },
-    )
-    with contextlib.suppress(redis.RedisError):
-        store.postpone(tenant, call_id, countdown)
+    countdown = _announce_retry(store, stage, tenant, call_id, reason, action, countdown, batch=True)
     app.send_task(task_name, args=[tenant, call_id], countdown=countdown, retries=1, headers=sent_now())
     return "retry"
 
