@@ -26,19 +26,17 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.core.model import Decision, Opportunity, Preference
-from worker.core.observability import CRM_REQUESTS, redact
-from worker.ingest.events import CallEvent
-from worker.pipeline.association import associate
+from worker.core.model import Decision
+from worker.core.observability import redact
 from worker.pipeline.celery_app import BACKFILL_PRIORITY, SOFT_TIME_LIMIT_SECONDS, app, sent_now
-from worker.pipeline.service import Pipeline, _previous, with_fetch_notes
+from worker.pipeline.service import Pipeline
 from worker.pipeline.store import PREFIX, CallRecord, CallStatus, Stage, status_key
 
 REASSOCIATE_TASK = "callmatch.reassociate"
@@ -289,27 +287,8 @@ def latest_unfinished(pipe: Pipeline, tenant: str) -> Run:
 
 
 def plan(pipe: Pipeline, tenant_name: str, record: CallRecord) -> Decision:
-    """The refresh's decision on today's CRM data and settings, stored nowhere.
-
-    The same inputs as `Pipeline.decide` gives `associate` for a refresh: the stored result
-    with people's overrides, locks and removals on top (`Previous`), live L1 preferences.
-    """
-    tenant = pipe.tenant(tenant_name)
-    event = CallEvent.from_json(record.event)
-    port = pipe.crm_for(tenant)
-    now = pipe.store.now()
-    preferences = pipe.preferences
-
-    def preferences_for(
-        contact_ids: Sequence[str], opportunities: Sequence[Opportunity]
-    ) -> tuple[Preference, ...]:
-        return preferences.live(tenant.name, contact_ids, opportunities, now)
-
-    try:
-        decided = associate(event.to_call(), tenant.policy, port, _previous(record), preferences_for)
-    finally:
-        CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
-    return with_fetch_notes(decided, event)
+    """The refresh's decision on today's CRM data and settings, stored nowhere (`Pipeline.plan`)."""
+    return pipe.plan(pipe.tenant(tenant_name), record, pipe.store.now())
 
 
 def _as_set(value: Any) -> Any:

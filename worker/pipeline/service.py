@@ -26,7 +26,7 @@ from worker.core.model import (
 from worker.core.observability import ASSOCIATIONS, CRM_REQUESTS, WRITES
 from worker.core.port import CrmPort, WrittenActivity
 from worker.ingest.events import CallEvent
-from worker.pipeline.association import associate
+from worker.pipeline.association import PreferencesFor, associate
 from worker.pipeline.batching import BatchItem, associate_many
 from worker.pipeline.preferences import DEFAULT_PREFERENCE_DAYS, PreferenceStore, ReviewQueue
 from worker.pipeline.store import CallRecord, CallStatus, CallStore, RecordNotFoundError, Stage
@@ -190,10 +190,30 @@ class Pipeline:
         record = self.store.require(tenant_name, call_id)
         if record.decision is not None and record.next_stage != Stage.ASSOCIATE.value:
             return None
-        event = CallEvent.from_json(record.event)
-        call = event.to_call()
-        port = self.crm_for(tenant)
         now = self.store.now()
+        decision = self.plan(tenant, record, now)
+        started_at = CallEvent.from_json(record.event).to_call().started_at
+        self._keep_decision(tenant, call_id, started_at, decision, now)
+        return decision
+
+    def plan(self, tenant: Tenant, record: CallRecord, now: dt.datetime) -> Decision:
+        """The rules through the tenant's CRM for a kept call, stored nowhere (`decide` keeps it).
+
+        A refresh when a result is stored: people's overrides, locks and removals on top
+        (`Previous`), L1's live preferences.
+        """
+        event = CallEvent.from_json(record.event)
+        port = self.crm_for(tenant)
+        try:
+            decided = associate(
+                event.to_call(), tenant.policy, port, _previous(record), self._preferences_for(tenant, now)
+            )
+        finally:
+            CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
+        return with_fetch_notes(decided, event)
+
+    def _preferences_for(self, tenant: Tenant, now: dt.datetime) -> PreferencesFor:
+        """L1's source for `associate`: the live preferences of the contacts read."""
         preferences = self.preferences
 
         def preferences_for(
@@ -201,14 +221,7 @@ class Pipeline:
         ) -> tuple[Preference, ...]:
             return preferences.live(tenant.name, contact_ids, opportunities, now)
 
-        try:
-            decision = with_fetch_notes(
-                associate(call, tenant.policy, port, _previous(record), preferences_for), event
-            )
-        finally:
-            CRM_REQUESTS.labels(tenant=tenant.name, crm=tenant.crm.kind).inc(port.stats.requests)
-        self._keep_decision(tenant, call_id, call.started_at, decision, now)
-        return decision
+        return preferences_for
 
     def _keep_decision(
         self, tenant: Tenant, call_id: str, started_at: dt.datetime, decision: Decision, now: dt.datetime
@@ -252,13 +265,7 @@ class Pipeline:
             return out
         port = self.crm_for(tenant)
         now = self.store.now()
-        preferences = self.preferences
-
-        def preferences_for(
-            contact_ids: Sequence[str], opportunities: Sequence[Opportunity]
-        ) -> tuple[Preference, ...]:
-            return preferences.live(tenant.name, contact_ids, opportunities, now)
-
+        preferences_for = self._preferences_for(tenant, now)
         items = [
             BatchItem(event.to_call(), tenant.policy, _previous(record), preferences_for)
             for _, event, record in owed
