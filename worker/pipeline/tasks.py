@@ -304,7 +304,7 @@ def _bury(
 ) -> None:
     """A dead letter with its reason; if Redis cannot take it now, try again later (never drop it)."""
     try:
-        letter = store.bury(tenant, call_id, stage, reason, action)
+        _dead_letter(store, stage, tenant, call_id, reason, action)
     except redis.RedisError as exc:
         log.warning(
             "cannot record the dead letter now; will try again",
@@ -312,6 +312,11 @@ def _bury(
         )
         # The record still owes this stage, so even if this retry cannot be queued the sweep re-runs it.
         raise task.retry(countdown=backoff(0), max_retries=None, headers=sent_now()) from None
+
+
+def _dead_letter(store: CallStore, stage: Stage, tenant: str, call_id: str, reason: str, action: str) -> None:
+    """Keep the call as a dead letter, count and log it; Redis errors are the caller's to handle."""
+    letter = store.bury(tenant, call_id, stage, reason, action)
     DEAD_LETTERS.labels(tenant=tenant, stage=stage.value).inc()
     log.error(
         "dead letter",
@@ -543,21 +548,10 @@ def _hand_off(store: CallStore, stage: Stage, tenant: str, call_id: str, exc: Ba
         fatal = f"gave up after 1 attempts: {exc}", "retry"
     if fatal is not None:
         try:
-            letter = store.bury(tenant, call_id, stage, *fatal)
+            _dead_letter(store, stage, tenant, call_id, *fatal)
         except redis.RedisError:
             app.send_task(task_name, args=[tenant, call_id], headers=sent_now())
             return "alone"
-        DEAD_LETTERS.labels(tenant=tenant, stage=stage.value).inc()
-        log.error(
-            "dead letter",
-            extra={
-                "tenant": tenant,
-                "call_id": call_id,
-                "stage": stage.value,
-                "reason": fatal[0],
-                "attempts": letter.attempts,
-            },
-        )
         return "dead"
     if isinstance(exc, RateLimitedError):
         action = "rate_limited"
